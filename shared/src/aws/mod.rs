@@ -7,6 +7,7 @@
 
 pub mod codedeploy;
 pub mod codepipeline;
+pub mod ssm;
 
 pub use aws_config::SdkConfig;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;

@@ -1,0 +1,929 @@
+//! The AWS stand-in: one loopback endpoint that real SDK clients reach through
+//! `AWS_ENDPOINT_URL`.
+//!
+//! - CodePipeline `PutJobSuccessResult` / `PutJobFailureResult` /
+//!   `PutApprovalResult` and CodeDeploy `PutLifecycleEventHookExecutionStatus`
+//!   (awsJson1_1, which moto lacks) are answered here, validated like AWS:
+//!   field limits, known job / hook / approval ids, and the real exception on
+//!   a second report.
+//! - Operations given a scripted answer ([`AwsStandIn::script`]) get it.
+//! - Everything else is forwarded unchanged to moto.
+//! - Every call is recorded ([`AwsStandIn::calls`]); faults can be injected
+//!   per operation ([`AwsStandIn::inject`]).
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// A fault to inject into an operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// HTTP 400 `ThrottlingException` (awsJson) / `Throttling` (query) / 503 `SlowDown` (S3).
+    Throttle,
+    /// HTTP 500 `InternalFailure` (`ServiceUnavailableException` body).
+    ServerError,
+    /// Process the call normally, but answer only after this long (the
+    /// result is recorded even if the client gives up waiting).
+    Slow(Duration),
+    /// HTTP 400 `AccessDeniedException` naming the IAM action.
+    AccessDenied,
+    /// Close the connection without answering.
+    Drop,
+}
+
+/// One accepted report (a call that changed state in the stand-in).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// `PutJobSuccessResult`.
+    JobSuccess {
+        /// Job id.
+        job_id: String,
+        /// The request body as sent.
+        request: Value,
+    },
+    /// `PutJobFailureResult`.
+    JobFailure {
+        /// Job id.
+        job_id: String,
+        /// `failureDetails.type`.
+        failure_type: String,
+        /// `failureDetails.message`.
+        message: String,
+    },
+    /// `PutLifecycleEventHookExecutionStatus`.
+    Hook {
+        /// Deployment id.
+        deployment_id: String,
+        /// Hook execution id.
+        execution_id: String,
+        /// `Succeeded` or `Failed`.
+        status: String,
+    },
+    /// `PutApprovalResult`.
+    Approval {
+        /// Token.
+        token: String,
+        /// `Approved` or `Rejected`.
+        status: String,
+        /// Summary.
+        summary: String,
+    },
+}
+
+impl Report {
+    /// The job id, hook execution id or approval token the report is for.
+    pub fn id(&self) -> &str {
+        match self {
+            Report::JobSuccess { job_id, .. } | Report::JobFailure { job_id, .. } => job_id,
+            Report::Hook { execution_id, .. } => execution_id,
+            Report::Approval { token, .. } => token,
+        }
+    }
+}
+
+/// One recorded call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Operation name (`PutJobSuccessResult`, `DescribeServices`, `s3:GET`, …).
+    pub operation: String,
+    /// HTTP status answered (0 when the connection was dropped).
+    pub status: u16,
+    /// Error code answered, if any.
+    pub error_code: Option<String>,
+    /// The JSON request body, if it was JSON.
+    pub request: Value,
+    /// Whether moto answered it.
+    pub forwarded: bool,
+    /// When the stand-in received it.
+    pub at: Instant,
+}
+
+#[derive(Debug)]
+struct FaultRule {
+    operation: String,
+    fault: Fault,
+    remaining: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    jobs: HashMap<String, bool>,
+    deployments: HashSet<String>,
+    hooks: HashMap<(String, String), bool>,
+    approvals: HashMap<String, bool>,
+    faults: Vec<FaultRule>,
+    scripts: HashMap<String, VecDeque<(u16, Value)>>,
+    calls: Vec<Call>,
+    reports: Vec<Report>,
+}
+
+/// The running stand-in. Stops when dropped.
+#[derive(Debug)]
+pub struct AwsStandIn {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AwsStandIn {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+struct Shared {
+    state: Arc<Mutex<State>>,
+    moto: Option<String>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl AwsStandIn {
+    /// Starts the stand-in on a free loopback port, forwarding to `moto` (if given).
+    pub async fn start(moto: Option<&crate::Moto>) -> AwsStandIn {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = Arc::new(Shared {
+            state: state.clone(),
+            moto: moto.map(|m| m.url()),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        });
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(shared.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        AwsStandIn {
+            addr,
+            state,
+            server,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Environment for a function (or SDK client) to use this endpoint with
+    /// fake credentials and no instance metadata.
+    pub fn lambda_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.url()),
+            ("AWS_ACCESS_KEY_ID", "AKIASTANDINFUNCTION1".to_owned()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "standin-function-role-secret".to_owned(),
+            ),
+            (
+                "AWS_SESSION_TOKEN",
+                "standin-function-role-token".to_owned(),
+            ),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// An SDK config pointing at this endpoint (for tests that call AWS
+    /// directly: seeding moto, or driving adapters).
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        let creds = aws_credential_types::Credentials::new(
+            "AKIASTANDINTEST00001",
+            "standin-test-secret",
+            None,
+            None,
+            "standin",
+        );
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(self.url())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(creds)
+            .load()
+            .await
+    }
+
+    /// Makes `job_id` a known, pending CodePipeline job.
+    pub fn register_job(&self, job_id: &str) {
+        lock(&self.state).jobs.insert(job_id.to_owned(), false);
+    }
+
+    /// Makes a CodeDeploy deployment and one of its hook executions known.
+    pub fn register_hook(&self, deployment_id: &str, execution_id: &str) {
+        let mut s = lock(&self.state);
+        s.deployments.insert(deployment_id.to_owned());
+        s.hooks
+            .insert((deployment_id.to_owned(), execution_id.to_owned()), false);
+    }
+
+    /// Makes a manual-approval token known.
+    pub fn register_approval(&self, token: &str) {
+        lock(&self.state).approvals.insert(token.to_owned(), false);
+    }
+
+    /// Injects `fault` into the next `times` calls of `operation` (every call
+    /// when `None`). Faults stack in the order given.
+    pub fn inject(&self, operation: &str, fault: Fault, times: Option<u32>) {
+        lock(&self.state).faults.push(FaultRule {
+            operation: operation.to_owned(),
+            fault,
+            remaining: times,
+        });
+    }
+
+    /// Answers `operation` (awsJson protocols) with these bodies in turn
+    /// (HTTP 200); the last one repeats. For what moto lacks or cannot be
+    /// made to say (e.g. ECS rollout states, CodeDeploy deployment targets).
+    pub fn script(&self, operation: &str, answers: Vec<Value>) {
+        self.script_with_status(operation, answers.into_iter().map(|a| (200, a)).collect());
+    }
+
+    /// Like [`AwsStandIn::script`] with explicit statuses (an error answer is
+    /// `(400, {"__type": "…", "message": "…"})`).
+    pub fn script_with_status(&self, operation: &str, answers: Vec<(u16, Value)>) {
+        lock(&self.state)
+            .scripts
+            .insert(operation.to_owned(), answers.into_iter().collect());
+    }
+
+    /// Every call received so far.
+    pub fn calls(&self) -> Vec<Call> {
+        lock(&self.state).calls.clone()
+    }
+
+    /// Calls of one operation.
+    pub fn calls_of(&self, operation: &str) -> Vec<Call> {
+        lock(&self.state)
+            .calls
+            .iter()
+            .filter(|c| c.operation == operation)
+            .cloned()
+            .collect()
+    }
+
+    /// Every accepted report so far.
+    pub fn reports(&self) -> Vec<Report> {
+        lock(&self.state).reports.clone()
+    }
+
+    /// Accepted reports for one job id / hook execution id / token.
+    pub fn reports_for(&self, id: &str) -> Vec<Report> {
+        lock(&self.state)
+            .reports
+            .iter()
+            .filter(|r| r.id() == id)
+            .cloned()
+            .collect()
+    }
+}
+
+fn take_fault(state: &Mutex<State>, operation: &str) -> Option<Fault> {
+    let mut s = lock(state);
+    let idx = s
+        .faults
+        .iter()
+        .position(|r| r.operation == operation && r.remaining != Some(0))?;
+    let rule = &mut s.faults[idx];
+    if let Some(n) = rule.remaining.as_mut() {
+        *n -= 1;
+    }
+    Some(rule.fault.clone())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Protocol {
+    Json,
+    Query,
+    RestXml,
+}
+
+/// Operation name and protocol of a request.
+fn identify(req: &hyper::http::request::Parts, body: &[u8]) -> (String, Protocol) {
+    if let Some(target) = req
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+    {
+        let op = target.rsplit('.').next().unwrap_or(target);
+        return (op.to_owned(), Protocol::Json);
+    }
+    let is_form = req
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if is_form {
+        let text = String::from_utf8_lossy(body);
+        if let Some(action) = text.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
+            return (action.to_owned(), Protocol::Query);
+        }
+    }
+    (format!("s3:{}", req.method), Protocol::RestXml)
+}
+
+type Answer = Result<Response<Full<Bytes>>, std::io::Error>;
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let (operation, protocol) = identify(&parts, &body);
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let fault = take_fault(&shared.state, &operation);
+
+    let mut delay = None;
+    match fault {
+        Some(Fault::Drop) => {
+            record(&shared.state, &operation, 0, None, request, false);
+            return Err(std::io::Error::other("fault injected: connection dropped"));
+        }
+        Some(Fault::Slow(d)) => delay = Some(d),
+        Some(f) => {
+            let (status, code, message) = match f {
+                Fault::Throttle if protocol == Protocol::RestXml => (
+                    503,
+                    "SlowDown",
+                    "Please reduce your request rate.".to_owned(),
+                ),
+                Fault::Throttle if protocol == Protocol::Query => {
+                    (400, "Throttling", "Rate exceeded".to_owned())
+                }
+                Fault::Throttle => (400, "ThrottlingException", "Rate exceeded".to_owned()),
+                Fault::ServerError => (
+                    500,
+                    "ServiceUnavailableException",
+                    "Service is unavailable; try again".to_owned(),
+                ),
+                Fault::AccessDenied => (
+                    403,
+                    "AccessDeniedException",
+                    format!(
+                        "User: arn:aws:sts::111111111111:assumed-role/tollgate-fn/fn is not authorized to perform: {}:{operation} because no identity-based policy allows the {}:{operation} action",
+                        service_prefix(&parts),
+                        service_prefix(&parts)
+                    ),
+                ),
+                Fault::Slow(_) | Fault::Drop => unreachable_fault(),
+            };
+            let status = if f == Fault::AccessDenied && protocol == Protocol::Json {
+                400
+            } else {
+                status
+            };
+            record(
+                &shared.state,
+                &operation,
+                status,
+                Some(code.to_owned()),
+                request,
+                false,
+            );
+            return Ok(error_response(protocol, status, code, &message));
+        }
+        None => {}
+    }
+
+    let answer = if let Some(answer) = own_answer(&shared.state, &operation, &request) {
+        let (status, code) = (
+            answer.0,
+            answer
+                .1
+                .get("__type")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        );
+        record(
+            &shared.state,
+            &operation,
+            status,
+            code.clone(),
+            request,
+            false,
+        );
+        match code {
+            Some(code) => error_response(
+                Protocol::Json,
+                status,
+                &code,
+                answer
+                    .1
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+            ),
+            None => json_response(status, &answer.1),
+        }
+    } else if let Some(moto) = &shared.moto {
+        let forwarded = forward(&shared.client, moto, parts, body).await;
+        let (status, code) = match &forwarded {
+            Ok(r) => (r.status().as_u16(), None),
+            Err(_) => (502, Some("StandInForwardFailed".to_owned())),
+        };
+        record(&shared.state, &operation, status, code, request, true);
+        match forwarded {
+            Ok(r) => r,
+            Err(e) => error_response(protocol, 502, "StandInForwardFailed", &e),
+        }
+    } else {
+        record(
+            &shared.state,
+            &operation,
+            501,
+            Some("NotImplemented".into()),
+            request,
+            false,
+        );
+        error_response(
+            protocol,
+            501,
+            "NotImplemented",
+            &format!("the stand-in has no moto behind it and does not answer {operation}"),
+        )
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    Ok(answer)
+}
+
+fn unreachable_fault() -> (u16, &'static str, String) {
+    (
+        500,
+        "InternalFailure",
+        "stand-in fault handling error".to_owned(),
+    )
+}
+
+fn service_prefix(parts: &hyper::http::request::Parts) -> &'static str {
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if target.starts_with("CodePipeline") {
+        "codepipeline"
+    } else if target.starts_with("CodeDeploy") {
+        "codedeploy"
+    } else if target.starts_with("AmazonEC2ContainerService") {
+        "ecs"
+    } else if target.starts_with("AmazonSSM") {
+        "ssm"
+    } else if target.starts_with("secretsmanager") {
+        "secretsmanager"
+    } else {
+        "aws"
+    }
+}
+
+fn record(
+    state: &Mutex<State>,
+    operation: &str,
+    status: u16,
+    error_code: Option<String>,
+    request: Value,
+    forwarded: bool,
+) {
+    lock(state).calls.push(Call {
+        operation: operation.to_owned(),
+        status,
+        error_code,
+        request,
+        forwarded,
+        at: Instant::now(),
+    });
+}
+
+async fn forward(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    moto: &str,
+    parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> Result<Response<Full<Bytes>>, String> {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let uri: hyper::Uri = format!("{moto}{path}")
+        .parse()
+        .map_err(|e| format!("bad uri: {e}"))?;
+    let mut builder = Request::builder().method(parts.method.clone()).uri(uri);
+    for (name, value) in &parts.headers {
+        builder = builder.header(name, value);
+    }
+    let req = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| format!("moto did not answer: {e}"))?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+fn json_response(status: u16, body: &Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-requestid", request_id())
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap_or_default()
+}
+
+fn error_response(
+    protocol: Protocol,
+    status: u16,
+    code: &str,
+    message: &str,
+) -> Response<Full<Bytes>> {
+    let (content_type, body) = match protocol {
+        Protocol::Json => (
+            "application/x-amz-json-1.1",
+            json!({"__type": code, "message": message}).to_string(),
+        ),
+        Protocol::Query => (
+            "text/xml",
+            format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+                xml_escape(message),
+                request_id()
+            ),
+        ),
+        Protocol::RestXml => (
+            "application/xml",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{}</Message><RequestId>{}</RequestId></Error>",
+                xml_escape(message),
+                request_id()
+            ),
+        ),
+    };
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", content_type)
+        .header("x-amzn-errortype", code)
+        .header("x-amzn-requestid", request_id())
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    format!("standin-{:08}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Answers the operations the stand-in implements itself (or has a script
+/// for). `None` means "forward to moto".
+fn own_answer(state: &Mutex<State>, operation: &str, req: &Value) -> Option<(u16, Value)> {
+    let mut s = lock(state);
+    if let Some(queue) = s.scripts.get_mut(operation) {
+        let answer = if queue.len() > 1 {
+            queue.pop_front()
+        } else {
+            queue.front().cloned()
+        };
+        if let Some(a) = answer {
+            return Some(a);
+        }
+    }
+    let result = match operation {
+        "PutJobSuccessResult" => put_job_success(&mut s, req),
+        "PutJobFailureResult" => put_job_failure(&mut s, req),
+        "PutLifecycleEventHookExecutionStatus" => put_hook_status(&mut s, req),
+        "PutApprovalResult" => put_approval(&mut s, req),
+        _ => return None,
+    };
+    Some(match result {
+        Ok(body) => (200, body),
+        Err((code, message)) => (400, json!({"__type": code, "message": message})),
+    })
+}
+
+type Rejection = (&'static str, String);
+
+fn length_error(field: &str, min: usize, max: usize, len: usize) -> Rejection {
+    let constraint = if len < min {
+        format!("Member must have length greater than or equal to {min}")
+    } else {
+        format!("Member must have length less than or equal to {max}")
+    };
+    (
+        "ValidationException",
+        format!(
+            "1 validation error detected: Value at '{field}' failed to satisfy constraint: {constraint}"
+        ),
+    )
+}
+
+fn check_len(
+    req: &Value,
+    pointer: &str,
+    field: &str,
+    min: usize,
+    max: usize,
+    required: bool,
+) -> Result<(), Rejection> {
+    match req.pointer(pointer) {
+        None | Some(Value::Null) if !required => Ok(()),
+        None | Some(Value::Null) => Err((
+            "ValidationException",
+            format!(
+                "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+            ),
+        )),
+        Some(Value::String(s)) => {
+            let len = s.chars().count();
+            if len < min || len > max {
+                Err(length_error(field, min, max, len))
+            } else {
+                Ok(())
+            }
+        }
+        Some(_) => Err((
+            "SerializationException",
+            format!("{field} must be a string"),
+        )),
+    }
+}
+
+fn take_job(s: &mut State, req: &Value) -> Result<String, Rejection> {
+    let job_id = req
+        .get("jobId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    match s.jobs.get(&job_id) {
+        None => Err((
+            "JobNotFoundException",
+            format!("The job {job_id} was not found"),
+        )),
+        Some(true) => Err((
+            "InvalidJobStateException",
+            format!(
+                "Job {job_id} is not in a valid state for this operation: it already has a result"
+            ),
+        )),
+        Some(false) => Ok(job_id),
+    }
+}
+
+fn put_job_success(s: &mut State, req: &Value) -> Result<Value, Rejection> {
+    check_len(
+        req,
+        "/executionDetails/summary",
+        "executionDetails.summary",
+        1,
+        2048,
+        false,
+    )?;
+    check_len(
+        req,
+        "/executionDetails/externalExecutionId",
+        "executionDetails.externalExecutionId",
+        1,
+        1500,
+        false,
+    )?;
+    check_len(
+        req,
+        "/continuationToken",
+        "continuationToken",
+        1,
+        2048,
+        false,
+    )?;
+    if let Some(p) = req.pointer("/executionDetails/percentComplete") {
+        let ok = p.as_i64().is_some_and(|p| (0..=100).contains(&p));
+        if !ok {
+            return Err((
+                "ValidationException",
+                "1 validation error detected: Value at 'executionDetails.percentComplete' failed to satisfy constraint: Member must have value between 0 and 100".into(),
+            ));
+        }
+    }
+    if let Some(vars) = req.get("outputVariables").and_then(Value::as_object) {
+        if req.get("continuationToken").is_some() {
+            return Err((
+                "ValidationException",
+                "outputVariables cannot be set together with a continuationToken".into(),
+            ));
+        }
+        for key in vars.keys() {
+            let ok = !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '-' | '_'));
+            if !ok {
+                return Err((
+                    "ValidationException",
+                    format!(
+                        "1 validation error detected: Value at 'outputVariables' failed to satisfy constraint: Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [A-Za-z0-9@\\-_]+] (key {key:?})"
+                    ),
+                ));
+            }
+        }
+    }
+    let job_id = take_job(s, req)?;
+    s.jobs.insert(job_id.clone(), true);
+    s.reports.push(Report::JobSuccess {
+        job_id,
+        request: req.clone(),
+    });
+    Ok(json!({}))
+}
+
+fn put_job_failure(s: &mut State, req: &Value) -> Result<Value, Rejection> {
+    check_len(
+        req,
+        "/failureDetails/message",
+        "failureDetails.message",
+        1,
+        5000,
+        true,
+    )?;
+    check_len(
+        req,
+        "/failureDetails/externalExecutionId",
+        "failureDetails.externalExecutionId",
+        1,
+        1500,
+        false,
+    )?;
+    let failure_type = req
+        .pointer("/failureDetails/type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    const TYPES: &[&str] = &[
+        "JobFailed",
+        "ConfigurationError",
+        "PermissionError",
+        "RevisionOutOfSync",
+        "RevisionUnavailable",
+        "SystemUnavailable",
+    ];
+    if !TYPES.contains(&failure_type) {
+        return Err((
+            "ValidationException",
+            format!(
+                "1 validation error detected: Value '{failure_type}' at 'failureDetails.type' failed to satisfy constraint: Member must satisfy enum value set: {TYPES:?}"
+            ),
+        ));
+    }
+    let job_id = take_job(s, req)?;
+    s.jobs.insert(job_id.clone(), true);
+    s.reports.push(Report::JobFailure {
+        job_id,
+        failure_type: failure_type.to_owned(),
+        message: req
+            .pointer("/failureDetails/message")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    });
+    Ok(json!({}))
+}
+
+fn put_hook_status(s: &mut State, req: &Value) -> Result<Value, Rejection> {
+    let deployment_id = req
+        .get("deploymentId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let execution_id = req
+        .get("lifecycleEventHookExecutionId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let status = req
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if !s.deployments.contains(&deployment_id) {
+        return Err((
+            "DeploymentDoesNotExistException",
+            format!("The deployment {deployment_id} could not be found"),
+        ));
+    }
+    let key = (deployment_id.clone(), execution_id.clone());
+    match s.hooks.get(&key) {
+        None => {
+            return Err((
+                "InvalidLifecycleEventHookExecutionIdException",
+                "A lifecycle event hook is invalid".into(),
+            ));
+        }
+        Some(true) => {
+            return Err((
+                "LifecycleEventAlreadyCompletedException",
+                format!("The lifecycle event hook execution {execution_id} is already completed"),
+            ));
+        }
+        Some(false) => {}
+    }
+    if status != "Succeeded" && status != "Failed" {
+        return Err((
+            "InvalidLifecycleEventHookExecutionStatusException",
+            format!(
+                "The result of a Lambda validation function must be Succeeded or Failed, not {status:?}"
+            ),
+        ));
+    }
+    s.hooks.insert(key, true);
+    s.reports.push(Report::Hook {
+        deployment_id,
+        execution_id: execution_id.clone(),
+        status,
+    });
+    Ok(json!({"lifecycleEventHookExecutionId": execution_id}))
+}
+
+fn put_approval(s: &mut State, req: &Value) -> Result<Value, Rejection> {
+    check_len(req, "/result/summary", "result.summary", 0, 512, true)?;
+    let status = req
+        .pointer("/result/status")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if status != "Approved" && status != "Rejected" {
+        return Err((
+            "ValidationException",
+            "1 validation error detected: Value at 'result.status' failed to satisfy constraint: Member must satisfy enum value set: [Approved, Rejected]".into(),
+        ));
+    }
+    let token = req
+        .get("token")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    match s.approvals.get(&token) {
+        None => {
+            return Err((
+                "InvalidApprovalTokenException",
+                "The approval token is not valid".into(),
+            ));
+        }
+        Some(true) => {
+            return Err((
+                "ApprovalAlreadyCompletedException",
+                "The approval action has already been approved or rejected".into(),
+            ));
+        }
+        Some(false) => {}
+    }
+    s.approvals.insert(token.clone(), true);
+    s.reports.push(Report::Approval {
+        token,
+        status,
+        summary: req
+            .pointer("/result/summary")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    Ok(json!({"approvedAt": now}))
+}
