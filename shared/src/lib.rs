@@ -18,6 +18,7 @@
 //! use in-memory fakes or the local stand-ins in the `tollgate-tests` crate.
 
 pub mod aws;
+pub mod checks;
 pub mod config;
 pub mod events;
 pub mod lambda;

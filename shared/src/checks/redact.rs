@@ -1,0 +1,131 @@
+//! Keeping secrets out of results: which headers are secret, and scrubbing
+//! secret values (secret variables, secret header values, URL passwords) from
+//! every text a result carries.
+
+use reqwest::Url;
+use reqwest::header::HeaderName;
+
+/// Header names whose values are always secret.
+const ALWAYS_SECRET: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "x-amz-security-token",
+];
+
+/// Fragments that make a header name secret (`x-auth-token`, `x-client-secret`).
+const SECRET_FRAGMENTS: &[&str] = &[
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "api-key",
+    "apikey",
+    "credential",
+    "signature",
+    "session",
+];
+
+/// Decides which header names are secret: the built-in list, names
+/// containing secret-looking words, and the spec's `secret_headers`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SecretHeaders {
+    extra: Vec<String>,
+}
+
+impl SecretHeaders {
+    pub(crate) fn new(extra: Vec<String>) -> Self {
+        Self {
+            extra: extra.into_iter().map(|n| n.to_ascii_lowercase()).collect(),
+        }
+    }
+
+    pub(crate) fn is_secret(&self, name: &HeaderName) -> bool {
+        let n = name.as_str();
+        ALWAYS_SECRET.contains(&n)
+            || SECRET_FRAGMENTS.iter().any(|f| n.contains(f))
+            || self.extra.iter().any(|e| e == n)
+    }
+}
+
+/// Replaces known secret values in result texts with `<redacted>`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Redactor {
+    values: Vec<String>,
+}
+
+impl Redactor {
+    /// Registers a value to hide. Very short values (under 4 chars) are
+    /// skipped: hiding "1" everywhere would garble every result.
+    pub(crate) fn add(&mut self, value: &str) {
+        let v = value.trim();
+        if v.chars().count() >= 4 && !self.values.iter().any(|e| e == v) {
+            self.values.push(v.to_owned());
+            // Longest first, so a value containing another is hidden whole.
+            self.values.sort_by_key(|e| std::cmp::Reverse(e.len()));
+        }
+    }
+
+    /// `text` with every registered value replaced.
+    pub(crate) fn clean(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for v in &self.values {
+            if out.contains(v.as_str()) {
+                out = out.replace(v.as_str(), "<redacted>");
+            }
+        }
+        out
+    }
+
+    /// In-place form of [`Redactor::clean`].
+    pub(crate) fn clean_in_place(&self, text: &mut String) {
+        if self.values.iter().any(|v| text.contains(v.as_str())) {
+            *text = self.clean(text);
+        }
+    }
+}
+
+/// A URL for display: password removed, then secret values scrubbed.
+pub(crate) fn display_url(url: &Url, redactor: &Redactor) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        // Only fails for URLs that cannot have credentials, which this one has.
+        let _ = shown.set_password(Some("redacted"));
+    }
+    redactor.clean(shown.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_header_names() {
+        let s = SecretHeaders::new(vec!["X-Internal".into()]);
+        for n in [
+            "authorization",
+            "x-auth-token",
+            "x-client-secret",
+            "x-internal",
+            "cookie",
+        ] {
+            assert!(s.is_secret(&HeaderName::from_static(n)), "{n}");
+        }
+        for n in ["content-type", "host", "x-version", "etag"] {
+            assert!(!s.is_secret(&HeaderName::from_static(n)), "{n}");
+        }
+    }
+
+    #[test]
+    fn redactor_hides_values_and_url_passwords() {
+        let mut r = Redactor::default();
+        r.add("tok-123456");
+        r.add("ab");
+        assert_eq!(r.clean("Bearer tok-123456 ab"), "Bearer <redacted> ab");
+        let url = Url::parse("https://user:pw@example.com/x?t=tok-123456").expect("url");
+        let shown = display_url(&url, &r);
+        assert_eq!(shown, "https://user:redacted@example.com/x?t=<redacted>");
+    }
+}
