@@ -20,6 +20,7 @@
 pub mod aws;
 pub mod checks;
 pub mod config;
+pub mod deploy;
 pub mod events;
 pub mod lambda;
 pub mod report;

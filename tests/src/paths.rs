@@ -26,8 +26,10 @@ pub fn event(function: &str, case: &str) -> serde_json::Value {
 /// `$TOLLGATE_BIN_DIR/<name>` when that is set (e.g. `target/debug` while
 /// iterating). Panics with the command to run when it is missing.
 pub fn function_binary(name: &str) -> PathBuf {
+    // A relative TOLLGATE_BIN_DIR is taken from the workspace root (tests run
+    // with the package directory as their working directory).
     let dir = std::env::var_os("TOLLGATE_BIN_DIR")
-        .map(PathBuf::from)
+        .map(|d| workspace_root().join(d))
         .unwrap_or_else(|| {
             std::env::var_os("CARGO_TARGET_DIR")
                 .map(PathBuf::from)

@@ -6,7 +6,9 @@
 //! tests point real clients at the local stand-in.
 
 pub mod codedeploy;
+pub mod codedeploy_read;
 pub mod codepipeline;
+pub mod elbv2;
 pub mod ssm;
 
 pub use aws_config::SdkConfig;

@@ -5,6 +5,7 @@
 
 pub mod codedeploy;
 pub mod codepipeline;
+pub mod ecs_hook;
 
 pub use codedeploy::CodeDeployHookEvent;
 pub use codepipeline::{CodePipelineEvent, Job};

@@ -24,6 +24,7 @@ pub mod limits;
 pub mod pipeline;
 
 pub use guard::{Budget, Step, install_panic_hook};
+pub(crate) use guard::{WorkEnd, run_work};
 pub use hook::{HookOutcome, HookReporter, HookStatus};
 pub use pipeline::{FailureKind, JobFailure, JobOutcome, JobReporter, JobSuccess};
 

@@ -1,0 +1,343 @@
+//! Tells the two payloads apart and routes them:
+//!
+//! - CodeDeploy: `{"DeploymentId", "LifecycleEventHookExecutionId"}` → the
+//!   report core (`PutLifecycleEventHookExecutionStatus`, exactly once);
+//! - ECS native: `{"executionId", "lifecycleStage", "executionDetails", …}` →
+//!   a synchronous `hookStatus` answer.
+//!
+//! Anything else is a Lambda error that names both accepted shapes (and the
+//! keys that were seen, never the values).
+
+use super::DeployHook;
+use super::discovery::{DeploymentReader, ListenerReader};
+use super::smoke::SmokeRunner;
+use super::{codedeploy_mode, ecs_native};
+use crate::events::ecs_hook::SHAPE_KEYS;
+use crate::report::hook::run_hook;
+use crate::report::{Budget, HookReporter};
+use lambda_runtime::Diagnostic;
+use std::sync::Arc;
+
+/// The payload kinds deploy-hook accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// A CodeDeploy lifecycle hook.
+    CodeDeploy,
+    /// An ECS native lifecycle hook.
+    EcsNative,
+    /// Neither; carries a description of what was seen.
+    Unrecognised(String),
+}
+
+const CODEDEPLOY_KEYS: [&str; 2] = ["DeploymentId", "LifecycleEventHookExecutionId"];
+
+/// The accepted shapes, for error messages.
+pub const ACCEPTED: &str = "deploy-hook accepts a CodeDeploy lifecycle hook \
+    {\"DeploymentId\": \"d-…\", \"LifecycleEventHookExecutionId\": \"…\"} or an Amazon ECS \
+    lifecycle hook {\"executionId\": \"…\", \"lifecycleStage\": \"POST_TEST_TRAFFIC_SHIFT\", \
+    \"executionDetails\": {\"serviceArn\": \"…\", \"targetServiceRevisionArn\": \"…\"}, \
+    \"hookDetails\": {…}}";
+
+/// Recognises a payload by its keys.
+pub fn recognise(raw: &serde_json::Value) -> Shape {
+    let Some(obj) = raw.as_object() else {
+        let kind = match raw {
+            serde_json::Value::Null => "null",
+            serde_json::Value::Bool(_) => "a boolean",
+            serde_json::Value::Number(_) => "a number",
+            serde_json::Value::String(_) => "a string",
+            serde_json::Value::Array(_) => "an array",
+            serde_json::Value::Object(_) => "an object",
+        };
+        return Shape::Unrecognised(format!("the payload is {kind}"));
+    };
+    if CODEDEPLOY_KEYS.iter().any(|k| obj.contains_key(*k)) {
+        return Shape::CodeDeploy;
+    }
+    if SHAPE_KEYS.iter().any(|k| obj.contains_key(*k)) {
+        return Shape::EcsNative;
+    }
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).take(10).collect();
+    keys.sort_unstable();
+    let seen = if keys.is_empty() {
+        "the payload is an empty object".to_owned()
+    } else {
+        format!(
+            "the payload has the keys {}{}",
+            keys.join(", "),
+            if obj.len() > 10 { ", …" } else { "" }
+        )
+    };
+    Shape::Unrecognised(seen)
+}
+
+/// The Lambda error for an unrecognised payload.
+pub fn unrecognised(seen: &str) -> Diagnostic {
+    Diagnostic {
+        error_type: "UnrecognisedEvent".to_owned(),
+        error_message: format!(
+            "{seen}, which is not a lifecycle hook event: {ACCEPTED}. Nothing was reported"
+        ),
+    }
+}
+
+/// Handles one invocation of any accepted shape.
+///
+/// CodeDeploy: `Ok` with the report core's `Completion` as JSON, or the
+/// report core's error when nothing could be delivered. ECS: always `Ok`
+/// with the `hookStatus` answer.
+pub async fn handle<R, D, L, S>(
+    app: &Arc<DeployHook<D, L, S>>,
+    reporter: &R,
+    raw: serde_json::Value,
+    budget: Budget,
+) -> Result<serde_json::Value, Diagnostic>
+where
+    R: HookReporter,
+    D: DeploymentReader + 'static,
+    L: ListenerReader + 'static,
+    S: SmokeRunner,
+{
+    match recognise(&raw) {
+        Shape::CodeDeploy => {
+            let work_deadline = budget.work_deadline;
+            let app = app.clone();
+            let completion = run_hook(reporter, raw, budget, &app.config.report.clone(), {
+                move |event, step| codedeploy_mode::run(app, event, step, work_deadline)
+            })
+            .await
+            .map_err(Diagnostic::from)?;
+            serde_json::to_value(&completion).map_err(|e| Diagnostic {
+                error_type: "InternalError".to_owned(),
+                error_message: format!(
+                    "the hook was reported, but its summary could not be serialised: {e}"
+                ),
+            })
+        }
+        Shape::EcsNative => {
+            let answer = ecs_native::handle(app.clone(), raw, budget).await;
+            serde_json::to_value(&answer).map_err(|e| Diagnostic {
+                error_type: "InternalError".to_owned(),
+                error_message: format!("the ECS hook answer could not be serialised: {e}"),
+            })
+        }
+        Shape::Unrecognised(seen) => {
+            tracing::error!(seen = %seen, "unrecognised payload");
+            Err(unrecognised(&seen))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::config::{DeployConfig, vars as env};
+    use crate::deploy::discovery::fakes::{FakeCodeDeploy, FakeElb, deployment, elb, group};
+    use crate::deploy::green::fixtures::target;
+    use crate::deploy::smoke::fakes::{FakeRunner, Script};
+    use crate::report::{HookStatus, ReportConfig, ReportError};
+    use std::sync::Mutex;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    #[derive(Default)]
+    struct Reports(Mutex<Vec<(String, String, HookStatus)>>);
+
+    impl HookReporter for Reports {
+        async fn put_hook_status(
+            &self,
+            d: &str,
+            e: &str,
+            status: HookStatus,
+        ) -> Result<(), ReportError> {
+            self.0
+                .lock()
+                .expect("lock")
+                .push((d.to_owned(), e.to_owned(), status));
+            Ok(())
+        }
+    }
+
+    const CODEDEPLOY_SAMPLES: [(&str, &str); 5] = [
+        (
+            "BeforeInstall",
+            include_str!("../../../events/deploy-hook/codedeploy-before-install.json"),
+        ),
+        (
+            "AfterInstall",
+            include_str!("../../../events/deploy-hook/codedeploy-after-install.json"),
+        ),
+        (
+            "AfterAllowTestTraffic",
+            include_str!("../../../events/deploy-hook/codedeploy-after-allow-test-traffic.json"),
+        ),
+        (
+            "BeforeAllowTraffic",
+            include_str!("../../../events/deploy-hook/codedeploy-before-allow-traffic.json"),
+        ),
+        (
+            "AfterAllowTraffic",
+            include_str!("../../../events/deploy-hook/codedeploy-after-allow-traffic.json"),
+        ),
+    ];
+
+    fn app(
+        target_url: Option<&str>,
+        script: Script,
+    ) -> Arc<DeployHook<FakeCodeDeploy, FakeElb, FakeRunner>> {
+        let mut vars = vec![(
+            env::CHECK_SPEC.to_owned(),
+            "checks: [{name: h, url: '${TARGET}/h', expect: {status: 200}}]".to_owned(),
+        )];
+        if let Some(t) = target_url {
+            vars.push((env::TARGET_URL.to_owned(), t.to_owned()));
+        }
+        let env: std::collections::HashMap<String, String> = vars.into_iter().collect();
+        let mut cd = FakeCodeDeploy::default();
+        cd.deployments
+            .insert("d-TOLLGATE1".into(), deployment("ECS"));
+        cd.groups.insert("web-dg".into(), group(true));
+        Arc::new(DeployHook {
+            config: DeployConfig::from_env(&env).expect("config"),
+            codedeploy: cd,
+            elb: elb(),
+            smoke: FakeRunner::new(script),
+        })
+    }
+
+    fn budget() -> Budget {
+        let cfg = ReportConfig {
+            reserve: Duration::from_millis(100),
+            safety_margin: Duration::ZERO,
+            ..ReportConfig::default()
+        };
+        Budget::within(Instant::now() + Duration::from_secs(5), &cfg)
+    }
+
+    #[test]
+    fn shapes_are_recognised() {
+        for (hook, text) in CODEDEPLOY_SAMPLES {
+            let v: serde_json::Value = serde_json::from_str(text).expect(hook);
+            assert_eq!(recognise(&v), Shape::CodeDeploy, "{hook}");
+        }
+        let ecs: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../events/deploy-hook/ecs-post-test-traffic-shift.json"
+        ))
+        .expect("ecs");
+        assert_eq!(recognise(&ecs), Shape::EcsNative);
+        assert_eq!(
+            recognise(&serde_json::json!({"lifecycleStage": "X"})),
+            Shape::EcsNative
+        );
+        assert!(matches!(
+            recognise(&serde_json::json!({"CodePipeline.job": {}})),
+            Shape::Unrecognised(s) if s == "the payload has the keys CodePipeline.job"
+        ));
+        assert!(
+            matches!(recognise(&serde_json::json!([1])), Shape::Unrecognised(s) if s == "the payload is an array")
+        );
+    }
+
+    #[tokio::test]
+    async fn every_codedeploy_hook_sample_is_reported_once() {
+        // Each sample as its own hook (fixed by the target's in-progress
+        // event); BeforeInstall and AfterInstall need TARGET_URL.
+        for (hook, text) in CODEDEPLOY_SAMPLES {
+            let app = {
+                let mut a =
+                    Arc::try_unwrap(app(Some("http://green.internal:9000"), Script::Pass(1)))
+                        .expect("sole");
+                let green = (hook != "BeforeInstall").then_some((2, 2, 0));
+                a.codedeploy
+                    .targets
+                    .insert("d-TOLLGATE1".into(), vec![target(green, hook)]);
+                Arc::new(a)
+            };
+            let reports = Reports::default();
+            let raw: serde_json::Value = serde_json::from_str(text).expect(hook);
+            let out = handle(&app, &reports, raw.clone(), budget())
+                .await
+                .expect(hook);
+            assert_eq!(out["report"], "succeeded", "{hook}: {out}");
+            let got = reports.0.lock().expect("lock").clone();
+            assert_eq!(got.len(), 1, "{hook}");
+            assert_eq!(
+                got[0].1,
+                raw["LifecycleEventHookExecutionId"].as_str().expect("id")
+            );
+            assert_eq!(got[0].2, HookStatus::Succeeded);
+            assert_eq!(app.smoke.var(0, "HOOK").as_deref(), Some(hook));
+        }
+    }
+
+    #[tokio::test]
+    async fn before_install_without_target_url_fails_naming_the_fix() {
+        let app = {
+            let mut a = Arc::try_unwrap(app(None, Script::Pass(1))).expect("sole");
+            a.codedeploy
+                .targets
+                .insert("d-TOLLGATE1".into(), vec![target(None, "BeforeInstall")]);
+            Arc::new(a)
+        };
+        let reports = Reports::default();
+        let raw: serde_json::Value = serde_json::from_str(CODEDEPLOY_SAMPLES[0].1).expect("sample");
+        let out = handle(&app, &reports, raw, budget())
+            .await
+            .expect("reported");
+        assert_eq!(out["report"], "failed");
+        assert_eq!(reports.0.lock().expect("lock").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn ecs_payloads_get_a_synchronous_answer_and_no_report() {
+        let app = app(Some("http://web-test.internal:8080"), Script::Pass(1));
+        let reports = Reports::default();
+        let raw: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../events/deploy-hook/ecs-test-traffic-shift.json"
+        ))
+        .expect("sample");
+        let out = handle(&app, &reports, raw, budget()).await.expect("answer");
+        assert_eq!(out["hookStatus"], "SUCCEEDED");
+        assert!(reports.0.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn unrecognised_payloads_name_the_accepted_shapes() {
+        let app = app(None, Script::Pass(1));
+        let reports = Reports::default();
+        let err = handle(
+            &app,
+            &reports,
+            serde_json::json!({"detail-type": "x", "secret": "hunter2"}),
+            budget(),
+        )
+        .await
+        .expect_err("unrecognised");
+        assert_eq!(err.error_type, "UnrecognisedEvent");
+        assert!(
+            err.error_message.contains("detail-type, secret"),
+            "{}",
+            err.error_message
+        );
+        assert!(!err.error_message.contains("hunter2"));
+        assert!(err.error_message.contains("LifecycleEventHookExecutionId"));
+        assert!(err.error_message.contains("lifecycleStage"));
+        assert!(reports.0.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_half_codedeploy_payload_is_an_error_without_a_report() {
+        let app = app(None, Script::Pass(1));
+        let reports = Reports::default();
+        let err = handle(
+            &app,
+            &reports,
+            serde_json::json!({"DeploymentId": "d-1"}),
+            budget(),
+        )
+        .await
+        .expect_err("no execution id");
+        assert_eq!(err.error_type, "UnrecognisedEvent");
+        assert!(reports.0.lock().expect("lock").is_empty());
+    }
+}

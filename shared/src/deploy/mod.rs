@@ -1,0 +1,136 @@
+//! deploy-hook: smoke-tests the new version of an ECS service before it
+//! takes production traffic, as a CodeDeploy lifecycle hook or as an Amazon
+//! ECS native blue/green lifecycle hook. One function serves both.
+//!
+//! - [`dispatch`]: recognises the payload (CodeDeploy's two ids, or ECS's
+//!   `executionId` / `lifecycleStage` / `executionDetails`) and routes it;
+//!   anything else is an error naming both accepted shapes.
+//! - [`codedeploy_mode`]: looks the deployment up (hook, green task set,
+//!   listener → URL), runs the checks, and reports `Succeeded` / `Failed`
+//!   exactly once through [`crate::report::hook::run_hook`].
+//! - [`ecs_native`]: answers `hookStatus` synchronously; soaks run in rounds
+//!   with `IN_PROGRESS` + `callBackDelay`, progress in `hookDetails`.
+//! - [`discovery`] and [`green`]: the CodeDeploy / ELBv2 reads behind ports
+//!   ([`DeploymentReader`], [`ListenerReader`]), each failure naming the step
+//!   and the fix.
+//! - [`config`]: the environment variables (table in its docs).
+//! - [`smoke`]: the check spec, loaded and validated at init, run through
+//!   [`crate::checks`].
+//!
+//! A function built on this module calls [`DeployHook::init`] once, then
+//! [`dispatch::handle`] per invocation.
+
+pub mod codedeploy_mode;
+pub mod config;
+pub mod discovery;
+pub mod dispatch;
+pub mod ecs_native;
+pub mod green;
+pub mod smoke;
+
+pub use config::{DeployConfig, HookName, HookSetting, SpecSource};
+pub use discovery::{DeploymentReader, ListenerReader, ReadError};
+pub use smoke::{InitError, SmokeRunner, SpecRunner};
+
+use crate::aws::ssm::ParameterStore;
+use crate::config::Env;
+
+/// Everything one deploy-hook process needs, built once at init.
+#[derive(Debug)]
+pub struct DeployHook<D, L, S> {
+    /// The configuration.
+    pub config: DeployConfig,
+    /// CodeDeploy reads.
+    pub codedeploy: D,
+    /// ELBv2 reads.
+    pub elb: L,
+    /// The check spec and engine.
+    pub smoke: S,
+}
+
+impl<D: DeploymentReader, L: ListenerReader> DeployHook<D, L, SpecRunner> {
+    /// Reads the configuration, loads the spec (from SSM when configured)
+    /// and builds the engine. Any failure is for the function's init error.
+    pub async fn init<P: ParameterStore>(
+        env: &impl Env,
+        params: &P,
+        codedeploy: D,
+        elb: L,
+    ) -> Result<Self, InitError> {
+        let config = DeployConfig::from_env(env)?;
+        let spec = smoke::load_spec(&config.spec_source, params).await?;
+        tracing::info!(
+            spec_source = %config.spec_source.describe(),
+            hook = ?config.hook,
+            target_url = config.target_url.as_ref().map(|u| u.as_str()),
+            verify_green = config.verify_green,
+            soak_rounds = config.soak_rounds,
+            "deploy-hook configured"
+        );
+        Ok(Self {
+            config,
+            codedeploy,
+            elb,
+            smoke: SpecRunner::new(spec)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::discovery::fakes::{FakeCodeDeploy, FakeElb};
+    use super::*;
+    use crate::aws::ssm::ParameterError;
+    use crate::secret::Secret;
+
+    struct NoParams;
+
+    impl ParameterStore for NoParams {
+        async fn get_parameter(&self, name: &str) -> Result<Secret, ParameterError> {
+            Err(ParameterError::Denied {
+                name: name.to_owned(),
+                detail: "AccessDeniedException".to_owned(),
+            })
+        }
+    }
+
+    async fn init(env: &[(&str, &str)]) -> Result<(), InitError> {
+        let env: std::collections::HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        DeployHook::init(
+            &env,
+            &NoParams,
+            FakeCodeDeploy::default(),
+            FakeElb::default(),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn init_builds_from_a_valid_spec() {
+        init(&[(
+            config::vars::CHECK_SPEC,
+            "checks: [{name: h, url: '${TARGET}/h', expect: {status: 200}}]",
+        )])
+        .await
+        .expect("valid");
+    }
+
+    #[tokio::test]
+    async fn init_errors_are_typed_for_the_runtime() {
+        let err = init(&[]).await.expect_err("no spec");
+        assert_eq!(err.error_type(), "InvalidConfiguration");
+        let err = init(&[(config::vars::CHECK_SPEC_PARAMETER, "/tollgate/x")])
+            .await
+            .expect_err("denied");
+        assert_eq!(err.error_type(), "SpecUnavailable");
+        assert!(err.to_string().contains("grant ssm:GetParameter"), "{err}");
+        let err = init(&[(config::vars::CHECK_SPEC, "checks: [")])
+            .await
+            .expect_err("syntax");
+        assert_eq!(err.error_type(), "InvalidCheckSpec");
+    }
+}

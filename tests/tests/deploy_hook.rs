@@ -1,0 +1,825 @@
+//! deploy-hook end to end: the real binary under the local Runtime API, real
+//! SDK clients against the AWS stand-in (CodeDeploy and ELBv2 reads answered
+//! by moto; `ListDeploymentTargets` / `GetDeploymentTarget`, which moto
+//! lacks, scripted in the stand-in), and a local app playing the green task
+//! set behind the discovered listener.
+//!
+//! The discovered listener address is the moto load balancer's DNS name;
+//! `TOLLGATE_RESOLVE` pins it to 127.0.0.1, so the URL the function builds
+//! from the listener (scheme, DNS name, port) is the one it requests.
+//!
+//! Every test asserts, from the stand-in's record, exactly one report per
+//! CodeDeploy invocation (and none for ECS native invocations, whose answer
+//! is the report).
+
+use aws_sdk_codedeploy::types::{
+    AppSpecContent, BlueGreenDeploymentConfiguration, ComputePlatform, DeploymentOption,
+    DeploymentReadyAction, DeploymentReadyOption, DeploymentStyle, DeploymentType, EcsService,
+    LoadBalancerInfo, RevisionLocation, RevisionLocationType, TargetGroupInfo, TargetGroupPairInfo,
+    TrafficRoute,
+};
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, FixedResponseActionConfig, ProtocolEnum,
+};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tollgate_tests::{AwsStandIn, Invocation, LocalLambda, Moto, Report, paths};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A spec that asks for a healthy JSON answer.
+const SPEC: &str = r#"
+checks:
+  - name: health
+    url: "${TARGET}/health?deployment=${DEPLOYMENT_ID}"
+    retry: {attempts: 2, interval: 100ms}
+    expect:
+      status: 200
+      json:
+        - {path: $.status, equals: ok}
+"#;
+
+// ---------------------------------------------------------------- local app
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Healthy,
+    Unavailable,
+    Slow,
+}
+
+struct App {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl App {
+    async fn start(mode: Mode) -> App {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind app");
+        let addr = listener.local_addr().expect("addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |_req| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        async move {
+                            let (status, body) = match mode {
+                                Mode::Healthy => (StatusCode::OK, r#"{"status":"ok"}"#),
+                                Mode::Unavailable => {
+                                    (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"starting"}"#)
+                                }
+                                Mode::Slow => {
+                                    tokio::time::sleep(Duration::from_secs(30)).await;
+                                    (StatusCode::OK, r#"{"status":"ok"}"#)
+                                }
+                            };
+                            Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from_static(body.as_bytes())))
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        App { addr, hits, server }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+// ------------------------------------------------------------ AWS seeding
+
+/// A default subnet from moto's EC2 (the SDK for EC2 is not a dependency:
+/// one query call is enough).
+async fn default_subnet() -> String {
+    let moto = Moto::shared();
+    let body = "Action=DescribeSubnets&Version=2016-11-15";
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=AKIATESTSEED/20250101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        moto.addr(),
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(moto.addr())
+        .await
+        .expect("connect moto");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send DescribeSubnets");
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .await
+        .expect("read DescribeSubnets");
+    let start = answer.find("<subnetId>").expect("a default subnet") + "<subnetId>".len();
+    let end = answer[start..].find('<').expect("closing tag") + start;
+    answer[start..end].to_owned()
+}
+
+struct Seeded {
+    deployment_id: String,
+    dns: String,
+}
+
+/// A load balancer with a production listener (and a test listener when
+/// `test_port` is given), a CodeDeploy ECS application and blue/green
+/// group using them, and a deployment of it.
+async fn seed(standin: &AwsStandIn, name: &str, test_port: Option<u16>, prod_port: u16) -> Seeded {
+    let sdk = standin.sdk_config().await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+    let lb = elb
+        .create_load_balancer()
+        .name(name)
+        .subnets(default_subnet().await)
+        .send()
+        .await
+        .expect("CreateLoadBalancer");
+    let lb = lb.load_balancers()[0].clone();
+    let lb_arn = lb.load_balancer_arn().expect("arn").to_owned();
+    let listener = |port: u16| {
+        elb.create_listener()
+            .load_balancer_arn(&lb_arn)
+            .protocol(ProtocolEnum::Http)
+            .port(i32::from(port))
+            .default_actions(
+                Action::builder()
+                    .r#type(ActionTypeEnum::FixedResponse)
+                    .fixed_response_config(
+                        FixedResponseActionConfig::builder()
+                            .status_code("404")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+    };
+    let prod_arn = listener(prod_port)
+        .await
+        .expect("prod listener")
+        .listeners()[0]
+        .listener_arn()
+        .expect("arn")
+        .to_owned();
+    let mut route = TargetGroupPairInfo::builder()
+        .target_groups(
+            TargetGroupInfo::builder()
+                .name(format!("{name}-blue"))
+                .build(),
+        )
+        .target_groups(
+            TargetGroupInfo::builder()
+                .name(format!("{name}-green"))
+                .build(),
+        )
+        .prod_traffic_route(TrafficRoute::builder().listener_arns(prod_arn).build());
+    if let Some(port) = test_port {
+        let test_arn = listener(port).await.expect("test listener").listeners()[0]
+            .listener_arn()
+            .expect("arn")
+            .to_owned();
+        route = route.test_traffic_route(TrafficRoute::builder().listener_arns(test_arn).build());
+    }
+
+    let cd = aws_sdk_codedeploy::Client::new(&sdk);
+    let app = format!("{name}-app");
+    let group = format!("{name}-dg");
+    cd.create_application()
+        .application_name(&app)
+        .compute_platform(ComputePlatform::Ecs)
+        .send()
+        .await
+        .expect("CreateApplication");
+    cd.create_deployment_group()
+        .application_name(&app)
+        .deployment_group_name(&group)
+        .service_role_arn("arn:aws:iam::111111111111:role/ecs-codedeploy")
+        .deployment_config_name("CodeDeployDefault.ECSAllAtOnce")
+        .ecs_services(
+            EcsService::builder()
+                .cluster_name("web-cluster")
+                .service_name("web")
+                .build(),
+        )
+        .deployment_style(
+            DeploymentStyle::builder()
+                .deployment_type(DeploymentType::BlueGreen)
+                .deployment_option(DeploymentOption::WithTrafficControl)
+                .build(),
+        )
+        .blue_green_deployment_configuration(
+            BlueGreenDeploymentConfiguration::builder()
+                .deployment_ready_option(
+                    DeploymentReadyOption::builder()
+                        .action_on_timeout(DeploymentReadyAction::ContinueDeployment)
+                        .build(),
+                )
+                .build(),
+        )
+        .load_balancer_info(
+            LoadBalancerInfo::builder()
+                .target_group_pair_info_list(route.build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateDeploymentGroup");
+    let deployment_id = cd
+        .create_deployment()
+        .application_name(&app)
+        .deployment_group_name(&group)
+        .revision(
+            RevisionLocation::builder()
+                .revision_type(RevisionLocationType::AppSpecContent)
+                .app_spec_content(
+                    AppSpecContent::builder()
+                        .content(r#"{"version": 0.0, "Resources": []}"#)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateDeployment")
+        .deployment_id
+        .expect("deployment id");
+    Seeded {
+        deployment_id,
+        dns: lb.dns_name().expect("dns").to_owned(),
+    }
+}
+
+/// Scripts the ECS target CodeDeploy would show: `hook` in progress, and a
+/// green task set with the given counts.
+fn script_target(standin: &AwsStandIn, deployment_id: &str, hook: &str, green: (i64, i64, i64)) {
+    let (desired, running, pending) = green;
+    let order = [
+        "BeforeInstall",
+        "Install",
+        "AfterInstall",
+        "AllowTestTraffic",
+        "AfterAllowTestTraffic",
+        "BeforeAllowTraffic",
+        "AllowTraffic",
+        "AfterAllowTraffic",
+    ];
+    let at = order.iter().position(|h| *h == hook).expect("hook name");
+    let events: Vec<Value> = order
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let status = match i.cmp(&at) {
+                std::cmp::Ordering::Less => "Succeeded",
+                std::cmp::Ordering::Equal => "InProgress",
+                std::cmp::Ordering::Greater => "Pending",
+            };
+            json!({"lifecycleEventName": name, "status": status})
+        })
+        .collect();
+    standin.script(
+        "ListDeploymentTargets",
+        vec![json!({"targetIds": ["web-cluster:web"]})],
+    );
+    standin.script(
+        "GetDeploymentTarget",
+        vec![json!({"deploymentTarget": {
+            "deploymentTargetType": "ECSTarget",
+            "ecsTarget": {
+                "deploymentId": deployment_id,
+                "targetId": "web-cluster:web",
+                "targetArn": "arn:aws:ecs:us-east-1:111111111111:service/web-cluster/web",
+                "lastUpdatedAt": 1_753_870_443.0,
+                "status": "InProgress",
+                "lifecycleEvents": events,
+                "taskSetsInfo": [
+                    {"identifer": "ecs-svc/1111111111111111111", "desiredCount": 2, "pendingCount": 0,
+                     "runningCount": 2, "status": "PRIMARY", "trafficWeight": 100.0,
+                     "targetGroup": {"name": "web-blue"}, "taskSetLabel": "Blue"},
+                    {"identifer": "ecs-svc/2222222222222222222", "desiredCount": desired,
+                     "pendingCount": pending, "runningCount": running, "status": "ACTIVE",
+                     "trafficWeight": 0.0, "targetGroup": {"name": "web-green"}, "taskSetLabel": "Green"}
+                ]
+            }
+        }})],
+    );
+}
+
+/// The sample event for `hook_file` with this deployment's id and a fresh
+/// execution id, registered with the stand-in.
+fn hook_event(standin: &AwsStandIn, hook_file: &str, deployment_id: &str) -> (Value, String) {
+    static SERIAL: AtomicUsize = AtomicUsize::new(0);
+    let mut ev = paths::event("deploy-hook", hook_file);
+    ev["DeploymentId"] = json!(deployment_id);
+    let execution = format!(
+        "{}-{deployment_id}-{}",
+        ev["LifecycleEventHookExecutionId"].as_str().expect("id"),
+        SERIAL.fetch_add(1, Ordering::SeqCst)
+    );
+    ev["LifecycleEventHookExecutionId"] = json!(execution);
+    standin.register_hook(deployment_id, &execution);
+    (ev, execution)
+}
+
+async fn function(standin: &AwsStandIn, extra: &[(&str, String)]) -> LocalLambda {
+    let mut env = standin.lambda_env();
+    env.push(("TOLLGATE_REPORT_RESERVE_MS".into(), "1500".into()));
+    env.push(("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS".into(), "1000".into()));
+    env.push(("RUST_LOG".into(), "info".into()));
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    if !env
+        .iter()
+        .any(|(k, _)| k.starts_with("TOLLGATE_CHECK_SPEC"))
+    {
+        env.push(("TOLLGATE_CHECK_SPEC".into(), SPEC.to_owned()));
+    }
+    LocalLambda::spawn(&paths::function_binary("deploy-hook"), &env).await
+}
+
+/// The one accepted report for `execution`: its status.
+fn only_report(standin: &AwsStandIn, execution: &str) -> String {
+    let reports = standin.reports_for(execution);
+    assert_eq!(
+        reports.len(),
+        1,
+        "exactly one accepted report expected, got {reports:#?}"
+    );
+    assert_eq!(standin.reports().len(), 1, "no other reports expected");
+    match &reports[0] {
+        Report::Hook { status, .. } => status.clone(),
+        other => panic!("expected a hook report, got {other:?}"),
+    }
+}
+
+fn pin(seeded: &Seeded) -> (&'static str, String) {
+    ("TOLLGATE_RESOLVE", format!("{}=127.0.0.1", seeded.dns))
+}
+
+// ------------------------------------------------------------------ tests
+
+#[tokio::test]
+async fn a_healthy_green_succeeds_through_discovery() {
+    let app = App::start(Mode::Healthy).await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let seeded = seed(&standin, "healthy", Some(app.addr.port()), 1).await;
+    script_target(
+        &standin,
+        &seeded.deployment_id,
+        "AfterAllowTestTraffic",
+        (2, 2, 0),
+    );
+    let (ev, execution) = hook_event(
+        &standin,
+        "codedeploy-after-allow-test-traffic",
+        &seeded.deployment_id,
+    );
+    let mut f = function(&standin, &[(pin(&seeded).0, pin(&seeded).1)]).await;
+
+    let out = f.invoke(ev, DEADLINE).await;
+
+    assert_eq!(out.response()["report"], "succeeded", "{}", f.logs());
+    assert_eq!(only_report(&standin, &execution), "Succeeded");
+    assert!(app.hits() >= 1);
+    for op in [
+        "GetDeployment",
+        "ListDeploymentTargets",
+        "GetDeploymentTarget",
+        "GetDeploymentGroup",
+        "DescribeListeners",
+        "DescribeLoadBalancers",
+    ] {
+        assert_eq!(standin.calls_of(op).len(), 1, "{op} once");
+    }
+    let logs = f.logs();
+    assert!(
+        logs.contains(&format!(
+            "AfterAllowTestTraffic passed for {} against http://127.0.0.1:{}: 1/1 passed",
+            seeded.deployment_id,
+            app.addr.port()
+        )),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("green ecs-svc/2222222222222222222 2/2 running"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn after_allow_traffic_checks_the_production_listener() {
+    let app = App::start(Mode::Healthy).await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    // No test listener at all: AfterAllowTraffic does not need one.
+    let seeded = seed(&standin, "prodroute", None, app.addr.port()).await;
+    script_target(
+        &standin,
+        &seeded.deployment_id,
+        "AfterAllowTraffic",
+        (2, 2, 0),
+    );
+    let (ev, execution) = hook_event(
+        &standin,
+        "codedeploy-after-allow-traffic",
+        &seeded.deployment_id,
+    );
+    let mut f = function(&standin, &[(pin(&seeded).0, pin(&seeded).1)]).await;
+
+    let out = f.invoke(ev, DEADLINE).await;
+
+    assert_eq!(out.response()["report"], "succeeded", "{}", f.logs());
+    assert_eq!(only_report(&standin, &execution), "Succeeded");
+    assert!(app.hits() >= 1);
+}
+
+#[tokio::test]
+async fn a_green_answering_503_fails_with_the_expectation() {
+    let app = App::start(Mode::Unavailable).await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let seeded = seed(&standin, "unavailable", Some(app.addr.port()), 1).await;
+    script_target(
+        &standin,
+        &seeded.deployment_id,
+        "BeforeAllowTraffic",
+        (2, 2, 0),
+    );
+    let (ev, execution) = hook_event(
+        &standin,
+        "codedeploy-before-allow-traffic",
+        &seeded.deployment_id,
+    );
+    let mut f = function(&standin, &[(pin(&seeded).0, pin(&seeded).1)]).await;
+
+    let out = f.invoke(ev, DEADLINE).await;
+
+    assert_eq!(out.response()["report"], "failed");
+    assert_eq!(only_report(&standin, &execution), "Failed");
+    assert_eq!(app.hits(), 2, "both attempts of the retry were made");
+    let logs = f.logs();
+    assert!(logs.contains("BeforeAllowTraffic failed for"), "{logs}");
+    assert!(logs.contains("status 503 (expected 200)"), "{logs}");
+    assert!(
+        logs.contains(r#"json $.status: expected equals "ok", got "starting""#),
+        "every failed expectation is listed: {logs}"
+    );
+}
+
+#[tokio::test]
+async fn a_green_with_pending_tasks_fails_with_the_counts() {
+    let app = App::start(Mode::Healthy).await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let seeded = seed(&standin, "pending", Some(app.addr.port()), 1).await;
+    script_target(
+        &standin,
+        &seeded.deployment_id,
+        "AfterAllowTestTraffic",
+        (3, 1, 2),
+    );
+    let (ev, execution) = hook_event(
+        &standin,
+        "codedeploy-after-allow-test-traffic",
+        &seeded.deployment_id,
+    );
+    let mut f = function(&standin, &[(pin(&seeded).0, pin(&seeded).1)]).await;
+
+    let out = f.invoke(ev, DEADLINE).await;
+
+    assert_eq!(out.response()["report"], "failed");
+    assert_eq!(only_report(&standin, &execution), "Failed");
+    assert_eq!(
+        app.hits(),
+        0,
+        "nothing is sent to a green that is not ready"
+    );
+    let logs = f.logs();
+    assert!(
+        logs.contains("green task set ecs-svc/2222222222222222222 of web-cluster:web is not ready: running 1 of desired 3, pending 2"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn a_group_without_a_test_listener_fails_naming_the_fix() {
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let seeded = seed(&standin, "notest", None, 1).await;
+    script_target(
+        &standin,
+        &seeded.deployment_id,
+        "BeforeAllowTraffic",
+        (2, 2, 0),
+    );
+    let (ev, execution) = hook_event(
+        &standin,
+        "codedeploy-before-allow-traffic",
+        &seeded.deployment_id,
+    );
+    let mut f = function(&standin, &[]).await;
+
+    let out = f.invoke(ev, DEADLINE).await;
+
+    assert_eq!(out.response()["report"], "failed");
+    assert_eq!(only_report(&standin, &execution), "Failed");
+    let logs = f.logs();
+    assert!(
+        logs.contains("deployment group 'notest-dg' has no test traffic route; set TARGET_URL or add a test listener"),
+        "{logs}"
+    );
+    assert!(standin.calls_of("DescribeListeners").is_empty());
+}
+
+#[tokio::test]
+async fn before_install_with_target_url_skips_discovery_and_green() {
+    let app = App::start(Mode::Healthy).await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let seeded = seed(&standin, "early", None, 1).await;
+    script_target(&standin, &seeded.deployment_id, "BeforeInstall", (0, 0, 0));
+    let (ev, execution) = hook_event(&standin, "codedeploy-before-install", &seeded.deployment_id);
+    let target = format!("http://{}", app.addr);
+    let mut f = function(&standin, &[("TARGET_URL", target)]).await;
+
+    let out = f.invoke(ev, DEADLINE).await;
+
+    assert_eq!(out.response()["report"], "succeeded", "{}", f.logs());
+    assert_eq!(only_report(&standin, &execution), "Succeeded");
+    assert!(standin.calls_of("GetDeploymentGroup").is_empty());
+    assert!(
+        f.logs()
+            .contains("no green task set to verify at BeforeInstall")
+    );
+}
+
+#[tokio::test]
+async fn after_install_without_target_url_fails_naming_the_fix() {
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let seeded = seed(&standin, "afterinstall", Some(1), 2).await;
+    script_target(&standin, &seeded.deployment_id, "AfterInstall", (2, 2, 0));
+    let (ev, execution) = hook_event(&standin, "codedeploy-after-install", &seeded.deployment_id);
+    let mut f = function(&standin, &[]).await;
+
+    let out = f.invoke(ev, DEADLINE).await;
+
+    assert_eq!(out.response()["report"], "failed");
+    assert_eq!(only_report(&standin, &execution), "Failed");
+    assert!(
+        f.logs()
+            .contains("AfterInstall runs before any listener routes to the green task set"),
+        "{}",
+        f.logs()
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_spec_fails_init_with_the_spec_error() {
+    let standin = AwsStandIn::start(None).await;
+    let spec =
+        "checks:\n  - name: health\n    url: \"${TARGET}/health\"\n    expect: {status: 2xx}\n";
+    let f = function(&standin, &[("TOLLGATE_CHECK_SPEC", spec.to_owned())]).await;
+
+    assert!(
+        f.wait_exit(Duration::from_secs(10)).await,
+        "the function exits"
+    );
+    let err = f.init_error().expect("an init error");
+    assert_eq!(err.error_type, "InvalidCheckSpec");
+    assert!(
+        err.error_message.starts_with(
+            "the check spec from TOLLGATE_CHECK_SPEC is invalid: checks[0].expect.status"
+        ),
+        "{}",
+        err.error_message
+    );
+    assert!(standin.reports().is_empty());
+}
+
+#[tokio::test]
+async fn a_spec_from_ssm_is_read_once_at_init() {
+    let app = App::start(Mode::Healthy).await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let sdk = standin.sdk_config().await;
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name("/tollgate/deploy-hook-test/checks")
+        .value(SPEC)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .expect("PutParameter");
+    let target = format!("http://{}", app.addr);
+    let mut f = function(
+        &standin,
+        &[
+            (
+                "TOLLGATE_CHECK_SPEC_PARAMETER",
+                "/tollgate/deploy-hook-test/checks".to_owned(),
+            ),
+            ("TARGET_URL", target),
+            ("TOLLGATE_HOOK", "BeforeAllowTraffic".to_owned()),
+            ("TOLLGATE_VERIFY_GREEN", "false".to_owned()),
+        ],
+    )
+    .await;
+    let seeded = seed(&standin, "ssmspec", None, 1).await;
+
+    for _ in 0..2 {
+        let (ev, execution) = hook_event(
+            &standin,
+            "codedeploy-before-allow-traffic",
+            &seeded.deployment_id,
+        );
+        let out = f.invoke(ev, DEADLINE).await;
+        assert_eq!(out.response()["report"], "succeeded", "{}", f.logs());
+        assert_eq!(standin.reports_for(&execution).len(), 1);
+    }
+    assert_eq!(standin.reports().len(), 2, "one report per invocation");
+    assert_eq!(
+        standin.calls_of("GetParameter").len(),
+        1,
+        "read at init only"
+    );
+    assert_eq!(app.hits(), 2);
+}
+
+#[tokio::test]
+async fn an_ecs_native_soak_goes_in_progress_then_succeeds_carrying_hook_details() {
+    let app = App::start(Mode::Healthy).await;
+    let standin = AwsStandIn::start(None).await;
+    let mut f = function(
+        &standin,
+        &[
+            ("TOLLGATE_SOAK_ROUNDS", "2".to_owned()),
+            ("TOLLGATE_SOAK_INTERVAL_S", "1".to_owned()),
+            (
+                "TOLLGATE_CHECK_SPEC",
+                "checks: [{name: health, url: '${TARGET}/health?stage=${LIFECYCLE_STAGE}', expect: {status: 200}}]"
+                    .to_owned(),
+            ),
+        ],
+    )
+    .await;
+    let mut event = paths::event("deploy-hook", "ecs-post-test-traffic-shift");
+    // The service's hook configuration names the test listener's address.
+    event["hookDetails"] = json!({"targetUrl": format!("http://{}", app.addr)});
+
+    let first = f.invoke(event.clone(), DEADLINE).await;
+    let first = first.response().clone();
+    assert_eq!(first["hookStatus"], "IN_PROGRESS", "{}", f.logs());
+    assert_eq!(first["callBackDelay"], 1);
+    assert_eq!(first["hookDetails"]["tollgate"]["round"], 1);
+    assert_eq!(first["hookDetails"]["tollgate"]["rounds"], 2);
+    assert_eq!(first["hookDetails"]["tollgate"]["passedRounds"], 1);
+
+    // As ECS does: wait callBackDelay, merge the returned hookDetails into
+    // the configured ones, invoke again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut details = event["hookDetails"].as_object().cloned().expect("object");
+    for (k, v) in first["hookDetails"].as_object().expect("details") {
+        details.insert(k.clone(), v.clone());
+    }
+    event["hookDetails"] = Value::Object(details);
+    let second = f.invoke(event, DEADLINE).await;
+    let second = second.response().clone();
+    assert_eq!(second["hookStatus"], "SUCCEEDED", "{}", f.logs());
+    assert_eq!(second["hookDetails"]["tollgate"]["round"], 2);
+    assert_eq!(second["hookDetails"]["tollgate"]["passedRounds"], 2);
+    assert_eq!(
+        second["hookDetails"]["tollgate"]["startedAt"],
+        first["hookDetails"]["tollgate"]["startedAt"]
+    );
+    assert_eq!(app.hits(), 2, "one round of checks per invocation");
+    assert!(
+        standin.reports().is_empty(),
+        "ECS hooks answer; they do not report"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_ecs_payload_is_failed_with_a_reason_not_a_runtime_error() {
+    let standin = AwsStandIn::start(None).await;
+    let mut f = function(&standin, &[("TARGET_URL", "http://127.0.0.1:9".to_owned())]).await;
+    let mut event = paths::event("deploy-hook", "ecs-post-test-traffic-shift");
+    event["executionDetails"] = json!("not an object");
+
+    let out = f.invoke(event, DEADLINE).await;
+
+    let out = out.response();
+    assert_eq!(out["hookStatus"], "FAILED");
+    let reason = out["hookDetails"]["tollgate"]["reason"]
+        .as_str()
+        .expect("reason");
+    assert!(reason.contains("cannot be read"), "{reason}");
+    assert!(standin.reports().is_empty());
+}
+
+#[tokio::test]
+async fn an_unrecognised_payload_fails_naming_the_accepted_shapes() {
+    let standin = AwsStandIn::start(None).await;
+    let mut f = function(&standin, &[]).await;
+
+    let out = f
+        .invoke(
+            paths::event("pipeline-action", "job-with-credentials"),
+            DEADLINE,
+        )
+        .await;
+
+    match out {
+        Invocation::Error {
+            error_type,
+            error_message,
+        } => {
+            assert_eq!(error_type, "UnrecognisedEvent");
+            assert!(
+                error_message.contains("CodePipeline.job"),
+                "{error_message}"
+            );
+            assert!(
+                error_message.contains("LifecycleEventHookExecutionId"),
+                "{error_message}"
+            );
+            assert!(
+                error_message.contains("executionDetails"),
+                "{error_message}"
+            );
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert!(standin.reports().is_empty());
+}
+
+#[tokio::test]
+async fn a_deadline_shorter_than_the_checks_reports_one_failure_in_time() {
+    let app = App::start(Mode::Slow).await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let seeded = seed(&standin, "slow", Some(app.addr.port()), 1).await;
+    script_target(
+        &standin,
+        &seeded.deployment_id,
+        "BeforeAllowTraffic",
+        (2, 2, 0),
+    );
+    let (ev, execution) = hook_event(
+        &standin,
+        "codedeploy-before-allow-traffic",
+        &seeded.deployment_id,
+    );
+    let spec =
+        "checks: [{name: health, url: '${TARGET}/health', timeout: 25s, expect: {status: 200}}]";
+    let mut f = function(
+        &standin,
+        &[
+            (pin(&seeded).0, pin(&seeded).1),
+            ("TOLLGATE_CHECK_SPEC", spec.to_owned()),
+        ],
+    )
+    .await;
+    f.wait_init(Duration::from_secs(10)).await;
+
+    let deadline = Duration::from_secs(5);
+    let started = Instant::now();
+    let out = f.invoke(ev, deadline).await;
+    let took = started.elapsed();
+
+    assert_eq!(out.response()["report"], "failed", "{}", f.logs());
+    assert!(
+        took < deadline,
+        "answered after {took:?}, deadline {deadline:?}"
+    );
+    assert_eq!(only_report(&standin, &execution), "Failed");
+    let report_at = standin.calls_of("PutLifecycleEventHookExecutionStatus")[0].at;
+    assert!(report_at.duration_since(started) < deadline);
+    let logs = f.logs();
+    assert!(
+        logs.contains("NOT FINISHED health: deadline reached during attempt 1"),
+        "{logs}"
+    );
+}
