@@ -17,6 +17,7 @@
 //! [`report::HookReporter`]); adapters implement them over the SDK, and tests
 //! use in-memory fakes or the local stand-ins in the `tollgate-tests` crate.
 
+pub mod actions;
 pub mod aws;
 pub mod checks;
 pub mod config;

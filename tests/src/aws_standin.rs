@@ -106,6 +106,9 @@ pub struct Call {
     pub request: Value,
     /// Whether moto answered it.
     pub forwarded: bool,
+    /// The access key id that signed the request (from `Authorization`), to
+    /// prove which credentials a call used.
+    pub access_key_id: Option<String>,
     /// When the stand-in received it.
     pub at: Instant,
 }
@@ -361,13 +364,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let (operation, protocol) = identify(&parts, &body);
+    let key = access_key(&parts);
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let fault = take_fault(&shared.state, &operation);
 
     let mut delay = None;
     match fault {
         Some(Fault::Drop) => {
-            record(&shared.state, &operation, 0, None, request, false);
+            record(&shared.state, &key, &operation, 0, None, request, false);
             return Err(std::io::Error::other("fault injected: connection dropped"));
         }
         Some(Fault::Slow(d)) => delay = Some(d),
@@ -405,6 +409,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
             };
             record(
                 &shared.state,
+                &key,
                 &operation,
                 status,
                 Some(code.to_owned()),
@@ -427,6 +432,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
         );
         record(
             &shared.state,
+            &key,
             &operation,
             status,
             code.clone(),
@@ -452,7 +458,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
             Ok(r) => (r.status().as_u16(), None),
             Err(_) => (502, Some("StandInForwardFailed".to_owned())),
         };
-        record(&shared.state, &operation, status, code, request, true);
+        record(&shared.state, &key, &operation, status, code, request, true);
         match forwarded {
             Ok(r) => r,
             Err(e) => error_response(protocol, 502, "StandInForwardFailed", &e),
@@ -460,6 +466,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
     } else {
         record(
             &shared.state,
+            &key,
             &operation,
             501,
             Some("NotImplemented".into()),
@@ -510,6 +517,7 @@ fn service_prefix(parts: &hyper::http::request::Parts) -> &'static str {
 
 fn record(
     state: &Mutex<State>,
+    access_key_id: &Option<String>,
     operation: &str,
     status: u16,
     error_code: Option<String>,
@@ -522,8 +530,16 @@ fn record(
         error_code,
         request,
         forwarded,
+        access_key_id: access_key_id.clone(),
         at: Instant::now(),
     });
+}
+
+/// `Credential=<key>/…` from a SigV4 `Authorization` header.
+fn access_key(parts: &hyper::http::request::Parts) -> Option<String> {
+    let auth = parts.headers.get("authorization")?.to_str().ok()?;
+    let cred = auth.split("Credential=").nth(1)?;
+    Some(cred.split('/').next()?.to_owned())
 }
 
 async fn forward(

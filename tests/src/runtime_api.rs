@@ -409,45 +409,44 @@ async fn route(
         });
         return Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#));
     }
-    if method == hyper::Method::POST {
-        if let Some(tail) = rest.strip_prefix("/invocation/") {
-            let (id, kind) = tail.rsplit_once('/').unwrap_or((tail, ""));
-            let outcome = match kind {
-                "response" => {
-                    Invocation::Response(serde_json::from_slice(&body).unwrap_or_else(|_| {
-                        Value::String(String::from_utf8_lossy(&body).into_owned())
-                    }))
+    if method == hyper::Method::POST
+        && let Some(tail) = rest.strip_prefix("/invocation/")
+    {
+        let (id, kind) = tail.rsplit_once('/').unwrap_or((tail, ""));
+        let outcome = match kind {
+            "response" => Invocation::Response(
+                serde_json::from_slice(&body)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())),
+            ),
+            "error" => {
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                Invocation::Error {
+                    error_type: v["errorType"].as_str().unwrap_or_default().to_owned(),
+                    error_message: v["errorMessage"].as_str().unwrap_or_default().to_owned(),
                 }
-                "error" => {
-                    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    Invocation::Error {
-                        error_type: v["errorType"].as_str().unwrap_or_default().to_owned(),
-                        error_message: v["errorMessage"].as_str().unwrap_or_default().to_owned(),
-                    }
-                }
-                _ => {
-                    return Ok(reply(
-                        StatusCode::NOT_FOUND,
-                        r#"{"errorMessage":"unknown path"}"#,
-                    ));
-                }
-            };
-            let waiter = shared
-                .waiting
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(id);
-            return Ok(match waiter {
-                Some(tx) => {
-                    let _ = tx.send(outcome);
-                    reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
-                }
-                None => reply(
-                    StatusCode::BAD_REQUEST,
-                    r#"{"errorMessage":"unknown or already answered request id","errorType":"InvalidRequestID"}"#,
-                ),
-            });
-        }
+            }
+            _ => {
+                return Ok(reply(
+                    StatusCode::NOT_FOUND,
+                    r#"{"errorMessage":"unknown path"}"#,
+                ));
+            }
+        };
+        let waiter = shared
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        return Ok(match waiter {
+            Some(tx) => {
+                let _ = tx.send(outcome);
+                reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
+            }
+            None => reply(
+                StatusCode::BAD_REQUEST,
+                r#"{"errorMessage":"unknown or already answered request id","errorType":"InvalidRequestID"}"#,
+            ),
+        });
     }
     Ok(reply(
         StatusCode::NOT_FOUND,

@@ -8,7 +8,9 @@
 pub mod codedeploy;
 pub mod codedeploy_read;
 pub mod codepipeline;
+pub mod ecs;
 pub mod elbv2;
+pub mod s3;
 pub mod ssm;
 
 pub use aws_config::SdkConfig;

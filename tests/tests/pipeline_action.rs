@@ -1,0 +1,978 @@
+//! `pipeline-action` end to end: the real binary under the local Runtime API,
+//! real SDK clients against the AWS stand-in, which fronts moto for S3
+//! artifacts and ECS and answers the CodePipeline reports itself. ECS rollout
+//! states moto cannot produce (IN_PROGRESS → COMPLETED, a circuit-breaker
+//! FAILED) are scripted on the stand-in. Every test asserts, from the
+//! stand-in's record, exactly one accepted report per invocation.
+
+use aws_credential_types::Credentials;
+use aws_sdk_ecs::types::{ContainerDefinition, PortMapping};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::io::{Cursor, Read, Write};
+use std::time::Duration;
+use tollgate_tests::{AwsStandIn, Fault, Invocation, LocalLambda, Moto, Report, paths};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+const SHA_IMAGE: &str = "111111111111.dkr.ecr.us-east-1.amazonaws.com/web:3f9c2ab";
+const KMS_KEY: &str = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+const CIRCUIT_BREAKER: &str = "ECS deployment circuit breaker: tasks failed to start.";
+
+/// One test's world: a stand-in of its own (so its record is the test's),
+/// the shared moto, a function process, and clients for seeding moto.
+struct Rig {
+    standin: AwsStandIn,
+    lambda: LocalLambda,
+    s3: aws_sdk_s3::Client,
+    ecs: aws_sdk_ecs::Client,
+    bucket: String,
+    name: String,
+}
+
+impl Rig {
+    async fn new(name: &str) -> Rig {
+        let moto = Moto::shared();
+        let standin = AwsStandIn::start(Some(moto)).await;
+        let mut env = standin.lambda_env();
+        env.push(("TOLLGATE_REPORT_RESERVE_MS".into(), "2000".into()));
+        let lambda = LocalLambda::spawn(&paths::function_binary("pipeline-action"), &env).await;
+        // Seeding goes straight to moto, so the stand-in records only the function's calls.
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(moto.url())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                "AKIASEEDING000000001",
+                "seeding-secret",
+                None,
+                None,
+                "seed",
+            ))
+            .load()
+            .await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
+        let ecs = aws_sdk_ecs::Client::new(&sdk);
+        let bucket = format!("tollgate-pa-{name}");
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("bucket created in moto");
+        Rig {
+            standin,
+            lambda,
+            s3,
+            ecs,
+            bucket,
+            name: name.to_owned(),
+        }
+    }
+
+    /// A sample event with a fresh job id, the rig's bucket, and (optionally)
+    /// other UserParameters. The job is registered with the stand-in.
+    fn event(&self, sample: &str, id: &str, params: Option<Value>) -> Value {
+        let mut ev = paths::event("pipeline-action", sample);
+        let job = &mut ev["CodePipeline.job"];
+        job["id"] = json!(id);
+        for list in ["inputArtifacts", "outputArtifacts"] {
+            if let Some(items) = job["data"][list].as_array_mut() {
+                for a in items {
+                    a["location"]["s3Location"]["bucketName"] = json!(self.bucket);
+                }
+            }
+        }
+        if let Some(p) = params {
+            job["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
+                json!(p.to_string());
+        }
+        self.standin.register_job(id);
+        ev
+    }
+
+    /// The UserParameters of a sample, with fields replaced.
+    fn params(sample: &str, changes: Value) -> Value {
+        let ev = paths::event("pipeline-action", sample);
+        let raw = ev["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]
+            ["UserParameters"]
+            .as_str()
+            .expect("sample UserParameters")
+            .to_owned();
+        let mut p: Value = serde_json::from_str(&raw).expect("sample UserParameters are JSON");
+        for (k, v) in changes.as_object().expect("object") {
+            p[k] = v.clone();
+        }
+        p
+    }
+
+    async fn put_zip(&self, key: &str, files: &[(&str, &str)], kms: bool) {
+        let mut req = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(zip(files)));
+        if kms {
+            req = req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(KMS_KEY);
+        }
+        req.send().await.expect("artifact uploaded to moto");
+    }
+
+    async fn invoke(&mut self, event: Value) -> Value {
+        match self.lambda.invoke(event, DEADLINE).await {
+            Invocation::Response(v) => v,
+            other => panic!(
+                "expected a response, got {other:?}\nlogs:\n{}",
+                self.lambda.logs()
+            ),
+        }
+    }
+
+    /// Exactly one accepted report for `id`.
+    fn only_report(&self, id: &str) -> Report {
+        let reports = self.standin.reports_for(id);
+        assert_eq!(
+            reports.len(),
+            1,
+            "exactly one accepted report expected for {id}, got {reports:#?}"
+        );
+        reports.into_iter().next().expect("one report")
+    }
+
+    fn success(&self, id: &str) -> Value {
+        match self.only_report(id) {
+            Report::JobSuccess { request, .. } => request,
+            other => panic!("expected a success report for {id}, got {other:?}"),
+        }
+    }
+
+    fn failure(&self, id: &str) -> (String, String) {
+        match self.only_report(id) {
+            Report::JobFailure {
+                failure_type,
+                message,
+                ..
+            } => (failure_type, message),
+            other => panic!("expected a failure report for {id}, got {other:?}"),
+        }
+    }
+
+    fn count(&self, operation: &str) -> usize {
+        self.standin.calls_of(operation).len()
+    }
+
+    /// Cluster `<name>` with service `<name>` (desired 4) on a two-container
+    /// task definition family `<name>`.
+    async fn seed_service(&self) -> String {
+        let n = &self.name;
+        self.ecs
+            .create_cluster()
+            .cluster_name(n)
+            .send()
+            .await
+            .expect("cluster");
+        let td = self
+            .ecs
+            .register_task_definition()
+            .family(n)
+            .task_role_arn("arn:aws:iam::111111111111:role/web-task")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("web")
+                    .image("111111111111.dkr.ecr.us-east-1.amazonaws.com/web:0ld5ha1")
+                    .memory(512)
+                    .port_mappings(PortMapping::builder().container_port(8080).build())
+                    .build(),
+            )
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("log-router")
+                    .image("public.ecr.aws/aws-observability/aws-for-fluent-bit:2.32.0")
+                    .memory(128)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("task definition");
+        self.ecs
+            .create_service()
+            .cluster(n)
+            .service_name(n)
+            .task_definition(n)
+            .desired_count(4)
+            .send()
+            .await
+            .expect("service");
+        td.task_definition
+            .and_then(|t| t.task_definition_arn)
+            .expect("arn")
+    }
+
+    async fn revisions(&self) -> Vec<String> {
+        self.ecs
+            .list_task_definitions()
+            .family_prefix(&self.name)
+            .send()
+            .await
+            .expect("list")
+            .task_definition_arns
+            .unwrap_or_default()
+    }
+
+    async fn service_task_definition(&self) -> String {
+        self.ecs
+            .describe_services()
+            .cluster(&self.name)
+            .services(&self.name)
+            .send()
+            .await
+            .expect("describe")
+            .services
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .and_then(|s| s.task_definition)
+            .expect("service task definition")
+    }
+
+    /// A DescribeServices answer for the rig's service with one deployment
+    /// in the given rollout state (plus, for a rollback, the old PRIMARY).
+    fn service_answer(
+        &self,
+        deployment: &str,
+        task_definition: &str,
+        state: &str,
+        running: i64,
+        reason: &str,
+    ) -> Value {
+        let n = &self.name;
+        json!({"services": [{
+            "serviceArn": format!("arn:aws:ecs:us-east-1:123456789012:service/{n}/{n}"),
+            "serviceName": n,
+            "clusterArn": format!("arn:aws:ecs:us-east-1:123456789012:cluster/{n}"),
+            "status": "ACTIVE",
+            "desiredCount": 4,
+            "runningCount": running,
+            "pendingCount": 4 - running,
+            "taskDefinition": task_definition,
+            "deploymentController": {"type": "ECS"},
+            "deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": true, "rollback": false}},
+            "deployments": [{
+                "id": deployment, "status": "PRIMARY", "taskDefinition": task_definition,
+                "desiredCount": 4, "runningCount": running, "pendingCount": 4 - running,
+                "failedTasks": if state == "FAILED" { 3 } else { 0 },
+                "rolloutState": state, "rolloutStateReason": reason,
+                "createdAt": 1.7637e9, "updatedAt": 1.7637e9
+            }],
+            "events": [{"id": "e1", "createdAt": now_epoch(),
+                "message": format!("(service {n}) has started 1 tasks: (task 0f1e2d3c).")}]
+        }], "failures": []})
+    }
+}
+
+fn now_epoch() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn zip(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (path, content) in files {
+        w.start_file(*path, zip::write::SimpleFileOptions::default())
+            .expect("zip entry");
+        w.write_all(content.as_bytes()).expect("zip write");
+    }
+    w.finish().expect("zip").into_inner()
+}
+
+fn unzip(bytes: Vec<u8>, path: &str) -> Option<String> {
+    let mut a = zip::ZipArchive::new(Cursor::new(bytes)).expect("a zip");
+    let mut f = a.by_name(path).ok()?;
+    let mut s = String::new();
+    f.read_to_string(&mut s).expect("utf-8");
+    Some(s)
+}
+
+fn token_of(success: &Value) -> String {
+    success["continuationToken"]
+        .as_str()
+        .expect("a continuation token")
+        .to_owned()
+}
+
+fn imagedefinitions(image: &str) -> String {
+    json!([{"name": "web", "imageUri": image}]).to_string()
+}
+
+const TASKDEF: &str = r#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>","portMappings":[{"containerPort":8080}]}]}"#;
+const APPSPEC: &str = "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: <TASK_DEFINITION>\n        LoadBalancerInfo:\n          ContainerName: web\n          ContainerPort: 8080\n";
+
+#[tokio::test]
+async fn verify_artifact_passes_and_writes_a_kms_encrypted_output() {
+    let mut rig = Rig::new("verify-ok").await;
+    let detail = json!({"ImageURI": SHA_IMAGE}).to_string();
+    rig.put_zip(
+        "web-pipeline/BuildOutpu/Xa9bQ2e",
+        &[
+            ("imagedefinitions.json", &imagedefinitions(SHA_IMAGE)),
+            ("imageDetail.json", &detail),
+            ("taskdef.json", TASKDEF),
+            ("appspec.yaml", APPSPEC),
+        ],
+        true,
+    )
+    .await;
+    let ev = rig.event("verify-artifact", "job-verify-ok", None);
+    let out = rig.invoke(ev).await;
+    assert_eq!(out["report"], "success", "{out}");
+    let s = rig.success("job-verify-ok");
+    assert_eq!(s["outputVariables"]["image_uri"], SHA_IMAGE);
+    assert_eq!(s["outputVariables"]["image_tag"], "3f9c2ab");
+    assert_eq!(s["outputVariables"]["containers"], "web");
+    let summary = s["executionDetails"]["summary"].as_str().expect("summary");
+    assert!(summary.starts_with("artifact BuildOutput verified: imagedefinitions.json, imageDetail.json, taskdef.json, appspec.yaml"), "{summary}");
+    assert!(summary.ends_with("; wrote VerifiedOutput"), "{summary}");
+
+    // The output artifact went through S3 with SSE-KMS and the job's key.
+    let key = "web-pipeline/VerifiedOu/Hk3pW9c";
+    let head = rig
+        .s3
+        .head_object()
+        .bucket(&rig.bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("output artifact exists");
+    assert_eq!(
+        head.server_side_encryption(),
+        Some(&ServerSideEncryption::AwsKms)
+    );
+    assert_eq!(head.ssekms_key_id(), Some(KMS_KEY));
+    let body = rig
+        .s3
+        .get_object()
+        .bucket(&rig.bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("get")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .to_vec();
+    let td = unzip(body, "taskdef.json").expect("taskdef.json in the output");
+    assert!(
+        td.contains(SHA_IMAGE) && !td.contains("<IMAGE1_NAME>"),
+        "{td}"
+    );
+    assert_eq!(rig.count("s3:GET"), 1);
+    assert_eq!(rig.count("s3:PUT"), 1);
+}
+
+#[tokio::test]
+async fn verify_artifact_rejects_latest() {
+    let mut rig = Rig::new("verify-latest").await;
+    rig.put_zip(
+        "web-pipeline/BuildOutpu/Xa9bQ2e",
+        &[(
+            "imagedefinitions.json",
+            &imagedefinitions("111111111111.dkr.ecr.us-east-1.amazonaws.com/web:latest"),
+        )],
+        false,
+    )
+    .await;
+    let params = Rig::params(
+        "verify-artifact",
+        json!({"image_placeholder": null, "fill_image": false, "output_artifact": null}),
+    );
+    let ev = rig.event("verify-artifact", "job-latest", Some(params));
+    let out = rig.invoke(ev).await;
+    assert_eq!(out["report"], "failure", "{out}");
+    let (kind, message) = rig.failure("job-latest");
+    assert_eq!(kind, "JobFailed");
+    assert!(
+        message.contains("uses the mutable tag :latest"),
+        "{message}"
+    );
+    assert!(message.contains("imagedefinitions.json (web)"), "{message}");
+    assert_eq!(
+        rig.count("s3:PUT"),
+        0,
+        "nothing written for a failed verification"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_artifact_fails_naming_bucket_and_key() {
+    let mut rig = Rig::new("verify-missing").await;
+    let ev = rig.event("job-with-credentials", "job-missing", None);
+    rig.invoke(ev).await;
+    let (kind, message) = rig.failure("job-missing");
+    assert_eq!(kind, "JobFailed");
+    assert!(
+        message.contains("s3://tollgate-pa-verify-missing/web-pipeline/BuildOutpu/Xa9bQ2e"),
+        "{message}"
+    );
+    assert!(message.contains("NoSuchKey"), "{message}");
+    for secret in [
+        "wJalrXUtnFEMI",
+        "FwoGZXIvYXdzEXAMPLESESSIONTOKEN",
+        "ASIATOLLGATEEXAMPLE1",
+    ] {
+        assert!(!message.contains(secret), "{message}");
+        assert!(
+            !rig.lambda.logs().contains(secret),
+            "credentials reached the logs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn denied_artifact_access_is_a_permission_error() {
+    let mut rig = Rig::new("verify-denied").await;
+    rig.put_zip(
+        "web-pipeline/BuildOutpu/Xa9bQ2e",
+        &[("imagedefinitions.json", &imagedefinitions(SHA_IMAGE))],
+        false,
+    )
+    .await;
+    rig.standin.inject("s3:GET", Fault::AccessDenied, None);
+    let ev = rig.event("job-with-credentials", "job-denied", None);
+    rig.invoke(ev).await;
+    let (kind, message) = rig.failure("job-denied");
+    assert_eq!(kind, "PermissionError");
+    assert!(
+        message.contains("was denied for the job's artifact credentials"),
+        "{message}"
+    );
+    assert!(
+        message.contains("s3://tollgate-pa-verify-denied/web-pipeline/BuildOutpu/Xa9bQ2e"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn ecs_deploy_rolls_out_over_three_reinvocations() {
+    let mut rig = Rig::new("deploy-ok").await;
+    let old = rig.seed_service().await;
+    rig.put_zip(
+        "web-pipeline/BuildOutpu/Xa9bQ2e",
+        &[("imagedefinitions.json", &imagedefinitions(SHA_IMAGE))],
+        false,
+    )
+    .await;
+    let params = Rig::params(
+        "ecs-deploy",
+        json!({"cluster": rig.name, "service": rig.name}),
+    );
+
+    // First invocation: register, update, answer in progress.
+    let ev = rig.event("ecs-deploy", "job-deploy-1", Some(params.clone()));
+    let out = rig.invoke(ev).await;
+    assert_eq!(out["report"], "in-progress", "{out}");
+    let first = rig.success("job-deploy-1");
+    assert_eq!(rig.count("RegisterTaskDefinition"), 1);
+    assert_eq!(rig.count("UpdateService"), 1);
+    let new = rig.service_task_definition().await;
+    assert_ne!(new, old);
+    assert!(new.ends_with(&format!("{}:2", rig.name)), "{new}");
+    let registered = rig
+        .ecs
+        .describe_task_definition()
+        .task_definition(&new)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .expect("describe");
+    let containers = registered
+        .task_definition
+        .and_then(|t| t.container_definitions)
+        .expect("containers");
+    assert_eq!(containers[0].image(), Some(SHA_IMAGE));
+    assert_eq!(
+        containers[1].image(),
+        Some("public.ecr.aws/aws-observability/aws-for-fluent-bit:2.32.0"),
+        "containers not in imagedefinitions.json keep their image"
+    );
+    assert!(
+        registered
+            .tags
+            .unwrap_or_default()
+            .iter()
+            .any(|t| t.key() == Some("tollgate:codepipeline-job-id")
+                && t.value() == Some("job-deploy-1"))
+    );
+    let token: Value = serde_json::from_str(&token_of(&first)).expect("token is JSON");
+    let deployment = token["deployment"]
+        .as_str()
+        .expect("deployment id")
+        .to_owned();
+    assert_eq!(token["taskDefinition"], json!(new));
+
+    // Then three re-invocations with new job ids, one DescribeServices each.
+    rig.standin.script(
+        "DescribeServices",
+        vec![
+            rig.service_answer(&deployment, &new, "IN_PROGRESS", 1, "in progress"),
+            rig.service_answer(&deployment, &new, "IN_PROGRESS", 3, "in progress"),
+            rig.service_answer(&deployment, &new, "COMPLETED", 4, "completed"),
+        ],
+    );
+    let mut token = token_of(&first);
+    let mut progress = Vec::new();
+    for (i, id) in ["job-deploy-2", "job-deploy-3", "job-deploy-4"]
+        .iter()
+        .enumerate()
+    {
+        let before = rig.count("DescribeServices");
+        let mut ev = rig.event("ecs-deploy-continuation", id, Some(params.clone()));
+        ev["CodePipeline.job"]["data"]["continuationToken"] = json!(token);
+        let out = rig.invoke(ev).await;
+        assert_eq!(
+            rig.count("DescribeServices"),
+            before + 1,
+            "one poll per invocation"
+        );
+        let s = rig.success(id);
+        progress.push((
+            out["report"].as_str().expect("report").to_owned(),
+            s["executionDetails"]["percentComplete"].clone(),
+            s["executionDetails"]["summary"]
+                .as_str()
+                .expect("summary")
+                .to_owned(),
+        ));
+        if i < 2 {
+            token = token_of(&s);
+        } else {
+            assert!(s.get("continuationToken").is_none());
+            assert_eq!(s["outputVariables"]["task_definition_arn"], json!(new));
+            assert_eq!(s["outputVariables"]["deployment_id"], json!(deployment));
+        }
+    }
+    assert_eq!(progress[0].0, "in-progress");
+    assert_eq!(progress[0].1, json!(25));
+    assert!(
+        progress[0].2.starts_with(&format!(
+            "{}: 1/4 tasks on new revision {}:2",
+            rig.name, rig.name
+        )),
+        "{}",
+        progress[0].2
+    );
+    assert_eq!(progress[1].1, json!(75));
+    assert!(
+        progress[1].2.contains("3/4 tasks on new revision"),
+        "{}",
+        progress[1].2
+    );
+    assert_eq!(progress[2].0, "success");
+    assert_eq!(progress[2].1, json!(100));
+    assert!(
+        progress[2].2.contains("4/4 tasks on new revision")
+            && progress[2].2.contains("rollout completed"),
+        "{}",
+        progress[2].2
+    );
+    // Waiting never registered or updated again.
+    assert_eq!(rig.count("RegisterTaskDefinition"), 1);
+    assert_eq!(rig.count("UpdateService"), 1);
+    assert_eq!(rig.standin.reports().len(), 4);
+}
+
+#[tokio::test]
+async fn ecs_deploy_reports_a_circuit_breaker_failure() {
+    let mut rig = Rig::new("deploy-failed").await;
+    rig.seed_service().await;
+    rig.put_zip(
+        "web-pipeline/BuildOutpu/Xa9bQ2e",
+        &[("imagedefinitions.json", &imagedefinitions(SHA_IMAGE))],
+        false,
+    )
+    .await;
+    let params = Rig::params(
+        "ecs-deploy",
+        json!({"cluster": rig.name, "service": rig.name}),
+    );
+    let ev = rig.event("ecs-deploy", "job-cb-1", Some(params.clone()));
+    rig.invoke(ev).await;
+    let token = token_of(&rig.success("job-cb-1"));
+    let t: Value = serde_json::from_str(&token).expect("token");
+    let deployment = t["deployment"].as_str().expect("id").to_owned();
+    let td = t["taskDefinition"].as_str().expect("td").to_owned();
+    rig.standin.script(
+        "DescribeServices",
+        vec![rig.service_answer(&deployment, &td, "FAILED", 0, CIRCUIT_BREAKER)],
+    );
+    let task = format!(
+        "arn:aws:ecs:us-east-1:123456789012:task/{}/5d6e7f80a1b2",
+        rig.name
+    );
+    rig.standin
+        .script("ListTasks", vec![json!({"taskArns": [task]})]);
+    rig.standin.script(
+        "DescribeTasks",
+        vec![json!({"tasks": [{
+            "taskArn": task, "lastStatus": "STOPPED", "desiredStatus": "STOPPED",
+            "stoppedReason": "Essential container in task exited",
+            "stoppedAt": 1.7637e9,
+            "containers": [{"name": "web", "exitCode": 137, "lastStatus": "STOPPED"}]
+        }], "failures": []})],
+    );
+    let mut ev = rig.event("ecs-deploy-continuation", "job-cb-2", Some(params));
+    ev["CodePipeline.job"]["data"]["continuationToken"] = json!(token);
+    let out = rig.invoke(ev).await;
+    assert_eq!(out["report"], "failure", "{out}");
+    let (kind, message) = rig.failure("job-cb-2");
+    assert_eq!(kind, "JobFailed");
+    assert!(
+        message.contains(&format!(
+            "ECS rollout of service {} to {}:2 FAILED",
+            rig.name, rig.name
+        )),
+        "{message}"
+    );
+    assert!(message.contains(CIRCUIT_BREAKER), "{message}");
+    assert!(message.contains("3 failed to start"), "{message}");
+    assert!(
+        message.contains("Stopped tasks: task 5d6e7f80a1b2: Essential container in task exited (web: exit code 137)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("has started 1 tasks"),
+        "service events are quoted: {message}"
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_of_ecs_deploy_registers_one_revision() {
+    let mut rig = Rig::new("deploy-dup").await;
+    rig.seed_service().await;
+    rig.put_zip(
+        "web-pipeline/BuildOutpu/Xa9bQ2e",
+        &[("imagedefinitions.json", &imagedefinitions(SHA_IMAGE))],
+        false,
+    )
+    .await;
+    let params = Rig::params(
+        "ecs-deploy",
+        json!({"cluster": rig.name, "service": rig.name}),
+    );
+    let ev = rig.event("ecs-deploy", "job-dup", Some(params));
+    let first = rig.invoke(ev.clone()).await;
+    let second = rig.invoke(ev).await;
+    assert_eq!(first["delivery"], "delivered", "{first}");
+    assert_eq!(second["delivery"], "already-reported", "{second}");
+    rig.only_report("job-dup");
+    assert_eq!(rig.count("RegisterTaskDefinition"), 1);
+    assert_eq!(rig.count("UpdateService"), 1);
+    assert_eq!(
+        rig.revisions().await.len(),
+        2,
+        "the seeded revision and one new one"
+    );
+}
+
+#[tokio::test]
+async fn ecs_deploy_refuses_mutable_images_before_touching_ecs() {
+    let mut rig = Rig::new("deploy-latest").await;
+    rig.seed_service().await;
+    rig.put_zip(
+        "web-pipeline/BuildOutpu/Xa9bQ2e",
+        &[("imagedefinitions.json", &imagedefinitions("nginx:latest"))],
+        false,
+    )
+    .await;
+    let params = Rig::params(
+        "ecs-deploy",
+        json!({"cluster": rig.name, "service": rig.name}),
+    );
+    let ev = rig.event("ecs-deploy", "job-deploy-latest", Some(params));
+    rig.invoke(ev).await;
+    let (kind, message) = rig.failure("job-deploy-latest");
+    assert_eq!(kind, "JobFailed");
+    assert!(
+        message.starts_with(
+            "refusing to deploy: container web: \"nginx:latest\" uses the mutable tag :latest"
+        ),
+        "{message}"
+    );
+    assert_eq!(
+        rig.count("DescribeServices") + rig.count("RegisterTaskDefinition"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_superseded_deployment_fails_the_wait() {
+    let mut rig = Rig::new("deploy-superseded").await;
+    rig.seed_service().await;
+    // The sample's token names a deployment this service never had.
+    let params = Rig::params(
+        "ecs-deploy-continuation",
+        json!({"cluster": rig.name, "service": rig.name}),
+    );
+    let mut ev = rig.event("ecs-deploy-continuation", "job-superseded", Some(params));
+    let raw = ev["CodePipeline.job"]["data"]["continuationToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let mut token: Value = serde_json::from_str(&raw).expect("token");
+    token["cluster"] = json!(rig.name);
+    token["service"] = json!(rig.name);
+    ev["CodePipeline.job"]["data"]["continuationToken"] = json!(token.to_string());
+    rig.invoke(ev).await;
+    let (kind, message) = rig.failure("job-superseded");
+    assert_eq!(kind, "JobFailed");
+    assert!(
+        message.contains("deployment ecs-svc/8273645510293847561"),
+        "{message}"
+    );
+    assert!(
+        message.contains("no longer among the service's deployments"),
+        "{message}"
+    );
+    assert_eq!(rig.count("DescribeServices"), 1);
+}
+
+#[tokio::test]
+async fn ecs_wait_waits_for_the_rollout() {
+    let mut rig = Rig::new("wait-ok").await;
+    let td = rig.seed_service().await;
+    let params = Rig::params(
+        "ecs-wait",
+        json!({"cluster": rig.name, "service": rig.name}),
+    );
+    // moto's new service has no running tasks: its rollout is in progress.
+    let ev = rig.event("ecs-wait", "job-wait-1", Some(params.clone()));
+    let out = rig.invoke(ev).await;
+    assert_eq!(out["report"], "in-progress", "{out}");
+    let first = rig.success("job-wait-1");
+    assert_eq!(first["executionDetails"]["percentComplete"], json!(0));
+    let token = token_of(&first);
+    let deployment = serde_json::from_str::<Value>(&token).expect("token")["deployment"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    rig.standin.script(
+        "DescribeServices",
+        vec![rig.service_answer(&deployment, &td, "COMPLETED", 4, "completed")],
+    );
+    let mut ev = rig.event("ecs-wait", "job-wait-2", Some(params));
+    ev["CodePipeline.job"]["data"]["continuationToken"] = json!(token);
+    let out = rig.invoke(ev).await;
+    assert_eq!(out["report"], "success", "{out}");
+    let done = rig.success("job-wait-2");
+    assert!(
+        done["executionDetails"]["summary"]
+            .as_str()
+            .expect("summary")
+            .contains("4/4 tasks on new revision")
+    );
+    assert_eq!(
+        rig.count("UpdateService") + rig.count("RegisterTaskDefinition"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn ecs_wait_for_a_missing_service_is_a_configuration_error() {
+    let mut rig = Rig::new("wait-missing").await;
+    rig.ecs
+        .create_cluster()
+        .cluster_name(&rig.name)
+        .send()
+        .await
+        .expect("cluster");
+    let params = Rig::params(
+        "ecs-wait",
+        json!({"cluster": rig.name, "service": "no-such-service"}),
+    );
+    let ev = rig.event("ecs-wait", "job-wait-missing", Some(params));
+    rig.invoke(ev).await;
+    let (kind, message) = rig.failure("job-wait-missing");
+    assert_eq!(kind, "ConfigurationError");
+    assert!(
+        message.contains("service no-such-service in cluster"),
+        "{message}"
+    );
+    assert!(message.contains("was not found"), "{message}");
+}
+
+/// A loopback app: `/health` answers 200 `{"status":"ok"}`, anything else 503.
+async fn app() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let (status, body) = if req.uri().path() == "/health" {
+                        (200, r#"{"status":"ok"}"#)
+                    } else {
+                        (503, "unavailable")
+                    };
+                    Ok::<_, std::convert::Infallible>(
+                        hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from_static(body.as_bytes())))
+                            .expect("response"),
+                    )
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn smoke_from_an_artifact_spec_passes_with_output_variables() {
+    let mut rig = Rig::new("smoke-ok").await;
+    let target = app().await;
+    let spec = "checks:\n  - name: health\n    url: \"${TARGET}/health\"\n    expect:\n      status: 200\n      json:\n        - path: $.status\n          equals: ok\n";
+    rig.put_zip(
+        "web-pipeline/SourceOutp/Q7mZk2a",
+        &[("checks/staging.yaml", spec)],
+        false,
+    )
+    .await;
+    let params = Rig::params("smoke", json!({"vars": {"TARGET": target}}));
+    let ev = rig.event("smoke", "job-smoke-ok", Some(params));
+    let out = rig.invoke(ev).await;
+    assert_eq!(out["report"], "success", "{out}");
+    let s = rig.success("job-smoke-ok");
+    assert_eq!(s["outputVariables"]["passed"], "1");
+    assert_eq!(s["outputVariables"]["failed"], "0");
+    assert!(
+        s["outputVariables"]["p95_ms"]
+            .as_str()
+            .is_some_and(|p| p.parse::<u64>().is_ok()),
+        "{s}"
+    );
+    assert!(
+        s["executionDetails"]["summary"]
+            .as_str()
+            .expect("summary")
+            .starts_with("1/1 passed")
+    );
+}
+
+#[tokio::test]
+async fn smoke_failure_lists_the_failed_expectations() {
+    let mut rig = Rig::new("smoke-fail").await;
+    let target = app().await;
+    let params = Rig::params(
+        "smoke-inline",
+        json!({
+            "spec": {"checks": [
+                {"name": "health", "url": "${TARGET}/health", "expect": {"status": 200}},
+                {"name": "checkout", "url": "${TARGET}/checkout", "expect": {"status": 200}}
+            ]},
+            "vars": {"TARGET": target}
+        }),
+    );
+    let ev = rig.event("smoke-inline", "job-smoke-fail", Some(params));
+    let out = rig.invoke(ev).await;
+    assert_eq!(out["report"], "failure", "{out}");
+    let (kind, message) = rig.failure("job-smoke-fail");
+    assert_eq!(kind, "JobFailed");
+    assert!(message.starts_with("1/2 passed"), "{message}");
+    assert!(
+        message.contains("FAIL checkout: status 503 (expected 200)"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn ten_malformed_user_parameters_each_get_one_configuration_error() {
+    let mut rig = Rig::new("bad-params").await;
+    let samples: [(&str, Option<Value>, &str); 12] = [
+        ("bad-params-not-json", None, "UserParameters"),
+        ("bad-params-unknown-action", None, "field \"action\""),
+        ("bad-params-missing-field", None, "field \"cluster\""),
+        ("bad-params-unknown-field", None, "field \"timeout\""),
+        ("ecs-wait", Some(json!([1, 2])), "UserParameters"),
+        (
+            "ecs-wait",
+            Some(json!({"cluster": "c"})),
+            "field \"action\"",
+        ),
+        (
+            "ecs-wait",
+            Some(json!({"action": "ecs-wait", "cluster": 7, "service": "s"})),
+            "field \"cluster\"",
+        ),
+        (
+            "ecs-wait",
+            Some(
+                json!({"action": "ecs-wait", "cluster": "c", "service": "s", "wait_timeout_minutes": 0}),
+            ),
+            "field \"wait_timeout_minutes\"",
+        ),
+        (
+            "verify-artifact",
+            Some(json!({"action": "verify-artifact", "image_policy": {"pin": "sometimes"}})),
+            "field \"image_policy.pin\"",
+        ),
+        (
+            "verify-artifact",
+            Some(json!({"action": "verify-artifact", "expected_containers": ["web", 3]})),
+            "field \"expected_containers[1]\"",
+        ),
+        (
+            "smoke",
+            Some(json!({"action": "smoke"})),
+            "field \"spec_path\"",
+        ),
+        (
+            "smoke",
+            Some(json!({"action": "smoke", "spec_path": "a.yaml", "vars": {"TARGET": true}})),
+            "field \"vars.TARGET\"",
+        ),
+    ];
+    for (i, (sample, params, field)) in samples.into_iter().enumerate() {
+        let id = format!("job-bad-{i}");
+        let ev = rig.event(sample, &id, params);
+        let out = rig.invoke(ev).await;
+        assert_eq!(out["report"], "failure", "{sample} #{i}: {out}");
+        let (kind, message) = rig.failure(&id);
+        assert_eq!(kind, "ConfigurationError", "{sample} #{i}: {message}");
+        assert!(message.starts_with("invalid UserParameters: "), "{message}");
+        assert!(
+            message.contains(field),
+            "#{i} should name {field}: {message}"
+        );
+        assert!(
+            message.contains("Example of valid UserParameters: {\"action\":"),
+            "{message}"
+        );
+    }
+    // Nothing but the reports was called.
+    let other: Vec<String> = rig
+        .standin
+        .calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .filter(|op| op != "PutJobFailureResult")
+        .collect();
+    assert!(other.is_empty(), "{other:?}");
+}
