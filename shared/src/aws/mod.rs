@@ -10,7 +10,10 @@ pub mod codedeploy_read;
 pub mod codepipeline;
 pub mod ecs;
 pub mod elbv2;
+pub mod notify_sources;
 pub mod s3;
+pub mod secretsmanager;
+pub mod sns;
 pub mod ssm;
 
 pub use aws_config::SdkConfig;

@@ -1,0 +1,161 @@
+//! Slack incoming webhook payload: Block Kit plus a fallback `text`.
+//!
+//! Layout: a header with the status emoji and title; the reason (code block
+//! when it spans lines); the commit; facts as section fields; buttons to the
+//! console; a context line (account · region · time). Block Kit limits are
+//! applied here ([`limits`]); `shared/tests/notify_payloads.rs` checks every
+//! fixture against them.
+
+use super::super::console::truncate;
+use super::super::model::{Notification, Status};
+use super::{commit_line, context_line, enrichment_note, facts_with_duration};
+use serde_json::{Value, json};
+
+/// Block Kit limits.
+pub mod limits {
+    /// Blocks per message.
+    pub const MAX_BLOCKS: usize = 50;
+    /// Header text (plain_text).
+    pub const HEADER_TEXT: usize = 150;
+    /// Section text.
+    pub const SECTION_TEXT: usize = 3000;
+    /// Fields per section.
+    pub const SECTION_FIELDS: usize = 10;
+    /// One field's text.
+    pub const FIELD_TEXT: usize = 2000;
+    /// Elements per actions block.
+    pub const ACTIONS_ELEMENTS: usize = 25;
+    /// Button text.
+    pub const BUTTON_TEXT: usize = 75;
+    /// Button URL.
+    pub const BUTTON_URL: usize = 3000;
+    /// Elements per context block.
+    pub const CONTEXT_ELEMENTS: usize = 10;
+    /// Fallback `text` kept short: it is what notifications show.
+    pub const FALLBACK_TEXT: usize = 300;
+}
+
+/// Escapes Slack mrkdwn control characters.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn mrkdwn(text: String) -> Value {
+    json!({"type": "mrkdwn", "text": text})
+}
+
+/// The reason as mrkdwn: inline when short and single-line, else a code block.
+fn reason_text(reason: &str) -> String {
+    const LABEL: &str = "*Reason*\n";
+    let budget = limits::SECTION_TEXT - LABEL.len() - 8;
+    if !reason.contains('\n') && reason.chars().count() <= 200 {
+        return format!("{LABEL}{}", truncate(&escape(reason), budget));
+    }
+    // A literal ``` would end the block early.
+    let body = escape(reason).replace("```", "ˋˋˋ");
+    format!("{LABEL}```{}```", truncate(&body, budget))
+}
+
+/// Renders the Slack payload.
+pub fn render(n: &Notification) -> Value {
+    let title = format!("{} {}", n.status.emoji(), n.title());
+    let mut blocks: Vec<Value> = Vec::new();
+    blocks.push(json!({
+        "type": "header",
+        "text": {"type": "plain_text", "text": truncate(&title, limits::HEADER_TEXT), "emoji": true}
+    }));
+    if let Some(reason) = &n.reason {
+        blocks.push(json!({"type": "section", "text": mrkdwn(reason_text(reason))}));
+    }
+    if let Some(c) = &n.commit {
+        let line = escape(&commit_line(c));
+        let text = match &c.url {
+            Some(url) if url.len() < 2000 => format!("*Commit* <{url}|{}>", truncate(&line, 900)),
+            _ => format!("*Commit* {}", truncate(&line, 2900)),
+        };
+        blocks.push(json!({"type": "section", "text": mrkdwn(text)}));
+    }
+    let facts = facts_with_duration(n);
+    // Leave room for the header, reason, commit, actions and context blocks.
+    let max_field_sections = limits::MAX_BLOCKS - blocks.len() - 2;
+    for chunk in facts
+        .chunks(limits::SECTION_FIELDS)
+        .take(max_field_sections)
+    {
+        let fields: Vec<Value> = chunk
+            .iter()
+            .map(|(label, value)| {
+                let label = escape(label);
+                let budget = limits::FIELD_TEXT - label.chars().count() - 4;
+                mrkdwn(format!("*{label}*\n{}", truncate(&escape(value), budget)))
+            })
+            .collect();
+        blocks.push(json!({"type": "section", "fields": fields}));
+    }
+    let buttons: Vec<Value> = n
+        .links
+        .iter()
+        .filter(|l| l.url.len() <= limits::BUTTON_URL)
+        .take(limits::ACTIONS_ELEMENTS)
+        .enumerate()
+        .map(|(i, l)| {
+            let mut b = json!({
+                "type": "button",
+                "text": {"type": "plain_text", "text": truncate(&l.label, limits::BUTTON_TEXT), "emoji": true},
+                "url": l.url,
+            });
+            if i == 0 && n.status == Status::Failed {
+                b["style"] = json!("danger");
+            } else if i == 0 {
+                b["style"] = json!("primary");
+            }
+            b
+        })
+        .collect();
+    if !buttons.is_empty() {
+        blocks.push(json!({"type": "actions", "elements": buttons}));
+    }
+    let mut context = vec![mrkdwn(escape(&context_line(n)))];
+    if let Some(note) = enrichment_note(n) {
+        context.push(mrkdwn(format!(":warning: {}", escape(&note))));
+    }
+    blocks.push(json!({"type": "context", "elements": context}));
+
+    let fallback = match &n.reason {
+        Some(r) => format!("{title}: {}", r.lines().next().unwrap_or_default().trim()),
+        None => title,
+    };
+    json!({
+        "text": truncate(&fallback, limits::FALLBACK_TEXT),
+        "blocks": blocks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mrkdwn_is_escaped() {
+        assert_eq!(escape("a < b && c > d"), "a &lt; b &amp;&amp; c &gt; d");
+    }
+
+    #[test]
+    fn long_reasons_become_code_blocks_within_limits() {
+        let long = "error: something\n".repeat(500);
+        let text = reason_text(&long);
+        assert!(text.starts_with("*Reason*\n```"));
+        assert!(text.chars().count() <= limits::SECTION_TEXT);
+        let text = reason_text("a ``` b\nc");
+        assert!(!text["*Reason*\n```".len()..text.len() - 3].contains("```"));
+    }
+}

@@ -1,0 +1,145 @@
+//! Microsoft Teams Workflows webhook payload: a message whose
+//! `attachments[0]` is an Adaptive Card, version 1.4 (some tenants reject
+//! newer cards, and Office 365 connectors are retired).
+//!
+//! Only 1.4 elements and properties are used: `TextBlock` (no `style:
+//! heading`, which is 1.5), `Container` with a 1.2 style for the coloured
+//! header, `FactSet`, and `Action.OpenUrl`. `shared/tests/notify_payloads.rs`
+//! checks every fixture against the 1.4 element set.
+
+use super::super::console::truncate;
+use super::super::model::{Notification, Severity};
+use super::{commit_line, context_line, enrichment_note, facts_with_duration};
+use serde_json::{Value, json};
+
+/// The Adaptive Card version we emit.
+pub const CARD_VERSION: &str = "1.4";
+/// Teams shows few buttons; more only clutter.
+pub const MAX_ACTIONS: usize = 5;
+/// Reasons are cut to this many characters.
+pub const MAX_REASON: usize = 3000;
+/// Facts per card.
+pub const MAX_FACTS: usize = 30;
+
+fn container_style(s: Severity) -> &'static str {
+    match s {
+        Severity::Failure => "attention",
+        Severity::Warning => "warning",
+        Severity::Success => "good",
+        Severity::Info => "emphasis",
+    }
+}
+
+/// Escapes `*` and brackets, which Teams' markdown subset would turn into
+/// emphasis or links in plain values (`**/*.js`, `[skip ci]`). Underscores
+/// inside words (`HOOK_EXECUTION_FAILURE`) are not emphasis in CommonMark
+/// and are left alone, so identifiers stay copyable.
+fn md_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '[' | ']') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Renders the Teams payload.
+pub fn render(n: &Notification) -> Value {
+    let title = format!("{} {}", n.status.emoji(), n.title());
+    let mut body: Vec<Value> = vec![json!({
+        "type": "Container",
+        "style": container_style(n.severity()),
+        "bleed": true,
+        "items": [{
+            "type": "TextBlock",
+            "text": md_escape(&truncate(&title, 300)),
+            "weight": "Bolder",
+            "size": "Large",
+            "wrap": true,
+        }],
+    })];
+    if let Some(reason) = &n.reason {
+        let multi = reason.contains('\n');
+        let mut block = json!({
+            "type": "TextBlock",
+            "text": truncate(reason, MAX_REASON),
+            "wrap": true,
+        });
+        if multi {
+            block["fontType"] = json!("Monospace");
+        } else {
+            block["text"] = json!(md_escape(&truncate(reason, MAX_REASON)));
+        }
+        body.push(block);
+    }
+    if let Some(c) = &n.commit {
+        let line = md_escape(&commit_line(c));
+        let text = match &c.url {
+            Some(url) => format!("**Commit** [{}]({url})", truncate(&line, 500)),
+            None => format!("**Commit** {}", truncate(&line, 500)),
+        };
+        body.push(json!({"type": "TextBlock", "text": text, "wrap": true}));
+    }
+    let facts: Vec<Value> = facts_with_duration(n)
+        .into_iter()
+        .take(MAX_FACTS)
+        .map(|(title, value)| json!({"title": title, "value": md_escape(&truncate(&value, 500))}))
+        .collect();
+    if !facts.is_empty() {
+        body.push(json!({"type": "FactSet", "facts": facts}));
+    }
+    let mut footer = context_line(n);
+    if let Some(note) = enrichment_note(n) {
+        footer.push_str(" · ⚠ ");
+        footer.push_str(&note);
+    }
+    if !footer.is_empty() {
+        body.push(json!({
+            "type": "TextBlock",
+            "text": footer,
+            "isSubtle": true,
+            "size": "Small",
+            "wrap": true,
+        }));
+    }
+    let actions: Vec<Value> = n
+        .links
+        .iter()
+        .take(MAX_ACTIONS)
+        .map(|l| json!({"type": "Action.OpenUrl", "title": truncate(&l.label, 60), "url": l.url}))
+        .collect();
+    let mut card = json!({
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": CARD_VERSION,
+        "msteams": {"width": "Full"},
+        "fallbackText": truncate(&title, 300),
+        "body": body,
+    });
+    if !actions.is_empty() {
+        card["actions"] = json!(actions);
+    }
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": card,
+        }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_in_names_is_escaped() {
+        assert_eq!(
+            md_escape("my_pipe*line [skip]"),
+            "my_pipe\\*line \\[skip\\]"
+        );
+    }
+}
