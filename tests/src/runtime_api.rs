@@ -59,7 +59,7 @@ pub struct InitError {
 
 struct Pending {
     id: String,
-    body: Value,
+    body: Bytes,
     deadline_ms: u64,
 }
 
@@ -217,6 +217,13 @@ impl LocalLambda {
     /// Sends one event with `deadline` from now and waits for the outcome (up
     /// to the deadline plus a short grace, as Lambda would).
     pub async fn invoke(&mut self, event: Value, deadline: Duration) -> Invocation {
+        self.invoke_raw(Bytes::from(event.to_string()), deadline)
+            .await
+    }
+
+    /// Like [`LocalLambda::invoke`] with the event body as raw bytes (which
+    /// need not be JSON, nor UTF-8), as the Runtime API delivers it.
+    pub async fn invoke_raw(&mut self, body: Bytes, deadline: Duration) -> Invocation {
         self.counter += 1;
         let id = format!(
             "{:08x}-0000-4000-8000-{:012x}",
@@ -234,7 +241,7 @@ impl LocalLambda {
             .queue
             .send(Pending {
                 id,
-                body: event,
+                body,
                 deadline_ms,
             })
             .is_err()
@@ -397,7 +404,7 @@ async fn route(
                     &p.id[..8]
                 ),
             )
-            .body(Full::new(Bytes::from(p.body.to_string())))
+            .body(Full::new(p.body))
             .unwrap_or_default();
         return Ok(resp);
     }

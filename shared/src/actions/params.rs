@@ -96,8 +96,9 @@ impl Params {
     }
 }
 
-/// Where a smoke spec comes from.
-#[derive(Debug, Clone, PartialEq)]
+/// Where a smoke spec comes from. `Debug` never shows an inline spec: it may
+/// hold tokens (header values) that must stay out of logs.
+#[derive(Clone, PartialEq)]
 pub enum SpecSource {
     /// The spec itself, inline (`"spec": {...}` or a YAML/JSON string).
     Inline(Value),
@@ -110,13 +111,35 @@ pub enum SpecSource {
     },
 }
 
-/// `smoke` parameters.
-#[derive(Debug, Clone, PartialEq)]
+/// `smoke` parameters. `Debug` shows the variables' names, not their values.
+#[derive(Clone, PartialEq)]
 pub struct SmokeParams {
     /// The check spec.
     pub spec: SpecSource,
     /// Variables for the spec's templates, e.g. `TARGET`.
     pub vars: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SpecSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Inline(spec) => write!(f, "Inline(<{} bytes>)", spec.to_string().len()),
+            Self::Artifact { artifact, path } => f
+                .debug_struct("Artifact")
+                .field("artifact", artifact)
+                .field("path", path)
+                .finish(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SmokeParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmokeParams")
+            .field("spec", &self.spec)
+            .field("vars", &self.vars.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// How strictly image references must be pinned.

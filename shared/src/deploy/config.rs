@@ -119,13 +119,23 @@ pub enum HookSetting {
     Fixed(HookName),
 }
 
-/// Where the check spec comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the check spec comes from. `Debug` never shows an inline spec's
+/// text: it may hold tokens (header values) that must stay out of logs.
+#[derive(Clone, PartialEq, Eq)]
 pub enum SpecSource {
     /// `TOLLGATE_CHECK_SPEC`: the text itself.
     Inline(String),
     /// `TOLLGATE_CHECK_SPEC_PARAMETER`: an SSM parameter name.
     Parameter(String),
+}
+
+impl fmt::Debug for SpecSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Inline(text) => write!(f, "Inline(<{} chars>)", text.chars().count()),
+            Self::Parameter(name) => f.debug_tuple("Parameter").field(name).finish(),
+        }
+    }
 }
 
 impl SpecSource {

@@ -1,0 +1,1117 @@
+//! The fault matrix: every function binary under the local Runtime API,
+//! against the AWS stand-in, across hostile inputs and failing dependencies.
+//!
+//! Rows are input/fault kinds ([`KINDS`]), columns are the functions. Every
+//! cell runs a fresh function process against a fresh stand-in and asserts
+//! both the universal contract and the cell's defined outcome:
+//!
+//! - callback functions (`pipeline-action`, `deploy-hook`): the invocation
+//!   ends before its deadline (never a hang, never a Lambda kill), in either
+//!   exactly one accepted report or a defined Lambda error; never two
+//!   accepted reports for one job / hook execution, and never a successful
+//!   answer without a report;
+//! - `notifier`: delivered (every destination's sink received it), or an
+//!   invocation error (so Lambda retries and the OnFailure destination keeps
+//!   the event); never an answer that claims delivery the sinks did not see.
+//!
+//! Cells run concurrently (each has its own processes and ports).
+//!
+//! `TOLLGATE_WRITE_FAULT_TABLE=1 cargo test -p tollgate-tests --test fault_matrix`
+//! regenerates `docs/fault-matrix.md` from the observed outcomes.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tollgate_tests::moto::free_port;
+use tollgate_tests::{AwsStandIn, Fault, Invocation, LocalLambda, Moto, Report, paths};
+
+/// Deadline of an ordinary cell.
+const DEADLINE: Duration = Duration::from_secs(10);
+/// Deadline of the cells whose dependency is slower than the deadline.
+const SHORT_DEADLINE: Duration = Duration::from_secs(4);
+/// How late an answer may arrive after the deadline (loopback transport).
+const SLACK: Duration = Duration::from_millis(250);
+/// Six MB of payload (Lambda's synchronous invocation limit).
+const SIX_MB: usize = 6 * 1024 * 1024;
+/// Cells run at once.
+const PARALLEL: usize = 6;
+
+// ------------------------------------------------------------------ matrix
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Func {
+    PipelineAction,
+    DeployHook,
+    Notifier,
+}
+
+impl Func {
+    const ALL: [Func; 3] = [Func::PipelineAction, Func::DeployHook, Func::Notifier];
+
+    fn name(self) -> &'static str {
+        match self {
+            Func::PipelineAction => "pipeline-action",
+            Func::DeployHook => "deploy-hook",
+            Func::Notifier => "notifier",
+        }
+    }
+}
+
+/// One row: a key, what it does, and the expected outcome class per function
+/// (pipeline-action, deploy-hook, notifier).
+struct Kind {
+    key: &'static str,
+    what: &'static str,
+    expect: [&'static str; 3],
+}
+
+/// Outcome classes:
+/// - `report:<what>` exactly one accepted report (pipeline `success` /
+///   `failure:<type>`, hook `Succeeded` / `Failed`);
+/// - `already-reported`: a successful answer, the report having been
+///   accepted before (the duplicate-report exception was taken as done);
+/// - `error:<type>`: a Lambda invocation error of that type, no report;
+/// - `delivered`: notifier answered `sent` and every destination received it;
+/// - `already-delivered`: every destination skipped as delivered before;
+/// - `quiet`: notifier answered `quiet` with a reason (not a notification).
+///
+/// `a → b` is two deliveries of the same event.
+const KINDS: &[Kind] = &[
+    Kind {
+        key: "malformed-json",
+        what: "truncated JSON body",
+        expect: [
+            "error:&lambda_runtime::deserializer::DeserializeError",
+            "error:&lambda_runtime::deserializer::DeserializeError",
+            "error:&lambda_runtime::deserializer::DeserializeError",
+        ],
+    },
+    Kind {
+        key: "non-utf8",
+        what: "invalid UTF-8 bytes inside a JSON string",
+        expect: [
+            "error:&lambda_runtime::deserializer::DeserializeError",
+            "error:&lambda_runtime::deserializer::DeserializeError",
+            "error:&lambda_runtime::deserializer::DeserializeError",
+        ],
+    },
+    Kind {
+        key: "wrong-shape",
+        what: "valid JSON of another protocol's shape",
+        expect: [
+            "error:UnrecognisedEvent",
+            "error:UnrecognisedEvent",
+            "delivered",
+        ],
+    },
+    Kind {
+        key: "missing-fields",
+        what: "required fields removed (id kept where one exists)",
+        expect: [
+            "report:failure:ConfigurationError",
+            "error:UnrecognisedEvent",
+            "delivered",
+        ],
+    },
+    Kind {
+        key: "wrong-types",
+        what: "fields of the wrong JSON type",
+        expect: [
+            "report:failure:ConfigurationError",
+            "error:UnrecognisedEvent",
+            "delivered",
+        ],
+    },
+    Kind {
+        key: "empty-strings",
+        what: "empty strings in every name/parameter field",
+        expect: [
+            "report:failure:ConfigurationError",
+            "error:ReportRejected",
+            "delivered",
+        ],
+    },
+    Kind {
+        key: "six-mb",
+        what: "6 MB payload (an extra 6 MB field)",
+        expect: ["report:success", "report:Succeeded", "delivered"],
+    },
+    Kind {
+        key: "deep-event",
+        what: "event nested 100 000 levels deep",
+        expect: [
+            "error:&lambda_runtime::deserializer::DeserializeError",
+            "error:&lambda_runtime::deserializer::DeserializeError",
+            "error:&lambda_runtime::deserializer::DeserializeError",
+        ],
+    },
+    Kind {
+        key: "deep-field",
+        what: "a deeply nested value inside an accepted event",
+        expect: [
+            "report:failure:ConfigurationError",
+            "report:Succeeded",
+            "delivered",
+        ],
+    },
+    Kind {
+        key: "unicode",
+        what: "unusual Unicode (RTL override, emoji, combining marks, NUL) in names",
+        expect: ["report:success", "report:Succeeded", "delivered"],
+    },
+    Kind {
+        key: "throttle",
+        what: "report / publish call throttled twice",
+        expect: ["report:success", "report:Succeeded", "delivered"],
+    },
+    Kind {
+        key: "server-error",
+        what: "report / publish call answers 5xx twice",
+        expect: ["report:success", "report:Succeeded", "delivered"],
+    },
+    Kind {
+        key: "slow-past-deadline",
+        what: "report / publish call answers after the deadline",
+        expect: [
+            "error:ReportUndelivered",
+            "error:ReportUndelivered",
+            "error:NotificationUndelivered",
+        ],
+    },
+    Kind {
+        key: "connection-refused",
+        what: "AWS endpoint (and webhook) on a closed port",
+        expect: [
+            "error:ReportUndelivered",
+            "error:ReportUndelivered",
+            "error:NotificationUndelivered",
+        ],
+    },
+    Kind {
+        key: "access-denied",
+        what: "report / publish call denied by IAM",
+        expect: [
+            "error:ReportDenied",
+            "error:ReportDenied",
+            "error:NotificationUndelivered",
+        ],
+    },
+    Kind {
+        key: "duplicate-report",
+        what: "already reported: InvalidJobState / LifecycleEventAlreadyCompleted (notifier: webhook 409)",
+        expect: [
+            "already-reported",
+            "already-reported",
+            "error:NotificationUndelivered",
+        ],
+    },
+    Kind {
+        key: "duplicate-delivery",
+        what: "the same event delivered twice",
+        expect: [
+            "report:success → already-reported",
+            "report:Succeeded → already-reported",
+            "delivered → already-delivered",
+        ],
+    },
+    Kind {
+        key: "dependency-fault",
+        what: "a read the work needs fails (ECS DescribeServices / CodeDeploy GetDeployment throttled; CodePipeline enrichment reads denied / 5xx)",
+        expect: [
+            "report:failure:SystemUnavailable",
+            "report:Failed",
+            "delivered",
+        ],
+    },
+    Kind {
+        key: "deadline-short",
+        what: "deadline shorter than the work (target hangs)",
+        expect: [
+            "report:failure:JobFailed",
+            "report:Failed",
+            "error:NotificationUndelivered",
+        ],
+    },
+];
+
+// ------------------------------------------------------------- local server
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Ok,
+    Status(u16),
+    Hang,
+}
+
+/// A loopback HTTP server: the smoke target of the callback functions and
+/// the webhook sink of the notifier. Records every request body.
+struct Server {
+    url: String,
+    bodies: Arc<Mutex<Vec<Bytes>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Server {
+    async fn start(mode: Mode) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind server");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let seen = bodies.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let seen = seen.clone();
+                        async move {
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            seen.lock().expect("server").push(body);
+                            let status = match mode {
+                                Mode::Ok => 200,
+                                Mode::Status(s) => s,
+                                Mode::Hang => {
+                                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                                    200
+                                }
+                            };
+                            Response::builder()
+                                .status(StatusCode::from_u16(status).expect("status"))
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from_static(br#"{"status":"ok"}"#)))
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Server { url, bodies, task }
+    }
+
+    fn hits(&self) -> usize {
+        self.bodies.lock().expect("server").len()
+    }
+
+    fn received_text(&self) -> String {
+        self.bodies
+            .lock()
+            .expect("server")
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+// ------------------------------------------------------------------ inputs
+
+const UNICODE: &str = "santé-\u{202e}lper\u{202c}-🚀-e\u{301}-\u{0}-日本語";
+
+/// `[[[…]]]`, `depth` levels.
+fn nested(depth: usize) -> String {
+    format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+/// A JSON value nested `depth` levels (built iteratively).
+fn nested_value(depth: usize) -> Value {
+    let mut v = json!("bottom");
+    for _ in 0..depth {
+        v = json!({ "n": v });
+    }
+    v
+}
+
+fn pipeline_params(target: &str, name: &str) -> String {
+    json!({
+        "action": "smoke",
+        "spec": {"checks": [{"name": name, "url": "${TARGET}/health", "expect": {"status": 200}}]},
+        "vars": {"TARGET": target}
+    })
+    .to_string()
+}
+
+// -------------------------------------------------------------------- cell
+
+/// What one cell observed.
+#[derive(Debug, Clone)]
+struct Observed {
+    class: String,
+    detail: String,
+    elapsed: Duration,
+    problems: Vec<String>,
+    logs: String,
+}
+
+struct Rig {
+    standin: AwsStandIn,
+    server: Server,
+    lambda: LocalLambda,
+    deadline: Duration,
+    /// Job id / hook execution id the reports are for (callbacks).
+    id: String,
+    /// The notifier's SNS topic.
+    topic: Option<String>,
+}
+
+const SPEC: &str = "checks: [{name: health, url: '${TARGET}/health', expect: {status: 200}}]";
+
+async fn rig(func: Func, kind: &str) -> Rig {
+    let needs_moto = func == Func::Notifier;
+    let standin = AwsStandIn::start(needs_moto.then(Moto::shared)).await;
+    let mode = match (func, kind) {
+        (_, "deadline-short") => Mode::Hang,
+        (Func::Notifier, "duplicate-report") => Mode::Status(409),
+        _ => Mode::Ok,
+    };
+    let server = Server::start(mode).await;
+    let mut env = standin.lambda_env();
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    if kind == "connection-refused" {
+        for (k, v) in &mut env {
+            if k == "AWS_ENDPOINT_URL" {
+                *v = closed.clone();
+            }
+        }
+    }
+    let mut add = |k: &str, v: String| env.push((k.to_owned(), v));
+    add("RUST_LOG", "info".into());
+    let mut topic = None;
+    let id = format!("{}-{kind}", func.name());
+    match func {
+        Func::PipelineAction => {
+            add("TOLLGATE_REPORT_RESERVE_MS", "1500".into());
+            add("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS", "1000".into());
+            standin.register_job(&id);
+        }
+        Func::DeployHook => {
+            add("TOLLGATE_REPORT_RESERVE_MS", "1500".into());
+            add("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS", "1000".into());
+            add("TOLLGATE_CHECK_SPEC", SPEC.into());
+            add("TARGET_URL", server.url.clone());
+            add("TOLLGATE_HOOK", "BeforeAllowTraffic".into());
+            add("TOLLGATE_VERIFY_GREEN", "false".into());
+            standin.register_hook("d-FAULTMTRX", &id);
+            // CodeDeploy's answer for the deployment (moto is not needed).
+            standin.script(
+                "GetDeployment",
+                vec![json!({"deploymentInfo": {
+                    "deploymentId": "d-FAULTMTRX",
+                    "applicationName": "web-app",
+                    "deploymentGroupName": "web-dg",
+                    "computePlatform": "ECS",
+                    "status": "InProgress"
+                }})],
+            );
+        }
+        Func::Notifier => {
+            let sns = aws_sdk_sns::Client::new(&standin.sdk_config().await);
+            let arn = sns
+                .create_topic()
+                .name(format!("tollgate-fm-{}-{kind}", std::process::id()))
+                .send()
+                .await
+                .expect("topic in moto")
+                .topic_arn
+                .expect("topic arn");
+            let webhook = if kind == "connection-refused" {
+                format!("{closed}/hook/fault-matrix")
+            } else {
+                format!("{}/hook/fault-matrix", server.url)
+            };
+            add("TOLLGATE_WEBHOOK_URL", webhook);
+            add("TOLLGATE_SNS_TOPIC_ARN", arn.clone());
+            add("TOLLGATE_NOTIFY_REQUEST_TIMEOUT_MS", "800".into());
+            add("TOLLGATE_NOTIFY_ENRICH_TIMEOUT_MS", "1000".into());
+            topic = Some(arn);
+        }
+    }
+    // Faults in the calls each function makes.
+    let report_op = match func {
+        Func::PipelineAction => "PutJobSuccessResult",
+        Func::DeployHook => "PutLifecycleEventHookExecutionStatus",
+        Func::Notifier => "Publish",
+    };
+    match kind {
+        "throttle" => standin.inject(report_op, Fault::Throttle, Some(2)),
+        "server-error" => standin.inject(report_op, Fault::ServerError, Some(2)),
+        "slow-past-deadline" => {
+            standin.inject(report_op, Fault::Slow(Duration::from_secs(30)), None)
+        }
+        "access-denied" => standin.inject(report_op, Fault::AccessDenied, None),
+        "dependency-fault" if func == Func::PipelineAction => {
+            standin.inject("DescribeServices", Fault::Throttle, None)
+        }
+        "dependency-fault" if func == Func::DeployHook => {
+            standin.inject("GetDeployment", Fault::Throttle, None)
+        }
+        "dependency-fault" if func == Func::Notifier => {
+            standin.inject("GetPipelineExecution", Fault::AccessDenied, None);
+            standin.inject("ListActionExecutions", Fault::ServerError, None);
+        }
+        _ => {}
+    }
+    let deadline = match kind {
+        "slow-past-deadline" | "deadline-short" => SHORT_DEADLINE,
+        _ => DEADLINE,
+    };
+    let lambda = LocalLambda::spawn(&paths::function_binary(func.name()), &env).await;
+    assert!(
+        lambda.wait_init(Duration::from_secs(20)).await.is_some(),
+        "{} did not start for {kind}: {:?}\n{}",
+        func.name(),
+        lambda.init_error(),
+        lambda.logs()
+    );
+    Rig {
+        standin,
+        server,
+        lambda,
+        deadline,
+        id,
+        topic,
+    }
+}
+
+/// The event body of a cell.
+fn body(func: Func, kind: &str, rig: &Rig) -> Bytes {
+    let raw = |s: String| Bytes::from(s);
+    match kind {
+        "malformed-json" => return raw(r#"{"CodePipeline.job": {"id": "x", "data": "#.to_owned()),
+        "non-utf8" => {
+            let mut b = br#"{"DeploymentId": "d-"#.to_vec();
+            b.extend_from_slice(&[0xff, 0xfe, 0xc3, 0x28]);
+            b.extend_from_slice(br#"", "LifecycleEventHookExecutionId": "x"}"#);
+            return Bytes::from(b);
+        }
+        "deep-event" => {
+            let key = match func {
+                Func::PipelineAction => "CodePipeline.job",
+                Func::DeployHook => "DeploymentId",
+                Func::Notifier => "detail",
+            };
+            return raw(format!(r#"{{"{key}": {}}}"#, nested(100_000)));
+        }
+        _ => {}
+    }
+    let ev = match func {
+        Func::PipelineAction => pipeline_event(kind, rig),
+        Func::DeployHook => hook_event(kind, rig),
+        Func::Notifier => notifier_event(kind),
+    };
+    Bytes::from(ev.to_string())
+}
+
+fn pipeline_event(kind: &str, rig: &Rig) -> Value {
+    if kind == "wrong-shape" {
+        return paths::event("deploy-hook", "codedeploy-before-allow-traffic");
+    }
+    let mut ev = paths::event("pipeline-action", "smoke-inline");
+    let job = &mut ev["CodePipeline.job"];
+    job["id"] = json!(rig.id);
+    let cfg = &mut job["data"]["actionConfiguration"]["configuration"];
+    cfg["UserParameters"] = json!(pipeline_params(&rig.server.url, "health"));
+    match kind {
+        "missing-fields" => {
+            job["data"]
+                .as_object_mut()
+                .expect("data")
+                .remove("actionConfiguration");
+        }
+        "wrong-types" => {
+            job["data"]["actionConfiguration"]["configuration"]["UserParameters"] = json!(42);
+            job["data"]["inputArtifacts"] = json!("none");
+        }
+        "empty-strings" => {
+            let cfg = &mut job["data"]["actionConfiguration"]["configuration"];
+            cfg["UserParameters"] = json!("");
+            cfg["FunctionName"] = json!("");
+            job["accountId"] = json!("");
+        }
+        "six-mb" => job["data"]["padding"] = json!("x".repeat(SIX_MB)),
+        "deep-field" => {
+            job["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
+                json!(nested(100_000));
+        }
+        "unicode" => {
+            job["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
+                json!(pipeline_params(&rig.server.url, UNICODE));
+            job["accountId"] = json!(UNICODE);
+        }
+        "dependency-fault" => {
+            job["data"]["actionConfiguration"]["configuration"]["UserParameters"] = json!(
+                json!({"action": "ecs-wait", "cluster": "prod", "service": "web"}).to_string()
+            );
+        }
+        _ => {}
+    }
+    ev
+}
+
+fn hook_event(kind: &str, rig: &Rig) -> Value {
+    if kind == "wrong-shape" {
+        return paths::event("pipeline-action", "smoke-inline");
+    }
+    let mut ev = paths::event("deploy-hook", "codedeploy-before-allow-traffic");
+    let deployment = "d-FAULTMTRX";
+    let mut execution = rig.id.clone();
+    match kind {
+        "missing-fields" => {
+            ev.as_object_mut()
+                .expect("event")
+                .remove("LifecycleEventHookExecutionId");
+        }
+        "wrong-types" => {
+            ev["DeploymentId"] = json!(["d-FAULTMTRX"]);
+            ev["LifecycleEventHookExecutionId"] = json!(7);
+        }
+        "empty-strings" => {
+            ev["DeploymentId"] = json!("");
+            ev["LifecycleEventHookExecutionId"] = json!("");
+        }
+        "six-mb" => ev["Padding"] = json!("x".repeat(SIX_MB)),
+        "deep-field" => ev["Nested"] = nested_value(120),
+        "unicode" => execution = format!("{}-{UNICODE}", rig.id),
+        _ => {}
+    }
+    if !matches!(kind, "missing-fields" | "wrong-types" | "empty-strings") {
+        ev["DeploymentId"] = json!(deployment);
+        ev["LifecycleEventHookExecutionId"] = json!(execution);
+        if execution != rig.id {
+            rig.standin.register_hook(deployment, &execution);
+        }
+    }
+    ev
+}
+
+fn notifier_event(kind: &str) -> Value {
+    if kind == "wrong-shape" {
+        return paths::event("deploy-hook", "codedeploy-before-allow-traffic");
+    }
+    let sample = if kind == "dependency-fault" {
+        "pipeline-failed"
+    } else {
+        "ecs-deployment-circuit-breaker"
+    };
+    let mut ev = paths::event("notifier", sample);
+    match kind {
+        "missing-fields" => {
+            let o = ev.as_object_mut().expect("event");
+            o.remove("detail-type");
+            o.remove("detail");
+        }
+        "wrong-types" => {
+            ev["detail-type"] = json!(42);
+            ev["detail"] = json!(["not", "an", "object"]);
+        }
+        "empty-strings" => {
+            for k in ["id", "detail-type", "source", "account", "time", "region"] {
+                ev[k] = json!("");
+            }
+            ev["resources"] = json!([""]);
+        }
+        "six-mb" => ev["detail"]["padding"] = json!("x".repeat(SIX_MB)),
+        "deep-field" => ev["detail"]["nested"] = nested_value(120),
+        "unicode" => {
+            ev["resources"] = json!([format!(
+                "arn:aws:ecs:eu-west-1:111122223333:service/prod/{UNICODE}"
+            )]);
+            ev["detail"]["reason"] = json!(format!("circuit breaker: {UNICODE}"));
+        }
+        _ => {}
+    }
+    ev
+}
+
+/// Runs one cell and checks the universal contract.
+async fn run_cell(func: Func, kind: &'static str) -> Observed {
+    let mut rig = rig(func, kind).await;
+    // The duplicate-report exception: the report was accepted before.
+    if kind == "duplicate-report" {
+        let sdk = rig.standin.sdk_config().await;
+        match func {
+            Func::PipelineAction => {
+                aws_sdk_codepipeline::Client::new(&sdk)
+                    .put_job_success_result()
+                    .job_id(&rig.id)
+                    .send()
+                    .await
+                    .expect("earlier report accepted");
+            }
+            Func::DeployHook => {
+                aws_sdk_codedeploy::Client::new(&sdk)
+                    .put_lifecycle_event_hook_execution_status()
+                    .deployment_id("d-FAULTMTRX")
+                    .lifecycle_event_hook_execution_id(&rig.id)
+                    .status(aws_sdk_codedeploy::types::LifecycleEventStatus::Succeeded)
+                    .send()
+                    .await
+                    .expect("earlier report accepted");
+            }
+            Func::Notifier => {}
+        }
+    }
+    let body = body(func, kind, &rig);
+    let report_id = report_id(func, kind, &body);
+    let rounds = if kind == "duplicate-delivery" { 2 } else { 1 };
+    let mut classes = Vec::new();
+    let mut details = Vec::new();
+    let mut problems = Vec::new();
+    let mut worst = Duration::ZERO;
+    for _ in 0..rounds {
+        let before = report_id
+            .as_deref()
+            .map(|id| rig.standin.reports_for(id).len())
+            .unwrap_or(0);
+        let hits_before = rig.server.hits();
+        let started = Instant::now();
+        let inv = rig.lambda.invoke_raw(body.clone(), rig.deadline).await;
+        let elapsed = started.elapsed();
+        worst = worst.max(elapsed);
+        if elapsed > rig.deadline + SLACK {
+            problems.push(format!(
+                "answered after the deadline: {elapsed:?} > {:?}",
+                rig.deadline
+            ));
+        }
+        // Let a report still in flight land before counting.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (class, detail) = match func {
+            Func::PipelineAction | Func::DeployHook => {
+                classify_callback(&rig, report_id.as_deref(), before, &inv, &mut problems)
+            }
+            Func::Notifier => classify_notifier(&rig, hits_before, &inv, &mut problems),
+        };
+        classes.push(class);
+        details.push(detail);
+    }
+    if func == Func::Notifier
+        && kind == "unicode"
+        && !rig.server.received_text().contains(
+            serde_json::to_string(UNICODE)
+                .expect("json")
+                .trim_matches('"'),
+        )
+    {
+        problems.push(format!(
+            "the webhook did not receive the names unchanged: {}",
+            rig.server.received_text()
+        ));
+    }
+    if let Some(text) = must_mention(func, kind)
+        && !details.iter().any(|d| d.contains(text))
+    {
+        problems.push(format!("the outcome should mention {text:?}"));
+    }
+    if problems.is_empty() && std::env::var_os("TOLLGATE_FAULT_MATRIX_VERBOSE").is_some() {
+        eprintln!("--- {} / {kind}\n{}", func.name(), rig.lambda.logs());
+    }
+    Observed {
+        class: classes.join(" → "),
+        detail: details.join(" / "),
+        elapsed: worst,
+        problems,
+        logs: rig.lambda.logs(),
+    }
+}
+
+/// The message of the last `hook outcome` log line (text after `outcome="…" `).
+fn hook_outcome(logs: &str) -> Option<String> {
+    let line = logs.lines().rev().find(|l| l.contains("hook outcome"))?;
+    let rest = line.split_once("outcome=\"")?.1;
+    Some(rest.split_once("\" ")?.1.trim().to_owned())
+}
+
+/// What the outcome detail must mention, where it says something specific.
+fn must_mention(func: Func, kind: &str) -> Option<&'static str> {
+    use Func::*;
+    Some(match (func, kind) {
+        (PipelineAction, "wrong-shape") => "not a CodePipeline job",
+        (DeployHook, "wrong-shape") => "not a lifecycle hook event",
+        (PipelineAction, "missing-fields" | "empty-strings") => "invalid UserParameters",
+        (PipelineAction, "wrong-types") => "could not be read",
+        (DeployHook, "missing-fields") => "LifecycleEventHookExecutionId",
+        (PipelineAction, "deep-field") => "recursion limit",
+        (Notifier, "unicode") => "🚀",
+        (PipelineAction | DeployHook, "slow-past-deadline" | "connection-refused") => {
+            "could not be delivered before the deadline"
+        }
+        (PipelineAction, "access-denied") => "PutJobSuccessResult was denied",
+        (DeployHook, "access-denied") => "PutLifecycleEventHookExecutionStatus was denied",
+        (Notifier, "slow-past-deadline" | "access-denied" | "duplicate-report") => {
+            "1 of 2 destinations failed"
+        }
+        (Notifier, "connection-refused") => "2 of 2 destinations failed",
+        (Notifier, "deadline-short") => "1 of 2 destinations failed",
+        (PipelineAction, "dependency-fault") => "DescribeServices",
+        (DeployHook, "dependency-fault") => "GetDeployment",
+        (PipelineAction, "deadline-short") => "deadline reached",
+        (DeployHook, "deadline-short") => "deadline",
+        (_, "malformed-json" | "non-utf8" | "deep-event") => "failed to deserialize",
+        _ => return None,
+    })
+}
+
+/// The id reports are filed under (read back from the event sent).
+fn report_id(func: Func, kind: &str, body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    match func {
+        Func::PipelineAction if kind != "wrong-shape" => {
+            v["CodePipeline.job"]["id"].as_str().map(str::to_owned)
+        }
+        Func::DeployHook if kind != "wrong-shape" => v["LifecycleEventHookExecutionId"]
+            .as_str()
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+fn classify_callback(
+    rig: &Rig,
+    id: Option<&str>,
+    before: usize,
+    inv: &Invocation,
+    problems: &mut Vec<String>,
+) -> (String, String) {
+    let all = rig.standin.reports();
+    let mine: Vec<Report> = id.map(|i| rig.standin.reports_for(i)).unwrap_or_default();
+    if mine.len() > 1 {
+        problems.push(format!("double report: {mine:#?}"));
+    }
+    if all.len() > mine.len() {
+        problems.push(format!("reports for other ids: {all:#?}"));
+    }
+    let new = mine.len().saturating_sub(before);
+    match inv {
+        Invocation::Response(v) => {
+            let status = v["report"].as_str().unwrap_or_default();
+            if new == 1 {
+                let what = match mine.last() {
+                    Some(Report::JobSuccess { .. }) => "success".to_owned(),
+                    Some(Report::JobFailure { failure_type, .. }) => {
+                        format!("failure:{failure_type}")
+                    }
+                    Some(Report::Hook { status, .. }) => status.clone(),
+                    other => format!("{other:?}"),
+                };
+                let message = match mine.last() {
+                    Some(Report::JobFailure { message, .. }) => message.clone(),
+                    Some(Report::JobSuccess { request, .. }) => {
+                        request["executionDetails"]["summary"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned()
+                    }
+                    // The hook report carries no message: take the function's
+                    // logged outcome.
+                    _ => hook_outcome(&rig.lambda.logs()).unwrap_or_else(|| status.to_owned()),
+                };
+                (format!("report:{what}"), message)
+            } else if new == 0 && before == 1 {
+                ("already-reported".to_owned(), v.to_string())
+            } else {
+                problems.push(format!(
+                    "a successful answer must follow exactly one accepted report; {new} new, {before} before: {v}"
+                ));
+                (format!("response-with-{new}-reports"), v.to_string())
+            }
+        }
+        Invocation::Error {
+            error_type,
+            error_message,
+        } => {
+            if error_type.is_empty() || error_message.is_empty() {
+                problems.push("an error must have a type and a message".into());
+            }
+            (format!("error:{error_type}"), error_message.clone())
+        }
+        other => {
+            problems.push(format!("no defined outcome: {other:?}"));
+            (format!("{other:?}"), String::new())
+        }
+    }
+}
+
+fn classify_notifier(
+    rig: &Rig,
+    hits_before: usize,
+    inv: &Invocation,
+    problems: &mut Vec<String>,
+) -> (String, String) {
+    match inv {
+        Invocation::Response(v) => match v["decision"].as_str() {
+            Some("sent") => {
+                let results: Vec<&str> = v["deliveries"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|d| d["result"].as_str()).collect())
+                    .unwrap_or_default();
+                if results.is_empty() || results.contains(&"failed") {
+                    problems.push(format!("sent without every destination delivered: {v}"));
+                }
+                let fresh = results.iter().filter(|r| **r == "delivered").count();
+                let hits = rig.server.hits() - hits_before;
+                let published = rig
+                    .standin
+                    .calls_of("Publish")
+                    .iter()
+                    .filter(|c| c.status == 200)
+                    .count();
+                if fresh > 0 && (hits != 1 || published == 0) {
+                    problems.push(format!(
+                        "claimed delivery but the webhook got {hits} and SNS accepted {published}"
+                    ));
+                }
+                if fresh == 0 && hits != 0 {
+                    problems.push(format!("already delivered but sent again ({hits})"));
+                }
+                let class = if fresh == results.len() {
+                    "delivered"
+                } else if fresh == 0 {
+                    "already-delivered"
+                } else {
+                    "partly-delivered"
+                };
+                let topic = rig.topic.as_deref().unwrap_or_default();
+                (
+                    class.to_owned(),
+                    format!(
+                        "{} to webhook + SNS {}",
+                        v["title"].as_str().unwrap_or_default(),
+                        topic.rsplit(':').next().unwrap_or_default()
+                    ),
+                )
+            }
+            Some("quiet") => {
+                let reason = v["reason"].as_str().unwrap_or_default();
+                if reason.is_empty() {
+                    problems.push(format!("quiet without a reason: {v}"));
+                }
+                if !rig.lambda.logs().contains(reason) {
+                    problems.push(format!("the reason is not logged: {reason}"));
+                }
+                ("quiet".to_owned(), reason.to_owned())
+            }
+            _ => {
+                problems.push(format!("undefined answer: {v}"));
+                ("undefined".to_owned(), v.to_string())
+            }
+        },
+        Invocation::Error {
+            error_type,
+            error_message,
+        } => {
+            if error_message.is_empty() {
+                problems.push("an error must have a message".into());
+            }
+            (format!("error:{error_type}"), error_message.clone())
+        }
+        other => {
+            problems.push(format!("no defined outcome: {other:?}"));
+            (format!("{other:?}"), String::new())
+        }
+    }
+}
+
+// -------------------------------------------------------------------- test
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_survives_every_fault() {
+    let started = Instant::now();
+    // Release binaries must exist before anything runs concurrently.
+    for f in Func::ALL {
+        paths::function_binary(f.name());
+    }
+    let only = std::env::var("TOLLGATE_FAULT_MATRIX_ONLY").ok();
+    let gate = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
+    // Invocations hold non-Send state: cells are local tasks of one LocalSet
+    // (the servers they start still run on the runtime's workers).
+    let local = tokio::task::LocalSet::new();
+    let mut tasks = Vec::new();
+    for (row, kind) in KINDS.iter().enumerate() {
+        for (col, func) in Func::ALL.into_iter().enumerate() {
+            if only.as_deref().is_some_and(|o| !kind.key.contains(o)) {
+                continue;
+            }
+            let gate = gate.clone();
+            let key = kind.key;
+            tasks.push((
+                row,
+                col,
+                local.spawn_local(async move {
+                    let _permit = gate.acquire_owned().await.expect("semaphore");
+                    run_cell(func, key).await
+                }),
+            ));
+        }
+    }
+    let mut grid: Vec<[Option<Observed>; 3]> = KINDS.iter().map(|_| [None, None, None]).collect();
+    let mut failures = Vec::new();
+    let mut done = Vec::new();
+    local
+        .run_until(async {
+            for (row, col, task) in tasks {
+                done.push((row, col, task.await));
+            }
+        })
+        .await;
+    for (row, col, result) in done {
+        let kind = &KINDS[row];
+        let func = Func::ALL[col];
+        let mut obs = match result {
+            Ok(o) => o,
+            Err(e) => Observed {
+                class: "panicked".into(),
+                detail: e.to_string(),
+                elapsed: Duration::ZERO,
+                problems: vec![format!("the cell panicked: {e}")],
+                logs: String::new(),
+            },
+        };
+        if obs.class != kind.expect[col] {
+            obs.problems.insert(
+                0,
+                format!("expected {}, observed {}", kind.expect[col], obs.class),
+            );
+        }
+        if !obs.problems.is_empty() {
+            failures.push(format!(
+                "{} × {}: {}\n  detail: {}\n  logs:\n{}",
+                kind.key,
+                func.name(),
+                obs.problems.join("\n  "),
+                obs.detail,
+                obs.logs.chars().take(4000).collect::<String>()
+            ));
+        }
+        grid[row][col] = Some(obs);
+    }
+    let cells = grid.iter().flatten().flatten().count();
+    eprintln!(
+        "fault matrix: {cells} cells in {:?}, {} failed",
+        started.elapsed(),
+        failures.len()
+    );
+    if std::env::var_os("TOLLGATE_WRITE_FAULT_TABLE").is_some() && only.is_none() {
+        let path = paths::workspace_root().join("docs/fault-matrix.md");
+        std::fs::write(&path, table(&grid, started.elapsed())).expect("write docs/fault-matrix.md");
+        eprintln!("wrote {}", path.display());
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {cells} cells failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+    assert!(only.is_some() || cells >= 15 * Func::ALL.len());
+}
+
+fn escape(s: &str) -> String {
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let short: String = one_line.chars().take(110).collect();
+    let short = if one_line.chars().count() > 110 {
+        format!("{short}…")
+    } else {
+        short
+    };
+    short.replace('|', "\\|")
+}
+
+fn table(grid: &[[Option<Observed>; 3]], took: Duration) -> String {
+    let mut out = String::new();
+    let cells = grid.iter().flatten().flatten().count();
+    let passed = grid
+        .iter()
+        .flatten()
+        .flatten()
+        .filter(|o| o.problems.is_empty())
+        .count();
+    let _ = writeln!(
+        out,
+        "# Fault matrix\n\n\
+         Generated by `TOLLGATE_WRITE_FAULT_TABLE=1 cargo test -p tollgate-tests --test fault_matrix`\n\
+         (source: `tests/tests/fault_matrix.rs`; do not edit by hand).\n\n\
+         Each cell ran the function binary under the local Lambda Runtime API against the AWS stand-in\n\
+         and checked the contract: callback functions end before the deadline in exactly one accepted\n\
+         report or a defined Lambda error (never two reports, never an answer without one); the\n\
+         notifier is delivered (the sinks saw it) or fails the invocation (Lambda retries).\n\n\
+         **{passed}/{cells} cells pass** ({} kinds × {} functions), run concurrently in {:.1} s\n\
+         on the binaries in `{}`.\n\n\
+         Outcome classes: `report:X` one accepted report X; `already-reported` the duplicate-report\n\
+         exception taken as done; `error:T` Lambda invocation error of type T, no report;\n\
+         `delivered` / `already-delivered` / `quiet` (not a notification, reason logged and returned);\n\
+         `a → b` two deliveries of one event. Times are the slowest invocation of the cell.\n",
+        KINDS.len(),
+        Func::ALL.len(),
+        took.as_secs_f64(),
+        paths::function_binary("notifier")
+            .parent()
+            .and_then(|d| d.strip_prefix(paths::workspace_root()).ok())
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| "$TOLLGATE_BIN_DIR".to_owned())
+    );
+    let _ = writeln!(
+        out,
+        "| kind | input / fault | {} |",
+        Func::ALL.map(Func::name).join(" | ")
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for (row, kind) in KINDS.iter().enumerate() {
+        let cols: Vec<String> = grid[row]
+            .iter()
+            .map(|o| match o {
+                Some(o) => format!(
+                    "{} `{}` ({:.1} s)",
+                    if o.problems.is_empty() { "✅" } else { "❌" },
+                    o.class,
+                    o.elapsed.as_secs_f64()
+                ),
+                None => "—".into(),
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} |",
+            kind.key,
+            escape(kind.what),
+            cols.join(" | ")
+        );
+    }
+    let _ = writeln!(out, "\n## What each function said\n");
+    for (row, kind) in KINDS.iter().enumerate() {
+        for (col, func) in Func::ALL.iter().enumerate() {
+            if let Some(o) = &grid[row][col] {
+                let _ = writeln!(
+                    out,
+                    "- `{}` × {}: {}",
+                    kind.key,
+                    func.name(),
+                    escape(&o.detail)
+                );
+            }
+        }
+    }
+    out
+}
