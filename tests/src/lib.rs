@@ -19,7 +19,9 @@
 pub mod aws_standin;
 pub mod moto;
 pub mod paths;
+pub mod rehearsal;
 pub mod runtime_api;
+pub mod seed;
 
 pub use aws_standin::{AwsStandIn, Fault, Report};
 pub use moto::Moto;

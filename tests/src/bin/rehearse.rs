@@ -1,0 +1,154 @@
+//! `rehearse`: rehearses a whole Tollgate release on loopback, with the real
+//! function binaries, moto behind the AWS stand-in, a sample app and a chat
+//! sink, and prints the timeline. `scripts/rehearse` builds everything and
+//! runs it; the logic is in `tollgate_tests::rehearsal`.
+//!
+//! ```text
+//! rehearse                 # a healthy release: exit 0
+//! rehearse --break green   # the green task set is broken: the hook stops it, exit 3
+//! ```
+//!
+//! Exit codes: 0 released, 3 stopped by a failed hook and rolled back (what
+//! `--break green` must produce), 1 the rehearsal went wrong or ended other
+//! than its scenario expects, 2 bad arguments.
+
+use std::path::PathBuf;
+use tollgate_tests::paths;
+use tollgate_tests::rehearsal::{self, EXIT_PROBLEM, EXIT_USAGE, Scenario};
+
+const USAGE: &str = "usage: rehearse [--break green] [--out DIR]
+
+Rehearses a whole release on loopback (no AWS account, no Docker): CodePipeline
+runs verify-artifact, ecs-deploy and a staging smoke test through the real
+pipeline-action binary; a CodeDeploy blue/green deployment runs the
+AfterAllowTestTraffic and BeforeAllowTraffic hooks through deploy-hook; the
+notifier renders every state change to a local Slack sink.
+
+  --break green   make the green task set answer like a broken release: the
+                  hook fails on its checks, the deployment is rolled back,
+                  and the notifications say which hook failed
+  --out DIR       where to write function logs, Slack payloads and AWS calls
+                  (default: target/rehearsal/<scenario>)
+
+Function binaries: target/release/<function>, or $TOLLGATE_BIN_DIR/<function>.
+Set TOLLGATE_ECHO_LOGS=1 to echo the functions' logs to stderr.
+
+Exit codes: 0 released; 3 stopped by the failed hook and rolled back (the
+expected outcome of --break green); 1 the rehearsal went wrong or did not end
+as its scenario expects; 2 bad arguments.";
+
+#[derive(Debug)]
+struct Args {
+    scenario: Scenario,
+    out: Option<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<Option<Args>, String> {
+    let mut scenario = Scenario::Healthy;
+    let mut out = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--break" => match it.next().map(String::as_str) {
+                Some("green") => scenario = Scenario::BrokenGreen,
+                Some(other) => {
+                    return Err(format!(
+                        "--break takes `green` (the only part that can be broken), not {other:?}"
+                    ));
+                }
+                None => return Err("--break needs a value: --break green".to_owned()),
+            },
+            "--break=green" => scenario = Scenario::BrokenGreen,
+            "--out" => match it.next() {
+                Some(dir) => out = Some(PathBuf::from(dir)),
+                None => return Err("--out needs a directory".to_owned()),
+            },
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Some(Args { scenario, out }))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = match parse(&args) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{USAGE}");
+            return;
+        }
+        Err(e) => {
+            eprintln!("rehearse: {e}\n\n{USAGE}");
+            std::process::exit(EXIT_USAGE);
+        }
+    };
+    let out_dir = args.out.unwrap_or_else(|| {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| paths::workspace_root().join("target"))
+            .join("rehearsal")
+            .join(args.scenario.slug())
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rehearse: cannot start the async runtime: {e}");
+            std::process::exit(EXIT_PROBLEM);
+        }
+    };
+    // A panic (e.g. a missing function binary or virtualenv, whose message
+    // says what to run) is a rehearsal problem, not a crash code.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(rehearsal::run(
+            args.scenario,
+            &out_dir,
+            Box::new(std::io::stdout()),
+        ))
+    }));
+    let code = match outcome {
+        Ok(Ok(verdict)) => rehearsal::exit_code(args.scenario, &verdict),
+        Ok(Err(e)) => {
+            eprintln!("\nrehearse: the rehearsal could not finish: {e}");
+            EXIT_PROBLEM
+        }
+        Err(_) => {
+            eprintln!("\nrehearse: the rehearsal stopped (see the message above)");
+            EXIT_PROBLEM
+        }
+    };
+    // The functions, moto and the servers stop when the runtime is dropped.
+    drop(runtime);
+    std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn arguments() {
+        let a = parse(&args(&[])).expect("ok").expect("args");
+        assert_eq!(a.scenario, Scenario::Healthy);
+        let a = parse(&args(&["--break", "green", "--out", "/tmp/x"]))
+            .expect("ok")
+            .expect("args");
+        assert_eq!(a.scenario, Scenario::BrokenGreen);
+        assert_eq!(a.out, Some(PathBuf::from("/tmp/x")));
+        assert!(parse(&args(&["--help"])).expect("ok").is_none());
+        assert!(
+            parse(&args(&["--break", "blue"]))
+                .expect_err("blue")
+                .contains("green")
+        );
+        assert!(parse(&args(&["--frobnicate"])).is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! The local rehearsal (`scripts/rehearse`) as an integration test: the
+//! `rehearse` binary is run healthy and with `--break green`, and its exit
+//! code, the key lines of its timeline and the files it writes are checked.
+//!
+//! Exit codes: 0 when the release reaches production, 3 when the failed hook
+//! stops and rolls it back (the defined outcome of `--break green`), 1 when
+//! the rehearsal goes wrong or ends otherwise, 2 for bad arguments.
+
+use regex::Regex;
+use std::path::PathBuf;
+use std::process::Command;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    out_dir: PathBuf,
+}
+
+fn rehearse(args: &[&str], slug: &str) -> Run {
+    let out_dir = std::env::temp_dir().join(format!(
+        "tollgate-rehearsal-test-{}-{slug}",
+        std::process::id()
+    ));
+    let output = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .args(args)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .expect("the rehearse binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let code = output.status.code().unwrap_or(-1);
+    eprintln!("--- rehearse {args:?} exited {code}\n{stdout}\n--- stderr\n{stderr}");
+    Run {
+        code,
+        stdout,
+        out_dir,
+    }
+}
+
+impl Run {
+    fn has(&self, text: &str) {
+        assert!(
+            self.stdout.contains(text),
+            "the timeline should contain {text:?}"
+        );
+    }
+
+    fn lacks(&self, text: &str) {
+        assert!(
+            !self.stdout.contains(text),
+            "the timeline should not contain {text:?}"
+        );
+    }
+
+    /// Lines of the Slack messages as printed (after the `│` quote mark).
+    fn slack_lines(&self) -> Vec<String> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix('│'))
+            .map(|l| l.trim().to_owned())
+            .collect()
+    }
+
+    /// The step lines' timestamps, in order.
+    fn timestamps(&self) -> Vec<f64> {
+        let step = Regex::new(r"^  \+\s*(\d+\.\d\d)s  \S").expect("regex");
+        self.stdout
+            .lines()
+            .filter_map(|l| step.captures(l))
+            .map(|c| c[1].parse().expect("a number"))
+            .collect()
+    }
+
+    fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.out_dir.join(name))
+            .unwrap_or_else(|e| panic!("{name} was not written: {e}"))
+    }
+
+    /// Checks shared by both scenarios: the pipeline part, the layout, the files.
+    fn common(&self) {
+        // verify-artifact read the artifact from moto S3 with the job's credentials.
+        self.has("Verify › VerifyArtifact (verify-artifact)");
+        self.has("artifact BuildOutput verified: imagedefinitions.json, imageDetail.json, taskdef.json, appspec.yaml");
+        self.has("S3 calls were signed with the job's artifact credentials (ASIATOLLGATEEXAMPLE1), not the function's role");
+        // ecs-deploy: moto for register/update, then continuation re-invocations with progress.
+        self.has("RegisterTaskDefinition, UpdateService, PutJobSuccessResult");
+        self.has("re-invokes Staging › DeployStaging with the continuation token");
+        self.has("IN PROGRESS 33%");
+        self.has("IN PROGRESS 66%");
+        self.has("web: 3/3 tasks on new revision web:2; rollout completed");
+        self.has("DescribeServices (scripted)");
+        // smoke against staging.
+        self.has("Staging › SmokeStaging (smoke)");
+        self.has("2/2 passed");
+        // Hook discovery through CodeDeploy and ELBv2.
+        self.has("GetDeployment, ListDeploymentTargets (scripted), GetDeploymentTarget (scripted), GetDeploymentGroup, DescribeListeners, DescribeLoadBalancers, PutLifecycleEventHookExecutionStatus");
+        // The pipeline start was rendered as text, not JSON.
+        let slack = self.slack_lines();
+        assert!(
+            slack
+                .iter()
+                .any(|l| l.ends_with("web-release: pipeline started")),
+            "{slack:#?}"
+        );
+        assert!(
+            slack
+                .iter()
+                .all(|l| !l.starts_with('{') && !l.contains("\"blocks\"")),
+            "Slack messages are shown as text: {slack:#?}"
+        );
+        assert!(
+            slack
+                .iter()
+                .any(|l| l.starts_with("Commit 3f9c2ab Show order history"))
+        );
+        // One line per step, timestamps relative to the start, in order.
+        let times = self.timestamps();
+        assert!(times.len() > 30, "{} step lines", times.len());
+        assert!(times[0] < 30.0);
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        // The output files.
+        for log in ["pipeline-action.log", "deploy-hook.log", "notifier.log"] {
+            assert!(
+                self.file(log).contains("\"level\""),
+                "{log} holds JSON log lines"
+            );
+        }
+        assert!(self.file("aws-calls.txt").contains("PutJobSuccessResult"));
+        assert_eq!(self.file("timeline.txt").trim(), self.stdout.trim());
+        assert!(
+            !self.stdout.contains("rehearsalWebhookSecretPath"),
+            "the webhook URL's secret path is not printed"
+        );
+    }
+}
+
+#[test]
+fn a_healthy_release_reaches_production() {
+    let run = rehearse(&[], "healthy");
+    assert_eq!(run.code, 0, "exit code");
+    run.common();
+    run.has("Verify › VerifyArtifact (verify-artifact), job");
+    run.has("AfterAllowTestTraffic passed: PutLifecycleEventHookExecutionStatus Succeeded");
+    run.has("BeforeAllowTraffic passed: PutLifecycleEventHookExecutionStatus Succeeded");
+    run.has("AllowTraffic: production listener");
+    let slack = run.slack_lines();
+    for title in [
+        "web-release: pipeline started",
+        "web-prod-app/web-prod-dg: deployment succeeded",
+        "web-release: pipeline succeeded",
+    ] {
+        assert!(
+            slack.iter().any(|l| l.ends_with(title)),
+            "{title}: {slack:#?}"
+        );
+    }
+    assert!(!slack.iter().any(|l| l.contains("failed")), "{slack:#?}");
+    let prod = Regex::new(
+        r"production listener :\d+ → green: GET /health 200 .*\x22version\x22:\x221\.5\.0\x22",
+    )
+    .expect("regex");
+    assert!(prod.is_match(&run.stdout), "production serves green 1.5.0");
+    run.has("RELEASED: 1.5.0 (3f9c2ab) is in production; 3 Slack messages");
+    run.has("As expected: the release reaches production (exit code 0)");
+    assert_eq!(run.file("slack.jsonl").lines().count(), 3);
+}
+
+#[test]
+fn a_broken_green_is_stopped_by_the_hook_and_rolled_back() {
+    let run = rehearse(&["--break", "green"], "break-green");
+    assert_eq!(run.code, 3, "exit code");
+    run.common();
+    // The hook fails with the failed expectations.
+    run.has("AfterAllowTestTraffic FAILED: PutLifecycleEventHookExecutionStatus Failed");
+    run.has("- status: expected 200, got 503");
+    run.has("- json $.status: expected equals \"ok\", got \"degraded\"");
+    run.has("- status: expected 200, got 500");
+    // CodeDeploy stops: no later hook, production never switched.
+    run.has("AfterAllowTestTraffic reported Failed: deployment");
+    run.lacks("BeforeAllowTraffic: invokes");
+    run.lacks("AllowTraffic: production listener");
+    let prod = Regex::new(
+        r"production listener :\d+ → blue: GET /health 200 .*\x22version\x22:\x221\.4\.2\x22",
+    )
+    .expect("regex");
+    assert!(
+        prod.is_match(&run.stdout),
+        "production still serves blue 1.4.2"
+    );
+    // The notifications say what failed and that it was rolled back.
+    let slack = run.slack_lines();
+    let at = |title: &str| {
+        slack
+            .iter()
+            .position(|l| l.ends_with(title))
+            .unwrap_or_else(|| panic!("no Slack message {title:?}: {slack:#?}"))
+    };
+    let deployment = at("web-prod-app/web-prod-dg: deployment failed (rolled back)");
+    let reason = &slack[deployment + 1..deployment + 3].join(" ");
+    assert!(
+        reason.contains("HOOK_EXECUTION_FAILURE") && reason.contains("AfterAllowTestTraffic"),
+        "{reason}"
+    );
+    let action = at("web-release: action Production › BlueGreen failed");
+    assert!(
+        slack[action + 1].starts_with("Reason: Deployment"),
+        "{}",
+        slack[action + 1]
+    );
+    let pipeline = at("web-release: pipeline failed");
+    assert!(
+        slack[pipeline + 1].starts_with("Reason: Production › BlueGreen failed")
+            && slack[pipeline + 1].contains("AfterAllowTestTraffic"),
+        "{}",
+        slack[pipeline + 1]
+    );
+    assert!(!slack.iter().any(|l| l.ends_with("pipeline succeeded")));
+    run.has("STOPPED at Production › BlueGreen: AfterAllowTestTraffic failed: 0/2 smoke checks passed against green; rolled back; production stays on blue");
+    run.has("As expected: the broken green is stopped by the hook and rolled back (exit code 3)");
+    assert_eq!(run.file("slack.jsonl").lines().count(), 4);
+}
+
+#[test]
+fn bad_arguments_exit_2_with_the_usage() {
+    let output = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .args(["--break", "blue"])
+        .output()
+        .expect("the rehearse binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--break takes `green`"), "{stderr}");
+    assert!(stderr.contains("usage: rehearse"), "{stderr}");
+}
