@@ -24,8 +24,10 @@ pub mod config;
 pub mod deploy;
 pub mod events;
 pub mod lambda;
+pub mod notify;
 pub mod report;
 pub mod secret;
 pub mod telemetry;
+pub mod tls;
 
 pub use secret::Secret;

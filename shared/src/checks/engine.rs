@@ -75,8 +75,10 @@ pub struct RunOptions {
 
 /// Runs specs. Build it once at init and share it (`Clone` is cheap): it
 /// holds one HTTP client (rustls, redirects off, connection pool), plus a
-/// second one without certificate verification, built the first time a
-/// check with `tls_verify: false` runs.
+/// second one without certificate verification. Both are built the first
+/// time a check needs them: loading trust roots is most of a cold start's
+/// CPU, and an invocation that runs no check should not pay for it
+/// ([`crate::tls`]).
 #[derive(Debug, Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
@@ -85,21 +87,27 @@ pub struct Engine {
 #[derive(Debug)]
 struct Inner {
     config: EngineConfig,
-    client: Client,
+    client: OnceCell<Client>,
     insecure: OnceCell<Client>,
 }
 
 fn client(config: &EngineConfig, verify: bool) -> Result<Client, EngineError> {
-    Client::builder()
-        .redirect(Policy::none())
-        .user_agent(config.user_agent.clone())
-        .connect_timeout(config.connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(30))
-        .tcp_nodelay(true)
-        .tls_danger_accept_invalid_certs(!verify)
-        .tls_danger_accept_invalid_hostnames(!verify)
-        .build()
-        .map_err(|e| EngineError::Client(e.to_string()))
+    let builder = || {
+        Client::builder()
+            .redirect(Policy::none())
+            .user_agent(config.user_agent.clone())
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .tls_danger_accept_invalid_certs(!verify)
+            .tls_danger_accept_invalid_hostnames(!verify)
+    };
+    let built = if verify {
+        crate::tls::build_verifying(builder)
+    } else {
+        builder().build()
+    };
+    built.map_err(|e| EngineError::Client(e.to_string()))
 }
 
 /// Where one check's run stands; read after the run, finished or not.
@@ -128,13 +136,12 @@ struct Ctx<'a> {
 }
 
 impl Engine {
-    /// Builds the engine and its HTTP client. Call once at init.
+    /// Builds the engine (its HTTP clients come on first use). Call once at init.
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
-        let client = client(&config, true)?;
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
-                client,
+                client: OnceCell::new(),
                 insecure: OnceCell::new(),
             }),
         })
@@ -252,25 +259,24 @@ async fn run_attempts(
         }
         tokio::time::sleep(check.initial_delay).await;
     }
-    let client = if check.tls_verify {
+    let cell = if check.tls_verify {
         &ctx.engine.client
     } else {
-        let built = ctx
-            .engine
-            .insecure
-            .get_or_try_init(|| async { client(&ctx.engine.config, false) })
-            .await;
-        match built {
-            Ok(c) => c,
-            Err(e) => {
-                slot.expectations = vec![ExpectationResult::new(
-                    "request",
-                    "a response",
-                    e.to_string(),
-                    false,
-                )];
-                return CheckStatus::Failed;
-            }
+        &ctx.engine.insecure
+    };
+    let built = cell
+        .get_or_try_init(|| async { client(&ctx.engine.config, check.tls_verify) })
+        .await;
+    let client = match built {
+        Ok(c) => c,
+        Err(e) => {
+            slot.expectations = vec![ExpectationResult::new(
+                "request",
+                "a response",
+                e.to_string(),
+                false,
+            )];
+            return CheckStatus::Failed;
         }
     };
     let attempts = ctx.options.attempts.unwrap_or(check.retry.attempts).max(1);
