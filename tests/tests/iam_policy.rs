@@ -1125,3 +1125,36 @@ fn deploy_doc_user_parameters_are_valid() {
         "docs/deploy.md shows UserParameters for every action"
     );
 }
+
+#[test]
+fn console_parameter_groups_hold_every_parameter_once() {
+    let groups =
+        items(&template()["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]);
+    let mut grouped = Vec::new();
+    for g in groups {
+        grouped.extend(
+            items(&g["Parameters"])
+                .into_iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned),
+        );
+    }
+    let unique: BTreeSet<String> = grouped.iter().cloned().collect();
+    assert_eq!(
+        unique.len(),
+        grouped.len(),
+        "a parameter is in two groups: {grouped:?}"
+    );
+    let declared: BTreeSet<String> = template()["Parameters"]
+        .as_object()
+        .expect("template.yaml has Parameters")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        unique,
+        declared,
+        "{}",
+        diff("Metadata ParameterGroups", &declared, &unique)
+    );
+}

@@ -976,3 +976,71 @@ async fn ten_malformed_user_parameters_each_get_one_configuration_error() {
         .collect();
     assert!(other.is_empty(), "{other:?}");
 }
+
+/// The template runs pipeline-action with 128 MB and lets verify-artifact
+/// download up to `ArtifactMaxBytes` (50 MiB by default). An artifact just
+/// under that limit must fit: the zip is held in memory and an output
+/// artifact is written, so this measures the peak (VmHWM) of the real
+/// binary verifying one. Not a timing assertion: memory is what Lambda
+/// kills a function for.
+#[tokio::test]
+async fn verify_artifact_at_the_default_size_limit_fits_128_mb() {
+    const LAMBDA_MEMORY_MIB: u64 = 128;
+    let mut rig = Rig::new("verify-large").await;
+    let detail = json!({"ImageURI": SHA_IMAGE}).to_string();
+    // Incompressible filler, stored, so the zip is as large as its contents.
+    let filler_len = 49 * 1024 * 1024;
+    let mut filler = Vec::with_capacity(filler_len);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while filler.len() < filler_len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        filler.extend_from_slice(&x.to_le_bytes());
+    }
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let deflated = zip::write::SimpleFileOptions::default();
+    let stored = deflated.compression_method(zip::CompressionMethod::Stored);
+    for (path, content) in [
+        ("imagedefinitions.json", imagedefinitions(SHA_IMAGE)),
+        ("imageDetail.json", detail),
+        ("taskdef.json", TASKDEF.to_owned()),
+        ("appspec.yaml", APPSPEC.to_owned()),
+    ] {
+        w.start_file(path, deflated).expect("zip entry");
+        w.write_all(content.as_bytes()).expect("zip write");
+    }
+    w.start_file("static/bundle.bin", stored).expect("zip entry");
+    w.write_all(&filler).expect("zip write");
+    drop(filler);
+    let body = w.finish().expect("zip").into_inner();
+    let zip_len = body.len() as u64;
+    assert!(
+        zip_len < 50 * 1024 * 1024 && zip_len > 48 * 1024 * 1024,
+        "{zip_len}"
+    );
+    rig.s3
+        .put_object()
+        .bucket(&rig.bucket)
+        .key("web-pipeline/BuildOutpu/Xa9bQ2e")
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .expect("artifact uploaded to moto");
+
+    let ev = rig.event("verify-artifact", "job-verify-large", None);
+    let out = rig.invoke(ev).await;
+    assert_eq!(out["report"], "success", "{out}");
+    rig.success("job-verify-large");
+    let peak_kib = rig.lambda.peak_rss_kib().expect("VmHWM of the function");
+    eprintln!(
+        "verify-artifact of a {:.1} MiB artifact: peak RSS {:.1} MiB",
+        zip_len as f64 / 1048576.0,
+        peak_kib as f64 / 1024.0
+    );
+    assert!(
+        peak_kib < LAMBDA_MEMORY_MIB * 1024,
+        "verifying a {zip_len}-byte artifact peaked at {peak_kib} KiB, over the template's \
+         {LAMBDA_MEMORY_MIB} MB: raise PipelineActionMemorySize's default or lower ArtifactMaxBytes'"
+    );
+}
