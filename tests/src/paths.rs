@@ -1,6 +1,6 @@
 //! Locations of the workspace, fixtures and function binaries.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -22,9 +22,10 @@ pub fn event(function: &str, case: &str) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("sample event {} is not JSON: {e}", path.display()))
 }
 
-/// The release binary of a function (`target/release/<name>`), or
-/// `$TOLLGATE_BIN_DIR/<name>` when that is set (e.g. `target/debug` while
-/// iterating). Panics with the command to run when it is missing.
+/// The release binary of a function (`target/release/<name>`), or the one in
+/// `$TOLLGATE_BIN_DIR` when that is set (e.g. `target/debug` while
+/// iterating, or `target/lambda`, where `cargo lambda build` / `sam build`
+/// put them, as CI does). Panics with the command to run when it is missing.
 pub fn function_binary(name: &str) -> PathBuf {
     // A relative TOLLGATE_BIN_DIR is taken from the workspace root (tests run
     // with the package directory as their working directory).
@@ -36,13 +37,25 @@ pub fn function_binary(name: &str) -> PathBuf {
                 .unwrap_or_else(|| workspace_root().join("target"))
                 .join("release")
         });
-    let path = dir.join(name);
+    let path = binary_in(&dir, name);
     assert!(
         path.exists(),
         "{} is missing: run `cargo build --release -p {name}` first (or set TOLLGATE_BIN_DIR)",
         path.display()
     );
     path
+}
+
+/// A function's binary in `dir`: `dir/<name>` (cargo's layout) or, when
+/// that does not exist, `dir/<name>/bootstrap` (cargo-lambda's layout, which
+/// `sam build` uses). Not checked for existence.
+pub fn binary_in(dir: &Path, name: &str) -> PathBuf {
+    let flat = dir.join(name);
+    if flat.is_file() {
+        return flat;
+    }
+    let lambda = flat.join("bootstrap");
+    if lambda.is_file() { lambda } else { flat }
 }
 
 /// The project virtualenv's Python (with `moto[server]`):

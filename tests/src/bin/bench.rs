@@ -899,7 +899,7 @@ fn valgrind_available() -> bool {
 
 fn binary_for(function: &str, o: &Options) -> Result<PathBuf, BenchError> {
     let binary = match &o.bin_dir {
-        Some(d) => d.join(function),
+        Some(d) => paths::binary_in(d, function),
         None => paths::function_binary(function),
     };
     if !binary.exists() {
