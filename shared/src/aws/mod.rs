@@ -10,6 +10,7 @@ pub mod codedeploy_read;
 pub mod codepipeline;
 pub mod ecs;
 pub mod elbv2;
+pub mod http_client;
 pub mod notify_sources;
 pub mod s3;
 pub mod secretsmanager;
@@ -28,6 +29,9 @@ use crate::report::ReportError;
 /// overrides) from the environment. Called once at init.
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        // Built on the first request, with the process's one decoded CA
+        // bundle: see [`http_client`].
+        .http_client(http_client::shared())
         .load()
         .await
 }
