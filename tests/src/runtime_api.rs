@@ -313,6 +313,18 @@ impl LocalLambda {
         self.logs.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// CPU time the process has used so far (every thread, user and
+    /// system), from `/proc/<pid>/task/*/schedstat` (nanoseconds on CPU).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let pid = self.child.id()?;
+        let mut total: u64 = 0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+        Some(Duration::from_nanos(total))
+    }
+
     /// Peak resident memory (`VmHWM`) in KiB, read from /proc while running.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let pid = self.child.id()?;
