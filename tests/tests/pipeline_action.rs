@@ -1010,7 +1010,8 @@ async fn verify_artifact_at_the_default_size_limit_fits_128_mb() {
         w.start_file(path, deflated).expect("zip entry");
         w.write_all(content.as_bytes()).expect("zip write");
     }
-    w.start_file("static/bundle.bin", stored).expect("zip entry");
+    w.start_file("static/bundle.bin", stored)
+        .expect("zip entry");
     w.write_all(&filler).expect("zip write");
     drop(filler);
     let body = w.finish().expect("zip").into_inner();
