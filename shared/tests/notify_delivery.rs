@@ -258,6 +258,7 @@ fn notifier(sink: &Sink, sns: FakeSns) -> Notifier<NoReads, ReqwestTransport, Fa
         request_timeout: Duration::from_millis(400),
         enrich_timeout: Duration::from_millis(500),
         enrich: true,
+        hook_failure_prefix: None,
         reserve: Duration::from_millis(200),
     };
     let http = ReqwestTransport::new(Duration::from_secs(1)).expect("http client");

@@ -111,7 +111,12 @@ struct FakeSource {
     actions: HashMap<String, Vec<ActionExecutionInfo>>,
     history: HashMap<String, Vec<ExecutionSummaryInfo>>,
     deployments: HashMap<String, DeploymentInfo>,
+    /// deploy-hook failure records by parameter name.
+    records: HashMap<String, String>,
 }
+
+/// The prefix the payload tests read hook-failure records under.
+const HOOK_FAILURE_PREFIX: &str = "/tollgate/tollgate-prod/hook-failures";
 
 impl FakeSource {
     fn aws() -> Self {
@@ -299,6 +304,36 @@ impl FakeSource {
                 ..DeploymentInfo::default()
             },
         );
+        // An ECS blue/green deployment stopped by deploy-hook's smoke checks:
+        // CodeDeploy only knows the hook failed; the record says why.
+        f.deployments.insert(
+            "d-9HKWQ2M7C".into(),
+            DeploymentInfo {
+                status: Some("Failed".into()),
+                error_code: Some("HOOK_EXECUTION_FAILURE".into()),
+                error_message: Some("The deployment failed because one or more of the lifecycle event hooks failed for the ECS deployment. Lifecycle event AfterAllowTestTraffic failed for the ECS deployment.".into()),
+                creator: Some("user".into()),
+                rollback_message: Some("Automatic rollback triggered".into()),
+                created: ts("2024-05-14T13:55:10Z"),
+                started: ts("2024-05-14T13:55:12Z"),
+                completed: ts("2024-05-14T14:02:30Z"),
+                compute_platform: Some("ECS".into()),
+                ..DeploymentInfo::default()
+            },
+        );
+        f.records.insert(
+            format!("{HOOK_FAILURE_PREFIX}/checkout-web/prod"),
+            tollgate::deploy::hook_failures::HookFailureRecord::from_message(
+                "d-9HKWQ2M7C",
+                Some("AfterAllowTestTraffic"),
+                "AfterAllowTestTraffic failed for d-9HKWQ2M7C: smoke checks against http://checkout-1234567890.eu-west-1.elb.amazonaws.com:8080 did not pass: 1 of 2 checks failed\n\
+                 FAIL health (GET http://checkout-1234567890.eu-west-1.elb.amazonaws.com:8080/health): 3 attempts, last response 12 ms\n\
+                 \x20 - status: expected 200, got 503\n\
+                 \x20 - json $.status: expected \"ok\", got \"degraded\"",
+                "2024-05-14T14:02:29Z",
+            )
+            .encode(),
+        );
         f
     }
 }
@@ -357,6 +392,14 @@ impl SourceReader for FakeSource {
             .cloned()
             .ok_or_else(|| missing("codedeploy:GetDeployment", deployment_id))
     }
+
+    async fn hook_failure_record(
+        &self,
+        _region: &str,
+        name: &str,
+    ) -> Result<Option<String>, SourceError> {
+        Ok(self.records.get(name).cloned())
+    }
 }
 
 /// A source whose every call is denied.
@@ -409,7 +452,8 @@ impl SourceReader for DeniedSource {
 async fn enriched(text: &str) -> Notification {
     let event = events::parse_str(text);
     let mut n = Notification::from_event(&event);
-    let enricher = Enricher::new(FakeSource::aws(), Duration::from_secs(2), true);
+    let enricher = Enricher::new(FakeSource::aws(), Duration::from_secs(2), true)
+        .with_hook_failures(Some(HOOK_FAILURE_PREFIX.to_owned()));
     enricher
         .enrich(&event, &mut n, Instant::now() + Duration::from_secs(10))
         .await;

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tollgate_tests::{AwsStandIn, Invocation, LocalLambda, Moto, Report, paths};
+use tollgate_tests::{AwsStandIn, Fault, Invocation, LocalLambda, Moto, Report, paths};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -491,6 +491,218 @@ async fn a_green_answering_503_fails_with_the_expectation() {
         logs.contains(r#"json $.status: expected equals "ok", got "starting""#),
         "every failed expectation is listed: {logs}"
     );
+}
+
+/// The prefix the record tests write under.
+const FAILURE_PREFIX: &str = "/tollgate/deploy-hook-test/hook-failures";
+
+#[tokio::test]
+async fn a_failed_hook_leaves_its_failed_checks_in_ssm_before_reporting() {
+    let app = App::start(Mode::Unavailable).await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let seeded = seed(&standin, "recorded", Some(app.addr.port()), 1).await;
+    script_target(
+        &standin,
+        &seeded.deployment_id,
+        "AfterAllowTestTraffic",
+        (2, 2, 0),
+    );
+    let (ev, execution) = hook_event(
+        &standin,
+        "codedeploy-after-allow-test-traffic",
+        &seeded.deployment_id,
+    );
+    let mut f = function(
+        &standin,
+        &[
+            (pin(&seeded).0, pin(&seeded).1),
+            (
+                "TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX",
+                FAILURE_PREFIX.to_owned(),
+            ),
+        ],
+    )
+    .await;
+
+    let out = f.invoke(ev, DEADLINE).await;
+
+    assert_eq!(out.response()["report"], "failed", "{}", f.logs());
+    assert_eq!(only_report(&standin, &execution), "Failed");
+    // Written once, and before the report.
+    let ops: Vec<String> = standin
+        .calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .filter(|o| o == "PutParameter" || o == "PutLifecycleEventHookExecutionStatus")
+        .collect();
+    assert_eq!(
+        ops,
+        ["PutParameter", "PutLifecycleEventHookExecutionStatus"],
+        "{}",
+        f.logs()
+    );
+    let name = format!("{FAILURE_PREFIX}/recorded-app/recorded-dg");
+    let put = &standin.calls_of("PutParameter")[0];
+    assert_eq!(put.status, 200, "moto stored it: {put:?}");
+    assert_eq!(put.request["Name"], name);
+    assert_eq!(put.request["Type"], "String");
+    assert_eq!(put.request["Overwrite"], true);
+
+    // What the notifier will read back.
+    let sdk = standin.sdk_config().await;
+    let stored = aws_sdk_ssm::Client::new(&sdk)
+        .get_parameter()
+        .name(&name)
+        .send()
+        .await
+        .expect("GetParameter");
+    let value = stored
+        .parameter()
+        .and_then(|p| p.value())
+        .expect("a value")
+        .to_owned();
+    assert!(value.len() <= 4096);
+    let record: Value = serde_json::from_str(&value).expect("JSON record");
+    assert_eq!(record["deploymentId"], seeded.deployment_id.as_str());
+    assert_eq!(record["hook"], "AfterAllowTestTraffic");
+    let summary = record["summary"].as_str().expect("summary");
+    assert!(
+        summary.starts_with(&format!(
+            "AfterAllowTestTraffic failed for {}",
+            seeded.deployment_id
+        )),
+        "{summary}"
+    );
+    let lines: Vec<&str> = record["failures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        lines.contains(&"  - status: expected 200, got 503"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#"json $.status: expected equals "ok", got "starting""#)),
+        "{lines:?}"
+    );
+    assert!(f.logs().contains("failed checks recorded for the notifier"));
+}
+
+#[tokio::test]
+async fn a_denied_record_write_still_reports_failed_once() {
+    let app = App::start(Mode::Unavailable).await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let seeded = seed(&standin, "recdenied", Some(app.addr.port()), 1).await;
+    script_target(
+        &standin,
+        &seeded.deployment_id,
+        "BeforeAllowTraffic",
+        (2, 2, 0),
+    );
+    standin.inject("PutParameter", Fault::AccessDenied, None);
+    let (ev, execution) = hook_event(
+        &standin,
+        "codedeploy-before-allow-traffic",
+        &seeded.deployment_id,
+    );
+    let mut f = function(
+        &standin,
+        &[
+            (pin(&seeded).0, pin(&seeded).1),
+            (
+                "TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX",
+                FAILURE_PREFIX.to_owned(),
+            ),
+        ],
+    )
+    .await;
+
+    let started = Instant::now();
+    let out = f.invoke(ev, DEADLINE).await;
+
+    assert_eq!(out.response()["report"], "failed", "{}", f.logs());
+    assert_eq!(only_report(&standin, &execution), "Failed");
+    assert_eq!(
+        standin.calls_of("PutParameter").len(),
+        1,
+        "denied is not retried"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let logs = f.logs();
+    assert!(
+        logs.contains("could not record the failed checks for the notifier"),
+        "{logs}"
+    );
+    assert!(logs.contains("grant ssm:PutParameter"), "{logs}");
+}
+
+#[tokio::test]
+async fn a_slow_record_write_is_abandoned_after_two_seconds() {
+    let app = App::start(Mode::Unavailable).await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let seeded = seed(&standin, "recslow", Some(app.addr.port()), 1).await;
+    script_target(
+        &standin,
+        &seeded.deployment_id,
+        "BeforeAllowTraffic",
+        (2, 2, 0),
+    );
+    standin.inject("PutParameter", Fault::Slow(Duration::from_secs(30)), None);
+    let (ev, execution) = hook_event(
+        &standin,
+        "codedeploy-before-allow-traffic",
+        &seeded.deployment_id,
+    );
+    let mut f = function(
+        &standin,
+        &[
+            (pin(&seeded).0, pin(&seeded).1),
+            (
+                "TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX",
+                FAILURE_PREFIX.to_owned(),
+            ),
+        ],
+    )
+    .await;
+
+    let started = Instant::now();
+    let out = f.invoke(ev, DEADLINE).await;
+    let took = started.elapsed();
+
+    assert_eq!(out.response()["report"], "failed", "{}", f.logs());
+    assert_eq!(only_report(&standin, &execution), "Failed");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "the write costs its 2 s bound, no more: {took:?}"
+    );
+    assert!(f.logs().contains("did not answer within"), "{}", f.logs());
+}
+
+#[tokio::test]
+async fn without_a_prefix_nothing_is_written() {
+    let app = App::start(Mode::Unavailable).await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let seeded = seed(&standin, "recoff", Some(app.addr.port()), 1).await;
+    script_target(
+        &standin,
+        &seeded.deployment_id,
+        "BeforeAllowTraffic",
+        (2, 2, 0),
+    );
+    let (ev, execution) = hook_event(
+        &standin,
+        "codedeploy-before-allow-traffic",
+        &seeded.deployment_id,
+    );
+    let mut f = function(&standin, &[(pin(&seeded).0, pin(&seeded).1)]).await;
+    let out = f.invoke(ev, DEADLINE).await;
+    assert_eq!(out.response()["report"], "failed", "{}", f.logs());
+    assert_eq!(only_report(&standin, &execution), "Failed");
+    assert!(standin.calls_of("PutParameter").is_empty());
 }
 
 #[tokio::test]

@@ -92,9 +92,14 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "elasticloadbalancing:DescribeListeners",
             "elasticloadbalancing:DescribeLoadBalancers",
             "ssm:GetParameter",
+            "ssm:PutParameter",
         ],
         other_credentials: &[],
-        config_sources: &["shared/src/deploy/config.rs", "shared/src/config.rs"],
+        config_sources: &[
+            "shared/src/deploy/config.rs",
+            "shared/src/deploy/hook_failures.rs",
+            "shared/src/config.rs",
+        ],
         env_not_in_template: &[
             ("TOLLGATE_REPORT_RESERVE_MS", REPORT_DEFAULTS),
             ("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS", REPORT_DEFAULTS),
@@ -117,7 +122,10 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "sns:Publish",
         ],
         other_credentials: &[],
-        config_sources: &["shared/src/notify/config.rs"],
+        config_sources: &[
+            "shared/src/notify/config.rs",
+            "shared/src/deploy/hook_failures.rs",
+        ],
         env_not_in_template: &[
             (
                 "TOLLGATE_NOTIFY_RULES",
@@ -221,6 +229,7 @@ const RESOURCE_LEVEL: &[&str] = &[
     "ecs:TagResource",
     "iam:PassRole",
     "ssm:GetParameter",
+    "ssm:PutParameter",
     "secretsmanager:GetSecretValue",
     "sns:Publish",
     "kms:Decrypt",

@@ -707,6 +707,114 @@ async fn codedeploy_reasons_come_from_get_deployment_in_moto() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_hook_failure_record_puts_the_failed_checks_in_the_message() {
+    let w = world().await;
+    let sdk = w.standin.sdk_config().await;
+    let cd = aws_sdk_codedeploy::Client::new(&sdk);
+    let app = format!("checkout-{}", SEQ.fetch_add(1, Ordering::SeqCst));
+    cd.create_application()
+        .application_name(&app)
+        .compute_platform(aws_sdk_codedeploy::types::ComputePlatform::Server)
+        .send()
+        .await
+        .expect("create application");
+    cd.create_deployment_group()
+        .application_name(&app)
+        .deployment_group_name("prod")
+        .service_role_arn("arn:aws:iam::123456789012:role/CodeDeployServiceRole")
+        .send()
+        .await
+        .expect("create deployment group");
+    let id = cd
+        .create_deployment()
+        .application_name(&app)
+        .deployment_group_name("prod")
+        .send()
+        .await
+        .expect("create deployment")
+        .deployment_id
+        .expect("deployment id");
+    // What deploy-hook leaves for a failed AfterAllowTestTraffic hook.
+    let prefix = "/tollgate/notifier-test/hook-failures";
+    let name = format!("{prefix}/{app}/prod");
+    let record = |deployment: &str| {
+        json!({
+            "schema": "tollgate.hook-failure/v1",
+            "deploymentId": deployment,
+            "hook": "AfterAllowTestTraffic",
+            "time": "2024-05-14T12:18:40Z",
+            "summary": format!("AfterAllowTestTraffic failed for {deployment}: smoke checks against http://10.0.0.1:8080 did not pass: 0/1 passed"),
+            "failures": [
+                "FAIL health (GET http://10.0.0.1:8080/health): 3 attempts, last response 4 ms",
+                "  - status: expected 200, got 503"
+            ]
+        })
+        .to_string()
+    };
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let put = |value: String| {
+        ssm.put_parameter()
+            .name(&name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+    };
+    put(record(&id)).await.expect("seed the record");
+
+    let mut f = w
+        .spawn(&[("TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX", prefix)])
+        .await;
+    let mut event = paths::event("notifier", "codedeploy-deployment-failed-rollback");
+    event["detail"]["deploymentId"] = json!(id);
+    event["detail"]["application"] = json!(app);
+    event["region"] = json!("us-east-1");
+    let inv = f.invoke(event.clone(), DEADLINE).await;
+    let out = response(&inv).clone();
+    assert_eq!(out["decision"], "sent", "{out}");
+    assert_eq!(out["enrichment"], "complete", "{out}");
+    let reads = w.standin.calls_of("GetParameter");
+    assert!(
+        reads.iter().any(|c| c.request["Name"] == name.as_str()),
+        "{reads:?}"
+    );
+
+    let slack = w.slack()[0].body.to_string();
+    assert!(
+        slack.contains("Failed checks (AfterAllowTestTraffic)"),
+        "{slack}"
+    );
+    assert!(slack.contains("status: expected 200, got 503"), "{slack}");
+    assert_eq!(
+        w.slack()[0].body["text"],
+        format!(
+            "❌ {app}/prod: deployment failed: AfterAllowTestTraffic: status: expected 200, got 503"
+        ),
+    );
+    let hook = &w.hook()[0].body;
+    assert_eq!(hook["failedChecks"]["deploymentId"], id.as_str(), "{hook}");
+    assert_eq!(
+        hook["failedChecks"]["lines"][1], "  - status: expected 200, got 503",
+        "{hook}"
+    );
+    let teams = w.teams()[0].body.to_string();
+    assert!(teams.contains("status: expected 200, got 503"), "{teams}");
+
+    // A record left by an earlier deployment of the group is not shown.
+    put(record("d-EARLIER01")).await.expect("overwrite");
+    event["id"] = json!("5f0e9d8c-7b6a-4c5d-9e8f-0a1b2c3d4e5f");
+    let inv = f.invoke(event, DEADLINE).await;
+    let out = response(&inv).clone();
+    assert_eq!(out["decision"], "sent", "{out}");
+    let slack = w.slack();
+    assert_eq!(slack.len(), 2);
+    let second = slack[1].body.to_string();
+    assert!(!second.contains("Failed checks"), "{second}");
+    assert!(w.hook()[1].body.get("failedChecks").is_none());
+    w.assert_no_secrets(&f.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_from_ssm_route_and_silence() {
     let w = world().await;
     let sdk = w.standin.sdk_config().await;

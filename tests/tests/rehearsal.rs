@@ -94,7 +94,7 @@ impl Run {
         self.has("Staging › SmokeStaging (smoke)");
         self.has("2/2 passed");
         // Hook discovery through CodeDeploy and ELBv2.
-        self.has("GetDeployment, ListDeploymentTargets (scripted), GetDeploymentTarget (scripted), GetDeploymentGroup, DescribeListeners, DescribeLoadBalancers, PutLifecycleEventHookExecutionStatus");
+        self.has("GetDeployment, ListDeploymentTargets (scripted), GetDeploymentTarget (scripted), GetDeploymentGroup, DescribeListeners, DescribeLoadBalancers, ");
         // The pipeline start was rendered as text, not JSON.
         let slack = self.slack_lines();
         assert!(
@@ -161,6 +161,9 @@ fn a_healthy_release_reaches_production() {
     )
     .expect("regex");
     assert!(prod.is_match(&run.stdout), "production serves green 1.5.0");
+    // Passing hooks record nothing.
+    run.has("DescribeLoadBalancers, PutLifecycleEventHookExecutionStatus");
+    run.lacks("PutParameter");
     run.has("RELEASED: 1.5.0 (3f9c2ab) is in production; 3 Slack messages");
     run.has("As expected: the release reaches production (exit code 0)");
     assert_eq!(run.file("slack.jsonl").lines().count(), 3);
@@ -176,6 +179,8 @@ fn a_broken_green_is_stopped_by_the_hook_and_rolled_back() {
     run.has("- status: expected 200, got 503");
     run.has("- json $.status: expected equals \"ok\", got \"degraded\"");
     run.has("- status: expected 200, got 500");
+    // It leaves them in SSM for the notifier before it reports.
+    run.has("DescribeLoadBalancers, PutParameter, PutLifecycleEventHookExecutionStatus");
     // CodeDeploy stops: no later hook, production never switched.
     run.has("AfterAllowTestTraffic reported Failed: deployment");
     run.lacks("BeforeAllowTraffic: invokes");
@@ -202,6 +207,26 @@ fn a_broken_green_is_stopped_by_the_hook_and_rolled_back() {
         reason.contains("HOOK_EXECUTION_FAILURE") && reason.contains("AfterAllowTestTraffic"),
         "{reason}"
     );
+    // ...and which checks failed: deploy-hook's record, read back from SSM.
+    let next = slack[deployment + 1..]
+        .iter()
+        .position(|l| {
+            l.contains(": deployment ") || l.contains(": action ") || l.contains(": pipeline ")
+        })
+        .map_or(slack.len(), |i| deployment + 1 + i);
+    let message = &slack[deployment..next];
+    let checks = message
+        .iter()
+        .position(|l| l == "Failed checks (AfterAllowTestTraffic):")
+        .unwrap_or_else(|| panic!("no failed checks section: {message:#?}"));
+    let section = message[checks + 1..].join("\n");
+    for expectation in [
+        "- status: expected 200, got 503",
+        "- json $.status: expected equals \"ok\", got \"degraded\"",
+        "- status: expected 200, got 500",
+    ] {
+        assert!(section.contains(expectation), "{expectation}: {message:#?}");
+    }
     let action = at("web-release: action Production › BlueGreen failed");
     assert!(
         slack[action + 1].starts_with("Reason: Deployment"),

@@ -12,7 +12,8 @@
 //! - `pipeline-action`: the job's artifact credentials (secret key, session
 //!   token), the function role's own credentials;
 //! - `deploy-hook`: a bearer token and an API key in a check spec read from
-//!   an SSM SecureString (and inline), the role's credentials;
+//!   an SSM SecureString (and inline), the role's credentials; also in the
+//!   hook-failure record it writes to SSM for the notifier;
 //! - `notifier`: webhook URLs from an SSM SecureString, from a Secrets
 //!   Manager JSON secret and as plain environment values, the webhook token
 //!   from Secrets Manager, the role's credentials.
@@ -272,6 +273,10 @@ async fn deploy_hook_never_shows_spec_tokens_or_role_credentials() {
             ("TOLLGATE_HOOK", "BeforeAllowTraffic".to_owned()),
             ("TOLLGATE_VERIFY_GREEN", "false".to_owned()),
             ("TOLLGATE_REPORT_RESERVE_MS", "1500".to_owned()),
+            (
+                "TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX",
+                format!("/tollgate/{t}/hook-failures"),
+            ),
         ]
         .map(|(k, v)| (k.to_owned(), v)),
     );
@@ -289,6 +294,24 @@ async fn deploy_hook_never_shows_spec_tokens_or_role_credentials() {
         "the hook was reported: {}",
         f.logs()
     );
+    // The failed checks left in SSM for the notifier (stored unencrypted,
+    // so they must hold the redacted text only).
+    let records: Vec<_> = standin
+        .calls_of("PutParameter")
+        .into_iter()
+        .filter(|c| {
+            c.request["Name"]
+                .as_str()
+                .is_some_and(|n| n.contains("/hook-failures/"))
+        })
+        .collect();
+    assert_eq!(records.len(), 1, "one hook-failure record: {}", f.logs());
+    let value = records[0].request["Value"].as_str().unwrap_or_default();
+    assert!(
+        value.contains("status: expected 200, got 401"),
+        "the record carries the failed expectation: {value}"
+    );
+    cap.add("hook-failure record", &records[0].request);
     // The same hook again (already reported), an ECS native hook, garbage.
     cap.add("duplicate", f.invoke(ev, DEADLINE).await);
     let mut ecs = paths::event("deploy-hook", "ecs-post-test-traffic-shift");

@@ -10,6 +10,7 @@ use tollgate::aws::codedeploy::CodeDeployReporter;
 use tollgate::aws::codedeploy_read::CodeDeployReader;
 use tollgate::aws::elbv2::ElbReader;
 use tollgate::aws::ssm::SsmParameters;
+use tollgate::aws::ssm_write::SsmParameterWriter;
 use tollgate::config::ProcessEnv;
 use tollgate::deploy::{DeployHook, dispatch};
 
@@ -25,7 +26,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     )
     .await
     {
-        Ok(app) => Arc::new(app),
+        // Hook-failure records for the notifier, when the prefix is set.
+        Ok(app) => Arc::new(app.with_failure_records(SsmParameterWriter::new(&sdk))),
         Err(e) => {
             tollgate::lambda::report_init_error(e.error_type(), &e.to_string()).await;
             std::process::exit(1);

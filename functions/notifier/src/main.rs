@@ -51,7 +51,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .iter()
         .map(|d| format!("{}:{}", d.name, d.kind().as_str()))
         .collect();
-    tracing::info!(destinations = %names.join(","), enrich = resolved.enrich, "notifier ready");
+    tracing::info!(
+        destinations = %names.join(","),
+        enrich = resolved.enrich,
+        hook_failure_parameter_prefix = resolved.hook_failure_prefix.as_deref(),
+        "notifier ready"
+    );
     let notifier = Arc::new(Notifier::new(
         resolved,
         NotifySources::new(&sdk),

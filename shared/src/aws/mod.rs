@@ -16,6 +16,7 @@ pub mod s3;
 pub mod secretsmanager;
 pub mod sns;
 pub mod ssm;
+pub mod ssm_write;
 
 pub use aws_config::SdkConfig;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;

@@ -1,10 +1,13 @@
 //! Read adapter for the notifier's enrichment: CodePipeline
 //! `GetPipelineExecution` / `ListActionExecutions` / `ListPipelineExecutions`
 //! and CodeDeploy `GetDeployment`, reduced to the domain types of
-//! [`crate::notify::enrich`].
+//! [`crate::notify::enrich`]; SSM `GetParameter` for deploy-hook's
+//! hook-failure records.
 //!
 //! Calls go to the event's region (an event forwarded from another region is
-//! looked up there). SDK retries are limited to 2 attempts: enrichment is
+//! looked up there), except the hook-failure record: it is read only for
+//! events of the notifier's own region, where its stack's deploy-hook writes
+//! it (the IAM grant covers that region only). SDK retries are limited to 2 attempts: enrichment is
 //! best effort under its own time bound.
 
 use super::SdkConfig;
@@ -24,6 +27,7 @@ use std::collections::BTreeMap;
 pub struct NotifySources {
     pipeline: aws_sdk_codepipeline::Client,
     deploy: aws_sdk_codedeploy::Client,
+    ssm: aws_sdk_ssm::Client,
     home_region: Option<String>,
 }
 
@@ -38,12 +42,18 @@ impl NotifySources {
         );
         let deploy = aws_sdk_codedeploy::Client::from_conf(
             aws_sdk_codedeploy::config::Builder::from(sdk)
+                .retry_config(retry.clone())
+                .build(),
+        );
+        let ssm = aws_sdk_ssm::Client::from_conf(
+            aws_sdk_ssm::config::Builder::from(sdk)
                 .retry_config(retry)
                 .build(),
         );
         Self {
             pipeline,
             deploy,
+            ssm,
             home_region: sdk.region().map(|r| r.as_ref().to_owned()),
         }
     }
@@ -68,7 +78,8 @@ where
         "PipelineNotFoundException"
         | "PipelineExecutionNotFoundException"
         | "DeploymentDoesNotExistException"
-        | "InvalidDeploymentIdException" => SourceError::NotFound { action, detail },
+        | "InvalidDeploymentIdException"
+        | "ParameterNotFound" => SourceError::NotFound { action, detail },
         _ => SourceError::Failed { action, detail },
     }
 }
@@ -269,5 +280,27 @@ impl SourceReader for NotifySources {
             github_repository: github.and_then(|g| g.repository.clone()),
             github_commit: github.and_then(|g| g.commit_id.clone()),
         })
+    }
+
+    async fn hook_failure_record(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<String>, SourceError> {
+        const ACTION: &str = "ssm:GetParameter";
+        if self.other_region(region).is_some() {
+            tracing::debug!(
+                region,
+                "hook-failure records are read for this region's events only"
+            );
+            return Ok(None);
+        }
+        match self.ssm.get_parameter().name(name).send().await {
+            Ok(out) => Ok(out.parameter.and_then(|p| p.value)),
+            Err(e) => match source_error(ACTION, e) {
+                SourceError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
     }
 }

@@ -1,5 +1,7 @@
-//! SSM Parameter Store adapter: reads one parameter (SecureString decrypted).
-//! Used at init to fetch check specs, notifier rules and webhook secrets.
+//! SSM Parameter Store adapter: reads one parameter (SecureString decrypted)
+//! (the write port, [`ParameterWriter`], is adapted in
+//! [`super::ssm_write`]). Reads serve init: check specs, notifier rules,
+//! webhook secrets.
 
 use super::SdkConfig;
 use crate::secret::Secret;
@@ -95,4 +97,49 @@ impl ParameterStore for SsmParameters {
                 detail: "the answer carried no value".to_owned(),
             })
     }
+}
+
+/// Why a parameter could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum PutParameterError {
+    /// The role may not write it.
+    #[error(
+        "writing SSM parameter {name:?} was denied ({detail}); grant ssm:PutParameter on it to the function's role"
+    )]
+    Denied {
+        /// Parameter name.
+        name: String,
+        /// Service message.
+        detail: String,
+    },
+    /// The value or name was refused (too long, bad characters, a reserved
+    /// prefix, or too many parameters in the account).
+    #[error("SSM refused parameter {name:?} ({detail}); check the name prefix and the value size")]
+    Rejected {
+        /// Parameter name.
+        name: String,
+        /// Service message.
+        detail: String,
+    },
+    /// Anything else (throttling, 5xx, network).
+    #[error("writing SSM parameter {name:?} failed: {detail}")]
+    Other {
+        /// Parameter name.
+        name: String,
+        /// Service message.
+        detail: String,
+    },
+}
+
+/// Port: writes a plain (`String`) parameter, replacing any earlier value.
+/// The SSM adapter is [`super::ssm_write::SsmParameterWriter`], in its own
+/// file so only the function that writes is granted `ssm:PutParameter`.
+pub trait ParameterWriter: Send + Sync {
+    /// `PutParameter` with `Type: String` and `Overwrite: true`. The value
+    /// must not be secret: String parameters are stored unencrypted.
+    fn put_parameter(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> impl std::future::Future<Output = Result<(), PutParameterError>> + Send;
 }

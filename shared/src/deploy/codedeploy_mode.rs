@@ -17,6 +17,7 @@ use super::discovery::{
     DeploymentReader, DiscoveryError, ListenerReader, discover_target, read_deployment, read_group,
 };
 use super::green::{GreenError, read_targets, verify_green};
+use super::hook_failures::{HookFailureRecord, WRITE_TIMEOUT, now_rfc3339};
 use super::smoke::SmokeRunner;
 use crate::checks::{RunOptions, Vars};
 use crate::events::CodeDeployHookEvent;
@@ -36,6 +37,11 @@ pub const MAX_MESSAGE: usize = 5000;
 /// The hook's work for one CodeDeploy invocation. Never panics on bad
 /// answers: every problem becomes a `Failed` outcome naming the step and
 /// the fix.
+///
+/// With a [`super::hook_failures::FailureRecorder`], a `Failed` outcome is
+/// first written to SSM for the notifier (bounded, best effort), so the
+/// record exists before the report lets CodeDeploy roll back and emit its
+/// FAILURE event.
 pub async fn run<D, L, S>(
     app: Arc<DeployHook<D, L, S>>,
     event: CodeDeployHookEvent,
@@ -48,14 +54,65 @@ where
     S: SmokeRunner,
 {
     let id = event.deployment_id.clone();
-    match work(&app, &event, &step, work_deadline).await {
-        Ok(outcome) => outcome,
+    // Time kept at the end of the work for the record, so slow checks do
+    // not leave it none.
+    let record_time = match &app.recorder {
+        Some(_) => WRITE_TIMEOUT.min(work_deadline.saturating_duration_since(Instant::now()) / 4),
+        None => Duration::ZERO,
+    };
+    let checks_deadline = work_deadline
+        .checked_sub(record_time)
+        .unwrap_or(work_deadline);
+    let mut group: Option<(String, String)> = None;
+    let (outcome, hook) = match work(&app, &event, &step, checks_deadline, &mut group).await {
+        Ok(outcome) => return outcome,
         Err(Problem { hook, text }) => {
-            let hook = hook.map_or_else(|| "hook".to_owned(), |h| h.to_string());
-            HookOutcome::failed(clip(format!("{hook} failed for {id}: {text}")))
+            let name = hook.map_or_else(|| "hook".to_owned(), |h| h.to_string());
+            (
+                HookOutcome::failed(clip(format!("{name} failed for {id}: {text}"))),
+                hook,
+            )
+        }
+    };
+    if let Some(recorder) = &app.recorder {
+        match &group {
+            Some((application, group)) => {
+                step.enter("recording the failed checks for the notifier (ssm:PutParameter)");
+                let record = HookFailureRecord::from_message(
+                    &id,
+                    hook.map(HookName::as_str),
+                    &outcome.message,
+                    &now_rfc3339(),
+                );
+                // Ends before the work deadline, so the guard never cuts
+                // it off and the report reserve stays whole.
+                let deadline = work_deadline
+                    .checked_sub(RECORD_MARGIN)
+                    .unwrap_or(work_deadline);
+                match recorder.record(application, group, &record, deadline).await {
+                    Ok(name) => tracing::info!(
+                        deployment_id = %id,
+                        parameter = %name,
+                        "failed checks recorded for the notifier"
+                    ),
+                    Err(e) => tracing::warn!(
+                        deployment_id = %id,
+                        error = %e,
+                        "could not record the failed checks for the notifier; reporting Failed without them"
+                    ),
+                }
+            }
+            None => tracing::warn!(
+                deployment_id = %id,
+                "the deployment's application and group are unknown, so its failure is not recorded for the notifier"
+            ),
         }
     }
+    outcome
 }
+
+/// Kept between the end of the record write and the work deadline.
+const RECORD_MARGIN: Duration = Duration::from_millis(100);
 
 struct Problem {
     hook: Option<HookName>,
@@ -76,6 +133,7 @@ async fn work<D, L, S>(
     event: &CodeDeployHookEvent,
     step: &Step,
     work_deadline: Instant,
+    group: &mut Option<(String, String)>,
 ) -> Result<HookOutcome, Problem>
 where
     D: DeploymentReader,
@@ -95,6 +153,7 @@ where
     let deployment = read_deployment(&app.codedeploy, id)
         .await
         .map_err(|e| Problem::new(fixed, e))?;
+    *group = Some((deployment.application.clone(), deployment.group.clone()));
 
     let mut vars = Vars::new()
         .with("DEPLOYMENT_ID", id.as_str())
@@ -297,6 +356,7 @@ mod tests {
             codedeploy: cd,
             elb: elb(),
             smoke: FakeRunner::new(script),
+            recorder: None,
         })
     }
 

@@ -10,6 +10,7 @@
 //! | `TOLLGATE_SOAK_ROUNDS` | ECS native hooks: rounds of checks, one per invocation | `1` |
 //! | `TOLLGATE_SOAK_INTERVAL_S` | ECS native hooks: `callBackDelay` between rounds, seconds | `30` |
 //! | `TOLLGATE_RESOLVE` | `host=ip` pairs: connect to `ip` for a discovered `host` (local rehearsals) | none |
+//! | `TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX` | SSM path under which a failed CodeDeploy hook leaves its failed checks for the notifier (`<prefix>/<application>/<group>`; [`super::hook_failures`]) | unset: off |
 //!
 //! `TOLLGATE_HOOK=auto` reads the running hook from the deployment target's
 //! lifecycle events (the one `InProgress`); when CodeDeploy does not say, the
@@ -174,6 +175,9 @@ pub struct DeployConfig {
     pub soak_interval: Duration,
     /// Host pins applied to discovered URLs.
     pub resolve: Vec<HostPin>,
+    /// Where failed hooks leave their failed checks for the notifier
+    /// (`None`: not recorded).
+    pub failure_record_prefix: Option<String>,
     /// The report core's settings.
     pub report: ReportConfig,
 }
@@ -279,6 +283,7 @@ impl DeployConfig {
             soak_rounds,
             soak_interval,
             resolve,
+            failure_record_prefix: super::hook_failures::prefix_from_env(env)?,
             report: report_config(env)?,
         })
     }

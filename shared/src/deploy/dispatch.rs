@@ -134,6 +134,8 @@ mod tests {
     use crate::deploy::config::{DeployConfig, vars as env};
     use crate::deploy::discovery::fakes::{FakeCodeDeploy, FakeElb, deployment, elb, group};
     use crate::deploy::green::fixtures::target;
+    use crate::deploy::hook_failures::fakes::{FakeWriter, Log, Mode};
+    use crate::deploy::hook_failures::{HookFailureRecord, PREFIX_VAR, WRITE_TIMEOUT};
     use crate::deploy::smoke::fakes::{FakeRunner, Script};
     use crate::report::{HookStatus, ReportConfig, ReportError};
     use std::sync::Mutex;
@@ -141,7 +143,7 @@ mod tests {
     use tokio::time::Instant;
 
     #[derive(Default)]
-    struct Reports(Mutex<Vec<(String, String, HookStatus)>>);
+    struct Reports(Mutex<Vec<(String, String, HookStatus)>>, Log);
 
     impl HookReporter for Reports {
         async fn put_hook_status(
@@ -150,6 +152,10 @@ mod tests {
             e: &str,
             status: HookStatus,
         ) -> Result<(), ReportError> {
+            self.1.lock().expect("lock").push(format!(
+                "PutLifecycleEventHookExecutionStatus {}",
+                status.as_str()
+            ));
             self.0
                 .lock()
                 .expect("lock")
@@ -202,6 +208,7 @@ mod tests {
             codedeploy: cd,
             elb: elb(),
             smoke: FakeRunner::new(script),
+            recorder: None,
         })
     }
 
@@ -339,5 +346,198 @@ mod tests {
         .expect_err("no execution id");
         assert_eq!(err.error_type, "UnrecognisedEvent");
         assert!(reports.0.lock().expect("lock").is_empty());
+    }
+
+    /// The app with a recorder under `/tollgate/t/hook-failures`, writing
+    /// through `writer`; the green task set is steady and the hook is
+    /// AfterAllowTestTraffic.
+    fn recording_app(
+        script: Script,
+        writer: FakeWriter,
+    ) -> Arc<DeployHook<FakeCodeDeploy, FakeElb, FakeRunner>> {
+        let env: std::collections::HashMap<String, String> = [
+            (
+                env::CHECK_SPEC.to_owned(),
+                "checks: [{name: h, url: '${TARGET}/h', expect: {status: 200}}]".to_owned(),
+            ),
+            (
+                PREFIX_VAR.to_owned(),
+                "/tollgate/t/hook-failures".to_owned(),
+            ),
+        ]
+        .into();
+        let mut cd = FakeCodeDeploy::default();
+        cd.deployments
+            .insert("d-TOLLGATE1".into(), deployment("ECS"));
+        cd.groups.insert("web-dg".into(), group(true));
+        cd.targets.insert(
+            "d-TOLLGATE1".into(),
+            vec![target(Some((2, 2, 0)), "AfterAllowTestTraffic")],
+        );
+        let app = DeployHook {
+            config: DeployConfig::from_env(&env).expect("config"),
+            codedeploy: cd,
+            elb: elb(),
+            smoke: FakeRunner::new(script),
+            recorder: None,
+        }
+        .with_failure_records(writer);
+        Arc::new(app)
+    }
+
+    fn hook_event() -> serde_json::Value {
+        serde_json::from_str(CODEDEPLOY_SAMPLES[2].1).expect("sample")
+    }
+
+    #[tokio::test]
+    async fn a_failed_hook_is_recorded_before_it_is_reported() {
+        let log = Log::default();
+        let writer = FakeWriter {
+            log: log.clone(),
+            ..FakeWriter::default()
+        };
+        let app = recording_app(Script::Fail("503"), writer.clone());
+        let reports = Reports(Mutex::default(), log.clone());
+        let out = handle(&app, &reports, hook_event(), budget())
+            .await
+            .expect("reported");
+        assert_eq!(out["report"], "failed");
+        assert_eq!(
+            *log.lock().expect("lock"),
+            [
+                "PutParameter /tollgate/t/hook-failures/web-app/web-dg",
+                "PutLifecycleEventHookExecutionStatus Failed"
+            ]
+        );
+        let puts = writer.puts.lock().expect("lock").clone();
+        let record = HookFailureRecord::decode(&puts[0].1).expect("json");
+        assert_eq!(record.deployment_id, "d-TOLLGATE1");
+        assert_eq!(record.hook.as_deref(), Some("AfterAllowTestTraffic"));
+        assert!(
+            record
+                .summary
+                .starts_with("AfterAllowTestTraffic failed for d-TOLLGATE1: smoke checks against"),
+            "{}",
+            record.summary
+        );
+        assert!(
+            record
+                .failures
+                .iter()
+                .any(|l| l.contains("status: expected 200, got 503")),
+            "{:?}",
+            record.failures
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_before_the_group_is_known_is_reported_without_a_record() {
+        let writer = FakeWriter::default();
+        let app = {
+            let mut a = Arc::try_unwrap(recording_app(Script::Pass(1), writer.clone()))
+                .expect("sole owner");
+            a.codedeploy.fail.insert(
+                "GetDeployment",
+                crate::deploy::ReadError::Denied {
+                    action: "codedeploy:GetDeployment",
+                    detail: "AccessDeniedException".into(),
+                },
+            );
+            Arc::new(a)
+        };
+        let reports = Reports::default();
+        let out = handle(&app, &reports, hook_event(), budget())
+            .await
+            .expect("reported");
+        assert_eq!(out["report"], "failed");
+        assert_eq!(reports.0.lock().expect("lock").len(), 1);
+        assert!(writer.log.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_passing_hook_writes_nothing() {
+        let writer = FakeWriter::default();
+        let app = recording_app(Script::Pass(1), writer.clone());
+        let reports = Reports::default();
+        let out = handle(&app, &reports, hook_event(), budget())
+            .await
+            .expect("reported");
+        assert_eq!(out["report"], "succeeded");
+        assert!(writer.log.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_denied_write_changes_nothing_in_the_report() {
+        let writer = FakeWriter {
+            mode: Mode::Denied,
+            ..FakeWriter::default()
+        };
+        let app = recording_app(Script::Fail("503"), writer.clone());
+        let reports = Reports::default();
+        let out = handle(&app, &reports, hook_event(), budget())
+            .await
+            .expect("reported");
+        assert_eq!(out["report"], "failed");
+        assert_eq!(writer.log.lock().expect("lock").len(), 1);
+        let got = reports.0.lock().expect("lock").clone();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].2, HookStatus::Failed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_write_costs_at_most_its_bound_and_the_report_still_goes() {
+        let writer = FakeWriter {
+            mode: Mode::Stall,
+            ..FakeWriter::default()
+        };
+        let app = recording_app(Script::Fail("503"), writer.clone());
+        let reports = Reports::default();
+        let cfg = ReportConfig {
+            reserve: Duration::from_millis(500),
+            safety_margin: Duration::ZERO,
+            ..ReportConfig::default()
+        };
+        let started = Instant::now();
+        let budget = Budget::within(started + Duration::from_secs(60), &cfg);
+        let out = handle(&app, &reports, hook_event(), budget)
+            .await
+            .expect("reported");
+        assert_eq!(out["report"], "failed");
+        assert_eq!(reports.0.lock().expect("lock").len(), 1);
+        let spent = started.elapsed();
+        assert!(
+            spent >= WRITE_TIMEOUT && spent < WRITE_TIMEOUT + Duration::from_millis(200),
+            "{spent:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_write_never_eats_the_report_reserve() {
+        // 1.5 s of work time: the write gets what is left before the work
+        // deadline, the work is not cut off (its message is the checks'),
+        // and the report is made inside the reserve.
+        let writer = FakeWriter {
+            mode: Mode::Stall,
+            ..FakeWriter::default()
+        };
+        let app = recording_app(Script::Fail("503"), writer.clone());
+        let reports = Reports::default();
+        let cfg = ReportConfig {
+            reserve: Duration::from_millis(500),
+            safety_margin: Duration::ZERO,
+            ..ReportConfig::default()
+        };
+        let started = Instant::now();
+        let budget = Budget::within(started + Duration::from_secs(2), &cfg);
+        let out = handle(&app, &reports, hook_event(), budget)
+            .await
+            .expect("reported");
+        assert_eq!(out["report"], "failed");
+        assert_eq!(reports.0.lock().expect("lock").len(), 1);
+        assert!(
+            started.elapsed() < budget.work_deadline - started,
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

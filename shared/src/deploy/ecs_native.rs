@@ -405,6 +405,7 @@ mod tests {
             codedeploy: FakeCodeDeploy::default(),
             elb: FakeElb::default(),
             smoke: FakeRunner::new(script),
+            recorder: None,
         })
     }
 

@@ -16,6 +16,8 @@
 //! - [`config`]: the environment variables (table in its docs).
 //! - [`smoke`]: the check spec, loaded and validated at init, run through
 //!   [`crate::checks`].
+//! - [`hook_failures`]: a failed CodeDeploy hook's checks, left in SSM for
+//!   the notifier before the `Failed` report (when configured).
 //!
 //! A function built on this module calls [`DeployHook::init`] once, then
 //! [`dispatch::handle`] per invocation.
@@ -26,14 +28,16 @@ pub mod discovery;
 pub mod dispatch;
 pub mod ecs_native;
 pub mod green;
+pub mod hook_failures;
 pub mod smoke;
 
 pub use config::{DeployConfig, HookName, HookSetting, SpecSource};
 pub use discovery::{DeploymentReader, ListenerReader, ReadError};
 pub use smoke::{InitError, SmokeRunner, SpecRunner};
 
-use crate::aws::ssm::ParameterStore;
+use crate::aws::ssm::{ParameterStore, ParameterWriter};
 use crate::config::Env;
+use hook_failures::FailureRecorder;
 
 /// Everything one deploy-hook process needs, built once at init.
 #[derive(Debug)]
@@ -46,6 +50,23 @@ pub struct DeployHook<D, L, S> {
     pub elb: L,
     /// The check spec and engine.
     pub smoke: S,
+    /// Writes failed hooks' records for the notifier; `None` when
+    /// `TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX` is unset.
+    pub recorder: Option<FailureRecorder>,
+}
+
+impl<D, L, S> DeployHook<D, L, S> {
+    /// Attaches the SSM writer for hook-failure records when the prefix is
+    /// configured; without a prefix the writer is dropped and nothing is
+    /// ever written.
+    pub fn with_failure_records(mut self, writer: impl ParameterWriter + 'static) -> Self {
+        self.recorder = self
+            .config
+            .failure_record_prefix
+            .as_ref()
+            .map(|prefix| FailureRecorder::new(prefix.clone(), writer));
+        self
+    }
 }
 
 impl<D: DeploymentReader, L: ListenerReader> DeployHook<D, L, SpecRunner> {
@@ -65,6 +86,7 @@ impl<D: DeploymentReader, L: ListenerReader> DeployHook<D, L, SpecRunner> {
             target_url = config.target_url.as_ref().map(|u| u.as_str()),
             verify_green = config.verify_green,
             soak_rounds = config.soak_rounds,
+            hook_failure_parameter_prefix = config.failure_record_prefix.as_deref(),
             "deploy-hook configured"
         );
         Ok(Self {
@@ -72,6 +94,7 @@ impl<D: DeploymentReader, L: ListenerReader> DeployHook<D, L, SpecRunner> {
             codedeploy,
             elb,
             smoke: SpecRunner::new(spec)?,
+            recorder: None,
         })
     }
 }

@@ -15,6 +15,7 @@
 //! | `TOLLGATE_NOTIFY_ENRICH_TIMEOUT_MS` | time bound for all enrichment lookups | 2000 |
 //! | `TOLLGATE_NOTIFY_ENRICH` | `true`/`false`: look up reasons, commits, durations | true |
 //! | `TOLLGATE_NOTIFY_RESERVE_MS` | time kept back from the Lambda deadline to return the result | 500 |
+//! | `TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX` | SSM path where deploy-hook leaves failed hooks' checks; a CodeDeploy failure then shows them ([`crate::deploy::hook_failures`]) | unset: off |
 //!
 //! The destination variables create destinations named `slack`, `teams`,
 //! `webhook` and `sns`; the rules document may declare more.
@@ -265,6 +266,8 @@ pub struct Settings {
     pub enrich_timeout: Duration,
     /// Whether to enrich.
     pub enrich: bool,
+    /// Where deploy-hook's failure records are (`None`: not read).
+    pub hook_failure_prefix: Option<String>,
     /// Time kept back from the Lambda deadline.
     pub reserve: Duration,
 }
@@ -380,6 +383,7 @@ pub fn settings(env: &impl Env) -> Result<Settings, ConfigError> {
             Duration::from_secs(30),
         )?,
         enrich,
+        hook_failure_prefix: crate::deploy::hook_failures::prefix_from_env(env)?,
         reserve: duration_ms(
             env,
             vars::RESERVE_MS,
@@ -451,6 +455,8 @@ pub struct NotifierConfig {
     pub enrich_timeout: Duration,
     /// Whether to enrich.
     pub enrich: bool,
+    /// Where deploy-hook's failure records are (`None`: not read).
+    pub hook_failure_prefix: Option<String>,
     /// Time kept back from the Lambda deadline.
     pub reserve: Duration,
 }
@@ -651,6 +657,7 @@ pub async fn resolve(
         request_timeout: settings.request_timeout,
         enrich_timeout: settings.enrich_timeout,
         enrich: settings.enrich,
+        hook_failure_prefix: settings.hook_failure_prefix.clone(),
         reserve: settings.reserve,
     })
 }

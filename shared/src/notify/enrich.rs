@@ -11,6 +11,12 @@
 //!   execution failed). Stateless: nothing is stored between invocations.
 //! - CodeDeploy `GetDeployment`: `errorInformation`, rollback info, instance
 //!   counts, the GitHub commit, duration.
+//! - SSM `GetParameter` (CodeDeploy deployment failures, and the rollback
+//!   deployment that undoes one, when `TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX`
+//!   is set): the record deploy-hook left for a failed lifecycle hook
+//!   ([`crate::deploy::hook_failures`]). It is shown as "Failed checks" only
+//!   when its `deploymentId` is this deployment (or the one this rollback
+//!   undoes); a missing, stale or unreadable record just leaves it out.
 //! - CodeBuild and ECS events carry their reason, failing phase and log link
 //!   themselves ([`super::model`]); no call is made for them.
 //!
@@ -21,7 +27,10 @@
 
 use super::console;
 use super::events::{Detail, Event};
-use super::model::{Commit, Enrichment, EnrichmentState, Notification, SourceKind, Status};
+use super::model::{
+    Commit, Enrichment, EnrichmentState, FailedChecks, Notification, SourceKind, Status,
+};
+use crate::deploy::hook_failures::{HookFailureRecord, parameter_name};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
@@ -212,6 +221,18 @@ pub trait SourceReader: Send + Sync {
         region: &str,
         deployment_id: &str,
     ) -> impl Future<Output = Result<DeploymentInfo, SourceError>> + Send;
+
+    /// SSM `GetParameter` of a deploy-hook failure record: the raw value,
+    /// or `None` when there is no such parameter. The default (a source
+    /// without SSM) never has one.
+    fn hook_failure_record(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, SourceError>> + Send {
+        let _ = (region, name);
+        std::future::ready(Ok(None))
+    }
 }
 
 /// One pipeline execution, where to look it up.
@@ -231,6 +252,7 @@ pub struct Enricher<S> {
     source: S,
     timeout: Duration,
     enabled: bool,
+    hook_failure_prefix: Option<String>,
 }
 
 /// The time bound for one lookup.
@@ -256,7 +278,15 @@ impl<S: SourceReader> Enricher<S> {
             source,
             timeout,
             enabled,
+            hook_failure_prefix: None,
         }
+    }
+
+    /// Reads deploy-hook failure records under `prefix` (the value of
+    /// `TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX`); `None` switches it off.
+    pub fn with_hook_failures(mut self, prefix: Option<String>) -> Self {
+        self.hook_failure_prefix = prefix;
+        self
     }
 
     /// The port, for callers that need it directly.
@@ -340,10 +370,64 @@ impl<S: SourceReader> Enricher<S> {
             Detail::Deployment(d) | Detail::Instance(d) => {
                 if let Some(id) = &d.deployment_id {
                     calls += 1;
-                    let fut = self.source.deployment(&region, id);
-                    match bounded(deadline, "codedeploy:GetDeployment", fut).await {
-                        Ok(info) => apply_deployment(n, &info),
+                    // The hook-failure record: read alongside GetDeployment
+                    // for a failure; for a rollback deployment only once
+                    // GetDeployment says which deployment it undoes.
+                    let record_name = match (
+                        &self.hook_failure_prefix,
+                        &d.application,
+                        &d.deployment_group,
+                    ) {
+                        (Some(prefix), Some(app), Some(group))
+                            if n.kind == SourceKind::Deployment =>
+                        {
+                            Some(parameter_name(prefix, app, group))
+                        }
+                        _ => None,
+                    };
+                    let early = record_name
+                        .as_deref()
+                        .filter(|_| n.status == Status::Failed);
+                    let deployment = bounded(
+                        deadline,
+                        "codedeploy:GetDeployment",
+                        self.source.deployment(&region, id),
+                    );
+                    let record = async {
+                        match early {
+                            Some(name) => Some(self.read_record(deadline, &region, name).await),
+                            None => None,
+                        }
+                    };
+                    let (deployment, mut record) = tokio::join!(deployment, record);
+                    let mut undoes = None;
+                    match deployment {
+                        Ok(info) => {
+                            undoes = info.rollback_triggering_deployment_id.clone();
+                            apply_deployment(n, &info);
+                        }
                         Err(e) => problems.push(e.to_string()),
+                    }
+                    if record.is_none()
+                        && undoes.is_some()
+                        && n.status.is_terminal()
+                        && let Some(name) = &record_name
+                    {
+                        record = Some(self.read_record(deadline, &region, name).await);
+                    }
+                    if let Some(found) = record {
+                        calls += 1;
+                        match found {
+                            Ok(Some(text)) => {
+                                apply_hook_failure(n, &text, id, undoes.as_deref());
+                            }
+                            Ok(None) => tracing::debug!(
+                                deployment_id = %id,
+                                parameter = record_name.as_deref().unwrap_or_default(),
+                                "no hook-failure record for this deployment group"
+                            ),
+                            Err(e) => problems.push(e.to_string()),
+                        }
                     }
                 }
             }
@@ -364,6 +448,21 @@ impl<S: SourceReader> Enricher<S> {
         for p in &n.enrichment.problems {
             tracing::warn!(event_id = %n.event_id, problem = %p, "enrichment lookup failed; sending without it");
         }
+    }
+
+    /// `GetParameter` of a hook-failure record, bounded like every lookup.
+    async fn read_record(
+        &self,
+        deadline: Instant,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<String>, SourceError> {
+        bounded(
+            deadline,
+            "ssm:GetParameter",
+            self.source.hook_failure_record(region, name),
+        )
+        .await
     }
 
     /// The CodePipeline lookups; returns how many calls were made.
@@ -668,6 +767,57 @@ pub fn apply_history(n: &mut Notification, execution_id: &str, list: &[Execution
     }
 }
 
+/// How a hook-failure record compared with the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordMatch {
+    /// It is this deployment's (or the rolled-back one's): shown.
+    Shown,
+    /// It belongs to another deployment of the group: left out.
+    OtherDeployment,
+    /// The value is not a record: left out.
+    Unreadable,
+}
+
+/// Applies a deploy-hook failure record: `event_deployment` is the event's
+/// deployment, `undoes` the deployment a rollback deployment rolls back.
+pub fn apply_hook_failure(
+    n: &mut Notification,
+    text: &str,
+    event_deployment: &str,
+    undoes: Option<&str>,
+) -> RecordMatch {
+    let record = match HookFailureRecord::decode(text) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(
+                deployment_id = %event_deployment,
+                error = %e,
+                "the hook-failure parameter does not hold a tollgate record; leaving it out"
+            );
+            return RecordMatch::Unreadable;
+        }
+    };
+    let own = record.deployment_id == event_deployment && n.status == Status::Failed;
+    let undone = undoes == Some(record.deployment_id.as_str());
+    if !(own || undone) {
+        tracing::debug!(
+            deployment_id = %event_deployment,
+            recorded_for = %record.deployment_id,
+            "the hook-failure record is for another deployment; leaving it out"
+        );
+        return RecordMatch::OtherDeployment;
+    }
+    n.failed_checks = Some(FailedChecks {
+        deployment_id: record.deployment_id,
+        hook: record.hook,
+        summary: record.summary,
+        lines: record.failures,
+        truncated: record.truncated,
+        omitted: record.omitted,
+    });
+    RecordMatch::Shown
+}
+
 /// Applies `GetDeployment`.
 pub fn apply_deployment(n: &mut Notification, d: &DeploymentInfo) {
     let error = match (&d.error_code, &d.error_message) {
@@ -880,5 +1030,205 @@ mod tests {
         let c = commit_from_revision(&rev).expect("a commit");
         assert_eq!(c.repository.as_deref(), Some("payments"));
         assert_eq!(c.provider.as_deref(), Some("CodeCommit"));
+    }
+
+    mod hook_failures {
+        use super::super::*;
+        use crate::notify::events;
+        use std::sync::Mutex;
+
+        const FAILED: &str =
+            include_str!("../../../events/notifier/codedeploy-deployment-failed-rollback.json");
+        const SUCCEEDED: &str =
+            include_str!("../../../events/notifier/codedeploy-deployment-succeeded.json");
+        const PREFIX: &str = "/tollgate/s/hook-failures";
+
+        struct Src {
+            deployment: DeploymentInfo,
+            record: Result<Option<String>, SourceError>,
+            reads: Mutex<Vec<String>>,
+        }
+
+        impl Src {
+            fn new(record: Result<Option<String>, SourceError>) -> Self {
+                Self {
+                    deployment: DeploymentInfo {
+                        status: Some("Failed".into()),
+                        error_code: Some("HOOK_EXECUTION_FAILURE".into()),
+                        error_message: Some("Lifecycle event AfterAllowTestTraffic failed".into()),
+                        ..DeploymentInfo::default()
+                    },
+                    record,
+                    reads: Mutex::default(),
+                }
+            }
+        }
+
+        fn none<T>() -> Result<T, SourceError> {
+            Err(SourceError::NotFound {
+                action: "x",
+                detail: "unused".into(),
+            })
+        }
+
+        impl SourceReader for Src {
+            async fn pipeline_execution(
+                &self,
+                _: &str,
+                _: &str,
+                _: &str,
+            ) -> Result<PipelineExecutionInfo, SourceError> {
+                none()
+            }
+            async fn action_executions(
+                &self,
+                _: &str,
+                _: &str,
+                _: &str,
+            ) -> Result<Vec<ActionExecutionInfo>, SourceError> {
+                none()
+            }
+            async fn pipeline_executions(
+                &self,
+                _: &str,
+                _: &str,
+                _: i32,
+            ) -> Result<Vec<ExecutionSummaryInfo>, SourceError> {
+                none()
+            }
+            async fn deployment(&self, _: &str, _: &str) -> Result<DeploymentInfo, SourceError> {
+                Ok(self.deployment.clone())
+            }
+            async fn hook_failure_record(
+                &self,
+                _: &str,
+                name: &str,
+            ) -> Result<Option<String>, SourceError> {
+                self.reads.lock().expect("lock").push(name.to_owned());
+                self.record.clone()
+            }
+        }
+
+        fn record(deployment_id: &str) -> String {
+            HookFailureRecord::from_message(
+                deployment_id,
+                Some("AfterAllowTestTraffic"),
+                "AfterAllowTestTraffic failed for d-7QXQ4LJ2B: smoke checks against http://t did not pass: 0/1 passed\nFAIL health (GET http://t/health): 3 attempts\n  - status: expected 200, got 503",
+                "2024-05-14T12:18:40Z",
+            )
+            .encode()
+        }
+
+        async fn run(text: &str, src: Src, prefix: Option<&str>) -> (Notification, Vec<String>) {
+            let event = events::parse_str(text);
+            let mut n = Notification::from_event(&event);
+            let e = Enricher::new(src, Duration::from_secs(2), true)
+                .with_hook_failures(prefix.map(str::to_owned));
+            e.enrich(&event, &mut n, Instant::now() + Duration::from_secs(5))
+                .await;
+            let reads = e.source().reads.lock().expect("lock").clone();
+            (n, reads)
+        }
+
+        #[tokio::test]
+        async fn a_matching_record_becomes_the_failed_checks() {
+            let (n, reads) = run(
+                FAILED,
+                Src::new(Ok(Some(record("d-7QXQ4LJ2B")))),
+                Some(PREFIX),
+            )
+            .await;
+            assert_eq!(reads, ["/tollgate/s/hook-failures/payments-api/prod"]);
+            let f = n.failed_checks.expect("shown");
+            assert_eq!(f.hook.as_deref(), Some("AfterAllowTestTraffic"));
+            assert_eq!(
+                f.lines,
+                [
+                    "FAIL health (GET http://t/health): 3 attempts",
+                    "  - status: expected 200, got 503"
+                ]
+            );
+            assert_eq!(n.enrichment.state, EnrichmentState::Complete);
+            assert!(
+                n.reason
+                    .expect("reason")
+                    .starts_with("HOOK_EXECUTION_FAILURE")
+            );
+        }
+
+        #[tokio::test]
+        async fn a_record_of_another_deployment_is_left_out() {
+            let (n, reads) = run(
+                FAILED,
+                Src::new(Ok(Some(record("d-OLDER0001")))),
+                Some(PREFIX),
+            )
+            .await;
+            assert_eq!(reads.len(), 1);
+            assert!(n.failed_checks.is_none());
+            assert_eq!(n.enrichment.state, EnrichmentState::Complete);
+        }
+
+        #[tokio::test]
+        async fn a_missing_or_foreign_value_is_left_out_quietly() {
+            let (n, _) = run(FAILED, Src::new(Ok(None)), Some(PREFIX)).await;
+            assert!(n.failed_checks.is_none());
+            assert_eq!(n.enrichment.state, EnrichmentState::Complete);
+            let (n, _) = run(FAILED, Src::new(Ok(Some("not json".into()))), Some(PREFIX)).await;
+            assert!(n.failed_checks.is_none());
+        }
+
+        #[tokio::test]
+        async fn a_read_error_is_a_partial_enrichment_and_the_rest_still_shows() {
+            let denied = SourceError::Denied {
+                action: "ssm:GetParameter",
+                detail: "AccessDeniedException".into(),
+            };
+            let (n, _) = run(FAILED, Src::new(Err(denied)), Some(PREFIX)).await;
+            assert!(n.failed_checks.is_none());
+            assert_eq!(n.enrichment.state, EnrichmentState::Partial);
+            assert!(n.enrichment.problems[0].contains("grant ssm:GetParameter"));
+            assert!(n.reason.is_some(), "GetDeployment's reason is kept");
+        }
+
+        #[tokio::test]
+        async fn without_a_prefix_or_for_a_success_nothing_is_read() {
+            let (n, reads) = run(FAILED, Src::new(Ok(Some(record("d-7QXQ4LJ2B")))), None).await;
+            assert!(reads.is_empty());
+            assert!(n.failed_checks.is_none());
+            let mut src = Src::new(Ok(Some(record("d-7QXQ4LJ2B"))));
+            src.deployment = DeploymentInfo {
+                status: Some("Succeeded".into()),
+                ..DeploymentInfo::default()
+            };
+            let (n, reads) = run(SUCCEEDED, src, Some(PREFIX)).await;
+            assert!(reads.is_empty());
+            assert!(n.failed_checks.is_none());
+        }
+
+        #[tokio::test]
+        async fn a_rollback_deployment_shows_the_checks_of_the_one_it_undoes() {
+            let event = events::parse_str(SUCCEEDED);
+            let Detail::Deployment(d) = &event.detail else {
+                panic!("a deployment event");
+            };
+            let undone = "d-UNDONE001";
+            let mut src = Src::new(Ok(Some(record(undone))));
+            src.deployment = DeploymentInfo {
+                status: Some("Succeeded".into()),
+                rollback_triggering_deployment_id: Some(undone.into()),
+                ..DeploymentInfo::default()
+            };
+            let (n, reads) = run(SUCCEEDED, src, Some(PREFIX)).await;
+            assert_eq!(
+                reads,
+                [parameter_name(
+                    PREFIX,
+                    d.application.as_deref().expect("app"),
+                    d.deployment_group.as_deref().expect("group")
+                )]
+            );
+            assert_eq!(n.failed_checks.expect("shown").deployment_id, undone);
+        }
     }
 }

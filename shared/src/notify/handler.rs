@@ -159,7 +159,8 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher> Notifier<S, H, P> {
             rules: cfg.rules,
             destinations: cfg.destinations,
             names,
-            enricher: Enricher::new(source, cfg.enrich_timeout, cfg.enrich),
+            enricher: Enricher::new(source, cfg.enrich_timeout, cfg.enrich)
+                .with_hook_failures(cfg.hook_failure_prefix),
             http,
             sns,
             policy: RetryPolicy {

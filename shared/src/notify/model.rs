@@ -309,6 +309,71 @@ impl Default for Enrichment {
     }
 }
 
+/// The checks a deploy-hook reported failed for this deployment, read back
+/// from its SSM record ([`crate::deploy::hook_failures`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedChecks {
+    /// The deployment whose hook failed.
+    pub deployment_id: String,
+    /// The lifecycle event, e.g. `AfterAllowTestTraffic`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook: Option<String>,
+    /// One line: what failed and against what.
+    pub summary: String,
+    /// The failed checks and expectations, one line each.
+    pub lines: Vec<String>,
+    /// Whether deploy-hook had to shorten the list to fit its record.
+    pub truncated: bool,
+    /// Lines left out of the record.
+    pub omitted: usize,
+}
+
+impl FailedChecks {
+    /// The section's title: `Failed checks (AfterAllowTestTraffic)`.
+    pub fn title(&self) -> String {
+        match &self.hook {
+            Some(h) => format!("Failed checks ({h})"),
+            None => "Failed checks".to_owned(),
+        }
+    }
+
+    /// The most telling line, for one-line previews: the first failed
+    /// expectation (`status: expected 200, got 503`), else the first line.
+    pub fn headline(&self) -> String {
+        let first = self
+            .lines
+            .iter()
+            .map(|l| l.trim())
+            .find_map(|l| l.strip_prefix("- "))
+            .or_else(|| self.lines.first().map(|l| l.trim()))
+            .unwrap_or(self.summary.as_str());
+        match &self.hook {
+            Some(h) => format!("{h}: {first}"),
+            None => first.to_owned(),
+        }
+    }
+
+    /// The lines to show: the failed checks (or the summary when the hook
+    /// failed before any check ran), and a last line saying what was cut.
+    pub fn body_lines(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.lines.len() + 2);
+        if self.lines.is_empty() {
+            out.push(self.summary.clone());
+        }
+        out.extend(self.lines.iter().cloned());
+        if self.omitted > 0 {
+            out.push(format!(
+                "… {} more line(s) not recorded (4 KB limit)",
+                self.omitted
+            ));
+        } else if self.truncated {
+            out.push("(shortened to fit the 4 KB record)".to_owned());
+        }
+        out
+    }
+}
+
 /// One normalised notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Notification {
@@ -352,6 +417,9 @@ pub struct Notification {
     pub links: Vec<Link>,
     /// Duration in seconds when start and end are known.
     pub duration_secs: Option<u64>,
+    /// The failed deploy-hook checks (CodeDeploy failures, when recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_checks: Option<FailedChecks>,
     /// How enrichment went.
     pub enrichment: Enrichment,
 }
@@ -475,6 +543,7 @@ impl Notification {
             commit: None,
             links: Vec::new(),
             duration_secs: None,
+            failed_checks: None,
             enrichment: Enrichment::default(),
         };
         match &event.detail {

@@ -187,6 +187,9 @@ const OLD_TAG: &str = "8d41e07";
 const BLUE_TASK_SET: &str = "ecs-svc/4821937102938471623";
 const GREEN_TASK_SET: &str = "ecs-svc/7301958273645019283";
 const SLACK_SECRET: &str = "tollgate/rehearsal/slack-webhook";
+/// Where deploy-hook leaves a failed hook's checks for the notifier.
+const HOOK_FAILURE_VAR: &str = "TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX";
+const HOOK_FAILURE_PREFIX: &str = "/tollgate/rehearsal/hook-failures";
 const SLACK_PATH: &str = "/services/T0REHEARSE/B0REHEARSE/rehearsalWebhookSecretPath";
 const INVOKE_DEADLINE: Duration = Duration::from_secs(30);
 const NOTIFY_DEADLINE: Duration = Duration::from_secs(15);

@@ -165,6 +165,7 @@ impl World {
             &with(&[
                 ("TOLLGATE_CHECK_SPEC", spec.clone()),
                 ("TOLLGATE_RESOLVE", format!("{}=127.0.0.1", bg.dns_name)),
+                (HOOK_FAILURE_VAR, HOOK_FAILURE_PREFIX.to_owned()),
             ]),
             out_dir,
         )
@@ -182,10 +183,14 @@ impl World {
                     format!("secretsmanager:{SLACK_SECRET}"),
                 ),
                 ("TOLLGATE_NOTIFY_RULES", NOTIFY_RULES.to_owned()),
+                (HOOK_FAILURE_VAR, HOOK_FAILURE_PREFIX.to_owned()),
             ]),
             out_dir,
         )
         .await?;
+        t.detail(&format!(
+            "{HOOK_FAILURE_VAR}={HOOK_FAILURE_PREFIX} on deploy-hook and notifier: a failed hook leaves its failed checks in SSM (moto) for the failure message"
+        ));
         t.detail("notifier rules: pipeline started/succeeded/failed, deployment succeeded/failed, failed actions; stage events quiet");
 
         let started = events::now();

@@ -1,13 +1,13 @@
 //! Slack incoming webhook payload: Block Kit plus a fallback `text`.
 //!
 //! Layout: a header with the status emoji and title; the reason (code block
-//! when it spans lines); the commit; facts as section fields; buttons to the
+//! when it spans lines); the failed deploy-hook checks (code block); the commit; facts as section fields; buttons to the
 //! console; a context line (account · region · time). Block Kit limits are
 //! applied here ([`limits`]); `shared/tests/notify_payloads.rs` checks every
 //! fixture against them.
 
 use super::super::console::truncate;
-use super::super::model::{Notification, Status};
+use super::super::model::{FailedChecks, Notification, Status};
 use super::{commit_line, context_line, enrichment_note, facts_with_duration};
 use serde_json::{Value, json};
 
@@ -65,6 +65,14 @@ fn reason_text(reason: &str) -> String {
     format!("{LABEL}```{}```", truncate(&body, budget))
 }
 
+/// The failed checks as mrkdwn: a bold title and a code block.
+fn failed_checks_text(f: &FailedChecks) -> String {
+    let label = format!("*{}*\n", escape(&f.title()));
+    let budget = limits::SECTION_TEXT - label.chars().count() - 8;
+    let body = escape(&f.body_lines().join("\n")).replace("```", "ˋˋˋ");
+    format!("{label}```{}```", truncate(&body, budget))
+}
+
 /// Renders the Slack payload.
 pub fn render(n: &Notification) -> Value {
     let title = format!("{} {}", n.status.emoji(), n.title());
@@ -75,6 +83,9 @@ pub fn render(n: &Notification) -> Value {
     }));
     if let Some(reason) = &n.reason {
         blocks.push(json!({"type": "section", "text": mrkdwn(reason_text(reason))}));
+    }
+    if let Some(f) = &n.failed_checks {
+        blocks.push(json!({"type": "section", "text": mrkdwn(failed_checks_text(f))}));
     }
     if let Some(c) = &n.commit {
         let line = escape(&commit_line(c));
@@ -130,9 +141,10 @@ pub fn render(n: &Notification) -> Value {
     }
     blocks.push(json!({"type": "context", "elements": context}));
 
-    let fallback = match &n.reason {
-        Some(r) => format!("{title}: {}", r.lines().next().unwrap_or_default().trim()),
-        None => title,
+    let fallback = match (&n.failed_checks, &n.reason) {
+        (Some(f), _) => format!("{title}: {}", f.headline()),
+        (None, Some(r)) => format!("{title}: {}", r.lines().next().unwrap_or_default().trim()),
+        (None, None) => title,
     };
     json!({
         "text": truncate(&fallback, limits::FALLBACK_TEXT),

@@ -69,6 +69,14 @@ pub fn render(n: &Notification) -> SnsMessage {
             body.push('\n');
         }
     }
+    if let Some(f) = &n.failed_checks {
+        body.push_str(&format!("\n{}:\n", f.title()));
+        for line in f.body_lines() {
+            body.push_str("  ");
+            body.push_str(&line);
+            body.push('\n');
+        }
+    }
     if let Some(c) = &n.commit {
         body.push_str(&format!("\nCommit: {}\n", commit_line(c)));
         if let Some(u) = &c.url {

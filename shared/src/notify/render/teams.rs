@@ -74,6 +74,20 @@ pub fn render(n: &Notification) -> Value {
         }
         body.push(block);
     }
+    if let Some(f) = &n.failed_checks {
+        body.push(json!({
+            "type": "TextBlock",
+            "text": md_escape(&truncate(&f.title(), 200)),
+            "weight": "Bolder",
+            "wrap": true,
+        }));
+        body.push(json!({
+            "type": "TextBlock",
+            "text": truncate(&f.body_lines().join("\n"), MAX_REASON),
+            "fontType": "Monospace",
+            "wrap": true,
+        }));
+    }
     if let Some(c) = &n.commit {
         let line = md_escape(&commit_line(c));
         let text = match &c.url {

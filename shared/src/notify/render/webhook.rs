@@ -28,7 +28,12 @@
 //!   "links": [{"label": "Open execution", "url": "https://…"}],
 //!   "durationSeconds": 252,                  // or null
 //!   "route": {"pipeline": "payments-api"},   // the keys rules match on
-//!   "enrichment": {"state": "none|complete|partial|failed", "problems": ["…"]?}
+//!   "enrichment": {"state": "none|complete|partial|failed", "problems": ["…"]?},
+//!   "failedChecks": {                        // only for a CodeDeploy hook failure deploy-hook recorded
+//!     "deploymentId": "d-…", "hook": "AfterAllowTestTraffic"?, "summary": "…",
+//!     "lines": ["FAIL health (GET …): 3 attempts", "  - status: expected 200, got 503"],
+//!     "truncated": false, "omitted": 0
+//!   }
 //! }
 //! ```
 //!
@@ -48,7 +53,7 @@ pub fn render(n: &Notification) -> Value {
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
-    json!({
+    let mut payload = json!({
         "schema": SCHEMA,
         "id": n.event_id,
         "time": n.time,
@@ -71,5 +76,9 @@ pub fn render(n: &Notification) -> Value {
         "durationSeconds": n.duration_secs,
         "route": route,
         "enrichment": n.enrichment,
-    })
+    });
+    if let Some(f) = &n.failed_checks {
+        payload["failedChecks"] = json!(f);
+    }
+    payload
 }
