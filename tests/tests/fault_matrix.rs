@@ -1058,7 +1058,7 @@ fn table(grid: &[[Option<Observed>; 3]], took: Duration) -> String {
          report or a defined Lambda error (never two reports, never an answer without one); the\n\
          notifier is delivered (the sinks saw it) or fails the invocation (Lambda retries).\n\n\
          **{passed}/{cells} cells pass** ({} kinds × {} functions), run concurrently in {:.1} s\n\
-         on the binaries in `{}`.\n\n\
+         on the binaries `{}`.\n\n\
          Outcome classes: `report:X` one accepted report X; `already-reported` the duplicate-report\n\
          exception taken as done; `error:T` Lambda invocation error of type T, no report;\n\
          `delivered` / `already-delivered` / `quiet` (not a notification, reason logged and returned);\n\
@@ -1067,10 +1067,9 @@ fn table(grid: &[[Option<Observed>; 3]], took: Duration) -> String {
         Func::ALL.len(),
         took.as_secs_f64(),
         paths::function_binary("notifier")
-            .parent()
-            .and_then(|d| d.strip_prefix(paths::workspace_root()).ok())
-            .map(|d| d.display().to_string())
-            .unwrap_or_else(|| "$TOLLGATE_BIN_DIR".to_owned())
+            .strip_prefix(paths::workspace_root())
+            .map(|p| p.display().to_string().replace("notifier", "<function>"))
+            .unwrap_or_else(|_| "$TOLLGATE_BIN_DIR".to_owned())
     );
     let _ = writeln!(
         out,
