@@ -39,11 +39,11 @@ pub const BUNDLES: &[&str] = &[
 pub struct Bundle {
     /// Where it was read from.
     pub path: std::path::PathBuf,
-    /// The file as read (PEM): what the AWS SDK's trust store takes.
-    pub pem: Vec<u8>,
-    /// Every certificate, DER-encoded, in file order.
-    pub ders: Vec<Vec<u8>>,
-    /// The same certificates for reqwest.
+    /// The file as read (PEM), until the AWS SDK's client takes it
+    /// ([`Bundle::take_pem`]): the SDK keeps its own copy, so this one is
+    /// not held for the life of the process (peak RSS is a target).
+    pem: std::sync::Mutex<Option<Vec<u8>>>,
+    /// Every certificate of the file, in order, for reqwest.
     certificates: Vec<reqwest::Certificate>,
 }
 
@@ -51,6 +51,12 @@ impl Bundle {
     /// The certificates as reqwest roots.
     pub fn certificates(&self) -> &[reqwest::Certificate] {
         &self.certificates
+    }
+
+    /// The bundle's PEM text, for the one SDK client of the process. `None`
+    /// once taken.
+    pub fn take_pem(&self) -> Option<Vec<u8>> {
+        self.pem.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
@@ -126,8 +132,8 @@ fn load_bundle() -> Option<Bundle> {
         }
     };
     let mut certificates = Vec::with_capacity(ders.len());
-    for der in &ders {
-        match reqwest::Certificate::from_der(der) {
+    for der in ders {
+        match reqwest::Certificate::from_der(&der) {
             Ok(c) => certificates.push(c),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "reqwest rejects a CA bundle certificate; using the system store loader");
@@ -137,8 +143,7 @@ fn load_bundle() -> Option<Bundle> {
     }
     Some(Bundle {
         path,
-        pem,
-        ders,
+        pem: std::sync::Mutex::new(Some(pem)),
         certificates,
     })
 }

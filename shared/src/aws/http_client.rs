@@ -47,14 +47,22 @@ fn provider() -> tls::Provider {
 }
 
 fn build() -> SharedHttpClient {
-    let Some(bundle) = crate::tls::bundle() else {
-        return aws_smithy_http_client::Builder::new()
+    let native = || {
+        aws_smithy_http_client::Builder::new()
             .tls_provider(provider())
-            .build_https();
+            .build_https()
+    };
+    let Some(bundle) = crate::tls::bundle() else {
+        return native();
+    };
+    // Taken, not copied: the SDK keeps the PEM in its trust store (one
+    // client per process, see `shared`; a second one loads the system store).
+    let Some(pem) = bundle.take_pem() else {
+        return native();
     };
     let store = TrustStore::empty()
         .with_native_roots(false)
-        .with_pem_certificate(bundle.pem.clone());
+        .with_pem_certificate(pem);
     match TlsContext::builder().with_trust_store(store).build() {
         Ok(ctx) => aws_smithy_http_client::Builder::new()
             .tls_provider(provider())
@@ -62,9 +70,7 @@ fn build() -> SharedHttpClient {
             .build_https(),
         Err(e) => {
             tracing::warn!(path = %bundle.path.display(), error = %e, "the SDK rejects the CA bundle; it loads the system store itself");
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(provider())
-                .build_https()
+            native()
         }
     }
 }
