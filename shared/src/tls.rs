@@ -39,9 +39,13 @@ pub const BUNDLES: &[&str] = &[
 pub struct Bundle {
     /// Where it was read from.
     pub path: std::path::PathBuf,
-    /// The file as read (PEM), until the AWS SDK's client takes it
-    /// ([`Bundle::take_pem`]): the SDK keeps its own copy, so this one is
-    /// not held for the life of the process (peak RSS is a target).
+    /// The checked certificates written out again as canonical PEM
+    /// ([`encode_pem_certificates`]), until the AWS SDK's client takes it
+    /// ([`Bundle::take_pem`]). Not the file's own text: the SDK's PEM reader
+    /// is stricter than [`decode_pem_certificates`] and panics on what it
+    /// cannot read, so it gets exactly the certificates rustls accepted, in
+    /// the form every reader accepts. Taken, not copied: the SDK keeps its
+    /// own, so this one is not held for the life of the process.
     pem: std::sync::Mutex<Option<Vec<u8>>>,
     /// Every certificate of the file, in order, for reqwest.
     certificates: Vec<reqwest::Certificate>,
@@ -131,6 +135,7 @@ fn load_bundle() -> Option<Bundle> {
             return None;
         }
     };
+    let canonical = encode_pem_certificates(&ders);
     let mut certificates = Vec::with_capacity(ders.len());
     for der in ders {
         match reqwest::Certificate::from_der(&der) {
@@ -143,7 +148,7 @@ fn load_bundle() -> Option<Bundle> {
     }
     Some(Bundle {
         path,
-        pem: std::sync::Mutex::new(Some(pem)),
+        pem: std::sync::Mutex::new(Some(canonical)),
         certificates,
     })
 }
@@ -181,6 +186,22 @@ pub fn decode_pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, BundleError> 
         return Err(BundleError::Empty);
     }
     Ok(ders)
+}
+
+/// Certificates as PEM in the canonical form (RFC 7468 strict: standard
+/// base64, 64-character lines, `\n` endings).
+pub fn encode_pem_certificates(ders: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ders.iter().map(|d| d.len() * 4 / 3 + 80).sum());
+    for der in ders {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        out.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    }
+    out
 }
 
 /// Checks that rustls accepts every certificate as a trust anchor (the AWS
@@ -246,6 +267,14 @@ mod tests {
         assert!(reference.len() > 50, "{} certificates", reference.len());
         assert_eq!(ders, reference);
         check_trust_anchors(&ders).expect("every system root is usable");
+        // What the SDK is handed reads back, with the reference reader, as
+        // exactly the checked certificates.
+        let canonical = encode_pem_certificates(&ders);
+        let again: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&canonical)
+            .map(|c| c.map(|c| c.to_vec()))
+            .collect::<Result<_, _>>()
+            .expect("the reference reader parses the canonical PEM");
+        assert_eq!(again, ders);
     }
 
     #[test]
@@ -257,6 +286,15 @@ mod tests {
         );
         let ders = decode_pem_certificates(pem.as_bytes()).expect("decodes");
         assert_eq!(ders.len(), 1);
+        // The lenient input (CRLF, padded line) comes out canonical, which
+        // the strict reference reader takes.
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let canonical = encode_pem_certificates(&ders);
+        let again: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&canonical)
+            .map(|c| c.map(|c| c.to_vec()))
+            .collect::<Result<_, _>>()
+            .expect("canonical PEM reads back");
+        assert_eq!(again, ders);
         let mut expected = format!("{cert}AA==");
         expected.retain(|c| !c.is_whitespace());
         assert_eq!(

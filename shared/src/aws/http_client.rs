@@ -8,7 +8,8 @@
 //! the web-identity credentials provider of the default chain builds an STS
 //! client while `aws_config` loads. Under callgrind that was most of every
 //! function's init. [`LazyHttpsClient`] postpones that to the first request
-//! and hands the SDK the one bundle file instead of the file plus the whole
+//! and hands the SDK the one bundle's certificates (checked by rustls,
+//! re-encoded as canonical PEM) instead of the file plus the whole
 //! certificate directory. Without a usable bundle it falls back to the SDK's
 //! own loading of the system store, as before.
 
