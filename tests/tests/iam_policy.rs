@@ -566,14 +566,37 @@ fn granted_actions(statements: &[Statement]) -> BTreeSet<String> {
 
 // ------------------------------------------------------------------ code scan
 
+/// The host's target triple, from `rustc -vV` (the platform this test was
+/// built for, so the one whose packages the build downloaded).
+fn host_triple() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let out = std::process::Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(|h| h.trim().to_owned())
+        .expect("rustc -vV prints a host line")
+}
+
 /// `aws-sdk-<crate>` → its operations (snake_case), from the crate sources
 /// that `cargo metadata` resolves for this workspace.
+///
+/// `--filter-platform <host>`: without it cargo metadata needs every package
+/// in Cargo.lock, including those only other platforms use (e.g. `jni`'s
+/// dependencies), which no build here downloads; with `--offline` that fails
+/// on a fresh `CARGO_HOME`. Filtered to the host, it needs exactly what
+/// building this test downloaded (issue 13).
 fn sdk_operations() -> &'static BTreeMap<String, BTreeSet<String>> {
     static OPS: OnceLock<BTreeMap<String, BTreeSet<String>>> = OnceLock::new();
     OPS.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let host = host_triple();
         let out = std::process::Command::new(cargo)
             .args(["metadata", "--format-version", "1", "--offline"])
+            .args(["--filter-platform", &host])
             .current_dir(root())
             .output()
             .expect("cargo metadata runs");
