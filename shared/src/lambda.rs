@@ -12,7 +12,12 @@ pub fn budget(ctx: &lambda_runtime::Context, cfg: &ReportConfig) -> Budget {
 /// Lambda shows the reason instead of a bare exit, then logs it. The caller
 /// exits afterwards. Outside Lambda (no `AWS_LAMBDA_RUNTIME_API`) it only logs.
 pub async fn report_init_error(error_type: &str, message: &str) {
-    tracing::error!(error_type, error = %message, "init failed");
+    tracing::error!(
+        alert = CONFIGURATION_ERROR_ALERT,
+        error_type,
+        error = %message,
+        "init failed"
+    );
     let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
         return;
     };
@@ -41,5 +46,88 @@ pub async fn report_init_error(error_type: &str, message: &str) {
             tracing::error!(error = %e, "could not post the init error to the runtime API")
         }
         Err(_) => tracing::error!("posting the init error to the runtime API timed out"),
+    }
+}
+
+/// `alert` field of the log line written for a configuration error, at init
+/// and again for every event refused because of it. The template's metric
+/// filter counts these lines (`ConfigurationErrors`) and alarms on them.
+pub const CONFIGURATION_ERROR_ALERT: &str = "ConfigurationError";
+
+/// A configuration error found at init by a function that reports (issue
+/// 14.1: fail closed, fast, never silent).
+///
+/// Exiting at init would leave the work hanging: Lambda retries the async
+/// event, parks it in the failure queue, and CodeDeploy waits out the hook's
+/// hour (CodePipeline its 20 minutes). Instead the function starts its
+/// runtime anyway and reports every job or hook it receives as failed, at
+/// once, with [`InitFailure::reason`]. The message is the configuration
+/// error's own text, which never carries secret values
+/// ([`crate::config::ConfigError::invalid_secret`] redacts them, spec errors
+/// quote no source).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitFailure {
+    /// The function, e.g. `deploy-hook`.
+    pub function: &'static str,
+    /// Short error type, e.g. `InvalidCheckSpec`.
+    pub error_type: String,
+    /// What is wrong and what to change.
+    pub message: String,
+}
+
+impl InitFailure {
+    /// Records the failure: an ERROR log line carrying
+    /// [`CONFIGURATION_ERROR_ALERT`], so it is visible and counted.
+    pub fn new(function: &'static str, error_type: &str, message: impl Into<String>) -> Self {
+        let failure = Self {
+            function,
+            error_type: error_type.to_owned(),
+            message: message.into(),
+        };
+        tracing::error!(
+            alert = CONFIGURATION_ERROR_ALERT,
+            error_type = %failure.error_type,
+            error = %failure.message,
+            "configuration error at init: every event will be reported failed until the \
+             configuration is fixed"
+        );
+        failure
+    }
+
+    /// The failure text for a report: what is wrong and what to do.
+    pub fn reason(&self) -> String {
+        format!(
+            "{} is misconfigured ({}): {}. Nothing was run; fix the function's configuration \
+             (its environment variables or the parameters and secrets they name), then retry",
+            self.function, self.error_type, self.message
+        )
+    }
+
+    /// Logs one event refused because of this failure (counted like the
+    /// init line).
+    pub fn log_refused(&self, id: &str) {
+        tracing::error!(
+            alert = CONFIGURATION_ERROR_ALERT,
+            error_type = %self.error_type,
+            id,
+            "event reported failed: the function is misconfigured"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reason_names_the_function_the_error_and_what_to_do() {
+        let f = InitFailure::new(
+            "deploy-hook",
+            "InvalidConfiguration",
+            "TOLLGATE_CHECK_SPEC is not set; set it",
+        );
+        let r = f.reason();
+        assert!(r.starts_with("deploy-hook is misconfigured (InvalidConfiguration): TOLLGATE_CHECK_SPEC is not set"), "{r}");
+        assert!(r.contains("fix the function's configuration"), "{r}");
     }
 }

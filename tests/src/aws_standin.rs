@@ -264,6 +264,11 @@ impl AwsStandIn {
         });
     }
 
+    /// Removes every injected fault.
+    pub fn clear_faults(&self) {
+        lock(&self.state).faults.clear();
+    }
+
     /// Answers `operation` (awsJson protocols) with these bodies in turn
     /// (HTTP 200); the last one repeats. For what moto lacks or cannot be
     /// made to say (e.g. ECS rollout states, CodeDeploy deployment targets).

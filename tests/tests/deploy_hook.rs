@@ -809,27 +809,118 @@ async fn after_install_without_target_url_fails_naming_the_fix() {
     );
 }
 
+/// Issue 14.1: a configuration error must not leave a deployment waiting
+/// out the hook's hour. The function starts anyway and fails every hook at
+/// once, with the configuration error as the reason.
 #[tokio::test]
-async fn an_invalid_spec_fails_init_with_the_spec_error() {
+async fn an_invalid_spec_fails_every_hook_at_once_with_the_spec_error() {
     let standin = AwsStandIn::start(None).await;
     let spec =
         "checks:\n  - name: health\n    url: \"${TARGET}/health\"\n    expect: {status: 2xx}\n";
-    let f = function(&standin, &[("TOLLGATE_CHECK_SPEC", spec.to_owned())]).await;
+    let mut f = function(&standin, &[("TOLLGATE_CHECK_SPEC", spec.to_owned())]).await;
+    assert!(
+        f.wait_init(Duration::from_secs(20)).await.is_some(),
+        "a configuration error must not fail init: {:?}\n{}",
+        f.init_error(),
+        f.logs()
+    );
 
-    assert!(
-        f.wait_exit(Duration::from_secs(10)).await,
-        "the function exits"
+    // A CodeDeploy hook: reported Failed, once, without looking anything up.
+    let (ev, execution) = hook_event(
+        &standin,
+        "codedeploy-after-allow-test-traffic",
+        "d-CONFIGERR",
     );
-    let err = f.init_error().expect("an init error");
-    assert_eq!(err.error_type, "InvalidCheckSpec");
+    let started = Instant::now();
+    let out = f.invoke(ev, DEADLINE).await;
+    assert_eq!(out.response()["report"], "failed", "{}", f.logs());
+    assert_eq!(only_report(&standin, &execution), "Failed");
     assert!(
-        err.error_message.starts_with(
-            "the check spec from TOLLGATE_CHECK_SPEC is invalid: checks[0].expect.status"
+        started.elapsed() < DEADLINE / 2,
+        "reported at once, not at the deadline: {:?}",
+        started.elapsed()
+    );
+    let calls = standin.calls();
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.operation == "PutLifecycleEventHookExecutionStatus"),
+        "nothing but the report: {calls:?}"
+    );
+
+    // An ECS native hook: answered FAILED with the reason.
+    let out = f
+        .invoke(
+            paths::event("deploy-hook", "ecs-post-test-traffic-shift"),
+            DEADLINE,
+        )
+        .await;
+    let out = out.response();
+    assert_eq!(out["hookStatus"], "FAILED");
+    let reason = out["hookDetails"]["tollgate"]["reason"]
+        .as_str()
+        .expect("reason");
+    assert!(
+        reason.starts_with(
+            "deploy-hook is misconfigured (InvalidCheckSpec): the check spec from \
+             TOLLGATE_CHECK_SPEC is invalid: checks[0].expect.status"
         ),
-        "{}",
-        err.error_message
+        "{reason}"
     );
-    assert!(standin.reports().is_empty());
+
+    // Visible as an error, and counted (the template's metric filter).
+    let logs = f.logs();
+    let alerts = logs
+        .lines()
+        .filter(|l| {
+            l.contains("alert=\"ConfigurationError\"") || l.contains("alert=ConfigurationError")
+        })
+        .count();
+    assert!(alerts >= 3, "one alert at init and one per event:\n{logs}");
+    assert_eq!(
+        standin.reports().len(),
+        1,
+        "the ECS hook answers, it does not report"
+    );
+}
+
+/// The spec's SSM parameter cannot be read (denied, missing, a KMS denial):
+/// the same fail-fast path, naming the parameter and the permission.
+#[tokio::test]
+async fn an_unreadable_spec_parameter_fails_every_hook_naming_the_permission() {
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    standin.inject("GetParameter", Fault::AccessDenied, None);
+    let mut f = function(
+        &standin,
+        &[(
+            "TOLLGATE_CHECK_SPEC_PARAMETER",
+            "/tollgate/deploy-hook-test/denied".to_owned(),
+        )],
+    )
+    .await;
+    assert!(
+        f.wait_init(Duration::from_secs(20)).await.is_some(),
+        "{:?}\n{}",
+        f.init_error(),
+        f.logs()
+    );
+
+    let ev = paths::event("deploy-hook", "ecs-pre-scale-up");
+    let out = f.invoke(ev, DEADLINE).await;
+    let out = out.response();
+    assert_eq!(out["hookStatus"], "FAILED", "{}", f.logs());
+    let reason = out["hookDetails"]["tollgate"]["reason"]
+        .as_str()
+        .expect("reason");
+    assert!(
+        reason.contains("deploy-hook is misconfigured (SpecUnavailable)"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("/tollgate/deploy-hook-test/denied"),
+        "{reason}"
+    );
+    assert!(reason.contains("ssm:GetParameter"), "{reason}");
 }
 
 #[tokio::test]

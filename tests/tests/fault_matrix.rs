@@ -80,7 +80,10 @@ struct Kind {
 /// - `error:<type>`: a Lambda invocation error of that type, no report;
 /// - `delivered`: notifier answered `sent` and every destination received it;
 /// - `already-delivered`: every destination skipped as delivered before;
-/// - `quiet`: notifier answered `quiet` with a reason (not a notification).
+/// - `quiet`: notifier answered `quiet` with a reason (not a notification);
+/// - `init-error:<type>`: the function posted an init error of that type
+///   and exited (only the notifier's configuration error: it has nothing
+///   to report to).
 ///
 /// `a → b` is two deliveries of the same event.
 const KINDS: &[Kind] = &[
@@ -228,6 +231,15 @@ const KINDS: &[Kind] = &[
             "report:failure:SystemUnavailable",
             "report:Failed",
             "delivered",
+        ],
+    },
+    Kind {
+        key: "config-error",
+        what: "a configuration error at init (pipeline-action: TOLLGATE_ARTIFACT_MAX_BYTES=lots; deploy-hook: an invalid check spec; notifier: TOLLGATE_NOTIFY_ENRICH_TIMEOUT_MS=soon)",
+        expect: [
+            "report:failure:ConfigurationError",
+            "report:Failed",
+            "init-error:InvalidConfiguration",
         ],
     },
     Kind {
@@ -446,6 +458,17 @@ async fn rig(func: Func, kind: &str) -> Rig {
             topic = Some(arn);
         }
     }
+    // A configuration error at init (added last, so it wins).
+    if kind == "config-error" {
+        match func {
+            Func::PipelineAction => add("TOLLGATE_ARTIFACT_MAX_BYTES", "lots".into()),
+            Func::DeployHook => add(
+                "TOLLGATE_CHECK_SPEC",
+                "checks: [{name: h, url: '${TARGET}/h', expect: {status: 2xx}}]".into(),
+            ),
+            Func::Notifier => add("TOLLGATE_NOTIFY_ENRICH_TIMEOUT_MS", "soon".into()),
+        }
+    }
     // Faults in the calls each function makes.
     let report_op = match func {
         Func::PipelineAction => "PutJobSuccessResult",
@@ -476,8 +499,11 @@ async fn rig(func: Func, kind: &str) -> Rig {
         _ => DEADLINE,
     };
     let lambda = LocalLambda::spawn(&paths::function_binary(func.name()), &env).await;
+    // The notifier has nothing to report to: its configuration error fails
+    // init (run_cell checks the init error).
+    let fails_init = kind == "config-error" && func == Func::Notifier;
     assert!(
-        lambda.wait_init(Duration::from_secs(20)).await.is_some(),
+        fails_init || lambda.wait_init(Duration::from_secs(20)).await.is_some(),
         "{} did not start for {kind}: {:?}\n{}",
         func.name(),
         lambda.init_error(),
@@ -671,6 +697,29 @@ async fn run_cell(func: Func, kind: &'static str) -> Observed {
             Func::Notifier => {}
         }
     }
+    if kind == "config-error" && func == Func::Notifier {
+        let mut problems = Vec::new();
+        if !rig.lambda.wait_exit(Duration::from_secs(10)).await {
+            problems.push("a notifier with a configuration error must fail init".to_owned());
+        }
+        let (class, detail) = match rig.lambda.init_error() {
+            Some(e) => (format!("init-error:{}", e.error_type), e.error_message),
+            None => {
+                problems.push("no init error was posted".to_owned());
+                ("no-init-error".to_owned(), String::new())
+            }
+        };
+        if !rig.lambda.logs().contains("ConfigurationError") {
+            problems.push("the init error must carry the ConfigurationError alert".to_owned());
+        }
+        return Observed {
+            class,
+            detail,
+            elapsed: Duration::ZERO,
+            problems,
+            logs: rig.lambda.logs(),
+        };
+    }
     let body = body(func, kind, &rig);
     let report_id = report_id(func, kind, &body);
     let rounds = if kind == "duplicate-delivery" { 2 } else { 1 };
@@ -753,6 +802,11 @@ fn must_mention(func: Func, kind: &str) -> Option<&'static str> {
         (DeployHook, "missing-fields") => "LifecycleEventHookExecutionId",
         (PipelineAction, "deep-field") => "recursion limit",
         (Notifier, "unicode") => "🚀",
+        (PipelineAction, "config-error") => {
+            "pipeline-action is misconfigured (InvalidConfiguration): TOLLGATE_ARTIFACT_MAX_BYTES"
+        }
+        (DeployHook, "config-error") => "deploy-hook is misconfigured (InvalidCheckSpec)",
+        (Notifier, "config-error") => "TOLLGATE_NOTIFY_ENRICH_TIMEOUT_MS",
         (PipelineAction | DeployHook, "slow-past-deadline" | "connection-refused") => {
             "could not be delivered before the deadline"
         }
@@ -1062,6 +1116,7 @@ fn table(grid: &[[Option<Observed>; 3]], took: Duration) -> String {
          Outcome classes: `report:X` one accepted report X; `already-reported` the duplicate-report\n\
          exception taken as done; `error:T` Lambda invocation error of type T, no report;\n\
          `delivered` / `already-delivered` / `quiet` (not a notification, reason logged and returned);\n\
+         `init-error:T` init error of type T posted, process exited (nothing to report to);\n\
          `a → b` two deliveries of one event. Times are the slowest invocation of the cell.\n",
         KINDS.len(),
         Func::ALL.len(),

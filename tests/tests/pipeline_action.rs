@@ -977,6 +977,68 @@ async fn ten_malformed_user_parameters_each_get_one_configuration_error() {
     assert!(other.is_empty(), "{other:?}");
 }
 
+/// Issue 14.1: a configuration error must not leave a pipeline waiting out
+/// the action's timeout. The function starts anyway and reports every job a
+/// `ConfigurationError` at once, with the configuration error as the reason.
+#[tokio::test]
+async fn a_configuration_error_reports_every_job_at_once() {
+    let standin = AwsStandIn::start(None).await;
+    let mut env = standin.lambda_env();
+    env.push(("TOLLGATE_ARTIFACT_MAX_BYTES".into(), "50MB".into()));
+    env.push(("RUST_LOG".into(), "info".into()));
+    let mut lambda = LocalLambda::spawn(&paths::function_binary("pipeline-action"), &env).await;
+    assert!(
+        lambda.wait_init(Duration::from_secs(20)).await.is_some(),
+        "a configuration error must not fail init: {:?}\n{}",
+        lambda.init_error(),
+        lambda.logs()
+    );
+    for (i, sample) in ["ecs-deploy", "verify-artifact", "smoke"]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("job-misconfigured-{i}");
+        let mut ev = paths::event("pipeline-action", sample);
+        ev["CodePipeline.job"]["id"] = json!(id);
+        standin.register_job(&id);
+        let out = lambda.invoke(ev, Duration::from_secs(20)).await;
+        assert_eq!(out.response()["report"], "failure", "{}", lambda.logs());
+        let reports = standin.reports_for(&id);
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        let Report::JobFailure {
+            failure_type,
+            message,
+            ..
+        } = &reports[0]
+        else {
+            panic!("expected a failure: {reports:?}");
+        };
+        assert_eq!(failure_type, "ConfigurationError");
+        assert!(
+            message.starts_with(
+                "pipeline-action is misconfigured (InvalidConfiguration): \
+                 TOLLGATE_ARTIFACT_MAX_BYTES=\"50MB\" is invalid"
+            ),
+            "{message}"
+        );
+    }
+    let other: Vec<String> = standin
+        .calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .filter(|op| op != "PutJobFailureResult")
+        .collect();
+    assert!(
+        other.is_empty(),
+        "nothing runs while misconfigured: {other:?}"
+    );
+    assert!(
+        lambda.logs().contains("ConfigurationError"),
+        "the error is visible in the logs: {}",
+        lambda.logs()
+    );
+}
+
 /// The template runs pipeline-action with 128 MB and lets verify-artifact
 /// download up to `ArtifactMaxBytes` (50 MiB by default). An artifact just
 /// under that limit must fit: the zip is held in memory and an output

@@ -340,7 +340,8 @@ async fn deploy_hook_never_shows_spec_tokens_or_role_credentials() {
     cap.finish(&f);
     drop(f);
 
-    // The same spec inline, with a broken check: the init error must not
+    // The same spec inline, with a broken check: the configuration error
+    // (logged at init, then the reason every hook is failed with) must not
     // quote the spec.
     let broken = spec.replace("status: 200}\n- name: admin", "status: 2xx}\n- name: admin");
     let mut env = verbose(&standin);
@@ -351,9 +352,31 @@ async fn deploy_hook_never_shows_spec_tokens_or_role_credentials() {
         ]
         .map(|(k, v)| (k.to_owned(), v)),
     );
-    let f = LocalLambda::spawn(&paths::function_binary("deploy-hook"), &env).await;
-    assert!(f.wait_exit(Duration::from_secs(10)).await, "init fails");
-    assert!(f.init_error().is_some(), "{}", f.logs());
+    let mut f = LocalLambda::spawn(&paths::function_binary("deploy-hook"), &env).await;
+    let exec3 = format!("sec-hook3-{t}");
+    standin.register_hook(deployment, &exec3);
+    standin.clear_faults();
+    cap.add(
+        "misconfigured: codedeploy",
+        f.invoke(
+            json!({"DeploymentId": deployment, "LifecycleEventHookExecutionId": exec3}),
+            DEADLINE,
+        )
+        .await,
+    );
+    cap.add(
+        "misconfigured: ecs native",
+        f.invoke(
+            paths::event("deploy-hook", "ecs-post-test-traffic-shift"),
+            DEADLINE,
+        )
+        .await,
+    );
+    assert!(
+        f.logs().contains("misconfigured (InvalidCheckSpec)"),
+        "{}",
+        f.logs()
+    );
     cap.finish(&f);
 
     let mut secrets: Vec<String> = ROLE_SECRETS.map(str::to_owned).to_vec();

@@ -3,6 +3,11 @@
 //! through `PutLifecycleEventHookExecutionStatus`) and Amazon ECS native
 //! lifecycle hooks (answered with `hookStatus`). The logic lives in
 //! `tollgate::deploy`; configuration is in `tollgate::deploy::config`.
+//!
+//! A configuration error does not stop the function: it starts anyway and
+//! reports every hook it receives as failed with the reason
+//! (`dispatch::handle_misconfigured`), so a deployment never waits out the
+//! hook's hour.
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
@@ -13,34 +18,55 @@ use tollgate::aws::ssm::SsmParameters;
 use tollgate::aws::ssm_write::SsmParameterWriter;
 use tollgate::config::ProcessEnv;
 use tollgate::deploy::{DeployHook, dispatch};
+use tollgate::lambda::InitFailure;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tollgate::telemetry::init();
     let sdk = tollgate::aws::load_sdk_config().await;
-    let app = match DeployHook::init(
+    let app = DeployHook::init(
         &ProcessEnv,
         &SsmParameters::new(&sdk),
         CodeDeployReader::new(&sdk),
         ElbReader::new(&sdk),
     )
     .await
-    {
-        // Hook-failure records for the notifier, when the prefix is set.
-        Ok(app) => Arc::new(app.with_failure_records(SsmParameterWriter::new(&sdk))),
-        Err(e) => {
-            tollgate::lambda::report_init_error(e.error_type(), &e.to_string()).await;
-            std::process::exit(1);
-        }
-    };
+    // Hook-failure records for the notifier, when the prefix is set.
+    .map(|app| Arc::new(app.with_failure_records(SsmParameterWriter::new(&sdk))))
+    .map_err(|e| {
+        Arc::new(InitFailure::new(
+            "deploy-hook",
+            e.error_type(),
+            e.to_string(),
+        ))
+    });
+    // Misconfigured, the report core still needs its tuning: defaults when
+    // even that is invalid (the failure says so).
+    let fallback_cfg = Arc::new(tollgate::config::report_config(&ProcessEnv).unwrap_or_default());
     let reporter = Arc::new(CodeDeployReporter::new(&sdk));
 
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<serde_json::Value>| {
         let app = app.clone();
         let reporter = reporter.clone();
+        let fallback_cfg = fallback_cfg.clone();
         async move {
-            let budget = tollgate::lambda::budget(&ev.context, &app.config.report);
-            dispatch::handle(&app, reporter.as_ref(), ev.payload, budget).await
+            match app {
+                Ok(app) => {
+                    let budget = tollgate::lambda::budget(&ev.context, &app.config.report);
+                    dispatch::handle(&app, reporter.as_ref(), ev.payload, budget).await
+                }
+                Err(failure) => {
+                    let budget = tollgate::lambda::budget(&ev.context, &fallback_cfg);
+                    dispatch::handle_misconfigured(
+                        &failure,
+                        reporter.as_ref(),
+                        ev.payload,
+                        budget,
+                        &fallback_cfg,
+                    )
+                    .await
+                }
+            }
         }
     }))
     .await

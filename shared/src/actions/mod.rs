@@ -363,6 +363,24 @@ where
     .await
 }
 
+/// One invocation while the function is misconfigured (its configuration
+/// failed at init): the job is reported `ConfigurationError` with the init
+/// failure's reason at once, and nothing else runs.
+pub async fn handle_misconfigured<R: JobReporter>(
+    failure: &crate::lambda::InitFailure,
+    reporter: &R,
+    raw: serde_json::Value,
+    budget: Budget,
+    cfg: &ReportConfig,
+) -> Result<Completion, ReportFailure> {
+    let reason = failure.reason();
+    crate::report::pipeline::run_job(reporter, raw, budget, cfg, move |job, _step| {
+        failure.log_refused(&job.id);
+        async move { JobOutcome::failed(FailureKind::ConfigurationError, reason) }
+    })
+    .await
+}
+
 #[cfg(test)]
 pub(crate) mod fakes;
 

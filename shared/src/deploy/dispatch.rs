@@ -13,8 +13,9 @@ use super::discovery::{DeploymentReader, ListenerReader};
 use super::smoke::SmokeRunner;
 use super::{codedeploy_mode, ecs_native};
 use crate::events::ecs_hook::SHAPE_KEYS;
+use crate::lambda::InitFailure;
 use crate::report::hook::run_hook;
-use crate::report::{Budget, HookReporter};
+use crate::report::{Budget, HookOutcome, HookReporter, ReportConfig};
 use lambda_runtime::Diagnostic;
 use std::sync::Arc;
 
@@ -126,6 +127,48 @@ where
             Err(unrecognised(&seen))
         }
     }
+}
+
+/// Handles one invocation while the function is misconfigured (its
+/// configuration failed at init): a CodeDeploy hook is reported `Failed` at
+/// once, an ECS native hook is answered `FAILED` with the reason in
+/// `hookDetails`; nothing is looked up or checked. An unrecognised payload is
+/// the same Lambda error as when configured.
+pub async fn handle_misconfigured<R: HookReporter>(
+    failure: &InitFailure,
+    reporter: &R,
+    raw: serde_json::Value,
+    budget: Budget,
+    cfg: &ReportConfig,
+) -> Result<serde_json::Value, Diagnostic> {
+    let reason = failure.reason();
+    let answer = match recognise(&raw) {
+        Shape::CodeDeploy => {
+            let completion = run_hook(reporter, raw, budget, cfg, move |event, _step| {
+                failure.log_refused(&event.lifecycle_event_hook_execution_id);
+                async move { HookOutcome::failed(reason) }
+            })
+            .await
+            .map_err(Diagnostic::from)?;
+            serde_json::to_value(&completion)
+        }
+        Shape::EcsNative => {
+            let id = raw
+                .get("executionId")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("(no executionId)");
+            failure.log_refused(id);
+            serde_json::to_value(ecs_native::EcsHookResponse::failed(reason, None))
+        }
+        Shape::Unrecognised(seen) => {
+            tracing::error!(seen = %seen, "unrecognised payload");
+            return Err(unrecognised(&seen));
+        }
+    };
+    answer.map_err(|e| Diagnostic {
+        error_type: "InternalError".to_owned(),
+        error_message: format!("the answer could not be serialised: {e}"),
+    })
 }
 
 #[cfg(test)]
