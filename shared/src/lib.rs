@@ -22,6 +22,7 @@ pub mod aws;
 pub mod checks;
 pub mod config;
 pub mod deploy;
+pub mod doc_error;
 pub mod events;
 pub mod lambda;
 pub mod notify;

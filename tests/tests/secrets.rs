@@ -378,6 +378,55 @@ async fn deploy_hook_never_shows_spec_tokens_or_role_credentials() {
         f.logs()
     );
     cap.finish(&f);
+    drop(f);
+
+    // Syntax errors on the line that holds the token (issue 14.5): an
+    // unclosed quote, a duplicate key, a tab, bad indentation. The parser's
+    // message must not carry the line into the logs or the reason.
+    let line = format!("      Authorization: \"Bearer {bearer}\"\n");
+    for (case, doc) in [
+        (
+            "unclosed quote",
+            format!(
+                "checks:\n  - name: a\n    url: \"${{TARGET}}/a\"\n    headers:\n      Authorization: \"Bearer {bearer}\n"
+            ),
+        ),
+        (
+            "duplicate key",
+            format!("checks:\n  - name: a\n    url: \"${{TARGET}}/a\"\n    headers:\n{line}{line}"),
+        ),
+        (
+            "tab",
+            format!(
+                "checks:\n  - name: a\n    url: \"${{TARGET}}/a\"\n    headers:\n\tAuthorization: Bearer {bearer}\n"
+            ),
+        ),
+        (
+            "bad indentation",
+            format!(
+                "checks:\n  - name: a\n    url: \"${{TARGET}}/a\"\n    headers:\n{line}     Authorization: Bearer {bearer}\n"
+            ),
+        ),
+    ] {
+        let mut env = verbose(&standin);
+        env.push(("TOLLGATE_CHECK_SPEC".to_owned(), doc));
+        env.push(("TARGET_URL".to_owned(), base.clone()));
+        let mut f = LocalLambda::spawn(&paths::function_binary("deploy-hook"), &env).await;
+        cap.add(
+            case,
+            f.invoke(
+                paths::event("deploy-hook", "ecs-post-test-traffic-shift"),
+                DEADLINE,
+            )
+            .await,
+        );
+        assert!(
+            f.logs().contains("spec is not valid YAML"),
+            "{case}: {}",
+            f.logs()
+        );
+        cap.finish(&f);
+    }
 
     let mut secrets: Vec<String> = ROLE_SECRETS.map(str::to_owned).to_vec();
     secrets.extend([bearer, api_key, custom]);

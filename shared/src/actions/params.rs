@@ -267,12 +267,7 @@ pub fn parse(raw: Option<&str>) -> Result<Params, ParamError> {
     let value: Value = serde_json::from_str(raw).map_err(|e| {
         ParamError::new(
             "UserParameters",
-            format!(
-                "is not valid JSON ({}, at line {} column {})",
-                json_problem(&e),
-                e.line(),
-                e.column()
-            ),
+            format!("is not valid JSON ({})", crate::doc_error::json(&e, raw)),
             general,
         )
     })?;
@@ -746,15 +741,6 @@ pub(crate) fn kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
-    }
-}
-
-/// serde_json's description of a syntax error, without its position suffix.
-fn json_problem(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(pos) => text[..pos].to_owned(),
-        None => text,
     }
 }
 

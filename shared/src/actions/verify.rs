@@ -40,7 +40,7 @@ pub fn parse_image_definitions(text: &str) -> Result<Vec<ImageDefinition>, Vec<S
     let value: Value = serde_json::from_str(text).map_err(|e| {
         vec![format!(
             "{F}: not valid JSON ({}); expected [{{\"name\":\"web\",\"imageUri\":\"…\"}}]",
-            e
+            crate::doc_error::json(&e, text)
         )]
     })?;
     let Value::Array(items) = value else {
@@ -140,7 +140,8 @@ pub fn parse_image_detail(text: &str) -> Result<ImageDetail, Vec<String>> {
     const F: &str = "imageDetail.json";
     let value: Value = serde_json::from_str(text).map_err(|e| {
         vec![format!(
-            "{F}: not valid JSON ({e}); expected {{\"ImageURI\":\"…\"}}"
+            "{F}: not valid JSON ({}); expected {{\"ImageURI\":\"…\"}}",
+            crate::doc_error::json(&e, text)
         )]
     })?;
     let Value::Object(o) = &value else {
@@ -185,7 +186,8 @@ pub fn parse_taskdef(text: &str, placeholder: Option<&str>) -> Result<TaskDefSum
     const F: &str = "taskdef.json";
     let value: Value = serde_json::from_str(text).map_err(|e| {
         vec![format!(
-            "{F}: not valid JSON ({e}); expected a task definition object"
+            "{F}: not valid JSON ({}); expected a task definition object",
+            crate::doc_error::json(&e, text)
         )]
     })?;
     let Value::Object(o) = &value else {
@@ -290,12 +292,17 @@ pub struct AppSpecSummary {
 /// Parses and validates an ECS AppSpec (`file` is its name, for messages).
 pub fn parse_appspec(file: &str, text: &str) -> Result<AppSpecSummary, Vec<String>> {
     let value: Value = if file.ends_with(".json") {
-        serde_json::from_str(text).map_err(|e| vec![format!("{file}: not valid JSON ({e})")])?
+        serde_json::from_str(text).map_err(|e| {
+            vec![format!(
+                "{file}: not valid JSON ({})",
+                crate::doc_error::json(&e, text)
+            )]
+        })?
     } else {
         serde_saphyr::from_str(text).map_err(|e| {
             vec![format!(
                 "{file}: not valid YAML ({})",
-                first_line(&e.to_string())
+                crate::doc_error::yaml(&e, text)
             )]
         })?
     };
@@ -678,10 +685,6 @@ fn as_port(v: &Value) -> Option<u64> {
         _ => None,
     }
     .filter(|p| (1..=65535).contains(p))
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ pub(crate) fn index(parent: &str, i: usize) -> String {
 }
 
 /// How a value is shown after "got": strings quoted, others as compact JSON,
-/// cut to 80 chars.
+/// cut to 80 chars. For values the checked service answered; a value of the
+/// user's own document goes through [`shown_in_doc`].
 pub(crate) fn shown(v: &Value) -> String {
     let text = match v {
         Value::String(s) => return super::template::quote(s),
@@ -36,9 +37,28 @@ pub(crate) fn shown(v: &Value) -> String {
     }
 }
 
+/// The longest string of the user's document an error message quotes.
+const SHOWN_STRING_MAX: usize = 24;
+
+/// How a value of the spec itself is shown in a parse error: short strings,
+/// numbers and booleans as they are; long strings, lists and mappings by
+/// their size only. A long string may be a token, a list or mapping may
+/// hold one (issue 14.5: errors never quote the document beyond a short
+/// value).
+pub(crate) fn shown_in_doc(v: &Value) -> String {
+    match v {
+        Value::String(s) if s.chars().count() > SHOWN_STRING_MAX => {
+            format!("a string of {} characters", s.chars().count())
+        }
+        Value::Array(items) => format!("a list of {} items", items.len()),
+        Value::Object(map) => format!("a mapping of {} keys", map.len()),
+        other => shown(other),
+    }
+}
+
 /// The error "expected WHAT, got VALUE".
 pub(crate) fn expected(path: &str, what: &str, got: &Value) -> SpecError {
-    SpecError::invalid(path, format!("expected {what}, got {}", shown(got)))
+    SpecError::invalid(path, format!("expected {what}, got {}", shown_in_doc(got)))
 }
 
 /// A mapping whose keys must all be in `allowed`.
@@ -189,7 +209,7 @@ pub(crate) fn duration_max(
     if d > max {
         return Err(SpecError::invalid(
             path,
-            format!("{} is too long; the maximum is {max_text}", shown(v)),
+            format!("{} is too long; the maximum is {max_text}", shown_in_doc(v)),
         ));
     }
     Ok(d)
@@ -248,7 +268,7 @@ pub(crate) fn size(v: &Value, path: &str, max: usize) -> Result<usize, SpecError
             path,
             format!(
                 "{} is out of range; use 1 byte to {} MiB",
-                shown(v),
+                shown_in_doc(v),
                 max / (1024 * 1024)
             ),
         ));

@@ -9,7 +9,7 @@
 use super::expect::{Expectations, PartialExpect, parse_expect};
 use super::parse::{
     boolean, child, duration, duration_max, expected, index, integer, number, object, rate,
-    scalar_text, shown, size, string,
+    scalar_text, shown_in_doc, size, string,
 };
 use super::redact::{Redactor, SecretHeaders, display_url};
 use super::template::{Template, Vars, quote};
@@ -64,7 +64,8 @@ pub enum SpecError {
     Syntax {
         /// `YAML` or `JSON`.
         format: &'static str,
-        /// The parser's message, with line and column.
+        /// What kind of error and where, never the text around it
+        /// ([`crate::doc_error`]).
         message: String,
     },
     /// A field has a wrong type, value or name.
@@ -520,7 +521,7 @@ impl Spec {
         let value: Value = if text.trim_start().starts_with('{') {
             serde_json::from_str(text).map_err(|e| SpecError::Syntax {
                 format: "JSON",
-                message: e.to_string(),
+                message: crate::doc_error::json(&e, text),
             })?
         } else {
             // YAML 1.2 booleans only: `equals: no` must stay the text "no".
@@ -528,7 +529,7 @@ impl Spec {
             options.strict_booleans = true;
             serde_saphyr::from_str_with_options(text, options).map_err(|e| SpecError::Syntax {
                 format: "YAML",
-                message: e.to_string(),
+                message: crate::doc_error::yaml(&e, text),
             })?
         };
         Spec::from_value(&value)
@@ -542,7 +543,7 @@ impl Spec {
                 "spec",
                 format!(
                     "expected a mapping with a \"checks\" list, got {}",
-                    shown(value)
+                    shown_in_doc(value)
                 ),
             ));
         }

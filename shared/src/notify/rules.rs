@@ -236,13 +236,12 @@ pub fn parse_document(text: &str) -> Result<(Rules, BTreeMap<String, Destination
     let doc: RulesDoc = if trimmed.starts_with('{') {
         serde_json::from_str(trimmed).map_err(|e| RulesError::Syntax {
             format: "JSON",
-            detail: crate::report::describe_json_error(&e),
+            detail: crate::doc_error::json(&e, trimmed),
         })?
     } else {
-        let options = serde_saphyr::options! { with_snippet: false };
-        serde_saphyr::from_str_with_options(trimmed, options).map_err(|e| RulesError::Syntax {
+        serde_saphyr::from_str(trimmed).map_err(|e| RulesError::Syntax {
             format: "YAML",
-            detail: redact_quoted(&e.to_string()),
+            detail: crate::doc_error::yaml(&e, trimmed),
         })?
     };
     if let Some(v) = doc.version
@@ -317,26 +316,6 @@ pub fn parse_document(text: &str) -> Result<(Rules, BTreeMap<String, Destination
     }
     rules.default_destinations = doc.default_destinations;
     Ok((rules, doc.destinations))
-}
-
-/// serde messages may quote values (`invalid type: string "…"`); a document
-/// can hold a plain webhook URL for local use, so quoted parts are dropped.
-fn redact_quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut in_quote = false;
-    for c in text.chars() {
-        if c == '"' {
-            if !in_quote {
-                out.push_str("\"…");
-            } else {
-                out.push('"');
-            }
-            in_quote = !in_quote;
-        } else if !in_quote {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// `*` matches any run of characters, `?` exactly one.
