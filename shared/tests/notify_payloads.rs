@@ -1059,3 +1059,86 @@ async fn a_plain_success_costs_one_lookup_a_recovery_three() {
     assert!(enricher.source().taken().is_empty());
     assert_eq!(n.enrichment.state, EnrichmentState::None);
 }
+
+/// Whether `pat` occurs in `s` not escaped, i.e. after an even number of
+/// backslashes (markdown's escape).
+fn unescaped(s: &str, pat: &str) -> bool {
+    s.match_indices(pat).any(|(i, _)| {
+        let backslashes = s[..i].chars().rev().take_while(|c| *c == '\\').count();
+        backslashes % 2 == 0
+    })
+}
+
+/// Every string of a JSON payload, with where it sits.
+fn strings(v: &Value, at: String, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::String(s) => out.push((at, s.clone())),
+        Value::Array(items) => {
+            for (i, x) in items.iter().enumerate() {
+                strings(x, format!("{at}[{i}]"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, x) in map {
+                strings(x, format!("{at}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Issue 14.6: user-controlled text (here an action summary carrying Slack
+/// mentions, a disguised Slack link, markdown links, a backslash trick,
+/// emphasis and code fences) is inert in every renderer.
+#[tokio::test]
+async fn markup_in_user_text_is_inert_in_every_destination() {
+    let text = fixtures()
+        .into_iter()
+        .find(|(name, _)| name == "action-failed-markup")
+        .expect("fixture action-failed-markup")
+        .1;
+    let n = enriched(&text).await;
+    assert!(
+        n.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("<!channel>")),
+        "the fixture carries the markup into the notification: {:?}",
+        n.reason
+    );
+
+    // Slack: no text of any block, nor the fallback, holds a raw `<`, so no
+    // mention (`<!channel>`, `<@U…>`, `<!here>`) and no `<url|label>` link
+    // can come from it; the only links are the ones Tollgate writes.
+    let mut slack = Vec::new();
+    strings(&render::slack::render(&n), String::new(), &mut slack);
+    for (at, s) in &slack {
+        for bad in ["<!channel>", "<!here", "<@U", "<https://evil"] {
+            assert!(!s.contains(bad), "slack {at} holds {bad}: {s}");
+        }
+    }
+    let fallback = &slack.iter().find(|(at, _)| at == ".text").expect("text").1;
+    assert!(fallback.contains("&lt;!channel&gt;"), "{fallback}");
+
+    // Teams: no markdown link or autolink from the summary.
+    let mut teams = Vec::new();
+    strings(&render::teams::render(&n), String::new(), &mut teams);
+    for (at, s) in &teams {
+        for bad in ["[docs", "](https://evil", "<https://evil", "<!channel>"] {
+            assert!(!unescaped(s, bad), "teams {at} holds {bad} unescaped: {s}");
+        }
+    }
+    assert!(
+        teams
+            .iter()
+            .any(|(_, s)| s.contains("\\\\\\[x\\](https://evil.example/2)")),
+        "the backslash trick is escaped: {teams:#?}"
+    );
+
+    // The webhook and SNS carry data, not markup: the text arrives as it was.
+    let webhook = render::webhook::render(&n).to_string();
+    assert!(
+        webhook.contains("<!channel> checkout: status 503 & body"),
+        "{webhook}"
+    );
+    assert!(sns_text(&n).contains("<!channel> checkout: status 503 & body"));
+}

@@ -64,3 +64,32 @@ pub(crate) fn enrichment_note(n: &Notification) -> Option<String> {
         E::None | E::Complete => None,
     }
 }
+
+/// A link target safe to put inside markup: an `http(s)` URL without
+/// whitespace or control characters, with the characters that would end
+/// the link early (`|`, `>` in Slack, `)` in markdown) percent-encoded.
+/// Anything else is no link at all (the text is still shown).
+pub(crate) fn link_target(url: &str) -> Option<String> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        return None;
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    let mut out = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            '|' => out.push_str("%7C"),
+            '<' => out.push_str("%3C"),
+            '>' => out.push_str("%3E"),
+            '(' => out.push_str("%28"),
+            ')' => out.push_str("%29"),
+            '[' => out.push_str("%5B"),
+            ']' => out.push_str("%5D"),
+            '"' => out.push_str("%22"),
+            _ => out.push(c),
+        }
+    }
+    Some(out)
+}

@@ -8,7 +8,7 @@
 
 use super::super::console::truncate;
 use super::super::model::{FailedChecks, Notification, Status};
-use super::{commit_line, context_line, enrichment_note, facts_with_duration};
+use super::{commit_line, context_line, enrichment_note, facts_with_duration, link_target};
 use serde_json::{Value, json};
 
 /// Block Kit limits.
@@ -35,7 +35,10 @@ pub mod limits {
     pub const FALLBACK_TEXT: usize = 300;
 }
 
-/// Escapes Slack mrkdwn control characters.
+/// Escapes Slack's control characters (`&`, `<`, `>`), so no user text can
+/// become a mention (`<!channel>`, `<@U…>`) or a disguised link
+/// (`<url|label>`). Every user-controlled field goes through it, the
+/// fallback `text` included (Slack parses it like mrkdwn).
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -89,7 +92,9 @@ pub fn render(n: &Notification) -> Value {
     }
     if let Some(c) = &n.commit {
         let line = escape(&commit_line(c));
-        let text = match &c.url {
+        // `&` in a link target is escaped like any text (Slack's rule).
+        let target = c.url.as_deref().and_then(link_target).map(|u| escape(&u));
+        let text = match target {
             Some(url) if url.len() < 2000 => format!("*Commit* <{url}|{}>", truncate(&line, 900)),
             _ => format!("*Commit* {}", truncate(&line, 2900)),
         };
@@ -115,7 +120,7 @@ pub fn render(n: &Notification) -> Value {
     let buttons: Vec<Value> = n
         .links
         .iter()
-        .filter(|l| l.url.len() <= limits::BUTTON_URL)
+        .filter(|l| l.url.len() <= limits::BUTTON_URL && link_target(&l.url).is_some())
         .take(limits::ACTIONS_ELEMENTS)
         .enumerate()
         .map(|(i, l)| {
@@ -147,7 +152,7 @@ pub fn render(n: &Notification) -> Value {
         (None, None) => title,
     };
     json!({
-        "text": truncate(&fallback, limits::FALLBACK_TEXT),
+        "text": escape(&truncate(&fallback, limits::FALLBACK_TEXT)),
         "blocks": blocks,
     })
 }

@@ -9,7 +9,7 @@
 
 use super::super::console::truncate;
 use super::super::model::{Notification, Severity};
-use super::{commit_line, context_line, enrichment_note, facts_with_duration};
+use super::{commit_line, context_line, enrichment_note, facts_with_duration, link_target};
 use serde_json::{Value, json};
 
 /// The Adaptive Card version we emit.
@@ -30,14 +30,17 @@ fn container_style(s: Severity) -> &'static str {
     }
 }
 
-/// Escapes `*` and brackets, which Teams' markdown subset would turn into
-/// emphasis or links in plain values (`**/*.js`, `[skip ci]`). Underscores
-/// inside words (`HOOK_EXECUTION_FAILURE`) are not emphasis in CommonMark
-/// and are left alone, so identifiers stay copyable.
+/// Escapes what Teams' markdown subset would turn into emphasis or links
+/// (`**/*.js`, `[skip ci]`, `[docs](https://…)`, `<https://…>`): `*`,
+/// brackets, angle brackets and the backslash itself (else `\[x](y)` would
+/// undo the escape); without brackets, parentheses make no link. Every
+/// user-controlled text goes through it. Underscores inside words
+/// (`HOOK_EXECUTION_FAILURE`) are not emphasis in CommonMark and are left
+/// alone, so identifiers stay copyable.
 fn md_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if matches!(c, '*' | '[' | ']') {
+        if matches!(c, '\\' | '*' | '[' | ']' | '<' | '>') {
             out.push('\\');
         }
         out.push(c);
@@ -64,13 +67,11 @@ pub fn render(n: &Notification) -> Value {
         let multi = reason.contains('\n');
         let mut block = json!({
             "type": "TextBlock",
-            "text": truncate(reason, MAX_REASON),
+            "text": md_escape(&truncate(reason, MAX_REASON)),
             "wrap": true,
         });
         if multi {
             block["fontType"] = json!("Monospace");
-        } else {
-            block["text"] = json!(md_escape(&truncate(reason, MAX_REASON)));
         }
         body.push(block);
     }
@@ -83,14 +84,14 @@ pub fn render(n: &Notification) -> Value {
         }));
         body.push(json!({
             "type": "TextBlock",
-            "text": truncate(&f.body_lines().join("\n"), MAX_REASON),
+            "text": md_escape(&truncate(&f.body_lines().join("\n"), MAX_REASON)),
             "fontType": "Monospace",
             "wrap": true,
         }));
     }
     if let Some(c) = &n.commit {
         let line = md_escape(&commit_line(c));
-        let text = match &c.url {
+        let text = match c.url.as_deref().and_then(link_target) {
             Some(url) => format!("**Commit** [{}]({url})", truncate(&line, 500)),
             None => format!("**Commit** {}", truncate(&line, 500)),
         };
@@ -99,7 +100,9 @@ pub fn render(n: &Notification) -> Value {
     let facts: Vec<Value> = facts_with_duration(n)
         .into_iter()
         .take(MAX_FACTS)
-        .map(|(title, value)| json!({"title": title, "value": md_escape(&truncate(&value, 500))}))
+        .map(|(title, value)| {
+            json!({"title": md_escape(&title), "value": md_escape(&truncate(&value, 500))})
+        })
         .collect();
     if !facts.is_empty() {
         body.push(json!({"type": "FactSet", "facts": facts}));
@@ -112,7 +115,7 @@ pub fn render(n: &Notification) -> Value {
     if !footer.is_empty() {
         body.push(json!({
             "type": "TextBlock",
-            "text": footer,
+            "text": md_escape(&footer),
             "isSubtle": true,
             "size": "Small",
             "wrap": true,
@@ -121,6 +124,7 @@ pub fn render(n: &Notification) -> Value {
     let actions: Vec<Value> = n
         .links
         .iter()
+        .filter(|l| link_target(&l.url).is_some())
         .take(MAX_ACTIONS)
         .map(|l| json!({"type": "Action.OpenUrl", "title": truncate(&l.label, 60), "url": l.url}))
         .collect();
@@ -155,5 +159,8 @@ mod tests {
             md_escape("my_pipe*line [skip]"),
             "my_pipe\\*line \\[skip\\]"
         );
+        // A backslash cannot undo the escape of the bracket after it.
+        assert_eq!(md_escape("\\[x](y)"), "\\\\\\[x\\](y)");
+        assert_eq!(md_escape("<https://a>"), "\\<https://a\\>");
     }
 }
