@@ -141,7 +141,7 @@ pub mod vars {
 /// The report core's settings.
 pub fn report_config(env: &impl Env) -> Result<ReportConfig, ConfigError> {
     let defaults = ReportConfig::default();
-    Ok(ReportConfig {
+    let mut cfg = ReportConfig {
         reserve: duration_ms(
             env,
             vars::REPORT_RESERVE_MS,
@@ -149,15 +149,42 @@ pub fn report_config(env: &impl Env) -> Result<ReportConfig, ConfigError> {
             Duration::from_millis(200),
             Duration::from_secs(120),
         )?,
-        attempt_timeout: duration_ms(
+        attempt_timeout: defaults.attempt_timeout,
+        safety_margin: defaults.safety_margin,
+    };
+    // Unset, the attempt timeout is the default cut to what the reserve
+    // holds three times; set, it must fit (issue 14.7).
+    let max = cfg.max_attempt_timeout();
+    cfg.attempt_timeout = match env.get(vars::REPORT_ATTEMPT_TIMEOUT_MS) {
+        None => defaults.attempt_timeout.min(max),
+        Some(_) => duration_ms(
             env,
             vars::REPORT_ATTEMPT_TIMEOUT_MS,
             defaults.attempt_timeout,
             Duration::from_millis(100),
             Duration::from_secs(60),
         )?,
-        safety_margin: defaults.safety_margin,
-    })
+    };
+    if cfg.attempt_timeout > max {
+        return Err(ConfigError::invalid(
+            vars::REPORT_ATTEMPT_TIMEOUT_MS,
+            &cfg.attempt_timeout.as_millis().to_string(),
+            format!(
+                "{} attempts of it do not fit in {}={} (less a {} ms safety margin), so one \
+                 hung attempt could use the whole reserve",
+                ReportConfig::MIN_ATTEMPTS_IN_RESERVE,
+                vars::REPORT_RESERVE_MS,
+                cfg.reserve.as_millis(),
+                cfg.safety_margin.as_millis()
+            ),
+            format!(
+                "at most {} ms, or raise {}",
+                max.as_millis(),
+                vars::REPORT_RESERVE_MS
+            ),
+        ));
+    }
+    Ok(cfg)
 }
 
 #[cfg(test)]
@@ -188,6 +215,31 @@ mod tests {
         assert!(text.contains("e.g. 5000"), "{text}");
         let err = report_config(&[(vars::REPORT_ATTEMPT_TIMEOUT_MS, "999999")]).expect_err("range");
         assert!(err.to_string().contains("out of range"));
+    }
+
+    #[test]
+    fn three_attempts_must_fit_in_the_reserve() {
+        let d = ReportConfig::default();
+        assert!(d.attempt_timeout <= d.max_attempt_timeout(), "{d:?}");
+        let err = report_config(&[
+            (vars::REPORT_RESERVE_MS, "5000"),
+            (vars::REPORT_ATTEMPT_TIMEOUT_MS, "5000"),
+        ])
+        .expect_err("one attempt would use the whole reserve");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS=\"5000\" is invalid: 3 attempts"),
+            "{text}"
+        );
+        assert!(text.contains("at most 1583 ms"), "{text}");
+        report_config(&[
+            (vars::REPORT_RESERVE_MS, "1500"),
+            (vars::REPORT_ATTEMPT_TIMEOUT_MS, "400"),
+        ])
+        .expect("fits");
+        // Unset, it follows a small reserve down.
+        let cfg = report_config(&[(vars::REPORT_RESERVE_MS, "1000")]).expect("valid");
+        assert_eq!(cfg.attempt_timeout, Duration::from_millis(250));
     }
 
     #[test]

@@ -354,7 +354,7 @@ fn hook_event(standin: &AwsStandIn, hook_file: &str, deployment_id: &str) -> (Va
 async fn function(standin: &AwsStandIn, extra: &[(&str, String)]) -> LocalLambda {
     let mut env = standin.lambda_env();
     env.push(("TOLLGATE_REPORT_RESERVE_MS".into(), "1500".into()));
-    env.push(("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS".into(), "1000".into()));
+    env.push(("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS".into(), "400".into()));
     env.push(("RUST_LOG".into(), "info".into()));
     env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     if !env

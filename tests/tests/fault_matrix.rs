@@ -413,12 +413,12 @@ async fn rig(func: Func, kind: &str) -> Rig {
     match func {
         Func::PipelineAction => {
             add("TOLLGATE_REPORT_RESERVE_MS", "1500".into());
-            add("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS", "1000".into());
+            add("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS", "400".into());
             standin.register_job(&id);
         }
         Func::DeployHook => {
             add("TOLLGATE_REPORT_RESERVE_MS", "1500".into());
-            add("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS", "1000".into());
+            add("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS", "400".into());
             add("TOLLGATE_CHECK_SPEC", SPEC.into());
             add("TARGET_URL", server.url.clone());
             add("TOLLGATE_HOOK", "BeforeAllowTraffic".into());

@@ -14,7 +14,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 async fn probe(standin: &AwsStandIn, extra: &[(&str, &str)]) -> LocalLambda {
     let mut env = standin.lambda_env();
     env.push(("TOLLGATE_REPORT_RESERVE_MS".into(), "1000".into()));
-    env.push(("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS".into(), "1000".into()));
+    env.push(("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS".into(), "250".into()));
     env.extend(
         extra
             .iter()

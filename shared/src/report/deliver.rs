@@ -184,4 +184,26 @@ mod tests {
         assert_eq!(attempts, 2);
         assert!(matches!(res, Ok(Delivery::Delivered)));
     }
+
+    /// Issue 14.7: with the default tuning, two hung attempts still leave a
+    /// third inside the reserve (paused clock: no real waiting).
+    #[tokio::test(start_paused = true)]
+    async fn three_attempts_fit_in_the_default_reserve_when_two_hang() {
+        let cfg = ReportConfig::default();
+        let hard_deadline = Instant::now() + cfg.reserve - cfg.safety_margin;
+        let calls = AtomicU32::new(0);
+        let (attempts, res) = deliver("op", hard_deadline, &cfg, || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    std::future::pending::<()>().await;
+                }
+                Ok(())
+            }
+        })
+        .await;
+        assert_eq!(attempts, 3);
+        assert!(matches!(res, Ok(Delivery::Delivered)), "{res:?}");
+        assert!(Instant::now() <= hard_deadline);
+    }
 }

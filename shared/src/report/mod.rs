@@ -48,9 +48,23 @@ impl Default for ReportConfig {
     fn default() -> Self {
         Self {
             reserve: Duration::from_secs(5),
-            attempt_timeout: Duration::from_secs(5),
+            // Three attempts fit in the reserve, so one hung attempt cannot
+            // use it all (issue 14.7); a report normally answers in well
+            // under 100 ms.
+            attempt_timeout: Duration::from_millis(1500),
             safety_margin: Duration::from_millis(250),
         }
+    }
+}
+
+impl ReportConfig {
+    /// Attempts that must fit in the reserve.
+    pub const MIN_ATTEMPTS_IN_RESERVE: u32 = 3;
+
+    /// The longest attempt timeout that still lets
+    /// [`Self::MIN_ATTEMPTS_IN_RESERVE`] attempts fit in the reserve.
+    pub fn max_attempt_timeout(&self) -> Duration {
+        self.reserve.saturating_sub(self.safety_margin) / Self::MIN_ATTEMPTS_IN_RESERVE
     }
 }
 

@@ -139,6 +139,7 @@ impl JobOutcome {
                         "output variables dropped: the API does not accept them with a continuation token"
                     );
                 } else {
+                    let mut total = 0usize;
                     for (k, v) in s.output_variables {
                         let key = if limits::is_valid_variable_key(&k) {
                             k
@@ -147,7 +148,18 @@ impl JobOutcome {
                             tracing::warn!(key = %k, renamed = %fixed, "output variable key renamed to match [A-Za-z0-9@-_]+");
                             fixed
                         };
-                        output_variables.insert(key, v);
+                        let value = if v.chars().count() > limits::OUTPUT_VARIABLE_VALUE_MAX {
+                            tracing::warn!(key = %key, chars = v.chars().count(), max = limits::OUTPUT_VARIABLE_VALUE_MAX, "output variable value cut to the limit");
+                            limits::truncate(&v, limits::OUTPUT_VARIABLE_VALUE_MAX)
+                        } else {
+                            v
+                        };
+                        total += key.len() + value.len();
+                        if total > limits::OUTPUT_VARIABLES_TOTAL_MAX {
+                            tracing::warn!(key = %key, max_bytes = limits::OUTPUT_VARIABLES_TOTAL_MAX, "output variable dropped: the variables' total is over the limit");
+                            continue;
+                        }
+                        output_variables.insert(key, value);
                     }
                 }
                 Self::Success(JobSuccess {
@@ -262,6 +274,23 @@ pub async fn report_job<R: JobReporter>(
                 attempts,
                 id: job_id.to_owned(),
             })
+        }
+        // CodePipeline refused the success itself (e.g. its output
+        // variables): left there, the action would wait out its 20 minutes.
+        // Report the failure instead, with why (issue 14.7).
+        Err(Undelivered::Permanent(rejected @ ReportError::Rejected { .. }))
+            if matches!(outcome, JobOutcome::Success(_)) =>
+        {
+            tracing::error!(job_id, error = %rejected, "the success report was rejected; reporting a failure instead");
+            let failure = JobOutcome::failed(
+                FailureKind::JobFailed,
+                format!(
+                    "the action's work succeeded, but CodePipeline rejected its result ({rejected}); \
+                     nothing was changed by this report. Check the action's output variables \
+                     (size, names) and retry the stage"
+                ),
+            );
+            Box::pin(report_job(reporter, job_id, failure, budget, cfg)).await
         }
         Err(undelivered) => Err(to_failure(operation, "pipeline action", undelivered)),
     }
@@ -522,5 +551,79 @@ mod tests {
     fn an_oversized_token_becomes_a_failure() {
         let out = JobOutcome::in_progress("t".repeat(3000), "waiting", 10).fitted();
         assert!(matches!(out, JobOutcome::Failure(f) if f.message.contains("continuation token")));
+    }
+
+    /// CodePipeline refuses the success itself (its output variables): the
+    /// job is reported failed with why, instead of waiting 20 minutes.
+    #[tokio::test]
+    async fn a_rejected_success_becomes_a_failure_report() {
+        struct RejectsSuccess(FakeReporter);
+        impl JobReporter for RejectsSuccess {
+            async fn put_job_success(&self, _: &str, _: &JobSuccess) -> Result<(), ReportError> {
+                Err(ReportError::Rejected {
+                    code: "OutputVariablesSizeExceededException".into(),
+                    message: "Exceeded the total size limit for all variables".into(),
+                })
+            }
+            async fn put_job_failure(
+                &self,
+                job_id: &str,
+                failure: &JobFailure,
+            ) -> Result<(), ReportError> {
+                self.0.put_job_failure(job_id, failure).await
+            }
+        }
+        let fake = RejectsSuccess(FakeReporter::default());
+        let mut success = JobSuccess {
+            summary: Some("done".into()),
+            ..JobSuccess::default()
+        };
+        success.output_variables.insert("image".into(), "x".into());
+        let c = report_job(
+            &fake,
+            "job-1",
+            JobOutcome::Success(success),
+            budget(2000),
+            &ReportConfig::default(),
+        )
+        .await
+        .expect("the failure was delivered");
+        assert_eq!(c.report, "failure");
+        let sent = fake.0.sent.lock().expect("lock").clone();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let JobOutcome::Failure(f) = &sent[0].1 else {
+            panic!("{sent:?}");
+        };
+        assert_eq!(f.kind, FailureKind::JobFailed);
+        assert!(
+            f.message.contains("CodePipeline rejected its result")
+                && f.message.contains("OutputVariablesSizeExceededException"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn output_variables_are_capped() {
+        let mut success = JobSuccess::default();
+        success
+            .output_variables
+            .insert("a_long".into(), "v".repeat(10_000));
+        for i in 0..40 {
+            success
+                .output_variables
+                .insert(format!("k{i:02}"), "w".repeat(3_000));
+        }
+        let JobOutcome::Success(s) = JobOutcome::Success(success).fitted() else {
+            panic!("still a success");
+        };
+        assert!(s.output_variables["a_long"].chars().count() <= limits::OUTPUT_VARIABLE_VALUE_MAX);
+        let total: usize = s
+            .output_variables
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        assert!(total <= limits::OUTPUT_VARIABLES_TOTAL_MAX, "{total}");
+        assert!(s.output_variables.len() < 41);
     }
 }
