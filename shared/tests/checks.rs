@@ -808,3 +808,53 @@ fn the_run_future_is_send_and_the_types_are_shareable() {
     let fut = async move { engine.run(&spec, &vars, Instant::now()).await };
     send(&fut);
 }
+
+/// Issue 14.9: a spec may not reach the function's own Runtime API (here
+/// the test app plays it) nor, on any redirect hop, a link-local metadata
+/// endpoint. Nothing is requested from either.
+#[tokio::test]
+async fn the_runtime_api_and_link_local_targets_are_refused() {
+    let app = TestApp::start().await;
+    let config = EngineConfig {
+        targets: tollgate::checks::targets::TargetPolicy {
+            runtime_api: Some(app.addr().to_string()),
+            allow_link_local: false,
+        },
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(config).expect("engine");
+    let report = engine
+        .run(
+            &spec(
+                r#"
+checks:
+  - {name: next event, url: "${TARGET}/2018-06-01/runtime/invocation/next"}
+"#,
+            ),
+            &vars(&app),
+            Instant::now() + Duration::from_secs(10),
+        )
+        .await
+        .expect("vars");
+    let c = check(&report, "next event");
+    assert_eq!(c.status, CheckStatus::Failed);
+    let actual = &find(c, "request", "a response").actual;
+    assert!(actual.contains("Lambda Runtime API"), "{actual}");
+    assert_eq!(app.requests(), 0, "nothing was requested");
+
+    let report = run(
+        &app,
+        r#"
+checks:
+  - {name: hop, url: "${TARGET}/redirect-metadata", follow_redirects: true}
+"#,
+    )
+    .await;
+    let c = check(&report, "hop");
+    assert_eq!(c.status, CheckStatus::Failed);
+    let actual = &find(c, "request", "a response").actual;
+    assert!(
+        actual.contains("link-local address 169.254.169.254"),
+        "{actual}"
+    );
+}

@@ -7,7 +7,7 @@
 //! are dropped and their checks are reported as not finished.
 
 use super::expect::{Observed, evaluate};
-use super::http::exchange;
+use super::http::{Via, exchange};
 use super::redact::Redactor;
 use super::result::{
     CheckResult, CheckStatus, ExpectationResult, Outcome, RunReport, SampleStats, percentile,
@@ -38,6 +38,9 @@ pub struct EngineConfig {
     /// TCP connect timeout (default 5 s); the check's `timeout` bounds the
     /// whole exchange too.
     pub connect_timeout: Duration,
+    /// Addresses checks may not reach (the Runtime API, link-local), read
+    /// from the process environment by `default()`.
+    pub targets: super::targets::TargetPolicy,
 }
 
 impl Default for EngineConfig {
@@ -46,6 +49,7 @@ impl Default for EngineConfig {
             max_body_bytes: DEFAULT_MAX_BODY,
             user_agent: format!("tollgate-check/{}", env!("CARGO_PKG_VERSION")),
             connect_timeout: Duration::from_secs(5),
+            targets: super::targets::TargetPolicy::from_env(&crate::config::ProcessEnv),
         }
     }
 }
@@ -99,6 +103,7 @@ fn client(config: &EngineConfig, verify: bool) -> Result<Client, EngineError> {
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
+            .dns_resolver(Arc::new(config.targets.resolver()))
             .tls_danger_accept_invalid_certs(!verify)
             .tls_danger_accept_invalid_hostnames(!verify)
     };
@@ -328,7 +333,17 @@ async fn run_attempt(
         let result = {
             // The semaphore is never closed; a failure here would be a bug.
             let _permit = ctx.semaphore.acquire().await;
-            exchange(client, check, prep, max_body, ctx.redactor).await
+            exchange(
+                Via {
+                    client,
+                    targets: &ctx.engine.config.targets,
+                },
+                check,
+                prep,
+                max_body,
+                ctx.redactor,
+            )
+            .await
         };
         slot.requests += 1;
         let expectations = match result {

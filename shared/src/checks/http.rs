@@ -5,6 +5,7 @@
 use super::expect::ms_text;
 use super::redact::Redactor;
 use super::spec::{Check, Prepared};
+use super::targets::TargetPolicy;
 use reqwest::header::{HOST, HeaderMap, LOCATION};
 use reqwest::{Client, Method, StatusCode, Url};
 use std::error::Error as StdError;
@@ -35,10 +36,17 @@ struct Progress {
     hops: usize,
 }
 
+/// How requests go out: the HTTP client, and the addresses it may not reach.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Via<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) targets: &'a TargetPolicy,
+}
+
 /// Sends the check's request and reads the response. `Err` is the failure
 /// text (already redacted).
 pub(crate) async fn exchange(
-    client: &Client,
+    via: Via<'_>,
     check: &Check,
     prep: &Prepared,
     max_body: usize,
@@ -48,15 +56,7 @@ pub(crate) async fn exchange(
     let mut progress = Progress::default();
     let outcome = tokio::time::timeout(
         check.timeout,
-        run(
-            client,
-            check,
-            prep,
-            max_body,
-            redactor,
-            started,
-            &mut progress,
-        ),
+        run(via, check, prep, max_body, redactor, started, &mut progress),
     )
     .await;
     match outcome {
@@ -82,7 +82,7 @@ pub(crate) async fn exchange(
 }
 
 async fn run(
-    client: &Client,
+    Via { client, targets }: Via<'_>,
     check: &Check,
     prep: &Prepared,
     max_body: usize,
@@ -96,6 +96,11 @@ async fn run(
     let mut headers = prep.headers.clone();
     let origin = url.origin();
     loop {
+        // Every hop: never the Runtime API, never link-local (issue 14.9).
+        targets
+            .check(&url)
+            .await
+            .map_err(|e| redactor.clean(&format!("refused: {e}")))?;
         let mut req = client
             .request(method.clone(), url.clone())
             .headers(headers.clone());

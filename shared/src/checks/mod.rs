@@ -60,6 +60,7 @@ mod parse;
 mod redact;
 mod result;
 mod spec;
+pub mod targets;
 mod template;
 
 pub use engine::{DEFAULT_MAX_BODY, Engine, EngineConfig, EngineError, RunOptions};

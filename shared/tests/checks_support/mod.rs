@@ -213,6 +213,10 @@ async fn handle(
         ["redirect"] => redirect(302, "/ok"),
         ["redirect-abs"] => redirect(301, &format!("http://{addr}/ok")),
         ["redirect-loop"] => redirect(302, "/redirect-loop"),
+        ["redirect-metadata"] => redirect(
+            302,
+            "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        ),
         ["huge"] => reply(200, "text/plain", huge()),
         ["track", ms] => {
             let ms: u64 = ms.parse().unwrap_or(100);
