@@ -952,6 +952,25 @@ async fn oversized_content_is_cut_to_the_limits() {
     validate_teams("oversized", &render::teams::render(&n));
     let sns = render::sns::render(&n);
     assert!(sns.subject.len() < 100);
+
+    // Issue 14.10: Teams refuses messages over about 28 KB. Multi-byte
+    // text everywhere (4 bytes a character) still fits.
+    n.reason = Some("🚨 a failure that goes on and on\n".repeat(400));
+    n.facts.clear();
+    for i in 0..120 {
+        n.add_fact(&format!("Fact {i} 🚀"), "🚀".repeat(2500));
+    }
+    let teams = render::teams::render(&n);
+    let bytes = teams.to_string().len();
+    assert!(
+        bytes <= render::teams::MAX_PAYLOAD_BYTES,
+        "Teams payload of {bytes} bytes"
+    );
+    validate_teams("oversized multi-byte", &teams);
+    assert!(
+        teams.to_string().contains("a failure that goes on"),
+        "the reason is cut, not dropped"
+    );
 }
 
 /// Records which read APIs were called.

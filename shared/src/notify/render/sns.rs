@@ -119,13 +119,49 @@ pub fn render(n: &Notification) -> SnsMessage {
         subject,
         message: truncate(&body, MAX_BODY),
         attributes,
-        group: truncate(&n.name.replace(|c: char| !c.is_ascii_graphic(), "_"), 128),
+        group: fifo_group(&n.name, n.kind.as_str()),
+    }
+}
+
+/// A FIFO `MessageGroupId`: 1–128 printable ASCII characters. The
+/// resource name keeps one resource's messages in order; an event without
+/// one (an unknown detail-type) falls back to its kind, never empty (SNS
+/// rejects an empty group on a FIFO topic).
+fn fifo_group(name: &str, kind: &str) -> String {
+    // Cut without an ellipsis: `…` is not ASCII.
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+            .take(128)
+            .collect()
+    };
+    let group = clean(name.trim());
+    if group.trim_matches('_').is_empty() {
+        let kind = clean(kind);
+        if kind.is_empty() {
+            "tollgate".to_owned()
+        } else {
+            kind
+        }
+    } else {
+        group
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fifo_groups_are_never_empty_and_stay_in_the_allowed_set() {
+        assert_eq!(fifo_group("", "event"), "event");
+        assert_eq!(fifo_group("  ", ""), "tollgate");
+        assert_eq!(fifo_group("🚀", "event"), "event");
+        assert_eq!(fifo_group("payments api", "pipeline"), "payments_api");
+        let long = fifo_group(&"x".repeat(300), "pipeline");
+        assert!((1..=128).contains(&long.chars().count()));
+        assert!(long.chars().all(|c| c.is_ascii_graphic()), "{long}");
+    }
 
     #[test]
     fn subjects_are_ascii_short_and_single_line() {

@@ -20,6 +20,22 @@ pub const MAX_ACTIONS: usize = 5;
 pub const MAX_REASON: usize = 3000;
 /// Facts per card.
 pub const MAX_FACTS: usize = 30;
+/// Largest payload sent, in bytes of JSON. Teams refuses messages over
+/// about 28 KB; long reasons, failed checks and facts are cut harder until
+/// the card fits.
+pub const MAX_PAYLOAD_BYTES: usize = 27_000;
+
+/// How much of the long texts a card carries: tried in turn until the
+/// payload fits [`MAX_PAYLOAD_BYTES`].
+const BUDGETS: [(usize, usize, usize); 6] = [
+    // (reason and failed checks, one fact value, facts)
+    (MAX_REASON, 500, MAX_FACTS),
+    (1500, 300, MAX_FACTS),
+    (800, 200, 20),
+    (400, 120, 12),
+    (200, 80, 8),
+    (100, 60, 4),
+];
 
 fn container_style(s: Severity) -> &'static str {
     match s {
@@ -48,8 +64,22 @@ fn md_escape(text: &str) -> String {
     out
 }
 
-/// Renders the Teams payload.
+/// Renders the Teams payload, within [`MAX_PAYLOAD_BYTES`].
 pub fn render(n: &Notification) -> Value {
+    let mut card = Value::Null;
+    for budget in BUDGETS {
+        card = render_within(n, budget);
+        if card.to_string().len() <= MAX_PAYLOAD_BYTES {
+            break;
+        }
+    }
+    card
+}
+
+fn render_within(
+    n: &Notification,
+    (text_max, fact_max, facts_max): (usize, usize, usize),
+) -> Value {
     let title = format!("{} {}", n.status.emoji(), n.title());
     let mut body: Vec<Value> = vec![json!({
         "type": "Container",
@@ -67,7 +97,7 @@ pub fn render(n: &Notification) -> Value {
         let multi = reason.contains('\n');
         let mut block = json!({
             "type": "TextBlock",
-            "text": md_escape(&truncate(reason, MAX_REASON)),
+            "text": md_escape(&truncate(reason, text_max)),
             "wrap": true,
         });
         if multi {
@@ -84,14 +114,15 @@ pub fn render(n: &Notification) -> Value {
         }));
         body.push(json!({
             "type": "TextBlock",
-            "text": md_escape(&truncate(&f.body_lines().join("\n"), MAX_REASON)),
+            "text": md_escape(&truncate(&f.body_lines().join("\n"), text_max)),
             "fontType": "Monospace",
             "wrap": true,
         }));
     }
     if let Some(c) = &n.commit {
         let line = md_escape(&commit_line(c));
-        let text = match c.url.as_deref().and_then(link_target) {
+        let url = c.url.as_deref().and_then(link_target);
+        let text = match url.filter(|u| u.len() <= 2000) {
             Some(url) => format!("**Commit** [{}]({url})", truncate(&line, 500)),
             None => format!("**Commit** {}", truncate(&line, 500)),
         };
@@ -99,9 +130,9 @@ pub fn render(n: &Notification) -> Value {
     }
     let facts: Vec<Value> = facts_with_duration(n)
         .into_iter()
-        .take(MAX_FACTS)
+        .take(facts_max)
         .map(|(title, value)| {
-            json!({"title": md_escape(&title), "value": md_escape(&truncate(&value, 500))})
+            json!({"title": md_escape(&truncate(&title, 100)), "value": md_escape(&truncate(&value, fact_max))})
         })
         .collect();
     if !facts.is_empty() {
@@ -124,7 +155,7 @@ pub fn render(n: &Notification) -> Value {
     let actions: Vec<Value> = n
         .links
         .iter()
-        .filter(|l| link_target(&l.url).is_some())
+        .filter(|l| l.url.len() <= 2000 && link_target(&l.url).is_some())
         .take(MAX_ACTIONS)
         .map(|l| json!({"type": "Action.OpenUrl", "title": truncate(&l.label, 60), "url": l.url}))
         .collect();
@@ -160,6 +191,7 @@ mod tests {
             "my_pipe\\*line \\[skip\\]"
         );
         // A backslash cannot undo the escape of the bracket after it.
+        assert_eq!(md_escape("\\"), "\\\\");
         assert_eq!(md_escape("\\[x](y)"), "\\\\\\[x\\](y)");
         assert_eq!(md_escape("<https://a>"), "\\<https://a\\>");
     }
