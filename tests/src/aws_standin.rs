@@ -123,6 +123,8 @@ struct FaultRule {
 #[derive(Debug, Default)]
 struct State {
     jobs: HashMap<String, bool>,
+    /// Each registered job's action execution: (status, start epoch ms).
+    actions: HashMap<String, (String, i64)>,
     deployments: HashSet<String>,
     hooks: HashMap<(String, String), bool>,
     approvals: HashMap<String, bool>,
@@ -237,8 +239,28 @@ impl AwsStandIn {
     }
 
     /// Makes `job_id` a known, pending CodePipeline job.
+    ///
+    /// Its action execution (`GetJobDetails` / `ListActionExecutions`, as
+    /// CodePipeline answers them) is `InProgress` until the job is reported
+    /// finally: `Succeeded` after a success without a continuation token,
+    /// `Failed` after a failure.
     pub fn register_job(&self, job_id: &str) {
-        lock(&self.state).jobs.insert(job_id.to_owned(), false);
+        let mut s = lock(&self.state);
+        s.jobs.insert(job_id.to_owned(), false);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default();
+        s.actions
+            .insert(job_id.to_owned(), ("InProgress".to_owned(), now_ms));
+    }
+
+    /// Sets the status of a registered job's action execution (e.g.
+    /// `Abandoned` for a superseded run).
+    pub fn set_action_status(&self, job_id: &str, status: &str) {
+        if let Some(a) = lock(&self.state).actions.get_mut(job_id) {
+            a.0 = status.to_owned();
+        }
     }
 
     /// Makes a CodeDeploy deployment and one of its hook executions known.
@@ -637,6 +659,13 @@ fn request_id() -> String {
 /// for). `None` means "forward to moto".
 fn own_answer(state: &Mutex<State>, operation: &str, req: &Value) -> Option<(u16, Value)> {
     let mut s = lock(state);
+    // A registered job's own action execution is answered from the job's
+    // state even where a script answers the others (the notifier's reads).
+    if operation == "ListActionExecutions"
+        && let Some(answer) = list_action_executions(&s, req)
+    {
+        return Some((200, answer));
+    }
     if let Some(queue) = s.scripts.get_mut(operation) {
         let answer = if queue.len() > 1 {
             queue.pop_front()
@@ -652,6 +681,9 @@ fn own_answer(state: &Mutex<State>, operation: &str, req: &Value) -> Option<(u16
         "PutJobFailureResult" => put_job_failure(&mut s, req),
         "PutLifecycleEventHookExecutionStatus" => put_hook_status(&mut s, req),
         "PutApprovalResult" => put_approval(&mut s, req),
+        "GetJobDetails" => job_details(&s, req),
+        // Not a registered job's execution (answered above): moto answers.
+        "ListActionExecutions" => return None,
         _ => return None,
     };
     Some(match result {
@@ -661,6 +693,53 @@ fn own_answer(state: &Mutex<State>, operation: &str, req: &Value) -> Option<(u16
 }
 
 type Rejection = (&'static str, String);
+
+const EXECUTION_PREFIX: &str = "standin-execution-";
+const ACTION_EXECUTION_PREFIX: &str = "standin-action-execution-";
+
+/// `GetJobDetails` for a registered job: its pipeline context (and, as
+/// CodePipeline does, artifact credentials, which the caller must ignore).
+fn job_details(s: &State, req: &Value) -> Result<Value, Rejection> {
+    let job_id = req.get("jobId").and_then(Value::as_str).unwrap_or_default();
+    if !s.actions.contains_key(job_id) {
+        return Err((
+            "JobNotFoundException",
+            format!("The job {job_id} was not found"),
+        ));
+    }
+    Ok(
+        json!({"jobDetails": {"id": job_id, "accountId": "123456789012", "data": {
+            "pipelineContext": {
+                "pipelineName": "standin-pipeline",
+                "pipelineArn": "arn:aws:codepipeline:us-east-1:123456789012:standin-pipeline",
+                "pipelineExecutionId": format!("{EXECUTION_PREFIX}{job_id}"),
+                "stage": {"name": "Deploy"},
+                "action": {"name": "Deploy", "actionExecutionId": format!("{ACTION_EXECUTION_PREFIX}{job_id}")}
+            },
+            "artifactCredentials": {"accessKeyId": "ASIASTANDINJOBDETAILS", "secretAccessKey": "standin-job-details-secret", "sessionToken": "standin-job-details-token"}
+        }}}),
+    )
+}
+
+/// `ListActionExecutions` filtered to a registered job's pipeline
+/// execution; `None` for any other execution.
+fn list_action_executions(s: &State, req: &Value) -> Option<Value> {
+    let execution = req
+        .pointer("/filter/pipelineExecutionId")
+        .and_then(Value::as_str)?;
+    let job_id = execution.strip_prefix(EXECUTION_PREFIX)?;
+    let (status, started_ms) = s.actions.get(job_id)?;
+    Some(json!({"actionExecutionDetails": [{
+        "pipelineExecutionId": execution,
+        "actionExecutionId": format!("{ACTION_EXECUTION_PREFIX}{job_id}"),
+        "pipelineVersion": 1,
+        "stageName": "Deploy",
+        "actionName": "Deploy",
+        "startTime": *started_ms as f64 / 1000.0,
+        "lastUpdateTime": *started_ms as f64 / 1000.0,
+        "status": status
+    }]}))
+}
 
 fn length_error(field: &str, min: usize, max: usize, len: usize) -> Rejection {
     let constraint = if len < min {
@@ -786,6 +865,13 @@ fn put_job_success(s: &mut State, req: &Value) -> Result<Value, Rejection> {
     }
     let job_id = take_job(s, req)?;
     s.jobs.insert(job_id.clone(), true);
+    let continues = req
+        .get("continuationToken")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty());
+    if !continues && let Some(a) = s.actions.get_mut(&job_id) {
+        a.0 = "Succeeded".to_owned();
+    }
     s.reports.push(Report::JobSuccess {
         job_id,
         request: req.clone(),
@@ -832,6 +918,9 @@ fn put_job_failure(s: &mut State, req: &Value) -> Result<Value, Rejection> {
     }
     let job_id = take_job(s, req)?;
     s.jobs.insert(job_id.clone(), true);
+    if let Some(a) = s.actions.get_mut(&job_id) {
+        a.0 = "Failed".to_owned();
+    }
     s.reports.push(Report::JobFailure {
         job_id,
         failure_type: failure_type.to_owned(),

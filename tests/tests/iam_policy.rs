@@ -53,6 +53,8 @@ struct FunctionSpec {
     env_not_in_template: &'static [(&'static str, &'static str)],
 }
 
+const LINK_LOCAL_OPT_IN: &str = "an operator's opt-in for checks against link-local targets (metadata endpoints); off unless someone really needs it";
+const RUNTIME_API: &str = "set by Lambda itself; read so that checks never target it";
 const REPORT_DEFAULTS: &str =
     "the report core's defaults fit the function timeout; tune it in the console if needed";
 
@@ -63,6 +65,8 @@ const FUNCTIONS: &[FunctionSpec] = &[
         calls: &[
             "codepipeline:PutJobSuccessResult",
             "codepipeline:PutJobFailureResult",
+            "codepipeline:GetJobDetails",
+            "codepipeline:ListActionExecutions",
             "ecs:DescribeServices",
             "ecs:DescribeTaskDefinition",
             "ecs:RegisterTaskDefinition",
@@ -74,10 +78,16 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "s3",
             "artifacts are read and written with the job's artifactCredentials, never the role",
         )],
-        config_sources: &["shared/src/actions/mod.rs", "shared/src/config.rs"],
+        config_sources: &[
+            "shared/src/actions/mod.rs",
+            "shared/src/config.rs",
+            "shared/src/checks/targets.rs",
+        ],
         env_not_in_template: &[
             ("TOLLGATE_REPORT_RESERVE_MS", REPORT_DEFAULTS),
             ("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS", REPORT_DEFAULTS),
+            ("TOLLGATE_ALLOW_LINK_LOCAL_TARGETS", LINK_LOCAL_OPT_IN),
+            ("AWS_LAMBDA_RUNTIME_API", RUNTIME_API),
         ],
     },
     FunctionSpec {
@@ -91,6 +101,7 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "codedeploy:GetDeploymentTarget",
             "elasticloadbalancing:DescribeListeners",
             "elasticloadbalancing:DescribeLoadBalancers",
+            "ecs:DescribeServiceDeployments",
             "ssm:GetParameter",
             "ssm:PutParameter",
         ],
@@ -99,10 +110,13 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "shared/src/deploy/config.rs",
             "shared/src/deploy/hook_failures.rs",
             "shared/src/config.rs",
+            "shared/src/checks/targets.rs",
         ],
         env_not_in_template: &[
             ("TOLLGATE_REPORT_RESERVE_MS", REPORT_DEFAULTS),
             ("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS", REPORT_DEFAULTS),
+            ("TOLLGATE_ALLOW_LINK_LOCAL_TARGETS", LINK_LOCAL_OPT_IN),
+            ("AWS_LAMBDA_RUNTIME_API", RUNTIME_API),
             (
                 "TOLLGATE_RESOLVE",
                 "pins discovered hosts to loopback addresses for local rehearsals only",
@@ -202,6 +216,7 @@ const PLATFORM: &[(&str, &str)] = &[
 /// works for them.
 const NO_RESOURCE_LEVEL: &[&str] = &[
     "codepipeline:PutJobSuccessResult",
+    "codepipeline:GetJobDetails",
     "codepipeline:PutJobFailureResult",
     "ecs:DescribeTaskDefinition",
     "ecs:RegisterTaskDefinition",
@@ -224,6 +239,7 @@ const RESOURCE_LEVEL: &[&str] = &[
     "codedeploy:GetDeployment",
     "codedeploy:GetDeploymentGroup",
     "ecs:DescribeServices",
+    "ecs:DescribeServiceDeployments",
     "ecs:UpdateService",
     "ecs:DescribeTasks",
     "ecs:TagResource",

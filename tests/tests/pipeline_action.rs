@@ -686,6 +686,63 @@ async fn a_duplicate_delivery_of_ecs_deploy_registers_one_revision() {
     );
 }
 
+/// Issue 14.4: J1 deployed and reported, J2 deployed, J1 delivered again
+/// (an async retry minutes later): CodePipeline says J1's action execution
+/// is over, so nothing is registered or updated and production stays on
+/// J2's revision.
+#[tokio::test]
+async fn a_late_redelivery_of_a_finished_deploy_never_rolls_production_back() {
+    let mut rig = Rig::new("deploy-stale").await;
+    rig.seed_service().await;
+    rig.put_zip(
+        "web-pipeline/BuildOutpu/Xa9bQ2e",
+        &[("imagedefinitions.json", &imagedefinitions(SHA_IMAGE))],
+        false,
+    )
+    .await;
+    let params = Rig::params(
+        "ecs-deploy",
+        json!({"cluster": rig.name, "service": rig.name}),
+    );
+    let j1 = rig.event("ecs-deploy", "job-stale-1", Some(params.clone()));
+    assert_eq!(rig.invoke(j1.clone()).await["report"], "in-progress");
+    // J1's rollout finished through its continuation jobs.
+    rig.standin.set_action_status("job-stale-1", "Succeeded");
+
+    let newer = SHA_IMAGE.replace("3f9c2ab", "4a0d1be");
+    rig.put_zip(
+        "web-pipeline/BuildOutpu/Xa9bQ2e",
+        &[("imagedefinitions.json", &imagedefinitions(&newer))],
+        false,
+    )
+    .await;
+    let j2 = rig.event("ecs-deploy", "job-stale-2", Some(params));
+    assert_eq!(rig.invoke(j2).await["report"], "in-progress");
+    let production = rig.service_task_definition().await;
+    let (registers, updates) = (
+        rig.count("RegisterTaskDefinition"),
+        rig.count("UpdateService"),
+    );
+    assert_eq!((registers, updates), (2, 2));
+
+    // The late delivery of J1.
+    let out = rig.invoke(j1).await;
+    assert_eq!(out["delivery"], "already-reported", "{out}");
+    assert_eq!(
+        rig.count("RegisterTaskDefinition"),
+        registers,
+        "no new revision"
+    );
+    assert_eq!(rig.count("UpdateService"), updates, "no service update");
+    assert_eq!(rig.service_task_definition().await, production);
+    assert!(rig.count("GetJobDetails") >= 1);
+    assert!(
+        rig.lambda.logs().contains("the job is no longer live"),
+        "{}",
+        rig.lambda.logs()
+    );
+}
+
 #[tokio::test]
 async fn ecs_deploy_refuses_mutable_images_before_touching_ecs() {
     let mut rig = Rig::new("deploy-latest").await;

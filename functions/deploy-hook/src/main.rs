@@ -13,6 +13,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
 use tollgate::aws::codedeploy::CodeDeployReporter;
 use tollgate::aws::codedeploy_read::CodeDeployReader;
+use tollgate::aws::ecs_deployments::EcsServiceDeployments;
 use tollgate::aws::elbv2::ElbReader;
 use tollgate::aws::ssm::SsmParameters;
 use tollgate::aws::ssm_write::SsmParameterWriter;
@@ -29,6 +30,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         &SsmParameters::new(&sdk),
         CodeDeployReader::new(&sdk),
         ElbReader::new(&sdk),
+        EcsServiceDeployments::new(&sdk),
     )
     .await
     // Hook-failure records for the notifier, when the prefix is set.

@@ -11,7 +11,7 @@
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use std::sync::Arc;
 use tollgate::actions::{Clock, Deps};
-use tollgate::aws::codepipeline::CodePipelineReporter;
+use tollgate::aws::codepipeline::{CodePipelineJobs, CodePipelineReporter};
 use tollgate::aws::ecs::EcsClient;
 use tollgate::aws::s3::S3Artifacts;
 use tollgate::checks::{Engine, EngineConfig};
@@ -32,6 +32,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 artifacts: S3Artifacts::new(&sdk),
                 ecs: EcsClient::new(&sdk),
                 checks: engine,
+                jobs: CodePipelineJobs::new(&sdk),
                 settings,
                 clock: Clock::system(),
             };

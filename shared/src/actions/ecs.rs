@@ -15,8 +15,12 @@
 //!   running/desired and a summary such as `web: 2/4 tasks on new revision
 //!   web:13`, until the wait limit runs out.
 //!
-//! Duplicate deliveries: the registered revision is tagged with the job id
-//! ([`JOB_TAG`]). A redelivered first invocation finds the tag on the
+//! Late and duplicate deliveries: before it registers or updates anything,
+//! `ecs-deploy` asks CodePipeline whether its job is still live
+//! ([`super::liveness`]); a job whose action execution is over changes
+//! nothing. It also never deploys over a revision that a newer Tollgate job
+//! registered ([`REGISTERED_AT_TAG`] later than this job's action started).
+//! The registered revision is tagged with the job id ([`JOB_TAG`]). A redelivered first invocation finds the tag on the
 //! service's current revision (already deployed: it only waits) or on the
 //! family's latest revision (registered, not yet deployed: it reuses it), so
 //! one job registers one revision. What remains: if another revision of the
@@ -25,6 +29,7 @@
 
 use super::artifact::ArtifactStore;
 use super::image::violations;
+use super::liveness::{self, JobLiveness, Liveness};
 use super::params::{EcsDeployParams, EcsWaitParams, ImagePolicy};
 use super::verify::{ImageDefinition, parse_image_definitions};
 use super::{Deps, Failure, open_input};
@@ -38,6 +43,9 @@ use std::time::Duration;
 /// Tag put on every task definition revision `ecs-deploy` registers; its
 /// value is the CodePipeline job id.
 pub const JOB_TAG: &str = "tollgate:codepipeline-job-id";
+/// Tag put beside [`JOB_TAG`]: when the revision was registered (epoch
+/// milliseconds), so a later job can tell whether it is older.
+pub const REGISTERED_AT_TAG: &str = "tollgate:registered-at";
 
 /// Consecutive failed polls tolerated before the wait gives up.
 pub const MAX_POLL_ERRORS: u32 = 5;
@@ -167,6 +175,32 @@ pub struct TaskDefinitionView {
 impl TaskDefinitionView {
     fn tagged_with(&self, job_id: &str) -> bool {
         self.tags.iter().any(|(k, v)| k == JOB_TAG && v == job_id)
+    }
+
+    fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Refuses to deploy over this revision when another Tollgate job
+    /// registered it after `started_at_ms`, when this job's action started:
+    /// that job is newer, and deploying now would roll it back.
+    fn refuse_if_newer(&self, job_id: &str, started_at_ms: Option<i64>) -> Result<(), Failure> {
+        let (Some(other), Some(started)) = (self.tag(JOB_TAG), started_at_ms) else {
+            return Ok(());
+        };
+        let registered = self
+            .tag(REGISTERED_AT_TAG)
+            .and_then(|v| v.parse::<i64>().ok());
+        match registered {
+            Some(at) if other != job_id && at > started => Err(Failure::job(format!(
+                "revision {} was registered by a newer Tollgate job ({other}) after this job's                  action started; deploying this job's images now would roll that release back,                  so nothing was changed. Retry the stage to deploy again on purpose",
+                revision_label(&self.arn)
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -518,8 +552,8 @@ fn check_controller(service: &ServiceState, cluster: &str) -> Result<(), Failure
 }
 
 /// Turns an assessment into the job outcome, adding stopped-task reasons on failure.
-async fn finish<A, E, C>(
-    deps: &Deps<A, E, C>,
+async fn finish<A, E, C, J>(
+    deps: &Deps<A, E, C, J>,
     service: &ServiceState,
     mut token: WaitToken,
     limit: Duration,
@@ -577,8 +611,8 @@ where
 }
 
 /// One poll on a continuation invocation.
-async fn poll<A, E, C>(
-    deps: &Deps<A, E, C>,
+async fn poll<A, E, C, J>(
+    deps: &Deps<A, E, C, J>,
     raw_token: &str,
     limit: Duration,
     step: &Step,
@@ -630,8 +664,8 @@ fn primary(service: &ServiceState) -> Option<&Deployment> {
 }
 
 /// Runs `ecs-wait`.
-pub async fn run_wait<A, E, C>(
-    deps: &Deps<A, E, C>,
+pub async fn run_wait<A, E, C, J>(
+    deps: &Deps<A, E, C, J>,
     job: &Job,
     params: &EcsWaitParams,
     step: &Step,
@@ -675,8 +709,8 @@ where
 }
 
 /// Reads and validates the image definitions for `ecs-deploy`.
-async fn read_image_definitions<A: ArtifactStore, E, C>(
-    deps: &Deps<A, E, C>,
+async fn read_image_definitions<A: ArtifactStore, E, C, J>(
+    deps: &Deps<A, E, C, J>,
     job: &Job,
     params: &EcsDeployParams,
     step: &Step,
@@ -722,8 +756,8 @@ fn check_policy(defs: &[ImageDefinition], policy: &ImagePolicy) -> Result<(), Fa
 }
 
 /// Runs `ecs-deploy`.
-pub async fn run_deploy<A, E, C>(
-    deps: &Deps<A, E, C>,
+pub async fn run_deploy<A, E, C, J>(
+    deps: &Deps<A, E, C, J>,
     job: &Job,
     params: &EcsDeployParams,
     step: &Step,
@@ -731,6 +765,7 @@ pub async fn run_deploy<A, E, C>(
 where
     A: ArtifactStore,
     E: EcsApi,
+    J: JobLiveness,
 {
     let limit = params
         .wait_timeout
@@ -784,11 +819,20 @@ where
         tracing::info!(task_definition = %current.arn, "service already on this job's revision (duplicate delivery)");
         (current, service)
     } else {
+        // Issue 14.4: nothing changes for a job that is no longer live, and
+        // never over a revision a newer job registered.
+        step.enter("asking CodePipeline whether this job is still live");
+        let started_at_ms = match deps.jobs.liveness(&job.id).await? {
+            Liveness::Live { started_at_ms } => started_at_ms,
+            Liveness::Gone { why } => return Err(liveness::gone(&job.id, &why)),
+        };
+        current.refuse_if_newer(&job.id, started_at_ms)?;
         step.enter(format!(
             "checking the latest revision of family {}",
             current.family
         ));
         let latest = deps.ecs.describe_task_definition(&current.family).await?;
+        latest.refuse_if_newer(&job.id, started_at_ms)?;
         let target = if latest.tagged_with(&job.id) {
             tracing::info!(task_definition = %latest.arn, "reusing the revision an earlier delivery of this job registered");
             latest
@@ -802,7 +846,11 @@ where
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
-            let tags = vec![(JOB_TAG.to_owned(), job.id.clone())];
+            let registered_at_ms = deps.clock.now().saturating_mul(1000);
+            let tags = vec![
+                (JOB_TAG.to_owned(), job.id.clone()),
+                (REGISTERED_AT_TAG.to_owned(), registered_at_ms.to_string()),
+            ];
             deps.ecs
                 .register_task_definition(&current.arn, &images, &tags)
                 .await

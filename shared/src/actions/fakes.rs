@@ -2,6 +2,7 @@
 
 use super::artifact::{ArtifactError, ArtifactStore, build_zip};
 use super::ecs::{Deployment, EcsApi, EcsError, JOB_TAG, ServiceState, TaskDefinitionView};
+pub use super::liveness::fakes::FakeJobs;
 use super::smoke::CheckRunner;
 use super::{Clock, Deps, Settings};
 use crate::checks::{RunReport, Spec, SpecError, Vars};
@@ -359,7 +360,7 @@ impl CheckRunner for FakeChecks {
     }
 }
 
-pub type TestDeps = Deps<FakeArtifacts, FakeEcs, FakeChecks>;
+pub type TestDeps = Deps<FakeArtifacts, FakeEcs, FakeChecks, FakeJobs>;
 
 /// Deps with a settable clock (epoch seconds).
 pub fn deps(artifacts: FakeArtifacts, ecs: FakeEcs) -> (Arc<TestDeps>, Arc<AtomicU64>) {
@@ -369,6 +370,7 @@ pub fn deps(artifacts: FakeArtifacts, ecs: FakeEcs) -> (Arc<TestDeps>, Arc<Atomi
         artifacts,
         ecs,
         checks: FakeChecks::default(),
+        jobs: FakeJobs::default(),
         settings: Settings::default(),
         clock: Clock::from_fn(move || clock_now.load(Ordering::SeqCst)),
     };

@@ -21,6 +21,7 @@
 pub mod artifact;
 pub mod ecs;
 pub mod image;
+pub mod liveness;
 pub mod params;
 pub mod smoke;
 pub mod verify;
@@ -149,13 +150,15 @@ impl fmt::Debug for Clock {
 /// What the actions need from outside: the ports, settings and a clock.
 /// Built once at init and shared by every invocation.
 #[derive(Debug)]
-pub struct Deps<A, E, C> {
+pub struct Deps<A, E, C, J> {
     /// Artifact objects (S3 through the job's credentials).
     pub artifacts: A,
     /// The ECS API.
     pub ecs: E,
     /// Runs smoke check specs.
     pub checks: C,
+    /// Whether a job is still live (CodePipeline), asked before side effects.
+    pub jobs: J,
     /// Settings from the environment.
     pub settings: Settings,
     /// The clock.
@@ -266,8 +269,8 @@ impl From<Failure> for JobOutcome {
 ///
 /// `deadline` is when the work must be done (the budget's work deadline):
 /// smoke checks stop by then and report what they found.
-pub async fn run<A, E, C>(
-    deps: Arc<Deps<A, E, C>>,
+pub async fn run<A, E, C, J>(
+    deps: Arc<Deps<A, E, C, J>>,
     job: Job,
     step: Step,
     deadline: tokio::time::Instant,
@@ -276,6 +279,7 @@ where
     A: artifact::ArtifactStore,
     E: ecs::EcsApi,
     C: smoke::CheckRunner,
+    J: liveness::JobLiveness,
 {
     step.enter("reading UserParameters");
     let raw = job
@@ -315,8 +319,8 @@ pub(crate) fn job_credentials(job: &Job) -> Result<&ArtifactCredentials, Failure
 
 /// Downloads an input artifact (by name, or the only one) with the job's
 /// credentials and opens the zip.
-pub(crate) async fn open_input<A: artifact::ArtifactStore, E, C>(
-    deps: &Deps<A, E, C>,
+pub(crate) async fn open_input<A: artifact::ArtifactStore, E, C, J>(
+    deps: &Deps<A, E, C, J>,
     job: &Job,
     name: Option<&str>,
     step: &Step,
@@ -342,8 +346,8 @@ pub fn config(env: &impl Env) -> Result<(ReportConfig, Settings), ConfigError> {
 
 /// One invocation: parse the job, run the action under the report core's
 /// guard (deadline, panics) and report exactly once.
-pub async fn handle<R, A, E, C>(
-    deps: &Arc<Deps<A, E, C>>,
+pub async fn handle<R, A, E, C, J>(
+    deps: &Arc<Deps<A, E, C, J>>,
     reporter: &R,
     raw: serde_json::Value,
     budget: Budget,
@@ -354,6 +358,7 @@ where
     A: artifact::ArtifactStore + 'static,
     E: ecs::EcsApi + 'static,
     C: smoke::CheckRunner + 'static,
+    J: liveness::JobLiveness + 'static,
 {
     let deps = deps.clone();
     let deadline = budget.work_deadline;

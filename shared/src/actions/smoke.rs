@@ -49,8 +49,8 @@ impl CheckRunner for Engine {
 }
 
 /// Loads the spec from where the parameters say.
-async fn load_spec<A: ArtifactStore, E, C>(
-    deps: &Deps<A, E, C>,
+async fn load_spec<A: ArtifactStore, E, C, J>(
+    deps: &Deps<A, E, C, J>,
     job: &Job,
     params: &SmokeParams,
     step: &Step,
@@ -92,8 +92,8 @@ fn spec_failure(origin: &str, e: &SpecError) -> Failure {
 
 /// Runs `smoke`. The checks stop by `deadline` (the invocation's work
 /// deadline) and report what they found by then.
-pub async fn run<A, E, C>(
-    deps: &Deps<A, E, C>,
+pub async fn run<A, E, C, J>(
+    deps: &Deps<A, E, C, J>,
     job: &Job,
     params: &SmokeParams,
     step: &Step,

@@ -589,8 +589,8 @@ fn fill_taskdef_image(v: &mut Verification, placeholder: &str, has_detail: bool)
 }
 
 /// Runs `verify-artifact` for a job.
-pub async fn run<A: ArtifactStore, E, C>(
-    deps: &Deps<A, E, C>,
+pub async fn run<A: ArtifactStore, E, C, J>(
+    deps: &Deps<A, E, C, J>,
     job: &Job,
     params: &VerifyParams,
     step: &Step,

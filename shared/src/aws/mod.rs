@@ -9,6 +9,7 @@ pub mod codedeploy;
 pub mod codedeploy_read;
 pub mod codepipeline;
 pub mod ecs;
+pub mod ecs_deployments;
 pub mod elbv2;
 pub mod http_client;
 pub mod notify_sources;

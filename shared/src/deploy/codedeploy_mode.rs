@@ -42,8 +42,8 @@ pub const MAX_MESSAGE: usize = 5000;
 /// first written to SSM for the notifier (bounded, best effort), so the
 /// record exists before the report lets CodeDeploy roll back and emit its
 /// FAILURE event.
-pub async fn run<D, L, S>(
-    app: Arc<DeployHook<D, L, S>>,
+pub async fn run<D, L, S, E>(
+    app: Arc<DeployHook<D, L, S, E>>,
     event: CodeDeployHookEvent,
     step: Step,
     work_deadline: Instant,
@@ -128,8 +128,8 @@ impl Problem {
     }
 }
 
-async fn work<D, L, S>(
-    app: &DeployHook<D, L, S>,
+async fn work<D, L, S, E>(
+    app: &DeployHook<D, L, S, E>,
     event: &CodeDeployHookEvent,
     step: &Step,
     work_deadline: Instant,
@@ -327,6 +327,7 @@ mod tests {
     use crate::deploy::discovery::ReadError;
     use crate::deploy::discovery::fakes::{FakeCodeDeploy, FakeElb, deployment, elb, group};
     use crate::deploy::green::fixtures::target;
+    use crate::deploy::rollback::fakes::FakeDeployments;
     use crate::deploy::smoke::fakes::{FakeRunner, Script};
     use crate::report::HookStatus;
 
@@ -338,7 +339,7 @@ mod tests {
         running_hook: &str,
         test_listener: bool,
         script: Script,
-    ) -> Arc<DeployHook<FakeCodeDeploy, FakeElb, FakeRunner>> {
+    ) -> Arc<DeployHook<FakeCodeDeploy, FakeElb, FakeRunner, FakeDeployments>> {
         let mut env: std::collections::HashMap<String, String> = extra
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -355,6 +356,7 @@ mod tests {
             config,
             codedeploy: cd,
             elb: elb(),
+            ecs: FakeDeployments::default(),
             smoke: FakeRunner::new(script),
             recorder: None,
         })
@@ -367,7 +369,9 @@ mod tests {
         .expect("sample")
     }
 
-    async fn go(app: &Arc<DeployHook<FakeCodeDeploy, FakeElb, FakeRunner>>) -> HookOutcome {
+    async fn go(
+        app: &Arc<DeployHook<FakeCodeDeploy, FakeElb, FakeRunner, FakeDeployments>>,
+    ) -> HookOutcome {
         run(
             app.clone(),
             event(),

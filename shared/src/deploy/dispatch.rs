@@ -10,6 +10,7 @@
 
 use super::DeployHook;
 use super::discovery::{DeploymentReader, ListenerReader};
+use super::rollback::ServiceDeployments;
 use super::smoke::SmokeRunner;
 use super::{codedeploy_mode, ecs_native};
 use crate::events::ecs_hook::SHAPE_KEYS;
@@ -87,8 +88,8 @@ pub fn unrecognised(seen: &str) -> Diagnostic {
 /// CodeDeploy: `Ok` with the report core's `Completion` as JSON, or the
 /// report core's error when nothing could be delivered. ECS: always `Ok`
 /// with the `hookStatus` answer.
-pub async fn handle<R, D, L, S>(
-    app: &Arc<DeployHook<D, L, S>>,
+pub async fn handle<R, D, L, S, E>(
+    app: &Arc<DeployHook<D, L, S, E>>,
     reporter: &R,
     raw: serde_json::Value,
     budget: Budget,
@@ -98,6 +99,7 @@ where
     D: DeploymentReader + 'static,
     L: ListenerReader + 'static,
     S: SmokeRunner,
+    E: ServiceDeployments + 'static,
 {
     match recognise(&raw) {
         Shape::CodeDeploy => {
@@ -179,6 +181,7 @@ mod tests {
     use crate::deploy::green::fixtures::target;
     use crate::deploy::hook_failures::fakes::{FakeWriter, Log, Mode};
     use crate::deploy::hook_failures::{HookFailureRecord, PREFIX_VAR, WRITE_TIMEOUT};
+    use crate::deploy::rollback::fakes::FakeDeployments;
     use crate::deploy::smoke::fakes::{FakeRunner, Script};
     use crate::report::{HookStatus, ReportConfig, ReportError};
     use std::sync::Mutex;
@@ -233,7 +236,7 @@ mod tests {
     fn app(
         target_url: Option<&str>,
         script: Script,
-    ) -> Arc<DeployHook<FakeCodeDeploy, FakeElb, FakeRunner>> {
+    ) -> Arc<DeployHook<FakeCodeDeploy, FakeElb, FakeRunner, FakeDeployments>> {
         let mut vars = vec![(
             env::CHECK_SPEC.to_owned(),
             "checks: [{name: h, url: '${TARGET}/h', expect: {status: 200}}]".to_owned(),
@@ -250,6 +253,7 @@ mod tests {
             config: DeployConfig::from_env(&env).expect("config"),
             codedeploy: cd,
             elb: elb(),
+            ecs: FakeDeployments::default(),
             smoke: FakeRunner::new(script),
             recorder: None,
         })
@@ -397,7 +401,7 @@ mod tests {
     fn recording_app(
         script: Script,
         writer: FakeWriter,
-    ) -> Arc<DeployHook<FakeCodeDeploy, FakeElb, FakeRunner>> {
+    ) -> Arc<DeployHook<FakeCodeDeploy, FakeElb, FakeRunner, FakeDeployments>> {
         let env: std::collections::HashMap<String, String> = [
             (
                 env::CHECK_SPEC.to_owned(),
@@ -421,6 +425,7 @@ mod tests {
             config: DeployConfig::from_env(&env).expect("config"),
             codedeploy: cd,
             elb: elb(),
+            ecs: FakeDeployments::default(),
             smoke: FakeRunner::new(script),
             recorder: None,
         }

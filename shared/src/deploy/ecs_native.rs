@@ -12,6 +12,7 @@ use super::DeployHook;
 use super::codedeploy_mode::CHECKS_MARGIN;
 use super::config::{parse_target_url, target_text};
 use super::discovery::{DeploymentReader, ListenerReader};
+use super::rollback::{ServiceDeployments, is_rollback_status};
 use super::smoke::SmokeRunner;
 use crate::checks::{RunOptions, Vars};
 use crate::events::ecs_hook::{EcsHookEvent, LifecycleStage};
@@ -126,8 +127,8 @@ fn now_rfc3339() -> Option<String> {
 
 /// Handles one ECS lifecycle hook invocation. Always returns an answer ECS
 /// accepts.
-pub async fn handle<D, L, S>(
-    app: Arc<DeployHook<D, L, S>>,
+pub async fn handle<D, L, S, E>(
+    app: Arc<DeployHook<D, L, S, E>>,
     raw: serde_json::Value,
     budget: Budget,
 ) -> EcsHookResponse
@@ -135,6 +136,7 @@ where
     D: DeploymentReader + 'static,
     L: ListenerReader + 'static,
     S: SmokeRunner,
+    E: ServiceDeployments + 'static,
 {
     let event: EcsHookEvent = match serde_json::from_value(raw) {
         Ok(ev) => ev,
@@ -172,7 +174,48 @@ where
             None,
         ),
     };
+    let response = echo_hook_details(&event, response);
     log_response(&event, &response);
+    response
+}
+
+/// The service deployment's status when it is a rollback; `Err` says why
+/// it is not (or could not be) confirmed.
+async fn confirm_rollback<E: ServiceDeployments>(
+    ecs: &E,
+    event: &EcsHookEvent,
+) -> Result<String, String> {
+    let Some(arn) = event
+        .resource_arn
+        .as_deref()
+        .filter(|a| a.contains(":service-deployment/"))
+    else {
+        return Err("the payload names no service deployment (resourceArn)".to_owned());
+    };
+    let status = ecs.status(arn).await?;
+    if is_rollback_status(&status) {
+        Ok(status)
+    } else {
+        Err(format!("service deployment {arn} is {status}"))
+    }
+}
+
+/// An `IN_PROGRESS` answer carries the incoming `hookDetails` keys back
+/// (ours win), so the next round keeps its target (`targetUrl`) whether ECS
+/// merges the answer into the service's hook details or replaces them
+/// (issue 14.8).
+fn echo_hook_details(event: &EcsHookEvent, mut response: EcsHookResponse) -> EcsHookResponse {
+    if response.hook_status != EcsHookStatus::InProgress {
+        return response;
+    }
+    let mut details: serde_json::Map<String, serde_json::Value> = event
+        .hook_details
+        .iter()
+        .filter(|(k, _)| k.as_str() != DETAILS_KEY)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    details.extend(response.hook_details.take().unwrap_or_default());
+    response.hook_details = Some(details);
     response
 }
 
@@ -192,8 +235,8 @@ fn log_response(event: &EcsHookEvent, response: &EcsHookResponse) {
     );
 }
 
-async fn work<D, L, S>(
-    app: &DeployHook<D, L, S>,
+async fn work<D, L, S, E>(
+    app: &DeployHook<D, L, S, E>,
     event: &EcsHookEvent,
     step: &Step,
     work_deadline: Instant,
@@ -202,16 +245,28 @@ where
     D: DeploymentReader,
     L: ListenerReader,
     S: SmokeRunner,
+    E: ServiceDeployments,
 {
     let cfg = &app.config;
     let stage = &event.lifecycle_stage;
     let details = &event.execution_details;
 
     if event.is_rollback() {
-        return succeeded(format!(
-            "{stage} during a rollback (traffic returning to the previous revision): no checks, \
-             the rollback is not blocked"
-        ));
+        // The weights say "rollback"; only the service deployment's status
+        // can say so for sure (issue 14.8). Unconfirmed: check as usual.
+        match confirm_rollback(&app.ecs, event).await {
+            Ok(status) => {
+                return succeeded(format!(
+                    "{stage} during a rollback (service deployment {status}, traffic returning \
+                     to the previous revision): no checks, the rollback is not blocked"
+                ));
+            }
+            Err(why) => tracing::warn!(
+                %stage,
+                why = %why,
+                "the traffic weights look like a rollback, but it is not confirmed: checking as usual"
+            ),
+        }
     }
     if !stage.green_is_up() {
         tracing::warn!(%stage, "the hook runs before the green revision has tasks; nothing to check");
@@ -385,6 +440,7 @@ mod tests {
     use super::*;
     use crate::deploy::config::{DeployConfig, vars as env};
     use crate::deploy::discovery::fakes::{FakeCodeDeploy, FakeElb};
+    use crate::deploy::rollback::fakes::FakeDeployments;
     use crate::deploy::smoke::fakes::{FakeRunner, Script};
     use crate::report::ReportConfig;
     use std::time::Duration;
@@ -394,7 +450,15 @@ mod tests {
     fn app(
         extra: &[(&str, &str)],
         script: Script,
-    ) -> Arc<DeployHook<FakeCodeDeploy, FakeElb, FakeRunner>> {
+    ) -> Arc<DeployHook<FakeCodeDeploy, FakeElb, FakeRunner, FakeDeployments>> {
+        app_with(extra, script, FakeDeployments::default())
+    }
+
+    fn app_with(
+        extra: &[(&str, &str)],
+        script: Script,
+        ecs: FakeDeployments,
+    ) -> Arc<DeployHook<FakeCodeDeploy, FakeElb, FakeRunner, FakeDeployments>> {
         let mut env: std::collections::HashMap<String, String> = extra
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -404,6 +468,7 @@ mod tests {
             config: DeployConfig::from_env(&env).expect("config"),
             codedeploy: FakeCodeDeploy::default(),
             elb: FakeElb::default(),
+            ecs,
             smoke: FakeRunner::new(script),
             recorder: None,
         })
@@ -508,6 +573,32 @@ mod tests {
         assert_eq!(app.smoke.var(2, "SOAK_ROUND").as_deref(), Some("3"));
     }
 
+    /// ECS may replace hookDetails with the answer instead of merging it:
+    /// the next round still has its target.
+    #[tokio::test]
+    async fn in_progress_answers_echo_the_incoming_hook_details() {
+        let app = app(&[(env::SOAK_ROUNDS, "3")], Script::Pass(1));
+        let mut event = sample(include_str!(
+            "../../../events/deploy-hook/ecs-post-test-traffic-shift-callback.json"
+        ));
+        let first = handle(app.clone(), event.clone(), budget(5000)).await;
+        assert_eq!(first.hook_status, EcsHookStatus::InProgress);
+        let details = first.hook_details.clone().expect("details");
+        assert_eq!(
+            details.get(TARGET_KEY).and_then(|v| v.as_str()),
+            Some("http://web-test.internal.example:8080"),
+            "{details:?}"
+        );
+        // Replaced, not merged.
+        event["hookDetails"] = serde_json::Value::Object(details);
+        let second = handle(app.clone(), event, budget(5000)).await;
+        assert_eq!(state(&second).round, state(&first).round + 1);
+        assert_eq!(
+            app.smoke.var(1, "TARGET").as_deref(),
+            Some("http://web-test.internal.example:8080")
+        );
+    }
+
     #[tokio::test]
     async fn the_callback_sample_continues_its_soak() {
         let app = app(&[(env::SOAK_ROUNDS, "3")], Script::Pass(1));
@@ -605,7 +696,11 @@ mod tests {
 
     #[tokio::test]
     async fn early_stages_and_rollbacks_pass_without_checks() {
-        let app = app(&[(env::TARGET_URL, "http://t:1")], Script::Fail("503"));
+        let app = app_with(
+            &[(env::TARGET_URL, "http://t:1")],
+            Script::Fail("503"),
+            FakeDeployments::answering(Ok("ROLLBACK_IN_PROGRESS".to_owned())),
+        );
         for text in [
             include_str!("../../../events/deploy-hook/ecs-reconcile-service.json"),
             include_str!("../../../events/deploy-hook/ecs-pre-scale-up.json"),
@@ -615,6 +710,35 @@ mod tests {
             assert_eq!(r.hook_status, EcsHookStatus::Succeeded, "{r:?}");
         }
         assert!(app.smoke.runs().is_empty());
+    }
+
+    /// Issue 14.8: rollback-looking weights (green 0, blue 100) open the
+    /// gate without checks only when ECS confirms a rollback. Before a first
+    /// canary step, or when the status cannot be read, the checks run and a
+    /// failing green fails the hook.
+    #[tokio::test]
+    async fn unconfirmed_rollback_weights_never_skip_the_checks() {
+        let rollback_weights =
+            include_str!("../../../events/deploy-hook/ecs-production-traffic-shift-rollback.json");
+        for answer in [
+            Ok("IN_PROGRESS".to_owned()),
+            Err("ecs:DescribeServiceDeployments: access denied (AccessDeniedException)".to_owned()),
+        ] {
+            let app = app_with(
+                &[(env::TARGET_URL, "http://t:1")],
+                Script::Fail("503"),
+                FakeDeployments::answering(answer.clone()),
+            );
+            let r = handle(app.clone(), sample(rollback_weights), budget(5000)).await;
+            assert_eq!(r.hook_status, EcsHookStatus::Failed, "{answer:?}: {r:?}");
+            assert_eq!(app.smoke.runs().len(), 1, "{answer:?}");
+            assert_eq!(
+                app.ecs.asked.lock().expect("lock").as_slice(),
+                [
+                    "arn:aws:ecs:eu-west-1:111122223333:service-deployment/web-cluster/web/Qk3vT9sLx2Rb7hNc5WmPz"
+                ]
+            );
+        }
     }
 
     #[tokio::test]

@@ -29,6 +29,7 @@ pub mod dispatch;
 pub mod ecs_native;
 pub mod green;
 pub mod hook_failures;
+pub mod rollback;
 pub mod smoke;
 
 pub use config::{DeployConfig, HookName, HookSetting, SpecSource};
@@ -38,16 +39,19 @@ pub use smoke::{InitError, SmokeRunner, SpecRunner};
 use crate::aws::ssm::{ParameterStore, ParameterWriter};
 use crate::config::Env;
 use hook_failures::FailureRecorder;
+use rollback::ServiceDeployments;
 
 /// Everything one deploy-hook process needs, built once at init.
 #[derive(Debug)]
-pub struct DeployHook<D, L, S> {
+pub struct DeployHook<D, L, S, E> {
     /// The configuration.
     pub config: DeployConfig,
     /// CodeDeploy reads.
     pub codedeploy: D,
     /// ELBv2 reads.
     pub elb: L,
+    /// ECS service deployments (rollbacks are confirmed, not guessed).
+    pub ecs: E,
     /// The check spec and engine.
     pub smoke: S,
     /// Writes failed hooks' records for the notifier; `None` when
@@ -55,7 +59,7 @@ pub struct DeployHook<D, L, S> {
     pub recorder: Option<FailureRecorder>,
 }
 
-impl<D, L, S> DeployHook<D, L, S> {
+impl<D, L, S, E> DeployHook<D, L, S, E> {
     /// Attaches the SSM writer for hook-failure records when the prefix is
     /// configured; without a prefix the writer is dropped and nothing is
     /// ever written.
@@ -69,7 +73,9 @@ impl<D, L, S> DeployHook<D, L, S> {
     }
 }
 
-impl<D: DeploymentReader, L: ListenerReader> DeployHook<D, L, SpecRunner> {
+impl<D: DeploymentReader, L: ListenerReader, E: ServiceDeployments>
+    DeployHook<D, L, SpecRunner, E>
+{
     /// Reads the configuration, loads the spec (from SSM when configured)
     /// and builds the engine. Any failure is for the function's init error.
     pub async fn init<P: ParameterStore>(
@@ -77,6 +83,7 @@ impl<D: DeploymentReader, L: ListenerReader> DeployHook<D, L, SpecRunner> {
         params: &P,
         codedeploy: D,
         elb: L,
+        ecs: E,
     ) -> Result<Self, InitError> {
         let config = DeployConfig::from_env(env)?;
         let spec = smoke::load_spec(&config.spec_source, params).await?;
@@ -93,6 +100,7 @@ impl<D: DeploymentReader, L: ListenerReader> DeployHook<D, L, SpecRunner> {
             config,
             codedeploy,
             elb,
+            ecs,
             smoke: SpecRunner::new(spec)?,
             recorder: None,
         })
@@ -102,6 +110,7 @@ impl<D: DeploymentReader, L: ListenerReader> DeployHook<D, L, SpecRunner> {
 #[cfg(test)]
 mod tests {
     use super::discovery::fakes::{FakeCodeDeploy, FakeElb};
+    use super::rollback::fakes::FakeDeployments;
     use super::*;
     use crate::aws::ssm::ParameterError;
     use crate::secret::Secret;
@@ -127,6 +136,7 @@ mod tests {
             &NoParams,
             FakeCodeDeploy::default(),
             FakeElb::default(),
+            FakeDeployments::default(),
         )
         .await
         .map(|_| ())

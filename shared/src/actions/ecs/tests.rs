@@ -653,3 +653,82 @@ async fn the_wait_limit_message_suggests_the_circuit_breaker_when_it_is_off() {
         f.message
     );
 }
+
+/// Issue 14.4: J1 deployed and reported, J2 deployed, J1 delivered again
+/// (a late async retry): no RegisterTaskDefinition, no UpdateService.
+#[tokio::test]
+async fn a_late_delivery_of_a_finished_job_changes_nothing() {
+    let (deps, clock) = setup(SHA_IMAGE);
+    let j1 = fakes::job_with_id("job-1", DEPLOY, None);
+    success(deploy(&deps, &j1).await);
+    deps.jobs.set(
+        "job-1",
+        Liveness::Gone {
+            why: "action execution a-1 of web/Deploy/EcsDeploy is Succeeded".into(),
+        },
+    );
+    clock.fetch_add(600, Ordering::SeqCst);
+    let j2 = fakes::job_with_id("job-2", DEPLOY, None);
+    success(deploy(&deps, &j2).await);
+    let before = deps.ecs.calls();
+
+    let f = failure(deploy(&deps, &j1).await);
+    let after = deps.ecs.calls();
+    let new: Vec<&String> = after[before.len()..].iter().collect();
+    assert!(
+        !new.iter()
+            .any(|c| c.starts_with("Register") || c.starts_with("UpdateService")),
+        "a finished job changed production: {new:?}"
+    );
+    assert_eq!(f.kind, FailureKind::JobFailed);
+    assert!(f.message.contains("no longer live"), "{}", f.message);
+    assert!(f.message.contains("is Succeeded"), "{}", f.message);
+    assert!(
+        deps.jobs
+            .asked
+            .lock()
+            .expect("lock")
+            .contains(&"job-1".to_owned())
+    );
+}
+
+/// A job that is still live but older than the job that registered the
+/// service's revision (J2 started after J1, registered and deployed first)
+/// must not deploy over it.
+#[tokio::test]
+async fn an_older_job_never_deploys_over_a_newer_jobs_revision() {
+    let (deps, clock) = setup(SHA_IMAGE);
+    // J1's action started at t=10 000 s; J2 registered and deployed at t=10 600 s.
+    deps.jobs.set(
+        "job-1",
+        Liveness::Live {
+            started_at_ms: Some(10_000_000),
+        },
+    );
+    clock.store(10_600, Ordering::SeqCst);
+    success(deploy(&deps, &fakes::job_with_id("job-2", DEPLOY, None)).await);
+    let before = deps.ecs.calls();
+    let f = failure(deploy(&deps, &fakes::job_with_id("job-1", DEPLOY, None)).await);
+    let after = deps.ecs.calls();
+    assert!(
+        !after[before.len()..]
+            .iter()
+            .any(|c| c.starts_with("Register") || c.starts_with("UpdateService")),
+        "{after:?}"
+    );
+    assert!(
+        f.message.contains("newer Tollgate job (job-2)"),
+        "{}",
+        f.message
+    );
+
+    // A job that started after J2 registered deploys as usual.
+    deps.jobs.set(
+        "job-3",
+        Liveness::Live {
+            started_at_ms: Some(10_700_000),
+        },
+    );
+    clock.store(10_700, Ordering::SeqCst);
+    success(deploy(&deps, &fakes::job_with_id("job-3", DEPLOY, None)).await);
+}
