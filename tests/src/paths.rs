@@ -43,7 +43,59 @@ pub fn function_binary(name: &str) -> PathBuf {
         "{} is missing: run `cargo build --release -p {name}` first (or set TOLLGATE_BIN_DIR)",
         path.display()
     );
+    refuse_stale(&path, name);
     path
+}
+
+/// Fails when a source the binary is built from is newer than the binary:
+/// the tests would judge old code (issue 14 §11). Sources: the function's
+/// own `src/`, the shared library's `src/`, and the manifests and lock file.
+fn refuse_stale(binary: &Path, name: &str) {
+    let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
+        return;
+    };
+    let root = workspace_root();
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    let mut consider = |p: PathBuf| {
+        if let Ok(t) = std::fs::metadata(&p).and_then(|m| m.modified())
+            && newest.as_ref().is_none_or(|(n, _)| t > *n)
+        {
+            newest = Some((t, p));
+        }
+    };
+    for dir in [
+        root.join("shared/src"),
+        root.join("functions").join(name).join("src"),
+    ] {
+        walk(&dir, &mut consider);
+    }
+    for file in ["Cargo.toml", "Cargo.lock", "shared/Cargo.toml"] {
+        consider(root.join(file));
+    }
+    consider(root.join("functions").join(name).join("Cargo.toml"));
+    if let Some((t, source)) = newest {
+        assert!(
+            t <= built,
+            "{} is older than {}: rebuild it (`cargo build --release -p {name}`, or `sam build`) \
+             so the tests judge the code as it is",
+            binary.display(),
+            source.display()
+        );
+    }
+}
+
+fn walk(dir: &Path, f: &mut impl FnMut(PathBuf)) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, f);
+        } else {
+            f(path);
+        }
+    }
 }
 
 /// A function's binary in `dir`: `dir/<name>` (cargo's layout) or, when
