@@ -152,38 +152,32 @@ pub fn report_config(env: &impl Env) -> Result<ReportConfig, ConfigError> {
         attempt_timeout: defaults.attempt_timeout,
         safety_margin: defaults.safety_margin,
     };
-    // Unset, the attempt timeout is the default cut to what the reserve
-    // holds three times; set, it must fit (issue 14.7).
+    // The attempt timeout (the default or the one set) is cut to what the
+    // reserve holds three times, with a warning when a set value is cut
+    // (issue 14.7): an old setting never fails the function.
     let max = cfg.max_attempt_timeout();
-    cfg.attempt_timeout = match env.get(vars::REPORT_ATTEMPT_TIMEOUT_MS) {
-        None => defaults.attempt_timeout.min(max),
+    let wanted = match env.get(vars::REPORT_ATTEMPT_TIMEOUT_MS) {
+        None => defaults.attempt_timeout,
         Some(_) => duration_ms(
             env,
             vars::REPORT_ATTEMPT_TIMEOUT_MS,
             defaults.attempt_timeout,
-            Duration::from_millis(100),
+            ReportConfig::MIN_ATTEMPT_TIMEOUT,
             Duration::from_secs(60),
         )?,
     };
-    if cfg.attempt_timeout > max {
-        return Err(ConfigError::invalid(
+    if wanted > max && env.get(vars::REPORT_ATTEMPT_TIMEOUT_MS).is_some() {
+        tracing::warn!(
+            attempt_timeout_ms = wanted.as_millis() as u64,
+            used_ms = max.as_millis() as u64,
+            reserve_ms = cfg.reserve.as_millis() as u64,
+            "{} is cut so that {} report attempts fit in {}",
             vars::REPORT_ATTEMPT_TIMEOUT_MS,
-            &cfg.attempt_timeout.as_millis().to_string(),
-            format!(
-                "{} attempts of it do not fit in {}={} (less a {} ms safety margin), so one \
-                 hung attempt could use the whole reserve",
-                ReportConfig::MIN_ATTEMPTS_IN_RESERVE,
-                vars::REPORT_RESERVE_MS,
-                cfg.reserve.as_millis(),
-                cfg.safety_margin.as_millis()
-            ),
-            format!(
-                "at most {} ms, or raise {}",
-                max.as_millis(),
-                vars::REPORT_RESERVE_MS
-            ),
-        ));
+            ReportConfig::MIN_ATTEMPTS_IN_RESERVE,
+            vars::REPORT_RESERVE_MS
+        );
     }
+    cfg.attempt_timeout = wanted.min(max);
     Ok(cfg)
 }
 
@@ -221,23 +215,22 @@ mod tests {
     fn three_attempts_must_fit_in_the_reserve() {
         let d = ReportConfig::default();
         assert!(d.attempt_timeout <= d.max_attempt_timeout(), "{d:?}");
-        let err = report_config(&[
+        // The old default, set explicitly, is cut, not refused.
+        let cfg = report_config(&[
             (vars::REPORT_RESERVE_MS, "5000"),
             (vars::REPORT_ATTEMPT_TIMEOUT_MS, "5000"),
         ])
-        .expect_err("one attempt would use the whole reserve");
-        let text = err.to_string();
-        assert!(
-            text.starts_with("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS=\"5000\" is invalid: 3 attempts"),
-            "{text}"
-        );
-        assert!(text.contains("at most 1583 ms"), "{text}");
-        report_config(&[
+        .expect("cut, not refused");
+        assert_eq!(cfg.attempt_timeout, Duration::from_millis(1583));
+        let cfg = report_config(&[
             (vars::REPORT_RESERVE_MS, "1500"),
-            (vars::REPORT_ATTEMPT_TIMEOUT_MS, "400"),
+            (vars::REPORT_ATTEMPT_TIMEOUT_MS, "200"),
         ])
         .expect("fits");
-        // Unset, it follows a small reserve down.
+        assert_eq!(cfg.attempt_timeout, Duration::from_millis(200));
+        // A tiny reserve never makes attempts shorter than 100 ms.
+        let cfg = report_config(&[(vars::REPORT_RESERVE_MS, "200")]).expect("valid");
+        assert_eq!(cfg.attempt_timeout, ReportConfig::MIN_ATTEMPT_TIMEOUT);
         let cfg = report_config(&[(vars::REPORT_RESERVE_MS, "1000")]).expect("valid");
         assert_eq!(cfg.attempt_timeout, Duration::from_millis(250));
     }

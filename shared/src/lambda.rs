@@ -69,6 +69,10 @@ pub const CONFIGURATION_ERROR_ALERT: &str = "ConfigurationError";
 pub struct InitFailure {
     /// The function, e.g. `deploy-hook`.
     pub function: &'static str,
+    /// A failure that may pass (SSM throttled or unreachable): init is
+    /// tried again on the next event instead of failing it for the life of
+    /// the execution environment ([`Configured`]).
+    pub transient: bool,
     /// Short error type, e.g. `InvalidCheckSpec`.
     pub error_type: String,
     /// What is wrong and what to change.
@@ -81,6 +85,7 @@ impl InitFailure {
     pub fn new(function: &'static str, error_type: &str, message: impl Into<String>) -> Self {
         let failure = Self {
             function,
+            transient: false,
             error_type: error_type.to_owned(),
             message: message.into(),
         };
@@ -92,6 +97,12 @@ impl InitFailure {
              configuration is fixed"
         );
         failure
+    }
+
+    /// Marks the failure as one that may pass (init is tried again).
+    pub fn transient(mut self) -> Self {
+        self.transient = true;
+        self
     }
 
     /// The failure text for a report: what is wrong and what to do.
@@ -115,9 +126,78 @@ impl InitFailure {
     }
 }
 
+/// A function's state after init: ready, or failed. A transient failure is
+/// tried again (at most once per event, within `retry_within`) before the
+/// event is failed with it, so one throttled read at a cold start does not
+/// fail every event of that execution environment.
+#[derive(Debug)]
+pub struct Configured<T> {
+    state: tokio::sync::Mutex<Result<std::sync::Arc<T>, std::sync::Arc<InitFailure>>>,
+}
+
+impl<T> Configured<T> {
+    /// The state init left.
+    pub fn new(init: Result<T, InitFailure>) -> Self {
+        Self {
+            state: tokio::sync::Mutex::new(
+                init.map(std::sync::Arc::new).map_err(std::sync::Arc::new),
+            ),
+        }
+    }
+
+    /// The ready value, or the failure to report the event with; a
+    /// transient failure is retried first with `rebuild`.
+    pub async fn get<F, Fut>(
+        &self,
+        retry_within: std::time::Duration,
+        rebuild: F,
+    ) -> Result<std::sync::Arc<T>, std::sync::Arc<InitFailure>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, InitFailure>>,
+    {
+        let mut state = self.state.lock().await;
+        if let Err(failure) = &*state
+            && failure.transient
+        {
+            tracing::warn!(error = %failure.message, "retrying init after a transient failure");
+            *state = match tokio::time::timeout(retry_within, rebuild()).await {
+                Ok(Ok(value)) => Ok(std::sync::Arc::new(value)),
+                Ok(Err(again)) => Err(std::sync::Arc::new(again)),
+                // Still transient: the next event tries again.
+                Err(_) => Err(failure.clone()),
+            };
+        }
+        state.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_transient_init_failure_is_retried_and_a_permanent_one_is_not() {
+        let failed = InitFailure::new("deploy-hook", "SpecUnavailable", "throttled").transient();
+        let c: Configured<u32> = Configured::new(Err(failed));
+        let got = c
+            .get(std::time::Duration::from_secs(1), || async { Ok(7) })
+            .await;
+        assert_eq!(got.as_deref().copied().ok(), Some(7));
+
+        let c: Configured<u32> = Configured::new(Err(InitFailure::new(
+            "deploy-hook",
+            "InvalidCheckSpec",
+            "bad",
+        )));
+        let got = c
+            .get(std::time::Duration::from_secs(1), || async { Ok(7) })
+            .await;
+        assert!(
+            got.is_err(),
+            "a wrong configuration stays wrong until fixed"
+        );
+    }
 
     #[test]
     fn the_reason_names_the_function_the_error_and_what_to_do() {

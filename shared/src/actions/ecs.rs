@@ -196,7 +196,9 @@ impl TaskDefinitionView {
             .and_then(|v| v.parse::<i64>().ok());
         match registered {
             Some(at) if other != job_id && at > started => Err(Failure::job(format!(
-                "revision {} was registered by a newer Tollgate job ({other}) after this job's                  action started; deploying this job's images now would roll that release back,                  so nothing was changed. Retry the stage to deploy again on purpose",
+                "revision {} was registered by a newer Tollgate job ({other}) after this job's \
+                 action started; deploying this job's images now would roll that release back, \
+                 so nothing was changed. Retry the stage to deploy again on purpose",
                 revision_label(&self.arn)
             ))),
             _ => Ok(()),
@@ -832,7 +834,6 @@ where
             current.family
         ));
         let latest = deps.ecs.describe_task_definition(&current.family).await?;
-        latest.refuse_if_newer(&job.id, started_at_ms)?;
         let target = if latest.tagged_with(&job.id) {
             tracing::info!(task_definition = %latest.arn, "reusing the revision an earlier delivery of this job registered");
             latest
@@ -846,7 +847,9 @@ where
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
-            let registered_at_ms = deps.clock.now().saturating_mul(1000);
+            // The clock has whole seconds: the end of this second, so a job
+            // that started within it is taken as older (fail closed).
+            let registered_at_ms = deps.clock.now().saturating_mul(1000).saturating_add(999);
             let tags = vec![
                 (JOB_TAG.to_owned(), job.id.clone()),
                 (REGISTERED_AT_TAG.to_owned(), registered_at_ms.to_string()),

@@ -209,11 +209,12 @@ impl JobLiveness for CodePipelineJobs {
                 break;
             }
         }
-        Ok(Liveness::Gone {
-            why: format!(
-                "action execution {action_execution} of {pipeline}/{stage}/{action} is not among \
-                 pipeline execution {execution}'s action executions"
-            ),
-        })
+        // Not listed (yet): it cannot be confirmed either way. Nothing is
+        // changed; the job fails with a retryable reason.
+        Err(Failure::unavailable(format!(
+            "could not confirm that this job is still live: action execution \
+             {action_execution} of {pipeline}/{stage}/{action} is not (yet) listed for pipeline \
+             execution {execution}; nothing was changed; retry the stage"
+        )))
     }
 }

@@ -37,8 +37,9 @@ pub(crate) fn shown(v: &Value) -> String {
     }
 }
 
-/// The longest string of the user's document an error message quotes.
-const SHOWN_STRING_MAX: usize = 24;
+/// The longest string of the user's document an error message quotes (and
+/// only one without white space: `Bearer …` never is).
+const SHOWN_STRING_MAX: usize = 12;
 
 /// How a value of the spec itself is shown in a parse error: short strings,
 /// numbers and booleans as they are; long strings, lists and mappings by
@@ -47,7 +48,9 @@ const SHOWN_STRING_MAX: usize = 24;
 /// value).
 pub(crate) fn shown_in_doc(v: &Value) -> String {
     match v {
-        Value::String(s) if s.chars().count() > SHOWN_STRING_MAX => {
+        Value::String(s)
+            if s.chars().count() > SHOWN_STRING_MAX || s.chars().any(char::is_whitespace) =>
+        {
             format!("a string of {} characters", s.chars().count())
         }
         Value::Array(items) => format!("a list of {} items", items.len()),

@@ -104,10 +104,20 @@ impl TargetPolicy {
         }
     }
 
-    /// The resolver for the HTTP clients.
+    /// The resolver for the HTTP clients. In Lambda (the Runtime API is
+    /// known and on loopback) it also drops loopback answers for names, so a
+    /// name that answers one address to the check and 127.0.0.1 at
+    /// connection time (DNS rebinding) cannot reach the Runtime API; nothing
+    /// a check should test listens on a Lambda's loopback.
     pub fn resolver(&self) -> GuardedResolver {
+        let runtime_on_loopback = self.runtime_api.as_deref().is_some_and(|api| {
+            api.parse::<SocketAddr>()
+                .map(|a| a.ip().to_canonical().is_loopback())
+                .unwrap_or(true)
+        });
         GuardedResolver {
             allow_link_local: self.allow_link_local,
+            drop_loopback: runtime_on_loopback,
         }
     }
 }
@@ -119,8 +129,10 @@ fn same_listener(runtime: SocketAddr, target: SocketAddr) -> bool {
     if runtime.port() != target.port() {
         return false;
     }
+    // `::ffff:127.0.0.1` is 127.0.0.1 to a dual-stack socket.
+    let (runtime, target) = (runtime.ip().to_canonical(), target.ip().to_canonical());
     let local = |ip: IpAddr| ip.is_loopback() || ip.is_unspecified();
-    runtime.ip() == target.ip() || (local(runtime.ip()) && local(target.ip()))
+    runtime == target || (local(runtime) && local(target))
 }
 
 /// `169.254.0.0/16`, `fe80::/10`, `fd00:ec2::/32` (EC2's IPv6 metadata) and
@@ -144,18 +156,27 @@ pub fn is_link_local(ip: IpAddr) -> bool {
 #[derive(Debug, Clone)]
 pub struct GuardedResolver {
     allow_link_local: bool,
+    drop_loopback: bool,
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow = self.allow_link_local;
+        let drop_loopback = self.drop_loopback;
         let host = name.as_str().to_owned();
         Box::pin(async move {
             let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
-            let kept: Vec<SocketAddr> = found.filter(|a| allow || !is_link_local(a.ip())).collect();
+            let kept: Vec<SocketAddr> = found
+                .filter(|a| allow || !is_link_local(a.ip()))
+                .filter(|a| {
+                    let ip = a.ip().to_canonical();
+                    !(drop_loopback && (ip.is_loopback() || ip.is_unspecified()))
+                })
+                .collect();
             if kept.is_empty() {
                 return Err(format!(
-                    "{host} resolves only to link-local addresses, which checks may not reach"
+                    "{host} resolves only to addresses checks may not reach (link-local, or \
+                     loopback inside Lambda)"
                 )
                 .into());
             }
@@ -187,6 +208,7 @@ mod tests {
             "http://localhost:9001/2018-06-01/runtime/invocation/next",
             "http://0.0.0.0:9001/x",
             "http://[::1]:9001/x",
+            "http://[::ffff:127.0.0.1]:9001/x",
         ] {
             let err = p.check(&url(target)).await.expect_err(target);
             assert!(err.contains("Lambda Runtime API"), "{target}: {err}");
@@ -240,6 +262,11 @@ mod tests {
         let name: Name = "localhost".parse().expect("name");
         let addrs: Vec<SocketAddr> = r.resolve(name).await.expect("resolves").collect();
         assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
+        // Inside Lambda a name cannot resolve to loopback (DNS rebinding
+        // towards the Runtime API).
+        let r = policy(Some("127.0.0.1:9001"), false).resolver();
+        let name: Name = "localhost".parse().expect("name");
+        assert!(r.resolve(name).await.is_err());
         assert!(is_link_local("169.254.1.1".parse().expect("ip")));
         assert!(is_link_local("fd00:ec2::254".parse().expect("ip")));
         assert!(!is_link_local("fd00:ec3::1".parse().expect("ip")));

@@ -172,9 +172,11 @@ impl Template {
                 let Some(end) = inner.find('}') else {
                     return Err(SpecError::invalid(
                         path,
+                        // The value is not quoted: it may be a header
+                        // holding a token (issue 14.5).
                         format!(
-                            "unclosed \"${{\" in {}; write ${{NAME}}, or $${{ for a literal \"${{\"",
-                            quote(source)
+                            "unclosed \"${{\" at character {} of the value; write ${{NAME}}, or $${{ for a literal \"${{\"",
+                            source.len() - rest.len() + pos + 1
                         ),
                     ));
                 };
@@ -185,9 +187,9 @@ impl Template {
                     return Err(SpecError::invalid(
                         path,
                         format!(
-                            "invalid variable name {} in {}; names use letters, digits and _ and do not start with a digit",
-                            quote(name),
-                            quote(source)
+                            "invalid variable name {} at character {} of the value; names use letters, digits and _ and do not start with a digit",
+                            super::parse::shown_in_doc(&serde_json::Value::String(name.to_owned())),
+                            source.len() - rest.len() + pos + 1
                         ),
                     ));
                 }

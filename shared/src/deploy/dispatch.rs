@@ -136,9 +136,10 @@ where
 /// once, an ECS native hook is answered `FAILED` with the reason in
 /// `hookDetails`; nothing is looked up or checked. An unrecognised payload is
 /// the same Lambda error as when configured.
-pub async fn handle_misconfigured<R: HookReporter>(
+pub async fn handle_misconfigured<R: HookReporter, E: ServiceDeployments>(
     failure: &InitFailure,
     reporter: &R,
+    ecs: &E,
     raw: serde_json::Value,
     budget: Budget,
     cfg: &ReportConfig,
@@ -158,9 +159,25 @@ pub async fn handle_misconfigured<R: HookReporter>(
             let id = raw
                 .get("executionId")
                 .and_then(serde_json::Value::as_str)
-                .unwrap_or("(no executionId)");
-            failure.log_refused(id);
-            serde_json::to_value(ecs_native::EcsHookResponse::failed(reason, None))
+                .unwrap_or("(no executionId)")
+                .to_owned();
+            // A confirmed rollback is never blocked, configured or not.
+            let event = serde_json::from_value::<crate::events::ecs_hook::EcsHookEvent>(raw).ok();
+            let rollback = match &event {
+                Some(ev) if ev.is_rollback() => ecs_native::confirm_rollback(ecs, ev).await,
+                _ => ecs_native::RollbackCheck::NotRollback(String::new()),
+            };
+            if let ecs_native::RollbackCheck::Confirmed(status) = rollback {
+                tracing::warn!(status = %status, "misconfigured, but a confirmed rollback passes");
+                serde_json::to_value(ecs_native::EcsHookResponse {
+                    hook_status: ecs_native::EcsHookStatus::Succeeded,
+                    call_back_delay: None,
+                    hook_details: None,
+                })
+            } else {
+                failure.log_refused(&id);
+                serde_json::to_value(ecs_native::EcsHookResponse::failed(reason, None))
+            }
         }
         Shape::Unrecognised(seen) => {
             tracing::error!(seen = %seen, "unrecognised payload");

@@ -179,24 +179,77 @@ where
     response
 }
 
-/// The service deployment's status when it is a rollback; `Err` says why
-/// it is not (or could not be) confirmed.
-async fn confirm_rollback<E: ServiceDeployments>(
+/// What the service deployment says about rollback-looking weights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RollbackCheck {
+    /// `ROLLBACK_*`: the status.
+    Confirmed(String),
+    /// Another status: why it is no rollback.
+    NotRollback(String),
+    /// The status could not be read: why.
+    Unknown(String),
+}
+
+/// Asks ECS whether the service deployment named by the payload is rolling
+/// back.
+pub(crate) async fn confirm_rollback<E: ServiceDeployments>(
     ecs: &E,
     event: &EcsHookEvent,
-) -> Result<String, String> {
+) -> RollbackCheck {
     let Some(arn) = event
         .resource_arn
         .as_deref()
         .filter(|a| a.contains(":service-deployment/"))
     else {
-        return Err("the payload names no service deployment (resourceArn)".to_owned());
+        return RollbackCheck::NotRollback(
+            "the payload names no service deployment (resourceArn)".to_owned(),
+        );
     };
-    let status = ecs.status(arn).await?;
-    if is_rollback_status(&status) {
-        Ok(status)
-    } else {
-        Err(format!("service deployment {arn} is {status}"))
+    match ecs.status(arn).await {
+        Ok(status) if is_rollback_status(&status) => RollbackCheck::Confirmed(status),
+        Ok(status) => RollbackCheck::NotRollback(format!("service deployment {arn} is {status}")),
+        Err(why) => RollbackCheck::Unknown(why),
+    }
+}
+
+/// `hookDetails` key counting the rounds a rollback could not be confirmed.
+const ROLLBACK_ASKS_KEY: &str = "tollgateRollbackAsks";
+/// Rounds of [`ASK_AGAIN_DELAY_S`] before an unconfirmed rollback fails.
+const MAX_ROLLBACK_ASKS: u64 = 10;
+/// `callBackDelay` while a rollback cannot be confirmed.
+const ASK_AGAIN_DELAY_S: u64 = 30;
+
+/// `IN_PROGRESS` while the service deployment's status cannot be read, at
+/// most [`MAX_ROLLBACK_ASKS`] times, then `FAILED` (fail closed).
+fn ask_again(event: &EcsHookEvent, why: &str) -> EcsHookResponse {
+    let asked = event
+        .hook_details
+        .get(ROLLBACK_ASKS_KEY)
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
+        + 1;
+    if asked > MAX_ROLLBACK_ASKS {
+        return EcsHookResponse::failed(
+            format!(
+                "the traffic weights look like a rollback, but ECS did not confirm one in \
+                 {MAX_ROLLBACK_ASKS} tries ({why}); failing closed rather than letting traffic \
+                 reach an unchecked revision. Grant ecs:DescribeServiceDeployments to the \
+                 function's role if it is missing"
+            ),
+            None,
+        );
+    }
+    tracing::warn!(
+        why,
+        asked,
+        "cannot confirm a rollback yet; asking ECS to call again"
+    );
+    let mut details = serde_json::Map::new();
+    details.insert(ROLLBACK_ASKS_KEY.to_owned(), serde_json::json!(asked));
+    EcsHookResponse {
+        hook_status: EcsHookStatus::InProgress,
+        call_back_delay: Some(ASK_AGAIN_DELAY_S),
+        hook_details: Some(details),
     }
 }
 
@@ -253,19 +306,23 @@ where
 
     if event.is_rollback() {
         // The weights say "rollback"; only the service deployment's status
-        // can say so for sure (issue 14.8). Unconfirmed: check as usual.
+        // can say so for sure (issue 14.8).
         match confirm_rollback(&app.ecs, event).await {
-            Ok(status) => {
+            RollbackCheck::Confirmed(status) => {
                 return succeeded(format!(
                     "{stage} during a rollback (service deployment {status}, traffic returning \
                      to the previous revision): no checks, the rollback is not blocked"
                 ));
             }
-            Err(why) => tracing::warn!(
+            // Not a rollback (e.g. a first canary step): check as usual.
+            RollbackCheck::NotRollback(why) => tracing::warn!(
                 %stage,
                 why = %why,
-                "the traffic weights look like a rollback, but it is not confirmed: checking as usual"
+                "the traffic weights look like a rollback, but it is not one: checking as usual"
             ),
+            // Neither open the gate untested nor block a rollback: ask again
+            // later, a bounded number of times, then fail closed.
+            RollbackCheck::Unknown(why) => return ask_again(event, &why),
         }
     }
     if !stage.green_is_up() {
@@ -720,25 +777,45 @@ mod tests {
     async fn unconfirmed_rollback_weights_never_skip_the_checks() {
         let rollback_weights =
             include_str!("../../../events/deploy-hook/ecs-production-traffic-shift-rollback.json");
-        for answer in [
-            Ok("IN_PROGRESS".to_owned()),
-            Err("ecs:DescribeServiceDeployments: access denied (AccessDeniedException)".to_owned()),
-        ] {
-            let app = app_with(
-                &[(env::TARGET_URL, "http://t:1")],
-                Script::Fail("503"),
-                FakeDeployments::answering(answer.clone()),
-            );
-            let r = handle(app.clone(), sample(rollback_weights), budget(5000)).await;
-            assert_eq!(r.hook_status, EcsHookStatus::Failed, "{answer:?}: {r:?}");
-            assert_eq!(app.smoke.runs().len(), 1, "{answer:?}");
+        // Not a rollback (a first canary step): the checks run, and fail.
+        let app = app_with(
+            &[(env::TARGET_URL, "http://t:1")],
+            Script::Fail("503"),
+            FakeDeployments::answering(Ok("IN_PROGRESS".to_owned())),
+        );
+        let r = handle(app.clone(), sample(rollback_weights), budget(5000)).await;
+        assert_eq!(r.hook_status, EcsHookStatus::Failed, "{r:?}");
+        assert_eq!(app.smoke.runs().len(), 1);
+        assert_eq!(
+            app.ecs.asked.lock().expect("lock").as_slice(),
+            [
+                "arn:aws:ecs:eu-west-1:111122223333:service-deployment/web-cluster/web/Qk3vT9sLx2Rb7hNc5WmPz"
+            ]
+        );
+
+        // The status cannot be read: neither open the gate nor block a
+        // rollback; ask again, then fail closed after ten tries.
+        let app = app_with(
+            &[(env::TARGET_URL, "http://t:1")],
+            Script::Pass(1),
+            FakeDeployments::answering(Err(
+                "ecs:DescribeServiceDeployments: access denied".to_owned()
+            )),
+        );
+        let mut event = sample(rollback_weights);
+        for round in 1..=10u64 {
+            let r = handle(app.clone(), event.clone(), budget(5000)).await;
             assert_eq!(
-                app.ecs.asked.lock().expect("lock").as_slice(),
-                [
-                    "arn:aws:ecs:eu-west-1:111122223333:service-deployment/web-cluster/web/Qk3vT9sLx2Rb7hNc5WmPz"
-                ]
+                r.hook_status,
+                EcsHookStatus::InProgress,
+                "round {round}: {r:?}"
             );
+            assert_eq!(r.call_back_delay, Some(30));
+            event["hookDetails"] = serde_json::Value::Object(r.hook_details.expect("details"));
         }
+        let r = handle(app.clone(), event, budget(5000)).await;
+        assert_eq!(r.hook_status, EcsHookStatus::Failed, "{r:?}");
+        assert!(app.smoke.runs().is_empty(), "no checks, no open gate");
     }
 
     #[tokio::test]

@@ -76,6 +76,13 @@ pub enum InitError {
 
 impl InitError {
     /// Short error type for `/runtime/init/error`.
+    /// Whether trying again may succeed (a throttled or unreachable SSM),
+    /// as opposed to a configuration that is wrong until someone fixes it.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Parameter(ParameterError::Other { .. }))
+    }
+
+    /// Short error type for the runtime.
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::Config(_) => "InvalidConfiguration",

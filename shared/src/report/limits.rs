@@ -13,9 +13,10 @@ pub const SUMMARY_MAX: usize = 2048;
 pub const EXTERNAL_EXECUTION_ID_MAX: usize = 1500;
 /// `continuationToken`: 1..=2048 chars.
 pub const CONTINUATION_TOKEN_MAX: usize = 2048;
-/// Longest output-variable value sent (characters). CodePipeline rejects
-/// oversized variables (`OutputVariablesSizeExceededException`); Tollgate's
-/// values (image URIs, ARNs, a container list) are far below this.
+/// Longest output-variable value sent (characters); a longer one is
+/// dropped. CodePipeline rejects oversized variables
+/// (`OutputVariablesSizeExceededException`); Tollgate's values (image URIs,
+/// ARNs, a container list) are far below this.
 pub const OUTPUT_VARIABLE_VALUE_MAX: usize = 4000;
 /// Largest total of output-variable keys and values sent (bytes); the
 /// variables past it are dropped, in key order, with a warning.

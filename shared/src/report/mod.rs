@@ -48,10 +48,10 @@ impl Default for ReportConfig {
     fn default() -> Self {
         Self {
             reserve: Duration::from_secs(5),
-            // Three attempts fit in the reserve, so one hung attempt cannot
-            // use it all (issue 14.7); a report normally answers in well
-            // under 100 ms.
-            attempt_timeout: Duration::from_millis(1500),
+            // Three attempts and the backoff between them fit in the
+            // reserve, so one hung attempt cannot use it all (issue 14.7);
+            // a report normally answers in well under 100 ms.
+            attempt_timeout: Duration::from_millis(1300),
             safety_margin: Duration::from_millis(250),
         }
     }
@@ -61,10 +61,18 @@ impl ReportConfig {
     /// Attempts that must fit in the reserve.
     pub const MIN_ATTEMPTS_IN_RESERVE: u32 = 3;
 
+    /// The shortest attempt timeout: a report needs some time to answer.
+    pub const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(100);
+
     /// The longest attempt timeout that still lets
-    /// [`Self::MIN_ATTEMPTS_IN_RESERVE`] attempts fit in the reserve.
+    /// [`Self::MIN_ATTEMPTS_IN_RESERVE`] attempts fit in the reserve (the
+    /// backoff between them may shorten the last one's window; never below
+    /// [`Self::MIN_ATTEMPT_TIMEOUT`]: with a tiny reserve fewer attempts fit).
     pub fn max_attempt_timeout(&self) -> Duration {
-        self.reserve.saturating_sub(self.safety_margin) / Self::MIN_ATTEMPTS_IN_RESERVE
+        let room = self.reserve.saturating_sub(self.safety_margin);
+        let third = room.as_millis() / u128::from(Self::MIN_ATTEMPTS_IN_RESERVE);
+        Duration::from_millis(u64::try_from(third).unwrap_or(u64::MAX))
+            .max(Self::MIN_ATTEMPT_TIMEOUT)
     }
 }
 

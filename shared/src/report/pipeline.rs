@@ -148,18 +148,19 @@ impl JobOutcome {
                             tracing::warn!(key = %k, renamed = %fixed, "output variable key renamed to match [A-Za-z0-9@-_]+");
                             fixed
                         };
-                        let value = if v.chars().count() > limits::OUTPUT_VARIABLE_VALUE_MAX {
-                            tracing::warn!(key = %key, chars = v.chars().count(), max = limits::OUTPUT_VARIABLE_VALUE_MAX, "output variable value cut to the limit");
-                            limits::truncate(&v, limits::OUTPUT_VARIABLE_VALUE_MAX)
-                        } else {
-                            v
-                        };
-                        total += key.len() + value.len();
-                        if total > limits::OUTPUT_VARIABLES_TOTAL_MAX {
-                            tracing::warn!(key = %key, max_bytes = limits::OUTPUT_VARIABLES_TOTAL_MAX, "output variable dropped: the variables' total is over the limit");
+                        // An oversized value is dropped, never cut: a later
+                        // stage would consume a corrupt value, while a
+                        // missing one fails where it is referenced.
+                        if v.chars().count() > limits::OUTPUT_VARIABLE_VALUE_MAX {
+                            tracing::warn!(key = %key, chars = v.chars().count(), max = limits::OUTPUT_VARIABLE_VALUE_MAX, "output variable dropped: its value is over the limit");
                             continue;
                         }
-                        output_variables.insert(key, value);
+                        if total + key.len() + v.len() > limits::OUTPUT_VARIABLES_TOTAL_MAX {
+                            tracing::warn!(key = %key, max_bytes = limits::OUTPUT_VARIABLES_TOTAL_MAX, "output variable dropped: the variables' total would be over the limit");
+                            continue;
+                        }
+                        total += key.len() + v.len();
+                        output_variables.insert(key, v);
                     }
                 }
                 Self::Success(JobSuccess {
@@ -285,9 +286,9 @@ pub async fn report_job<R: JobReporter>(
             let failure = JobOutcome::failed(
                 FailureKind::JobFailed,
                 format!(
-                    "the action's work succeeded, but CodePipeline rejected its result ({rejected}); \
-                     nothing was changed by this report. Check the action's output variables \
-                     (size, names) and retry the stage"
+                    "CodePipeline rejected this action's result ({rejected}), so the action is \
+                     failed rather than left to time out; what the action did before reporting \
+                     stays done. Check its output variables (size, names) and retry the stage"
                 ),
             );
             Box::pin(report_job(reporter, job_id, failure, budget, cfg)).await
@@ -596,7 +597,8 @@ mod tests {
         };
         assert_eq!(f.kind, FailureKind::JobFailed);
         assert!(
-            f.message.contains("CodePipeline rejected its result")
+            f.message
+                .contains("CodePipeline rejected this action's result")
                 && f.message.contains("OutputVariablesSizeExceededException"),
             "{}",
             f.message
@@ -614,10 +616,21 @@ mod tests {
                 .output_variables
                 .insert(format!("k{i:02}"), "w".repeat(3_000));
         }
+        success
+            .output_variables
+            .insert("zz_small".into(), "ok".into());
         let JobOutcome::Success(s) = JobOutcome::Success(success).fitted() else {
             panic!("still a success");
         };
-        assert!(s.output_variables["a_long"].chars().count() <= limits::OUTPUT_VARIABLE_VALUE_MAX);
+        assert!(
+            !s.output_variables.contains_key("a_long"),
+            "an oversized value is dropped, never cut"
+        );
+        assert_eq!(
+            s.output_variables.get("zz_small").map(String::as_str),
+            Some("ok"),
+            "a small variable after a dropped one still fits"
+        );
         let total: usize = s
             .output_variables
             .iter()
