@@ -605,4 +605,46 @@ mod tests {
             started.elapsed()
         );
     }
+
+    /// Misconfigured, deploy-hook fails ECS hooks, but never blocks a
+    /// rollback that ECS confirms.
+    #[tokio::test]
+    async fn misconfigured_still_passes_a_confirmed_rollback_only() {
+        let failure = InitFailure::new("deploy-hook", "InvalidCheckSpec", "checks[0]: bad");
+        let reports = Reports::default();
+        let rollback: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../events/deploy-hook/ecs-production-traffic-shift-rollback.json"
+        ))
+        .expect("sample");
+        let cfg = ReportConfig::default();
+        let budget = Budget::within(Instant::now() + Duration::from_secs(5), &cfg);
+        let confirmed = FakeDeployments::answering(Ok("ROLLBACK_IN_PROGRESS".to_owned()));
+        let out = handle_misconfigured(
+            &failure,
+            &reports,
+            &confirmed,
+            rollback.clone(),
+            budget,
+            &cfg,
+        )
+        .await
+        .expect("answer");
+        assert_eq!(out["hookStatus"], "SUCCEEDED", "{out}");
+        let unconfirmed = FakeDeployments::answering(Ok("IN_PROGRESS".to_owned()));
+        let out = handle_misconfigured(&failure, &reports, &unconfirmed, rollback, budget, &cfg)
+            .await
+            .expect("answer");
+        assert_eq!(out["hookStatus"], "FAILED", "{out}");
+        let reason = out["hookDetails"]["tollgate"]["reason"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            reason.starts_with("deploy-hook is misconfigured (InvalidCheckSpec)"),
+            "{reason}"
+        );
+        assert!(
+            reports.0.lock().expect("lock").is_empty(),
+            "ECS hooks answer, never report"
+        );
+    }
 }
