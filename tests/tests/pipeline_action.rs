@@ -716,6 +716,9 @@ async fn a_late_redelivery_of_a_finished_deploy_never_rolls_production_back() {
         false,
     )
     .await;
+    // J2's run starts after J1 registered its revision (in a pipeline,
+    // minutes later; here a few milliseconds, past the timestamps' rounding).
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let j2 = rig.event("ecs-deploy", "job-stale-2", Some(params));
     assert_eq!(rig.invoke(j2).await["report"], "in-progress");
     let production = rig.service_task_definition().await;

@@ -847,9 +847,7 @@ where
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
-            // The clock has whole seconds: the end of this second, so a job
-            // that started within it is taken as older (fail closed).
-            let registered_at_ms = deps.clock.now().saturating_mul(1000).saturating_add(999);
+            let registered_at_ms = deps.clock.now_ms();
             let tags = vec![
                 (JOB_TAG.to_owned(), job.id.clone()),
                 (REGISTERED_AT_TAG.to_owned(), registered_at_ms.to_string()),

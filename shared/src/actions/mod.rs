@@ -115,7 +115,7 @@ fn whole_number(
     Ok(n)
 }
 
-/// The clock, in whole seconds since the epoch (injectable for tests).
+/// The clock, in milliseconds since the epoch (injectable for tests).
 #[derive(Clone)]
 pub struct Clock(Arc<dyn Fn() -> u64 + Send + Sync>);
 
@@ -125,18 +125,23 @@ impl Clock {
         Self(Arc::new(|| {
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
                 .unwrap_or(0)
         }))
     }
 
-    /// A clock backed by any function (tests).
+    /// A clock backed by a function of whole epoch seconds (tests).
     pub fn from_fn(f: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
-        Self(Arc::new(f))
+        Self(Arc::new(move || f().saturating_mul(1000)))
     }
 
     /// Now, in epoch seconds.
     pub fn now(&self) -> u64 {
+        (self.0)() / 1000
+    }
+
+    /// Now, in epoch milliseconds.
+    pub fn now_ms(&self) -> u64 {
         (self.0)()
     }
 }
