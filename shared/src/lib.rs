@@ -21,6 +21,7 @@ pub mod actions;
 pub mod aws;
 pub mod checks;
 pub mod config;
+pub mod deadletter;
 pub mod deploy;
 pub mod doc_error;
 pub mod events;

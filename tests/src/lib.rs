@@ -14,9 +14,15 @@
 //!   them as AWS does, forwards everything else unchanged to moto, records
 //!   every call, and injects faults per operation.
 //! - [`moto::Moto`]: starts `moto_server` from the project virtualenv.
+//! - [`async_invoke::FailureQueue`]: Lambda's on-failure SQS destination
+//!   on moto, for the dead-letter consumer.
+//! - [`cgroup::MemoryCage`]: a memory-limited cgroup for a real
+//!   out-of-memory kill.
 //! - [`paths`]: where binaries and fixtures are.
 
+pub mod async_invoke;
 pub mod aws_standin;
+pub mod cgroup;
 pub mod moto;
 pub mod paths;
 pub mod rehearsal;

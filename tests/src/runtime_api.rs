@@ -325,6 +325,22 @@ impl LocalLambda {
         Some(Duration::from_nanos(total))
     }
 
+    /// The process id, while it runs (to signal it, or to put it in a
+    /// memory-limited cgroup).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. `KILL`, `STOP`) to the process with `kill(1)`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("the process is running");
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill -{signal} {pid} failed: {status}");
+    }
+
     /// Peak resident memory (`VmHWM`) in KiB, read from /proc while running.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let pid = self.child.id()?;

@@ -9,7 +9,8 @@
 //!    resolved by `cargo metadata`). Each operation becomes its IAM action.
 //! 2. **A hand-kept list** per function ([`FUNCTIONS`]): the same calls,
 //!    written down, plus the permissions a call implies ([`IMPLIED`]) and what
-//!    Lambda itself does with the role ([`PLATFORM`]), each with its reason.
+//!    Lambda itself does with the role ([`ASYNC_PLATFORM`], [`SQS_PLATFORM`]),
+//!    each with its reason.
 //! 3. **The template.** Every statement of the function's role: its inline
 //!    policies and the `AWS::IAM::Policy` resources attached to it, both
 //!    branches of every `Fn::If` (the union of what any parameter set grants).
@@ -51,6 +52,12 @@ struct FunctionSpec {
     config_sources: &'static [&'static str],
     /// Variables it reads that the template deliberately leaves unset.
     env_not_in_template: &'static [(&'static str, &'static str)],
+    /// What Lambda itself does with its role ([`ASYNC_PLATFORM`] or
+    /// [`SQS_PLATFORM`]).
+    platform: &'static [(&'static str, &'static str)],
+    /// Calls in an adapter it links that its code can never make, so its
+    /// role does not grant them, with the type that guarantees it.
+    never_called: &'static [(&'static str, &'static str)],
 }
 
 const LINK_LOCAL_OPT_IN: &str = "an operator's opt-in for checks against link-local targets (metadata endpoints); off unless someone really needs it";
@@ -89,6 +96,8 @@ const FUNCTIONS: &[FunctionSpec] = &[
             ("TOLLGATE_ALLOW_LINK_LOCAL_TARGETS", LINK_LOCAL_OPT_IN),
             ("AWS_LAMBDA_RUNTIME_API", RUNTIME_API),
         ],
+        platform: ASYNC_PLATFORM,
+        never_called: &[],
     },
     FunctionSpec {
         logical_id: "DeployHookFunction",
@@ -122,6 +131,8 @@ const FUNCTIONS: &[FunctionSpec] = &[
                 "pins discovered hosts to loopback addresses for local rehearsals only",
             ),
         ],
+        platform: ASYNC_PLATFORM,
+        never_called: &[],
     },
     FunctionSpec {
         logical_id: "NotifierFunction",
@@ -158,6 +169,27 @@ const FUNCTIONS: &[FunctionSpec] = &[
                 "the default (0.5 s) is sized to the 30 s function timeout",
             ),
         ],
+        platform: ASYNC_PLATFORM,
+        never_called: &[],
+    },
+    FunctionSpec {
+        logical_id: "DeadLetterFunction",
+        package: "dead-letter",
+        calls: &[
+            "codepipeline:PutJobFailureResult",
+            "codedeploy:PutLifecycleEventHookExecutionStatus",
+        ],
+        other_credentials: &[],
+        config_sources: &["shared/src/deadletter/mod.rs", "shared/src/config.rs"],
+        env_not_in_template: &[
+            ("TOLLGATE_REPORT_RESERVE_MS", REPORT_DEFAULTS),
+            ("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS", REPORT_DEFAULTS),
+        ],
+        platform: SQS_PLATFORM,
+        never_called: &[(
+            "codepipeline:PutJobSuccessResult",
+            "tollgate::deadletter::FailuresOnly wraps its reporter: a success report never reaches the SDK",
+        )],
     },
 ];
 
@@ -195,8 +227,9 @@ const IMPLIED: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// What Lambda does with every function's role: `(action, why)`.
-const PLATFORM: &[(&str, &str)] = &[
+/// What Lambda does with the role of a function invoked asynchronously:
+/// `(action, why)`.
+const ASYNC_PLATFORM: &[(&str, &str)] = &[
     (
         "logs:CreateLogStream",
         "Lambda writes the function's logs with its role",
@@ -208,6 +241,31 @@ const PLATFORM: &[(&str, &str)] = &[
     (
         "sqs:SendMessage",
         "Lambda sends failed asynchronous events to the OnFailure queue with the role",
+    ),
+];
+
+/// What Lambda does with the role of a function its SQS event source
+/// mappings invoke: `(action, why)`.
+const SQS_PLATFORM: &[(&str, &str)] = &[
+    (
+        "logs:CreateLogStream",
+        "Lambda writes the function's logs with its role",
+    ),
+    (
+        "logs:PutLogEvents",
+        "Lambda writes the function's logs with its role",
+    ),
+    (
+        "sqs:ReceiveMessage",
+        "the event source mapping polls the queue with the role",
+    ),
+    (
+        "sqs:DeleteMessage",
+        "the event source mapping deletes what the function handled",
+    ),
+    (
+        "sqs:GetQueueAttributes",
+        "the event source mapping reads the queue's attributes",
     ),
 ];
 
@@ -253,6 +311,9 @@ const RESOURCE_LEVEL: &[&str] = &[
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     "sqs:SendMessage",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
     "lambda:InvokeFunction",
 ];
 
@@ -569,7 +630,7 @@ fn expected_actions(spec: &FunctionSpec) -> BTreeSet<String> {
             out.insert((*action).to_owned());
         }
     }
-    out.extend(PLATFORM.iter().map(|(a, _)| (*a).to_owned()));
+    out.extend(spec.platform.iter().map(|(a, _)| (*a).to_owned()));
     out
 }
 
@@ -767,6 +828,13 @@ fn code_calls(spec: &FunctionSpec) -> BTreeSet<String> {
             continue;
         }
         out.extend(adapter_calls(module));
+    }
+    for (action, why) in spec.never_called {
+        assert!(
+            out.remove(*action),
+            "{}: {action} is listed as never called ({why}) but no adapter it links has it",
+            spec.package
+        );
     }
     for (module, why) in spec.other_credentials {
         assert!(

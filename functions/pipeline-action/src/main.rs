@@ -11,7 +11,8 @@
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use std::sync::Arc;
 use tollgate::actions::{Clock, Deps};
-use tollgate::aws::codepipeline::{CodePipelineJobs, CodePipelineReporter};
+use tollgate::aws::codepipeline::CodePipelineReporter;
+use tollgate::aws::codepipeline_jobs::CodePipelineJobs;
 use tollgate::aws::ecs::EcsClient;
 use tollgate::aws::s3::S3Artifacts;
 use tollgate::checks::{Engine, EngineConfig};

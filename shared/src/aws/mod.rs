@@ -8,6 +8,7 @@
 pub mod codedeploy;
 pub mod codedeploy_read;
 pub mod codepipeline;
+pub mod codepipeline_jobs;
 pub mod ecs;
 pub mod ecs_deployments;
 pub mod elbv2;
