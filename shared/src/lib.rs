@@ -26,6 +26,7 @@ pub mod deploy;
 pub mod doc_error;
 pub mod events;
 pub mod lambda;
+pub mod memory;
 pub mod notify;
 pub mod report;
 pub mod secret;

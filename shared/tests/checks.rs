@@ -858,3 +858,50 @@ checks:
         "{actual}"
     );
 }
+
+/// Issue 14 §3: running checks share the function's memory; a spec whose
+/// bodies cannot fit is refused before anything is sent, and the refusal
+/// grows with the memory.
+#[tokio::test]
+async fn specs_that_cannot_fit_in_the_function_memory_are_refused_before_sending() {
+    let app = TestApp::start().await;
+    let many: String = (0..64)
+        .map(|i| format!("  - {{name: c{i}, url: \"${{TARGET}}/ok\", max_body: 4MiB}}\n"))
+        .collect();
+    let wide = spec(&format!("concurrency: 64\nchecks:\n{many}"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let at = |mb: u64| {
+        Engine::new(EngineConfig {
+            memory: tollgate::memory::MemoryBudget::of_mb(mb),
+            ..EngineConfig::default()
+        })
+        .expect("engine")
+    };
+    let e = at(128)
+        .run(&wide, &vars(&app), deadline)
+        .await
+        .expect_err("64 × 4 MiB at once cannot fit in 128 MB");
+    let text = e.to_string();
+    assert!(
+        text.starts_with("checks[0].max_body: 64 checks at once with up to 4 MiB of body each"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(128 MB now, AWS_LAMBDA_FUNCTION_MEMORY_SIZE;"),
+        "{text}"
+    );
+    assert_eq!(app.requests(), 0, "nothing was sent");
+    let report = at(1024)
+        .run(&wide, &vars(&app), deadline)
+        .await
+        .expect("fits in 1024 MB");
+    assert_eq!(report.passed, 64, "{report:?}");
+    // The defaults (8 at once, 1 MiB bodies) fit the smallest function.
+    let defaults = spec(
+        "checks:\n  - {name: a, url: \"${TARGET}/ok\"}\n  - {name: b, url: \"${TARGET}/ok\"}\n",
+    );
+    at(128)
+        .run(&defaults, &vars(&app), deadline)
+        .await
+        .expect("defaults fit 128 MB");
+}

@@ -116,14 +116,18 @@ async fn a_job_killed_mid_smoke_is_reported_failed_through_the_queue_once() {
     function.wait_init(Duration::from_secs(10)).await;
     let pid = function.pid().expect("running");
     let killer = tokio::spawn(async move {
-        hit.notified().await;
+        let in_flight = tokio::time::timeout(DEADLINE, hit.notified()).await.is_ok();
         // The check is in flight: kill -9, as the OOM killer or a host fault would.
         let _ = std::process::Command::new("kill")
             .args(["-KILL", &pid.to_string()])
             .status();
+        in_flight
     });
     let outcome = function.invoke(event.clone(), DEADLINE).await;
-    killer.await.expect("killer");
+    assert!(
+        killer.await.expect("killer"),
+        "the smoke check never reached the target"
+    );
     assert!(
         matches!(outcome, Invocation::Exited(_)),
         "the process must die mid-job, got {outcome:?}"
@@ -151,7 +155,7 @@ async fn a_job_killed_mid_smoke_is_reported_failed_through_the_queue_once() {
         "{message}"
     );
     assert!(
-        message.contains("logs: /tollgate/local/pipeline-action."),
+        message.contains("logs: /tollgate/local/pipeline-action, search for job-killed-mid-smoke."),
         "{message}"
     );
     for secret in FIXTURE_SECRETS {
@@ -270,18 +274,41 @@ async fn a_hook_frozen_past_its_deadline_is_reported_failed_and_poison_is_return
     event["LifecycleEventHookExecutionId"] = json!(execution);
     standin.register_hook(deployment, execution);
 
+    let (target, hit) = hanging_server().await;
     let mut env = standin.lambda_env();
+    env.push(("TARGET_URL".into(), target));
+    env.push(("TOLLGATE_VERIFY_GREEN".into(), "false".into()));
+    env.push(("TOLLGATE_HOOK".into(), "AfterAllowTestTraffic".into()));
+    standin.script(
+        "GetDeployment",
+        vec![json!({"deploymentInfo": {
+            "deploymentId": deployment, "applicationName": "web", "deploymentGroupName": "web-dg",
+            "status": "InProgress", "computePlatform": "ECS"
+        }})],
+    );
     env.push((
         "TOLLGATE_CHECK_SPEC".into(),
-        "checks:\n  - name: health\n    url: http://127.0.0.1:9/health\n    expect: {status: 200}\n"
+        "checks:\n  - name: health\n    url: ${TARGET}/health\n    timeout: 30s\n    expect: {status: 200}\n"
             .into(),
     ));
     let mut function = LocalLambda::spawn(&paths::function_binary("deploy-hook"), &env).await;
     function.wait_init(Duration::from_secs(10)).await;
-    // Frozen (SIGSTOP): it cannot answer, as a hung process cannot; Lambda
-    // ends the invocation at its deadline.
-    function.signal("STOP");
-    let outcome = function.invoke(event.clone(), Duration::from_secs(2)).await;
+    let pid = function.pid().expect("running");
+    // Frozen (SIGSTOP) with its check in flight: it cannot answer, as a
+    // hung process cannot; Lambda ends the invocation at its deadline.
+    let freezer = tokio::spawn(async move {
+        let in_flight = tokio::time::timeout(DEADLINE, hit.notified()).await.is_ok();
+        let _ = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status();
+        in_flight
+    });
+    let outcome = function.invoke(event.clone(), Duration::from_secs(8)).await;
+    assert!(
+        freezer.await.expect("freezer"),
+        "the check never reached the target\n{}",
+        function.logs()
+    );
     assert_eq!(outcome, Invocation::Timeout);
     function.signal("KILL");
     assert!(standin.reports_for(execution).is_empty());

@@ -51,6 +51,8 @@ pub struct Settings {
     pub max_artifact_bytes: u64,
     /// Wait limit for rollouts when `wait_timeout_minutes` is not given.
     pub default_wait_timeout: Duration,
+    /// The function's memory: caps the artifact size ([`Settings::artifact_limit`]).
+    pub memory: crate::memory::MemoryBudget,
 }
 
 impl Default for Settings {
@@ -58,6 +60,7 @@ impl Default for Settings {
         Self {
             max_artifact_bytes: 50 * 1024 * 1024,
             default_wait_timeout: Duration::from_secs(60 * 60),
+            memory: crate::memory::MemoryBudget::of_mb(crate::memory::DEFAULT_MEMORY_MB),
         }
     }
 }
@@ -85,9 +88,23 @@ impl Settings {
         Ok(Self {
             max_artifact_bytes,
             default_wait_timeout: Duration::from_secs(minutes * 60),
+            memory: crate::memory::MemoryBudget::from_env(env),
         })
     }
+
+    /// The largest artifact verify-artifact reads: `TOLLGATE_ARTIFACT_MAX_BYTES`,
+    /// or less when the function's memory cannot also hold one file read
+    /// out of it twice and that file parsed ([`ARTIFACT_OVERHEAD`]).
+    pub fn artifact_limit(&self) -> u64 {
+        let room = self.memory.work_bytes().saturating_sub(ARTIFACT_OVERHEAD);
+        self.max_artifact_bytes.min(room)
+    }
 }
+
+/// Memory verify-artifact needs besides the artifact itself: one file
+/// (at most [`artifact::MAX_FILE_BYTES`]) as bytes and as text, parsed
+/// within [`verify::FILE_PARSE_LIMIT`].
+pub const ARTIFACT_OVERHEAD: u64 = 2 * artifact::MAX_FILE_BYTES + verify::FILE_PARSE_LIMIT;
 
 fn whole_number(
     env: &impl Env,
@@ -339,7 +356,7 @@ pub(crate) async fn open_input<A: artifact::ArtifactStore, E, C, J>(
     ));
     let bytes = deps
         .artifacts
-        .get(&art.name, location, creds, deps.settings.max_artifact_bytes)
+        .get(&art.name, location, creds, deps.settings.artifact_limit())
         .await?;
     Ok(artifact::Archive::open(&art.name, location, bytes)?)
 }
@@ -402,6 +419,22 @@ mod tests {
     fn settings_defaults_and_errors() {
         let s = Settings::from_env(&[("X", "1")]).expect("defaults");
         assert_eq!(s, Settings::default());
+        // 128 MB holds the default 50 MiB artifact; a 2 GiB cap is cut to
+        // what the memory holds, and grows with it.
+        assert_eq!(s.artifact_limit(), s.max_artifact_bytes);
+        let big = Settings::from_env(&[(vars::ARTIFACT_MAX_BYTES, "2147483648")]).expect("valid");
+        let at_128 = big.artifact_limit();
+        assert!(
+            at_128 < 70 * 1024 * 1024 && at_128 > 50 * 1024 * 1024,
+            "{at_128}"
+        );
+        let at_1024 = Settings::from_env(&[
+            (vars::ARTIFACT_MAX_BYTES, "2147483648"),
+            (crate::memory::MEMORY_SIZE_VAR, "1024"),
+        ])
+        .expect("valid")
+        .artifact_limit();
+        assert!(at_1024 > 900 * 1024 * 1024, "{at_1024}");
         let s = Settings::from_env(&[(vars::ECS_WAIT_TIMEOUT_MINUTES, "15")]).expect("valid");
         assert_eq!(s.default_wait_timeout, Duration::from_secs(900));
         let e = Settings::from_env(&[(vars::ARTIFACT_MAX_BYTES, "50MB")]).expect_err("invalid");

@@ -24,6 +24,26 @@ use crate::report::{JobOutcome, JobSuccess, Step};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Parsed content one artifact file may take (`memory::parse_json_within`):
+/// a 5 MiB file of tiny values would otherwise parse to 80 MiB.
+pub const FILE_PARSE_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Parses one artifact file as JSON within [`FILE_PARSE_LIMIT`]; errors
+/// name the file and quote none of it. `expected` follows a syntax error.
+fn json_file(file: &str, text: &str, expected: &str) -> Result<Value, Vec<String>> {
+    crate::memory::parse_json_within(text.as_bytes(), FILE_PARSE_LIMIT).map_err(|e| {
+        vec![match e {
+            crate::memory::JsonWithinError::Syntax(e) => format!(
+                "{file}: not valid JSON ({}){expected}",
+                crate::doc_error::json(&e, text)
+            ),
+            over => format!(
+                "{file}: too large to check: {over}, the limit for one file; make the file smaller"
+            ),
+        }]
+    })
+}
+
 /// One `imagedefinitions.json` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageDefinition {
@@ -37,12 +57,11 @@ pub struct ImageDefinition {
 /// prefixed with the file name.
 pub fn parse_image_definitions(text: &str) -> Result<Vec<ImageDefinition>, Vec<String>> {
     const F: &str = "imagedefinitions.json";
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        vec![format!(
-            "{F}: not valid JSON ({}); expected [{{\"name\":\"web\",\"imageUri\":\"…\"}}]",
-            crate::doc_error::json(&e, text)
-        )]
-    })?;
+    let value = json_file(
+        F,
+        text,
+        "; expected [{\"name\":\"web\",\"imageUri\":\"…\"}]",
+    )?;
     let Value::Array(items) = value else {
         return Err(vec![format!(
             "{F}: must be a JSON array of {{\"name\",\"imageUri\"}} objects, got {}",
@@ -138,12 +157,7 @@ pub struct ImageDetail {
 /// Parses and validates `imageDetail.json`.
 pub fn parse_image_detail(text: &str) -> Result<ImageDetail, Vec<String>> {
     const F: &str = "imageDetail.json";
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        vec![format!(
-            "{F}: not valid JSON ({}); expected {{\"ImageURI\":\"…\"}}",
-            crate::doc_error::json(&e, text)
-        )]
-    })?;
+    let value = json_file(F, text, "; expected {\"ImageURI\":\"…\"}")?;
     let Value::Object(o) = &value else {
         return Err(vec![format!(
             "{F}: must be a JSON object with \"ImageURI\", got {}",
@@ -184,12 +198,7 @@ pub struct TaskDefSummary {
 /// Parses and validates `taskdef.json`; checks the placeholder when given.
 pub fn parse_taskdef(text: &str, placeholder: Option<&str>) -> Result<TaskDefSummary, Vec<String>> {
     const F: &str = "taskdef.json";
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        vec![format!(
-            "{F}: not valid JSON ({}); expected a task definition object",
-            crate::doc_error::json(&e, text)
-        )]
-    })?;
+    let value = json_file(F, text, "; expected a task definition object")?;
     let Value::Object(o) = &value else {
         return Err(vec![format!(
             "{F}: must be a task definition object, got {}",
@@ -292,19 +301,16 @@ pub struct AppSpecSummary {
 /// Parses and validates an ECS AppSpec (`file` is its name, for messages).
 pub fn parse_appspec(file: &str, text: &str) -> Result<AppSpecSummary, Vec<String>> {
     let value: Value = if file.ends_with(".json") {
-        serde_json::from_str(text).map_err(|e| {
-            vec![format!(
-                "{file}: not valid JSON ({})",
-                crate::doc_error::json(&e, text)
-            )]
-        })?
+        json_file(file, text, "")?
     } else {
-        serde_saphyr::from_str(text).map_err(|e| {
-            vec![format!(
-                "{file}: not valid YAML ({})",
-                crate::doc_error::yaml(&e, text)
-            )]
-        })?
+        serde_saphyr::from_str_with_options(text, crate::memory::document_yaml_options()).map_err(
+            |e| {
+                vec![format!(
+                    "{file}: not valid YAML ({})",
+                    crate::doc_error::yaml(&e, text)
+                )]
+            },
+        )?
     };
     let Value::Object(o) = &value else {
         return Err(vec![format!(

@@ -15,6 +15,7 @@ use super::result::{
 };
 use super::spec::{Check, Prepared, Spec, SpecError};
 use super::template::Vars;
+use crate::memory::size_text;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use reqwest::Client;
@@ -41,6 +42,9 @@ pub struct EngineConfig {
     /// Addresses checks may not reach (the Runtime API, link-local), read
     /// from the process environment by `default()`.
     pub targets: super::targets::TargetPolicy,
+    /// The function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, read by
+    /// `default()`): running checks share its work budget equally.
+    pub memory: crate::memory::MemoryBudget,
 }
 
 impl Default for EngineConfig {
@@ -50,6 +54,7 @@ impl Default for EngineConfig {
             user_agent: format!("tollgate-check/{}", env!("CARGO_PKG_VERSION")),
             connect_timeout: Duration::from_secs(5),
             targets: super::targets::TargetPolicy::from_env(&crate::config::ProcessEnv),
+            memory: crate::memory::MemoryBudget::from_env(&crate::config::ProcessEnv),
         }
     }
 }
@@ -133,6 +138,8 @@ struct Slot {
 }
 
 struct Ctx<'a> {
+    /// Bytes a check's parsed JSON body may take ([`Engine::memory_share`]).
+    json_limit: u64,
     engine: &'a Inner,
     semaphore: &'a Semaphore,
     deadline: Instant,
@@ -171,6 +178,37 @@ impl Engine {
             .await
     }
 
+    /// Each running check's share of the function's memory: its body
+    /// (`max_body`, held as bytes and as text) and at least as much again
+    /// for the body parsed as JSON must fit, checked before any request.
+    /// Returns what a parsed JSON body may take: the rest of the share.
+    fn memory_share(&self, spec: &Spec) -> Result<u64, SpecError> {
+        let config = &self.inner.config;
+        let running = spec.concurrency.min(spec.checks.len()).max(1) as u64;
+        let share = config.memory.work_bytes() / running;
+        let mut json_limit = share;
+        for (i, check) in spec.checks.iter().enumerate() {
+            let max_body = check.max_body.unwrap_or(config.max_body_bytes) as u64;
+            if share < 3 * max_body {
+                return Err(SpecError::invalid(
+                    &format!("checks[{i}].max_body"),
+                    format!(
+                        "{} checks at once with up to {} of body each do not fit in memory: \
+                         each running check gets {} and needs three times its max_body (the \
+                         body, its text, and room to read it as JSON); lower concurrency or \
+                         max_body, or {}",
+                        running,
+                        size_text(max_body),
+                        size_text(share),
+                        config.memory.how_to_raise()
+                    ),
+                ));
+            }
+            json_limit = json_limit.min(share - 2 * max_body);
+        }
+        Ok(json_limit)
+    }
+
     /// [`Engine::run`] with per-call [`RunOptions`].
     pub async fn run_with(
         &self,
@@ -194,8 +232,10 @@ impl Engine {
             .map(|c| c.prepare(vars, &mut redactor))
             .collect::<Result<_, _>>()?;
 
+        let json_limit = self.memory_share(spec)?;
         let semaphore = Semaphore::new(spec.concurrency);
         let ctx = Ctx {
+            json_limit,
             engine: &self.inner,
             semaphore: &semaphore,
             deadline,
@@ -358,7 +398,13 @@ async fn run_attempt(
                     latency: ex.latency,
                     unfollowed_redirect: ex.unfollowed_redirect,
                 };
-                evaluate(&check.expect, &prep.expected, &seen, max_body)
+                evaluate(
+                    &check.expect,
+                    &prep.expected,
+                    &seen,
+                    max_body,
+                    ctx.json_limit,
+                )
             }
             Err(text) => vec![ExpectationResult::new("request", "a response", text, false)],
         };

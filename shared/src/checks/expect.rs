@@ -525,13 +525,7 @@ pub(crate) fn ms_text(d: Duration) -> String {
 }
 
 fn limit_text(bytes: usize) -> String {
-    if bytes.is_multiple_of(1024 * 1024) {
-        format!("{} MiB", bytes / (1024 * 1024))
-    } else if bytes.is_multiple_of(1024) {
-        format!("{} KiB", bytes / 1024)
-    } else {
-        format!("{bytes} bytes")
-    }
+    crate::memory::size_text(bytes as u64)
 }
 
 /// The start of a body, in backticks, control characters flattened.
@@ -554,6 +548,7 @@ pub(crate) fn evaluate(
     rendered: &[String],
     seen: &Observed<'_>,
     max_body: usize,
+    json_limit: u64,
 ) -> Vec<ExpectationResult> {
     let mut out = Vec::with_capacity(expect.entries.len() + 2);
     let status_ok = expect.status.contains(seen.status);
@@ -605,11 +600,16 @@ pub(crate) fn evaluate(
                             limit_text(max_body)
                         ));
                     }
-                    serde_json::from_slice::<Value>(seen.body).map_err(|e| {
-                        format!(
+                    crate::memory::parse_json_within(seen.body, json_limit).map_err(|e| match e {
+                        crate::memory::JsonWithinError::Syntax(e) => format!(
                             "body is not JSON ({e}); it starts with {}",
                             snippet(text.as_deref().unwrap_or_default())
-                        )
+                        ),
+                        over => format!(
+                            "body is {} but {over}, this check's share of the function's \
+                             memory; lower the spec's concurrency, or raise the function's memory",
+                            limit_text(seen.body.len())
+                        ),
                     })
                 });
                 eval_json(path_text, path, test, exp_text, parsed)
@@ -849,7 +849,7 @@ mod tests {
             latency: Duration::from_millis(20),
             unfollowed_redirect: None,
         };
-        evaluate(&e, &rendered, &seen, 1 << 20)
+        evaluate(&e, &rendered, &seen, 1 << 20, u64::MAX)
     }
 
     #[test]

@@ -519,13 +519,19 @@ impl Spec {
     /// as JSON, anything else as YAML; JSON is valid YAML too).
     pub fn from_yaml_or_json(text: &str) -> Result<Spec, SpecError> {
         let value: Value = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text).map_err(|e| SpecError::Syntax {
-                format: "JSON",
-                message: crate::doc_error::json(&e, text),
-            })?
+            crate::memory::parse_json_within(text.as_bytes(), crate::memory::DOCUMENT_LIMIT)
+                .map_err(|e| SpecError::Syntax {
+                    format: "JSON",
+                    message: match e {
+                        crate::memory::JsonWithinError::Syntax(e) => {
+                            crate::doc_error::json(&e, text)
+                        }
+                        over => format!("the spec is too large: {over}"),
+                    },
+                })?
         } else {
             // YAML 1.2 booleans only: `equals: no` must stay the text "no".
-            let mut options = serde_saphyr::Options::default();
+            let mut options = crate::memory::document_yaml_options();
             options.strict_booleans = true;
             serde_saphyr::from_str_with_options(text, options).map_err(|e| SpecError::Syntax {
                 format: "YAML",

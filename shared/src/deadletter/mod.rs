@@ -13,7 +13,9 @@
 //! - The answer is a partial batch response: a record that could not be
 //!   reported (throttled to the end, denied, not a destination record) is
 //!   returned to the queue alone; after the queue's `maxReceiveCount` it
-//!   moves to the unreported queue, which alarms.
+//!   moves to the unreported queue, which alarms. A permanent rejection
+//!   (the service does not know the job or hook) is logged with
+//!   [`UNREPORTABLE_ALERT`] and dropped: no retry can change it.
 //! - A record with nothing to report to (an ECS native hook, which ECS
 //!   invokes synchronously; an event of no known kind) is logged and
 //!   dropped.
@@ -32,6 +34,11 @@ use record::{DestinationRecord, Subject};
 /// `alert` field of the log line written for every job or hook this
 /// consumer reported failed; the template's metric filter counts them.
 pub const DEAD_LETTER_ALERT: &str = "DeadLetterReported";
+
+/// `alert` field of the log line written for a record whose job or hook
+/// the service rejected permanently (unknown id): counted by the template's
+/// `DeadLetterUnreportable` metric.
+pub const UNREPORTABLE_ALERT: &str = "DeadLetterUnreportable";
 
 /// Environment variables the consumer reads.
 pub mod vars {
@@ -221,6 +228,19 @@ impl<J: JobReporter, H: HookReporter> DeadLetter<J, H> {
                 );
                 RecordEnd::Reported(completion)
             }
+            Err(failure) if is_permanent(&failure) => {
+                // No retry can help (the job or hook is unknown, the record
+                // names no id): returning it would only delay the alarm.
+                tracing::error!(
+                    alert = UNREPORTABLE_ALERT,
+                    message_id,
+                    request_id = %request_id,
+                    error_type = failure.error_type(),
+                    error = %failure,
+                    "the failure cannot be reported (a permanent rejection); dropped"
+                );
+                RecordEnd::Dropped("the service rejected the report permanently")
+            }
             Err(failure) => {
                 let retry = retry_note(&failure);
                 tracing::error!(
@@ -234,6 +254,15 @@ impl<J: JobReporter, H: HookReporter> DeadLetter<J, H> {
             }
         }
     }
+}
+
+/// A rejection no retry can change: the service does not know the job or
+/// hook (or the record names none). Denials and timeouts can pass.
+fn is_permanent(failure: &ReportFailure) -> bool {
+    matches!(
+        failure,
+        ReportFailure::Rejected { .. } | ReportFailure::NotAnEvent(_)
+    )
 }
 
 fn retry_note(failure: &ReportFailure) -> &'static str {
@@ -392,10 +421,12 @@ mod tests {
             "{jobs:?}"
         );
         assert!(
-            jobs[0].1.contains("logs: /tollgate/tg/pipeline-action."),
+            jobs[0]
+                .1
+                .contains("logs: /tollgate/tg/pipeline-action, search for job-1."),
             "{jobs:?}"
         );
-        assert!(!jobs[0].1.contains("SECRETKEY") && !jobs[0].1.contains("timed out\""));
+        assert!(!jobs[0].1.contains("SECRETKEY") && !jobs[0].1.contains("Task timed out"));
         assert_eq!(
             c.hooks.calls(),
             [("d-1/e-1".to_owned(), "Failed".to_owned())]
@@ -429,6 +460,31 @@ mod tests {
             matches!(&second, RecordEnd::Retry(why) if why.contains("codepipeline:PutJobFailureResult")),
             "{second:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_permanent_rejection_is_dropped_not_retried() {
+        let c = consumer();
+        c.jobs
+            .0
+            .answers
+            .lock()
+            .expect("lock")
+            .push(Err(ReportError::Rejected {
+                code: "JobNotFoundException".into(),
+                message: String::new(),
+            }));
+        let end = c
+            .handle_record(&message("m", destination(job("gone"))), budget())
+            .await;
+        assert!(matches!(end, RecordEnd::Dropped(_)), "{end:?}");
+        let no_id = c
+            .handle_record(
+                &message("m2", destination(json!({"CodePipeline.job": {}}))),
+                budget(),
+            )
+            .await;
+        assert!(matches!(no_id, RecordEnd::Dropped(_)), "{no_id:?}");
     }
 
     #[tokio::test]

@@ -138,10 +138,29 @@ impl DestinationRecord {
         if plain { id } else { "(unknown)" }
     }
 
+    /// The id the failed function logged its work under: the job id
+    /// (pipeline-action's `job_id`) or the hook execution id, when it is a
+    /// plain token.
+    pub fn work_id(&self) -> Option<&str> {
+        let p = &self.request_payload;
+        let id = p
+            .get("CodePipeline.job")
+            .and_then(|j| j.get("id"))
+            .or_else(|| p.get("LifecycleEventHookExecutionId"))?
+            .as_str()?;
+        let plain = !id.is_empty()
+            && id.len() <= 1024
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_=+/".contains(c));
+        plain.then_some(id)
+    }
+
     /// One sentence saying what happened, for the failure report and the
     /// log: `pipeline-action failed 3 times (RetriesExhausted): …; request
-    /// <id>; logs: <log group>`. It quotes no part of the event nor the
-    /// error message (either may carry a secret).
+    /// <id>; logs: <log group>, search for <job id>`. It quotes no part of
+    /// the event but its id, nor the error message (either may carry a
+    /// secret).
     pub fn what_happened(&self, role: &str, log_group: Option<&str>) -> String {
         let n = self.request_context.approximate_invoke_count;
         let runs = match n {
@@ -166,10 +185,14 @@ impl DestinationRecord {
             (None, Some(name)) => format!("/aws/lambda/{name}"),
             (None, None) => "the function's log group".to_owned(),
         };
+        let search = match self.work_id() {
+            Some(id) => format!(", search for {id}"),
+            None => String::new(),
+        };
         format!(
-            "{role} {runs} ({condition}): {why}; request {}; logs: {logs}. Tollgate's dead-letter \
-             consumer reported this failure: search the logs for the request id, fix the cause and \
-             retry the stage or deployment",
+            "{role} {runs} ({condition}): {why}; request {}; logs: {logs}{search}. Tollgate's \
+             dead-letter consumer reported this failure: fix the cause and retry the stage or \
+             deployment",
             self.request_id()
         )
     }
@@ -231,12 +254,20 @@ mod tests {
             text.starts_with(
                 "pipeline-action failed 3 times (RetriesExhausted): Runtime.ExitError (the process \
                  exited or was killed: out of memory, a crash, or a signal); request \
-                 6d1b2e4c-9a0f-4e55-8a51-0c6b1d2e3f40; logs: /tollgate/tg/pipeline-action."
+                 6d1b2e4c-9a0f-4e55-8a51-0c6b1d2e3f40; logs: /tollgate/tg/pipeline-action, search \
+                 for j1."
             ),
             "{text}"
         );
         assert!(!text.contains("SECRETTOKEN"), "{text}");
         assert!(!format!("{r:?}").contains("j1"), "Debug prints no payload");
+        let odd_id = record(
+            json!({"CodePipeline.job": {"id": "<!channel> x"}}),
+            Value::Null,
+            1,
+            "RetriesExhausted",
+        );
+        assert_eq!(odd_id.work_id(), None, "an odd id is not echoed");
     }
 
     #[test]
@@ -253,7 +284,7 @@ mod tests {
             text.starts_with(
                 "deploy-hook was never run (EventAgeExceeded): the event grew older than the \
                  maximum event age before it could run; request 6d1b2e4c-9a0f-4e55-8a51-0c6b1d2e3f40; \
-                 logs: /aws/lambda/tg-PipelineActionFunction-Ab12."
+                 logs: /aws/lambda/tg-PipelineActionFunction-Ab12, search for e-1."
             ),
             "{text}"
         );

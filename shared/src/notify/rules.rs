@@ -239,10 +239,11 @@ pub fn parse_document(text: &str) -> Result<(Rules, BTreeMap<String, Destination
             detail: crate::doc_error::json(&e, trimmed),
         })?
     } else {
-        serde_saphyr::from_str(trimmed).map_err(|e| RulesError::Syntax {
-            format: "YAML",
-            detail: crate::doc_error::yaml(&e, trimmed),
-        })?
+        serde_saphyr::from_str_with_options(trimmed, crate::memory::document_yaml_options())
+            .map_err(|e| RulesError::Syntax {
+                format: "YAML",
+                detail: crate::doc_error::yaml(&e, trimmed),
+            })?
     };
     if let Some(v) = doc.version
         && v != 1
