@@ -20,6 +20,7 @@ use tollgate::notify::enrich::{
     ActionExecutionInfo, DeploymentInfo, ExecutionSummaryInfo, PipelineExecutionInfo, SourceError,
     SourceReader,
 };
+use tollgate::notify::ledger::{Claim, DeliveryLedger};
 use tollgate::notify::render::sns::SnsMessage;
 use tollgate::notify::rules::Rules;
 use tollgate::notify::{Notifier, Undelivered};
@@ -441,4 +442,114 @@ async fn secrets_do_not_leak_through_debug() {
     let shown = format!("{n:?}");
     assert!(!shown.contains("SECRETPATH"), "{shown}");
     assert!(!shown.contains("tok-SECRET"), "{shown}");
+}
+
+// ---------------------------------------------------------------------------
+// Issue 14 §10: deduplication across execution environments.
+
+/// A shared ledger with DynamoDB's semantics: a claim is won when the key is
+/// free or its `sending` lease has expired; `fail` makes every call fail.
+#[derive(Debug, Clone, Default)]
+struct SharedLedger {
+    items: Arc<Mutex<HashMap<String, (&'static str, Instant)>>>,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DeliveryLedger for SharedLedger {
+    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, String> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("ThrottlingException".into());
+        }
+        let mut items = self.items.lock().expect("ledger");
+        match items.get(key) {
+            Some(("sent", _)) => Ok(Claim::AlreadyDelivered),
+            Some((_, until)) if *until > Instant::now() => Ok(Claim::Elsewhere),
+            _ => {
+                items.insert(key.to_owned(), ("sending", Instant::now() + lease));
+                Ok(Claim::Won)
+            }
+        }
+    }
+
+    async fn delivered(&self, key: &str) -> Result<(), String> {
+        let mut items = self.items.lock().expect("ledger");
+        items.insert(key.to_owned(), ("sent", Instant::now()));
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) {
+        let mut items = self.items.lock().expect("ledger");
+        if matches!(items.get(key), Some(("sending", _))) {
+            items.remove(key);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_second_environment_never_sends_what_the_first_delivered() {
+    let sink = Sink::start().await;
+    sink.script("/teams", &[Answer::Status(404, None)]);
+    let sns = FakeSns::default();
+    let ledger = SharedLedger::default();
+    // Two execution environments: separate memories, one ledger.
+    let a = notifier(&sink, sns.clone()).with_ledger(ledger.clone());
+    let b = notifier(&sink, sns.clone()).with_ledger(ledger.clone());
+    let event = fixture("ecs-deployment-circuit-breaker");
+    let err = a
+        .handle(event.clone(), deadline(10))
+        .await
+        .expect_err("teams fails in A");
+    assert_eq!(err.failed[0].destination, "teams");
+    // The retry lands in B: only teams is sent (A released its claim).
+    let out = b
+        .handle(event.clone(), deadline(10))
+        .await
+        .expect("B delivers teams");
+    let results: HashMap<&str, &str> = out
+        .deliveries
+        .iter()
+        .map(|d| (d.destination.as_str(), d.result))
+        .collect();
+    assert_eq!(results["teams"], "delivered");
+    for d in ["slack", "webhook", "sns"] {
+        assert_eq!(results[d], "already-delivered", "{d}");
+    }
+    assert_eq!(sink.received("/slack/T000/B000/SECRETPATH").len(), 1);
+    assert_eq!(sink.received("/hook").len(), 1);
+    assert_eq!(sink.received("/teams").len(), 2);
+    assert_eq!(sns.published.lock().expect("lock").len(), 1);
+}
+
+#[tokio::test]
+async fn a_claim_held_elsewhere_fails_that_destination_and_a_broken_ledger_still_sends() {
+    let sink = Sink::start().await;
+    let sns = FakeSns::default();
+    let ledger = SharedLedger::default();
+    let event = fixture("ecs-deployment-circuit-breaker");
+    let id = event["id"].as_str().expect("event id").to_owned();
+    // Another environment is sending to the webhook right now.
+    ledger.items.lock().expect("ledger").insert(
+        tollgate::notify::ledger::key(&id, "webhook"),
+        ("sending", Instant::now() + Duration::from_secs(60)),
+    );
+    let n = notifier(&sink, sns.clone()).with_ledger(ledger.clone());
+    let err = n
+        .handle(event.clone(), deadline(10))
+        .await
+        .expect_err("the webhook is someone else's");
+    assert_eq!(err.failed.len(), 1, "{err}");
+    assert_eq!(err.failed[0].destination, "webhook");
+    assert!(
+        err.to_string().contains("another execution environment"),
+        "{err}"
+    );
+    assert_eq!(sink.received("/hook").len(), 0);
+
+    // A ledger that cannot answer does not stop a notification.
+    let sink = Sink::start().await;
+    let broken = SharedLedger::default();
+    broken.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let n = notifier(&sink, FakeSns::default()).with_ledger(broken);
+    n.handle(event, deadline(10)).await.expect("sent anyway");
+    assert_eq!(sink.received("/hook").len(), 1);
 }

@@ -69,6 +69,10 @@ struct Shared {
     first_next: Mutex<Option<Instant>>,
     init_error: Mutex<Option<InitError>>,
     nexts: Mutex<u32>,
+    /// Deadline (epoch ms) of each invocation handed out by `/next`.
+    deadlines: Mutex<HashMap<String, u64>>,
+    /// Answers that arrived after their deadline: (request id, ms late).
+    late: Mutex<Vec<(String, u64)>>,
 }
 
 /// A function process under the local Runtime API. Killed on drop.
@@ -300,6 +304,17 @@ impl LocalLambda {
             .clone()
     }
 
+    /// Answers (`/response` or `/error`) that reached the Runtime API after
+    /// their invocation's deadline: (request id, ms late). Lambda would
+    /// have stopped those invocations.
+    pub fn late_answers(&self) -> Vec<(String, u64)> {
+        self.shared
+            .late
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Waits until the process has exited (e.g. after an init error).
     pub async fn wait_exit(&self, limit: Duration) -> bool {
         let mut exited = self.exited.clone();
@@ -419,6 +434,11 @@ async fn route(
                 r#"{"errorMessage":"runtime shutting down"}"#,
             ));
         };
+        shared
+            .deadlines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(p.id.clone(), p.deadline_ms);
         let resp = Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "application/json")
@@ -448,6 +468,24 @@ async fn route(
         && let Some(tail) = rest.strip_prefix("/invocation/")
     {
         let (id, kind) = tail.rsplit_once('/').unwrap_or((tail, ""));
+        // Judged here, where the answer lands, against the deadline the
+        // function was given (Lambda's clock), not by the test's timers.
+        let now = epoch_ms();
+        let deadline = shared
+            .deadlines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .copied();
+        if let Some(deadline) = deadline
+            && now > deadline
+        {
+            shared
+                .late
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((id.to_owned(), now - deadline));
+        }
         let outcome = match kind {
             "response" => Invocation::Response(
                 serde_json::from_slice(&body)

@@ -967,3 +967,95 @@ async fn a_success_notifies_only_as_a_recovery() {
     );
     w.assert_no_secrets(&f.logs());
 }
+
+/// Issue 14 §10: two execution environments (two processes) receive the
+/// same event; with the template's delivery table (moto DynamoDB) every
+/// destination gets it once, and the second environment answers
+/// "already-delivered" or, while the first still holds its claim, fails
+/// those destinations so Lambda retries; the retry then skips them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_environments_never_send_one_event_twice() {
+    let w = world().await;
+    let table = format!("tollgate-deliveries-{}", SEQ.fetch_add(1, Ordering::SeqCst));
+    let ddb = aws_sdk_dynamodb::Client::new(&w.standin.sdk_config().await);
+    ddb.create_table()
+        .table_name(&table)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .expect("attribute"),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .send()
+        .await
+        .expect("table in moto");
+    let extra = [("TOLLGATE_NOTIFY_DEDUPE_TABLE", table.as_str())];
+    let mut a = w.spawn(&extra).await;
+    let mut b = w.spawn(&extra).await;
+    let event = paths::event("notifier", "ecs-deployment-circuit-breaker");
+    let (ia, ib) = tokio::join!(
+        a.invoke(event.clone(), DEADLINE),
+        b.invoke(event.clone(), DEADLINE)
+    );
+    // Whatever the interleaving: one copy per destination.
+    for (name, got) in [
+        ("slack", w.slack().len()),
+        ("teams", w.teams().len()),
+        ("webhook", w.hook().len()),
+    ] {
+        assert_eq!(got, 1, "{name} got {got} copies: A {ia:?}\nB {ib:?}");
+    }
+    assert_eq!(w.sns().len(), 1, "SNS: A {ia:?}\nB {ib:?}");
+    // Lambda retries an environment that failed a destination (claim held
+    // by the other): the retry skips what was delivered.
+    for (f, inv) in [(&mut a, ia), (&mut b, ib)] {
+        if let Invocation::Error { error_message, .. } = &inv {
+            assert!(
+                error_message.contains("another execution environment"),
+                "{error_message}"
+            );
+            let retry = f.invoke(event.clone(), DEADLINE).await;
+            let out = response(&retry).clone();
+            for (d, (result, _)) in results(&out) {
+                assert_eq!(result, "already-delivered", "{d}: {out}");
+            }
+        }
+    }
+    // A third environment, later: everything was delivered already.
+    let mut c = w.spawn(&extra).await;
+    let out = response(&c.invoke(event, DEADLINE).await).clone();
+    for (d, (result, _)) in results(&out) {
+        assert_eq!(result, "already-delivered", "{d}: {out}");
+    }
+    assert_eq!(w.hook().len(), 1);
+    assert_eq!(w.sns().len(), 1);
+    let claims = ddb
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("scan")
+        .items
+        .unwrap_or_default();
+    assert_eq!(claims.len(), 4, "one record per destination");
+    for item in &claims {
+        assert_eq!(
+            item.get("state")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str),
+            Some("sent"),
+            "{item:?}"
+        );
+        assert!(item.contains_key("expires_at"), "TTL attribute set");
+    }
+    w.assert_no_secrets(&a.logs());
+}

@@ -9,6 +9,7 @@
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use std::sync::Arc;
 use std::time::Duration;
+use tollgate::aws::dynamodb_ledger::DynamoLedger;
 use tollgate::aws::notify_sources::NotifySources;
 use tollgate::aws::secretsmanager::SecretsManagerSecrets;
 use tollgate::aws::sns::SnsPublisher;
@@ -55,14 +56,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         destinations = %names.join(","),
         enrich = resolved.enrich,
         hook_failure_parameter_prefix = resolved.hook_failure_prefix.as_deref(),
+        dedupe_table = settings.dedupe_table.as_deref(),
         "notifier ready"
     );
-    let notifier = Arc::new(Notifier::new(
-        resolved,
-        NotifySources::new(&sdk),
-        http,
-        SnsPublisher::new(&sdk),
-    ));
+    let notifier = Arc::new(
+        Notifier::new(
+            resolved,
+            NotifySources::new(&sdk),
+            http,
+            SnsPublisher::new(&sdk),
+        )
+        .with_ledger(DynamoLedger::new(&sdk, settings.dedupe_table.clone())),
+    );
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<serde_json::Value>| {
         let notifier = Arc::clone(&notifier);
         async move {

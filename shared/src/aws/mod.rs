@@ -9,6 +9,7 @@ pub mod codedeploy;
 pub mod codedeploy_read;
 pub mod codepipeline;
 pub mod codepipeline_jobs;
+pub mod dynamodb_ledger;
 pub mod ecs;
 pub mod ecs_deployments;
 pub mod elbv2;

@@ -64,6 +64,9 @@ pub mod vars {
     pub const ENRICH: &str = "TOLLGATE_NOTIFY_ENRICH";
     /// Time kept back from the deadline (ms).
     pub const RESERVE_MS: &str = "TOLLGATE_NOTIFY_RESERVE_MS";
+    /// DynamoDB table of the delivery ledger (cross-environment
+    /// deduplication; unset: per environment only).
+    pub const DEDUPE_TABLE: &str = "TOLLGATE_NOTIFY_DEDUPE_TABLE";
 }
 
 /// Where a secret value comes from.
@@ -270,6 +273,30 @@ pub struct Settings {
     pub hook_failure_prefix: Option<String>,
     /// Time kept back from the Lambda deadline.
     pub reserve: Duration,
+    /// The delivery ledger's DynamoDB table (`None`: deduplication per
+    /// execution environment only).
+    pub dedupe_table: Option<String>,
+}
+
+/// A DynamoDB table name: 3–255 of `A-Za-z0-9_.-`.
+fn dedupe_table(env: &impl Env) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = env.get(vars::DEDUPE_TABLE) else {
+        return Ok(None);
+    };
+    let valid = (3..=255).contains(&raw.len())
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if valid {
+        Ok(Some(raw))
+    } else {
+        Err(ConfigError::invalid(
+            vars::DEDUPE_TABLE,
+            &raw,
+            "not a DynamoDB table name",
+            "3 to 255 letters, digits, '_', '.' or '-' (the template sets it to its table)",
+        ))
+    }
 }
 
 fn topic_arn(origin: &str, raw: &str) -> Result<String, ConfigError> {
@@ -391,6 +418,7 @@ pub fn settings(env: &impl Env) -> Result<Settings, ConfigError> {
             Duration::from_millis(100),
             Duration::from_secs(30),
         )?,
+        dedupe_table: dedupe_table(env)?,
     })
 }
 

@@ -13,6 +13,7 @@ use super::deliver::{
 };
 use super::enrich::{Enricher, SourceReader};
 use super::events;
+use super::ledger::{self, Claim, DeliveryLedger, NoLedger};
 use super::model::Notification;
 use super::render;
 use super::rules::{Decision, Rules};
@@ -137,9 +138,11 @@ impl Memory {
     }
 }
 
-/// The notifier: configuration plus ports, built once at init.
+/// The notifier: configuration plus ports, built once at init. `L` is the
+/// delivery ledger shared by every execution environment
+/// ([`super::ledger`]); without one, deduplication is per environment.
 #[derive(Debug)]
-pub struct Notifier<S, H, P> {
+pub struct Notifier<S, H, P, L = NoLedger> {
     rules: Rules,
     destinations: Vec<Destination>,
     names: Vec<String>,
@@ -149,9 +152,14 @@ pub struct Notifier<S, H, P> {
     policy: RetryPolicy,
     reserve: Duration,
     memory: Mutex<Memory>,
+    ledger: L,
 }
 
-impl<S: SourceReader, H: ChatTransport, P: TopicPublisher> Notifier<S, H, P> {
+/// How long a claim outlives this invocation's deadline: the time a
+/// crashed claimant blocks others.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+impl<S: SourceReader, H: ChatTransport, P: TopicPublisher> Notifier<S, H, P, NoLedger> {
     /// Builds the notifier from resolved configuration and its ports.
     pub fn new(cfg: NotifierConfig, source: S, http: H, sns: P) -> Self {
         let names = cfg.destinations.iter().map(|d| d.name.clone()).collect();
@@ -169,6 +177,25 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher> Notifier<S, H, P> {
             },
             reserve: cfg.reserve,
             memory: Mutex::new(Memory::default()),
+            ledger: NoLedger,
+        }
+    }
+}
+
+impl<S: SourceReader, H: ChatTransport, P: TopicPublisher, L: DeliveryLedger> Notifier<S, H, P, L> {
+    /// Uses a delivery ledger shared by every execution environment.
+    pub fn with_ledger<L2: DeliveryLedger>(self, ledger: L2) -> Notifier<S, H, P, L2> {
+        Notifier {
+            rules: self.rules,
+            destinations: self.destinations,
+            names: self.names,
+            enricher: self.enricher,
+            http: self.http,
+            sns: self.sns,
+            policy: self.policy,
+            reserve: self.reserve,
+            memory: self.memory,
+            ledger,
         }
     }
 
@@ -281,15 +308,45 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher> Notifier<S, H, P> {
             .lock()
             .map(|m| m.has(&n.event_id, &dest.name))
             .unwrap_or(false);
+        let skipped = |result: &'static str, error: Option<String>| DeliveryRecord {
+            destination: dest.name.clone(),
+            kind,
+            result,
+            attempts: 0,
+            error,
+        };
         if already {
             tracing::info!(event_id = %n.event_id, destination = %dest.name, "already delivered for this event; not sending again");
-            return DeliveryRecord {
-                destination: dest.name.clone(),
-                kind,
-                result: "already-delivered",
-                attempts: 0,
-                error: None,
-            };
+            return skipped("already-delivered", None);
+        }
+        // The shared ledger: the same event in another execution environment.
+        let key = (!n.event_id.is_empty()).then(|| ledger::key(&n.event_id, &dest.name));
+        let mut claimed = None;
+        if let Some(key) = key {
+            let lease = deadline.saturating_duration_since(Instant::now()) + LEASE_MARGIN;
+            match self.ledger.claim(&key, lease).await {
+                Ok(Claim::Won) => claimed = Some(key),
+                Ok(Claim::AlreadyDelivered) => {
+                    if let Ok(mut m) = self.memory.lock() {
+                        m.record(&n.event_id, &dest.name);
+                    }
+                    tracing::info!(event_id = %n.event_id, destination = %dest.name, "already delivered for this event (by another execution environment); not sending again");
+                    return skipped("already-delivered", None);
+                }
+                Ok(Claim::Elsewhere) => {
+                    let why = "another execution environment is delivering this event to this \
+                               destination right now; Lambda's retry will find it delivered (or \
+                               take over if that environment stopped)";
+                    tracing::warn!(event_id = %n.event_id, destination = %dest.name, "{why}");
+                    return skipped("failed", Some(why.to_owned()));
+                }
+                Err(e) => tracing::warn!(
+                    event_id = %n.event_id,
+                    destination = %dest.name,
+                    error = %e,
+                    "the delivery ledger could not be read; sending without cross-environment deduplication"
+                ),
+            }
         }
         let Attempts { attempts, result } = match &dest.target {
             Target::Slack { url } => {
@@ -323,6 +380,16 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher> Notifier<S, H, P> {
                 .await
             }
         };
+        if let Some(key) = &claimed {
+            match &result {
+                Ok(()) => {
+                    if let Err(e) = self.ledger.delivered(key).await {
+                        tracing::warn!(event_id = %n.event_id, destination = %dest.name, error = %e, "delivered, but the ledger could not record it; a retry in another environment may send it again after the claim expires");
+                    }
+                }
+                Err(_) => self.ledger.release(key).await,
+            }
+        }
         match result {
             Ok(()) => {
                 if let Ok(mut m) = self.memory.lock() {

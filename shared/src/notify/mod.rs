@@ -43,6 +43,7 @@ pub mod deliver;
 pub mod enrich;
 pub mod events;
 pub mod handler;
+pub mod ledger;
 pub mod model;
 pub mod render;
 pub mod rules;
