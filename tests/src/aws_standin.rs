@@ -102,7 +102,8 @@ pub struct Call {
     pub status: u16,
     /// Error code answered, if any.
     pub error_code: Option<String>,
-    /// The JSON request body, if it was JSON.
+    /// The request body: JSON when it was JSON, otherwise its text (lossy
+    /// UTF-8, first 256 KiB), e.g. a query-protocol form or an S3 object.
     pub request: Value,
     /// Whether moto answered it.
     pub forwarded: bool,
@@ -392,7 +393,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
         .unwrap_or_default();
     let (operation, protocol) = identify(&parts, &body);
     let key = access_key(&parts);
-    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // JSON bodies as JSON; any other body (query protocol, S3 objects) as
+    // its text, so tests can search every byte a function sent.
+    let request: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
+        let cut = &body[..body.len().min(256 * 1024)];
+        Value::String(String::from_utf8_lossy(cut).into_owned())
+    });
     let fault = take_fault(&shared.state, &operation);
 
     let mut delay = None;

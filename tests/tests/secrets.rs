@@ -16,7 +16,14 @@
 //!   hook-failure record it writes to SSM for the notifier;
 //! - `notifier`: webhook URLs from an SSM SecureString, from a Secrets
 //!   Manager JSON secret and as plain environment values, the webhook token
-//!   from Secrets Manager, the role's credentials.
+//!   from Secrets Manager, the role's credentials;
+//! - `dead-letter`: the failed job's artifact credentials inside the
+//!   destination record, a token in the failed invocation's error message,
+//!   a poison message holding a token.
+//!
+//! Besides logs, answers and init errors, every request a function sent to
+//! AWS (report bodies, SSM writes, SNS publishes) and every chat or webhook
+//! payload is searched, also form-encoded.
 //!
 //! The unit part checks the `Debug` output of the configuration and event
 //! types through the library API.
@@ -74,6 +81,26 @@ impl Capture {
         self.text.push_str(&format!("\n== {what}: {item:?}\n"));
     }
 
+    /// Every request the function sent to AWS (the stand-in's record):
+    /// report bodies, SNS publishes, SSM writes, S3 objects.
+    fn add_calls(&mut self, standin: &AwsStandIn) {
+        // Not the test's own seeding calls (signed with the test's key).
+        for c in standin
+            .calls()
+            .into_iter()
+            .filter(|c| c.access_key_id.as_deref() != Some("AKIASTANDINTEST00001"))
+        {
+            let body = match &c.request {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            self.text.push_str(&format!(
+                "\n== call {} ({}): {body}\n",
+                c.operation, c.status
+            ));
+        }
+    }
+
     fn finish(&mut self, f: &LocalLambda) {
         self.text.push_str("\n== logs\n");
         self.text.push_str(&f.logs());
@@ -97,38 +124,65 @@ impl Capture {
         for s in secrets {
             let escaped = serde_json::to_string(s).expect("json");
             let escaped = escaped.trim_matches('"');
-            assert!(
-                !self.text.contains(s.as_str()) && !self.text.contains(escaped),
-                "secret {s:?} leaked:\n{}",
-                self.text
-            );
+            // As a query-protocol form (SNS, SSM writes) would carry it.
+            let form: String = s
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            for shown in [s.as_str(), escaped, form.as_str()] {
+                assert!(
+                    !self.text.contains(shown),
+                    "secret {s:?} leaked (as {shown:?}):\n{}",
+                    self.text
+                );
+            }
         }
     }
 }
 
 /// A loopback server answering by path prefix: `/ok…` 200, `/gone…` 404,
 /// `/deny…` 401, anything else 200.
-async fn target() -> (String, tokio::task::JoinHandle<()>) {
+async fn target() -> (String, tokio::task::JoinHandle<()>, Received) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let received = Received::default();
+    let sink = received.clone();
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            let sink = sink.clone();
             tokio::spawn(async move {
-                let svc = service_fn(|req: Request<hyper::body::Incoming>| async move {
-                    let p = req.uri().path();
-                    let status = if p.starts_with("/gone") {
-                        404
-                    } else if p.starts_with("/deny") {
-                        401
-                    } else {
-                        200
-                    };
-                    Response::builder()
-                        .status(StatusCode::from_u16(status).expect("status"))
-                        .header("content-type", "application/json")
-                        .body(Full::new(Bytes::from_static(br#"{"status":"ok"}"#)))
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let sink = sink.clone();
+                    async move {
+                        let p = req.uri().path().to_owned();
+                        let body = http_body_util::BodyExt::collect(req.into_body())
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        sink.0
+                            .lock()
+                            .expect("sink")
+                            .push(String::from_utf8_lossy(&body).into_owned());
+                        let status = if p.starts_with("/gone") {
+                            404
+                        } else if p.starts_with("/deny") {
+                            401
+                        } else {
+                            200
+                        };
+                        Response::builder()
+                            .status(StatusCode::from_u16(status).expect("status"))
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from_static(br#"{"status":"ok"}"#)))
+                    }
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
@@ -136,7 +190,17 @@ async fn target() -> (String, tokio::task::JoinHandle<()>) {
             });
         }
     });
-    (base, task)
+    (base, task, received)
+}
+
+/// Request bodies a [`target`] received (chat payloads, smoke requests).
+#[derive(Clone, Default)]
+struct Received(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Received {
+    fn text(&self) -> String {
+        self.0.lock().expect("sink").join("\n")
+    }
 }
 
 async fn spawn(binary: &str, env: &[(String, String)]) -> LocalLambda {
@@ -151,7 +215,7 @@ async fn spawn(binary: &str, env: &[(String, String)]) -> LocalLambda {
 async fn pipeline_action_never_shows_artifact_or_role_credentials() {
     let moto = Moto::shared();
     let standin = AwsStandIn::start(Some(moto)).await;
-    let (base, _server) = target().await;
+    let (base, _server, received) = target().await;
     let mut env = verbose(&standin);
     env.push(("TOLLGATE_REPORT_RESERVE_MS".into(), "1500".into()));
     let mut f = spawn("pipeline-action", &env).await;
@@ -210,12 +274,68 @@ async fn pipeline_action_never_shows_artifact_or_role_credentials() {
     ev["CodePipeline.job"]["id"] = json!(42);
     cap.add("no job id", f.invoke(ev, DEADLINE).await);
 
+    // A syntax error in taskdef.json next to a secret environment value
+    // (issue 14 §5): the failure names the file and the place, never the
+    // value.
+    standin.clear_faults();
+    let td_secret = format!("td-secret-{t}-NEVERLOG");
+    let bucket = format!("tollgate-sec-{t}");
+    let s3 = tollgate_tests::seed::s3_client(&tollgate_tests::seed::seeding_config(moto).await);
+    tollgate_tests::seed::bucket(&s3, &bucket)
+        .await
+        .expect("bucket");
+    let mut ev = job("verify-artifact", &format!("sec-taskdef-{t}"));
+    let input = &mut ev["CodePipeline.job"]["data"]["inputArtifacts"][0]["location"]["s3Location"];
+    input["bucketName"] = json!(bucket);
+    let key = input["objectKey"].as_str().expect("key").to_owned();
+    let taskdef = format!(
+        "{{\"family\": \"web\", \"containerDefinitions\": [{{\"name\": \"web\", \"image\": \"<IMAGE1_NAME>\", \
+         \"environment\": [{{\"name\": \"DB_PASSWORD\" \"value\": \"{td_secret}\"}}]}}]}}"
+    );
+    tollgate_tests::seed::put_zip(
+        &s3,
+        &bucket,
+        &key,
+        &[
+            (
+                "imagedefinitions.json",
+                "[{\"name\":\"web\",\"imageUri\":\"111111111111.dkr.ecr.us-east-1.amazonaws.com/web@sha256:0f5e8a3c2b1d4e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f\"}]",
+            ),
+            ("taskdef.json", taskdef.as_str()),
+        ],
+        None,
+    )
+    .await
+    .expect("artifact");
+    let out = f.invoke(ev, DEADLINE).await;
+    assert!(
+        format!("{out:?}").contains("failure"),
+        "a broken taskdef.json fails the job: {out:?}"
+    );
+    cap.add("taskdef syntax error", out);
+
     // The report itself denied.
     standin.inject("PutJobFailureResult", Fault::AccessDenied, None);
     let ev = job("bad-params-unknown-action", &format!("sec-report-{t}"));
     cap.add("report denied", f.invoke(ev, DEADLINE).await);
 
     cap.finish(&f);
+    cap.add_calls(&standin);
+    cap.text.push_str(&received.text());
+    let failures: Vec<String> = standin
+        .reports()
+        .iter()
+        .filter_map(|r| match r {
+            tollgate_tests::Report::JobFailure { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        failures
+            .iter()
+            .any(|m| m.contains("taskdef.json: not valid JSON")),
+        "the taskdef syntax error is reported: {failures:#?}"
+    );
     assert!(
         standin
             .calls_of("s3:GET")
@@ -227,6 +347,7 @@ async fn pipeline_action_never_shows_artifact_or_role_credentials() {
     secrets.push(ARTIFACT_SECRET_KEY.to_owned());
     secrets.push(ARTIFACT_SESSION_TOKEN.to_owned());
     secrets.push(pa_token);
+    secrets.push(td_secret);
     cap.assert_clean(&secrets);
 }
 
@@ -236,7 +357,7 @@ async fn pipeline_action_never_shows_artifact_or_role_credentials() {
 async fn deploy_hook_never_shows_spec_tokens_or_role_credentials() {
     let moto = Moto::shared();
     let standin = AwsStandIn::start(Some(moto)).await;
-    let (base, _server) = target().await;
+    let (base, _server, received) = target().await;
     let t = tag();
     let bearer = format!("dh-bearer-{t}-NEVERLOG");
     let api_key = format!("dh-apikey-{t}-NEVERLOG");
@@ -428,6 +549,10 @@ async fn deploy_hook_never_shows_spec_tokens_or_role_credentials() {
         cap.finish(&f);
     }
 
+    // What it sent: reports, the hook-failure record (SSM), the checks'
+    // requests (they carry the tokens by design, to the target only).
+    cap.add_calls(&standin);
+    cap.text.push_str(&received.text());
     let mut secrets: Vec<String> = ROLE_SECRETS.map(str::to_owned).to_vec();
     secrets.extend([bearer, api_key, custom]);
     cap.assert_clean(&secrets);
@@ -439,7 +564,7 @@ async fn deploy_hook_never_shows_spec_tokens_or_role_credentials() {
 async fn notifier_never_shows_webhook_urls_or_tokens() {
     let moto = Moto::shared();
     let standin = AwsStandIn::start(Some(moto)).await;
-    let (base, _server) = target().await;
+    let (base, _server, received) = target().await;
     let t = tag();
     let sdk = standin.sdk_config().await;
     // The secret part of a webhook URL is its path.
@@ -465,6 +590,15 @@ async fn notifier_never_shows_webhook_urls_or_tokens() {
         .send()
         .await
         .expect("secret");
+    // SNS too: its publishes are searched like everything else.
+    let topic_arn = aws_sdk_sns::Client::new(&sdk)
+        .create_topic()
+        .name(format!("tollgate-sec-{t}"))
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn
+        .expect("topic arn");
     // Teams as a plain environment value, on a closed port (connection
     // refused: HTTP client errors like to quote the URL).
     let teams_url = format!("http://127.0.0.1:{}/{teams_path}", free_port());
@@ -482,6 +616,7 @@ async fn notifier_never_shows_webhook_urls_or_tokens() {
                 format!("secretsmanager:{secret_name}#token"),
             ),
             ("TOLLGATE_NOTIFY_REQUEST_TIMEOUT_MS", "800".to_owned()),
+            ("TOLLGATE_SNS_TOPIC_ARN", topic_arn),
         ]
         .map(|(k, v)| (k.to_owned(), v)),
     );
@@ -532,8 +667,63 @@ async fn notifier_never_shows_webhook_urls_or_tokens() {
         cap.finish(&f);
     }
 
+    // What it sent: the chat and webhook payloads, the SNS publishes.
+    cap.add_calls(&standin);
+    cap.text.push_str(&received.text());
+    assert!(
+        standin.calls_of("Publish").iter().any(|c| c.status == 200),
+        "an SNS publish was made and searched"
+    );
+    assert!(!received.text().is_empty(), "chat payloads were captured");
     let mut secrets: Vec<String> = ROLE_SECRETS.map(str::to_owned).to_vec();
     secrets.extend([slack_path, hook_path, teams_path, token]);
+    cap.assert_clean(&secrets);
+}
+
+// --------------------------------------------------------------- dead-letter
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_never_shows_the_failed_event_or_its_error() {
+    let standin = AwsStandIn::start(None).await;
+    let t = tag();
+    let mut f = spawn("dead-letter", &verbose(&standin)).await;
+    let mut cap = Capture::default();
+    let err_secret = format!("dl-error-{t}-NEVERLOG");
+    let poison_secret = format!("dl-poison-{t}-NEVERLOG");
+    let mut event = paths::event("dead-letter", "pipeline-action-killed");
+    let record = &mut event["Records"][0];
+    let mut body: serde_json::Value =
+        serde_json::from_str(record["body"].as_str().expect("body")).expect("record");
+    body["responsePayload"]["errorMessage"] = json!(format!("Bearer {err_secret} signal: killed"));
+    let id = body["requestPayload"]["CodePipeline.job"]["id"]
+        .as_str()
+        .expect("job id")
+        .to_owned();
+    standin.register_job(&id);
+    record["body"] = json!(body.to_string());
+    let mut poison = record.clone();
+    poison["messageId"] = json!("poison-1");
+    poison["body"] = json!(format!("{{\"token\": \"{poison_secret}\""));
+    event["Records"]
+        .as_array_mut()
+        .expect("records")
+        .push(poison);
+    let out = f.invoke(event, DEADLINE).await;
+    assert_eq!(
+        out,
+        Invocation::Response(json!({"batchItemFailures": [{"itemIdentifier": "poison-1"}]}))
+    );
+    cap.add("batch", out);
+    cap.finish(&f);
+    cap.add_calls(&standin);
+    assert_eq!(standin.reports_for(&id).len(), 1, "the job was reported");
+    let mut secrets: Vec<String> = ROLE_SECRETS.map(str::to_owned).to_vec();
+    secrets.extend([
+        ARTIFACT_SECRET_KEY.to_owned(),
+        ARTIFACT_SESSION_TOKEN.to_owned(),
+        err_secret,
+        poison_secret,
+    ]);
     cap.assert_clean(&secrets);
 }
 
