@@ -226,6 +226,29 @@ impl FakeSource {
                 "main",
             )],
         );
+        // payments-api: an execution a newer one superseded (a real
+        // CodePipeline answers for it like any other).
+        let superseded = "Bump invoice schema to v3";
+        let superseded_commit = "c3e5a7b9d1f3a5c7e9b1d3f5a7c9e1b3d5f7a9c1";
+        f.executions.insert(
+            "2f4a6c8e-0b1d-4e3f-a5b7-c9d1e3f5a7b9".into(),
+            PipelineExecutionInfo {
+                status: Some("Superseded".into()),
+                trigger_type: Some("Webhook".into()),
+                trigger_detail: Some(CONNECTION.into()),
+                revisions: vec![revision(superseded_commit, superseded, "acme/payments-api")],
+                ..PipelineExecutionInfo::default()
+            },
+        );
+        f.actions.insert(
+            "2f4a6c8e-0b1d-4e3f-a5b7-c9d1e3f5a7b9".into(),
+            vec![source_action(
+                superseded_commit,
+                superseded,
+                "acme/payments-api",
+                "main",
+            )],
+        );
         // orders-service: a CodeCommit source; succeeded on attempt 2.
         let cc = "5e7a9c1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c";
         f.executions.insert(
@@ -329,7 +352,7 @@ impl FakeSource {
                 "AfterAllowTestTraffic failed for d-9HKWQ2M7C: smoke checks against http://checkout-1234567890.eu-west-1.elb.amazonaws.com:8080 did not pass: 1 of 2 checks failed\n\
                  FAIL health (GET http://checkout-1234567890.eu-west-1.elb.amazonaws.com:8080/health): 3 attempts, last response 12 ms\n\
                  \x20 - status: expected 200, got 503\n\
-                 \x20 - json $.status: expected \"ok\", got \"degraded\"",
+                 \x20 - json $.status: expected equals \"ok\", got \"degraded\"",
                 "2024-05-14T14:02:29Z",
             )
             .encode(),
