@@ -675,10 +675,14 @@ async fn a_slow_record_write_is_abandoned_after_two_seconds() {
 
     assert_eq!(out.response()["report"], "failed", "{}", f.logs());
     assert_eq!(only_report(&standin, &execution), "Failed");
+    // The write waited out its 2 s bound (a lower bound cannot flake on a
+    // slow host); the answer still came before the deadline, judged where
+    // it landed.
     assert!(
-        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
-        "the write costs its 2 s bound, no more: {took:?}"
+        took >= Duration::from_secs(2),
+        "the write waits its 2 s bound: {took:?}"
     );
+    assert_eq!(f.late_answers(), Vec::new(), "answered after the deadline");
     assert!(f.logs().contains("did not answer within"), "{}", f.logs());
 }
 
@@ -1113,13 +1117,13 @@ async fn a_deadline_shorter_than_the_checks_reports_one_failure_in_time() {
     let took = started.elapsed();
 
     assert_eq!(out.response()["report"], "failed", "{}", f.logs());
-    assert!(
-        took < deadline,
-        "answered after {took:?}, deadline {deadline:?}"
+    // Judged where the answer lands, against the deadline it was given.
+    assert_eq!(
+        f.late_answers(),
+        Vec::new(),
+        "answered after the deadline ({took:?} by the test's clock)"
     );
     assert_eq!(only_report(&standin, &execution), "Failed");
-    let report_at = standin.calls_of("PutLifecycleEventHookExecutionStatus")[0].at;
-    assert!(report_at.duration_since(started) < deadline);
     let logs = f.logs();
     assert!(
         logs.contains("NOT FINISHED health: deadline reached during attempt 1"),

@@ -622,8 +622,10 @@ async fn failing_lookups_do_not_stop_the_message() {
     let out = response(&inv).clone();
     assert_eq!(out["decision"], "sent", "{out}");
     assert_eq!(out["enrichment"], "failed", "{out}");
+    // Bounded by the enrichment limit (1.5 s), far from the deadline; the
+    // bound leaves room for a slow host.
     assert!(
-        elapsed < Duration::from_secs(6),
+        elapsed < DEADLINE / 2,
         "enrichment was not time-bounded: {elapsed:?}"
     );
     let hook = w.hook();

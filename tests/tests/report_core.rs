@@ -97,9 +97,10 @@ async fn the_deadline_ends_the_work_with_one_failure_naming_the_step() {
         .await;
     let elapsed = started.elapsed();
     assert_eq!(out.response()["report"], "failure", "{out:?}");
-    assert!(
-        elapsed < deadline,
-        "the invocation must end before its deadline, took {elapsed:?}"
+    assert_eq!(
+        f.late_answers(),
+        Vec::new(),
+        "the invocation must end before its deadline (took {elapsed:?} by the test's clock)"
     );
     let (_, message) = only_failure(&standin, "job-slow");
     assert!(message.starts_with("timed out after"), "{message}");
@@ -374,7 +375,6 @@ async fn hooks_report_once_through_panic_duplicate_and_deadline() {
     assert!(panicking.logs().contains("probing the hook panic path"));
 
     let mut sleepy = probe(&standin, &[("PROBE_HOOK", "sleep:60000")]).await;
-    let started = Instant::now();
     let out = sleepy
         .invoke(
             hook_event(&standin, "d-SLOW", "exec-2"),
@@ -382,7 +382,11 @@ async fn hooks_report_once_through_panic_duplicate_and_deadline() {
         )
         .await;
     assert_eq!(out.response()["report"], "failed");
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        sleepy.late_answers(),
+        Vec::new(),
+        "answered before the deadline"
+    );
     assert_eq!(standin.reports_for("exec-2").len(), 1);
 }
 
