@@ -245,6 +245,15 @@ const KINDS: &[Kind] = &[
         ],
     },
     Kind {
+        key: "process-killed",
+        what: "the process is killed mid-work (SIGKILL); Lambda's destination record goes through the dead-letter consumer",
+        expect: [
+            "killed → dead-letter → report:failure:JobFailed",
+            "killed → dead-letter → report:Failed",
+            "killed → failure queue",
+        ],
+    },
+    Kind {
         key: "deadline-short",
         what: "deadline shorter than the work (target hangs)",
         expect: [
@@ -394,7 +403,7 @@ async fn rig(func: Func, kind: &str) -> Rig {
     let needs_moto = func == Func::Notifier;
     let standin = AwsStandIn::start(needs_moto.then(Moto::shared)).await;
     let mode = match (func, kind) {
-        (_, "deadline-short") => Mode::Hang,
+        (_, "deadline-short" | "process-killed") => Mode::Hang,
         (Func::Notifier, "duplicate-report") => Mode::Status(409),
         _ => Mode::Ok,
     };
@@ -722,6 +731,9 @@ async fn run_cell(func: Func, kind: &'static str) -> Observed {
             logs: rig.lambda.logs(),
         };
     }
+    if kind == "process-killed" {
+        return killed_cell(func, rig).await;
+    }
     let body = body(func, kind, &rig);
     let report_id = report_id(func, kind, &body);
     let rounds = if kind == "duplicate-delivery" { 2 } else { 1 };
@@ -795,6 +807,113 @@ async fn run_cell(func: Func, kind: &'static str) -> Observed {
     }
 }
 
+/// A process killed mid-work: it answers nothing and reports nothing;
+/// Lambda (played here) sends the destination record, and the dead-letter
+/// consumer reports the job or hook failed, once. The notifier has nothing
+/// to report to: its event stays in its failure queue.
+async fn killed_cell(func: Func, mut rig: Rig) -> Observed {
+    let mut problems = Vec::new();
+    let body = body(func, "process-killed", &rig);
+    let event: Value = serde_json::from_slice(&body).expect("the cell's event is JSON");
+    let pid = rig.lambda.pid().expect("running");
+    let hits = rig.server.bodies.clone();
+    let killer = tokio::spawn(async move {
+        // Mid-work: the smoke target or the webhook has the request.
+        let start = Instant::now();
+        while hits.lock().expect("server").is_empty() {
+            if start.elapsed() > DEADLINE {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        true
+    });
+    let started = Instant::now();
+    let inv = rig.lambda.invoke_raw(body, rig.deadline).await;
+    let elapsed = started.elapsed();
+    if !killer.await.unwrap_or(false) {
+        problems.push("the work never reached its target".to_owned());
+    }
+    if !matches!(inv, Invocation::Exited(_)) {
+        problems.push(format!("the killed process must not answer: {inv:?}"));
+    }
+    if !rig.standin.reports().is_empty() {
+        problems.push("a killed process reported".to_owned());
+    }
+    let record = tollgate_tests::async_invoke::destination_record(func.name(), &event, &inv, 3);
+    if func == Func::Notifier {
+        return Observed {
+            class: "killed → failure queue".to_owned(),
+            detail: format!(
+                "nothing to report to; the record ({} bytes) waits in the notifier's failure queue",
+                record.to_string().len()
+            ),
+            elapsed,
+            problems,
+            logs: rig.lambda.logs(),
+        };
+    }
+    let sqs_event = json!({"Records": [{
+        "messageId": "fault-matrix-1", "receiptHandle": "rh", "body": record.to_string(),
+        "attributes": {}, "messageAttributes": {}, "md5OfBody": "",
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:111111111111:failed",
+        "awsRegion": "us-east-1"
+    }]});
+    let mut consumer = LocalLambda::spawn(
+        &paths::function_binary("dead-letter"),
+        &rig.standin.lambda_env(),
+    )
+    .await;
+    let answer = consumer.invoke(sqs_event, DEADLINE).await;
+    if answer != Invocation::Response(json!({"batchItemFailures": []})) {
+        problems.push(format!("the consumer must settle the record: {answer:?}"));
+    }
+    let reports = rig.standin.reports_for(&rig.id);
+    let calls = report_calls(&rig, 0);
+    if reports.len() != 1 || calls.len() != 1 {
+        problems.push(format!(
+            "exactly one report call, accepted, expected: {calls:?} / {reports:?}"
+        ));
+    }
+    let (what, detail) = match reports.first() {
+        Some(Report::JobFailure {
+            failure_type,
+            message,
+            ..
+        }) => (format!("failure:{failure_type}"), message.clone()),
+        // CodeDeploy takes no reason: the consumer's log line has it.
+        Some(Report::Hook { status, .. }) => (status.clone(), {
+            let logs = consumer.logs();
+            logs.find("deploy-hook failed")
+                .map(|at| {
+                    let rest = &logs[at..];
+                    rest[..rest.find(['"', '\n']).unwrap_or(rest.len())].to_owned()
+                })
+                .unwrap_or_default()
+        }),
+        other => (format!("{other:?}"), String::new()),
+    };
+    if let Some(text) = must_mention(func, "process-killed")
+        && !detail.contains(text)
+    {
+        problems.push(format!("the outcome should mention {text:?}"));
+    }
+    Observed {
+        class: format!("killed → dead-letter → report:{what}"),
+        detail,
+        elapsed,
+        problems,
+        logs: format!(
+            "{}\n--- dead-letter\n{}",
+            rig.lambda.logs(),
+            consumer.logs()
+        ),
+    }
+}
+
 /// The message of the last `hook outcome` log line (text after `outcome="…" `).
 fn hook_outcome(logs: &str) -> Option<String> {
     let line = logs.lines().rev().find(|l| l.contains("hook outcome"))?;
@@ -831,6 +950,9 @@ fn must_mention(func: Func, kind: &str) -> Option<&'static str> {
         (PipelineAction, "dependency-fault") => "DescribeServices",
         (DeployHook, "dependency-fault") => "GetDeployment",
         (PipelineAction, "deadline-short") => "deadline reached",
+        (PipelineAction | DeployHook, "process-killed") => {
+            "failed 3 times (RetriesExhausted): Runtime.ExitError"
+        }
         (DeployHook, "deadline-short") => "deadline",
         (_, "malformed-json" | "non-utf8" | "deep-event") => "failed to deserialize",
         _ => return None,
@@ -1081,6 +1203,7 @@ async fn every_function_survives_every_fault() {
     for f in Func::ALL {
         paths::function_binary(f.name());
     }
+    paths::function_binary("dead-letter");
     let only = std::env::var("TOLLGATE_FAULT_MATRIX_ONLY").ok();
     let gate = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
     // Invocations hold non-Send state: cells are local tasks of one LocalSet
