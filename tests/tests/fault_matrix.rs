@@ -1269,12 +1269,7 @@ async fn every_function_survives_every_fault() {
         grid[row][col] = Some(obs);
     }
     let cells = grid.iter().flatten().flatten().count();
-    let in_runtime = grid
-        .iter()
-        .flatten()
-        .flatten()
-        .filter(|o| o.class.contains(RUNTIME_REJECTS))
-        .count();
+    let in_runtime = in_runtime(&grid);
     eprintln!(
         "fault matrix: {cells} cells in {:?}, {} failed; {in_runtime} end inside lambda_runtime \
          before Tollgate's code, {} exercise it",
@@ -1299,6 +1294,15 @@ async fn every_function_survives_every_fault() {
 /// The error type of the cells `lambda_runtime` rejects before any
 /// Tollgate code runs.
 const RUNTIME_REJECTS: &str = "lambda_runtime::deserializer";
+
+/// Cells that ended inside `lambda_runtime` ([`RUNTIME_REJECTS`]).
+fn in_runtime(grid: &[[Option<Observed>; 3]]) -> usize {
+    grid.iter()
+        .flatten()
+        .flatten()
+        .filter(|o| o.class.contains(RUNTIME_REJECTS))
+        .count()
+}
 
 /// docs/fault-matrix.md is generated; this keeps it from drifting from the
 /// code between regenerations: its rows are [`KINDS`] in order, with each
@@ -1364,12 +1368,7 @@ fn table(grid: &[[Option<Observed>; 3]], took: Duration) -> String {
         .flatten()
         .filter(|o| o.problems.is_empty())
         .count();
-    let in_runtime = grid
-        .iter()
-        .flatten()
-        .flatten()
-        .filter(|o| o.class.contains(RUNTIME_REJECTS))
-        .count();
+    let in_runtime = in_runtime(grid);
     let _ = writeln!(
         out,
         "# Fault matrix\n\n\
