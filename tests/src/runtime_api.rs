@@ -78,6 +78,7 @@ struct Shared {
 /// A function process under the local Runtime API. Killed on drop.
 pub struct LocalLambda {
     name: String,
+    runtime_api: String,
     shared: Arc<Shared>,
     queue: mpsc::UnboundedSender<Pending>,
     child: Child,
@@ -207,6 +208,7 @@ impl LocalLambda {
         });
         LocalLambda {
             name,
+            runtime_api: addr.to_string(),
             shared,
             queue: tx,
             child,
@@ -338,6 +340,12 @@ impl LocalLambda {
             total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
         }
         Some(Duration::from_nanos(total))
+    }
+
+    /// `host:port` of this function's Runtime API (its
+    /// `AWS_LAMBDA_RUNTIME_API`).
+    pub fn runtime_api(&self) -> &str {
+        &self.runtime_api
     }
 
     /// The process id, while it runs (to signal it, or to put it in a

@@ -245,6 +245,29 @@ const KINDS: &[Kind] = &[
         ],
     },
     Kind {
+        key: "syntax-error-secrets",
+        what: "a syntax error next to a token in the user's document (UserParameters, check spec, rules): the token shows nowhere",
+        expect: [
+            "report:failure:ConfigurationError",
+            "report:Failed",
+            "init-error:InvalidRules",
+        ],
+    },
+    Kind {
+        key: "memory-budget",
+        what: "16 checks × 8 MiB bodies at once at 128 MB (notifier: a YAML alias bomb in its rules): refused before any request",
+        expect: [
+            "report:failure:ConfigurationError",
+            "report:Failed",
+            "init-error:InvalidRules",
+        ],
+    },
+    Kind {
+        key: "runtime-api-target",
+        what: "a check aimed at the function's own Runtime API (deploy-hook: at the link-local metadata address); the notifier runs no checks",
+        expect: ["report:failure:JobFailed", "report:Failed", "n/a"],
+    },
+    Kind {
         key: "process-killed",
         what: "the process is killed mid-work (SIGKILL); Lambda's destination record goes through the dead-letter consumer",
         expect: [
@@ -399,6 +422,38 @@ struct Rig {
 
 const SPEC: &str = "checks: [{name: health, url: '${TARGET}/health', expect: {status: 200}}]";
 
+/// The token placed next to the syntax errors of `syntax-error-secrets`.
+const DOC_TOKEN: &str = "fm-doc-token-NEVERSHOWN";
+
+/// Sixteen checks at once, each reading up to 8 MiB: more than a 128 MB
+/// function holds (`memory-budget`).
+fn wide_checks(target: &str) -> Value {
+    let checks: Vec<Value> = (0..16)
+        .map(|i| json!({"name": format!("c{i}"), "url": format!("{target}/health"), "max_body": "8MiB"}))
+        .collect();
+    json!({"concurrency": 16, "checks": checks})
+}
+
+/// The notifier runs no checks: nothing to aim at its Runtime API.
+fn not_applicable(func: Func, kind: &str) -> bool {
+    KINDS
+        .iter()
+        .any(|k| k.key == kind && k.expect[func_index(func)] == "n/a")
+}
+
+fn func_index(func: Func) -> usize {
+    Func::ALL.iter().position(|f| *f == func).unwrap_or(0)
+}
+
+/// The cells where the notifier's configuration fails its init (it has
+/// nothing to report to).
+fn notifier_fails_init(kind: &str) -> bool {
+    matches!(
+        kind,
+        "config-error" | "syntax-error-secrets" | "memory-budget"
+    )
+}
+
 async fn rig(func: Func, kind: &str) -> Rig {
     let needs_moto = func == Func::Notifier;
     let standin = AwsStandIn::start(needs_moto.then(Moto::shared)).await;
@@ -469,6 +524,38 @@ async fn rig(func: Func, kind: &str) -> Rig {
             topic = Some(arn);
         }
     }
+    // Documents the user wrote, broken next to a token or too big to hold.
+    match (func, kind) {
+        (Func::DeployHook, "syntax-error-secrets") => add(
+            "TOLLGATE_CHECK_SPEC",
+            format!(
+                "checks:\n  - name: a\n    url: '${{TARGET}}/health'\n    headers:\n      \
+                 Authorization: \"Bearer {DOC_TOKEN}\n"
+            ),
+        ),
+        (Func::Notifier, "syntax-error-secrets") => add(
+            "TOLLGATE_NOTIFY_RULES",
+            format!("routes:\n  - match: {{pipeline: \"web}}\n    token: \"{DOC_TOKEN}\"\n"),
+        ),
+        (Func::DeployHook, "memory-budget") => {
+            add("TOLLGATE_CHECK_SPEC", wide_checks("${TARGET}").to_string())
+        }
+        (Func::Notifier, "memory-budget") => {
+            // A 100 KB name anchored once and replayed 90 times into a
+            // field that takes a list of names: 9 MB from a 100 KB document.
+            let mut doc = format!("default_destinations:\n  - &big \"{}\"\n", "x".repeat(100_000));
+            for _ in 0..90 {
+                doc.push_str("  - *big\n");
+            }
+            add("TOLLGATE_NOTIFY_RULES", doc)
+        }
+        (Func::DeployHook, "runtime-api-target") => add(
+            "TOLLGATE_CHECK_SPEC",
+            "checks: [{name: metadata, url: 'http://169.254.169.254/latest/meta-data/', expect: {status: 200}}]"
+                .into(),
+        ),
+        _ => {}
+    }
     // A configuration error at init (added last, so it wins).
     if kind == "config-error" {
         match func {
@@ -512,7 +599,7 @@ async fn rig(func: Func, kind: &str) -> Rig {
     let lambda = LocalLambda::spawn(&paths::function_binary(func.name()), &env).await;
     // The notifier has nothing to report to: its configuration error fails
     // init (run_cell checks the init error).
-    let fails_init = kind == "config-error" && func == Func::Notifier;
+    let fails_init = func == Func::Notifier && notifier_fails_init(kind);
     assert!(
         fails_init || lambda.wait_init(Duration::from_secs(20)).await.is_some(),
         "{} did not start for {kind}: {:?}\n{}",
@@ -598,6 +685,26 @@ fn pipeline_event(kind: &str, rig: &Rig) -> Value {
         "dependency-fault" => {
             job["data"]["actionConfiguration"]["configuration"]["UserParameters"] = json!(
                 json!({"action": "ecs-wait", "cluster": "prod", "service": "web"}).to_string()
+            );
+        }
+        "syntax-error-secrets" => {
+            job["data"]["actionConfiguration"]["configuration"]["UserParameters"] = json!(format!(
+                "{{\"action\": \"smoke\", \"spec\": {{\"checks\": [{{\"name\": \"a\", \"url\": \
+                 \"https://example.com\", \"headers\": {{\"Authorization\": \"Bearer {DOC_TOKEN}"
+            ));
+        }
+        "memory-budget" => {
+            job["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
+                json!(json!({"action": "smoke", "spec": wide_checks(&rig.server.url)}).to_string());
+        }
+        "runtime-api-target" => {
+            let url = format!(
+                "http://{}/2018-06-01/runtime/invocation/next",
+                rig.lambda.runtime_api()
+            );
+            job["data"]["actionConfiguration"]["configuration"]["UserParameters"] = json!(
+                json!({"action": "smoke", "spec": {"checks": [{"name": "next-event", "url": url, "expect": {"status": 200}}]}})
+                    .to_string()
             );
         }
         _ => {}
@@ -708,7 +815,7 @@ async fn run_cell(func: Func, kind: &'static str) -> Observed {
             Func::Notifier => {}
         }
     }
-    if kind == "config-error" && func == Func::Notifier {
+    if func == Func::Notifier && notifier_fails_init(kind) {
         let mut problems = Vec::new();
         if !rig.lambda.wait_exit(Duration::from_secs(10)).await {
             problems.push("a notifier with a configuration error must fail init".to_owned());
@@ -722,6 +829,14 @@ async fn run_cell(func: Func, kind: &'static str) -> Observed {
         };
         if !rig.lambda.logs().contains("ConfigurationError") {
             problems.push("the init error must carry the ConfigurationError alert".to_owned());
+        }
+        if rig.lambda.logs().contains(DOC_TOKEN) || detail.contains(DOC_TOKEN) {
+            problems.push("the token shows in the init error or the logs".to_owned());
+        }
+        if let Some(text) = must_mention(func, kind)
+            && !detail.contains(text)
+        {
+            problems.push(format!("the init error should mention {text:?}"));
         }
         return Observed {
             class,
@@ -788,6 +903,29 @@ async fn run_cell(func: Func, kind: &'static str) -> Observed {
         problems.push(format!(
             "the webhook did not receive the names unchanged: {}",
             rig.server.received_text()
+        ));
+    }
+    if kind == "syntax-error-secrets" {
+        let sent: String = rig
+            .standin
+            .calls()
+            .iter()
+            .map(|c| c.request.to_string())
+            .collect();
+        for (place, text) in [
+            ("logs", rig.lambda.logs()),
+            ("outcome", details.join(" ")),
+            ("calls", sent),
+        ] {
+            if text.contains(DOC_TOKEN) {
+                problems.push(format!("the token shows in the {place}"));
+            }
+        }
+    }
+    if kind == "memory-budget" && rig.server.hits() != 0 {
+        problems.push(format!(
+            "{} requests were sent before the refusal",
+            rig.server.hits()
         ));
     }
     if let Some(text) = must_mention(func, kind)
@@ -950,6 +1088,13 @@ fn must_mention(func: Func, kind: &str) -> Option<&'static str> {
         (PipelineAction, "dependency-fault") => "DescribeServices",
         (DeployHook, "dependency-fault") => "GetDeployment",
         (PipelineAction, "deadline-short") => "deadline reached",
+        (PipelineAction, "syntax-error-secrets") => "UserParameters is not valid JSON",
+        (DeployHook, "syntax-error-secrets") => "spec is not valid YAML",
+        (Notifier, "syntax-error-secrets") => "the notifier rules document is not valid YAML",
+        (PipelineAction | DeployHook, "memory-budget") => "do not fit in memory",
+        (Notifier, "memory-budget") => "budget breached",
+        (PipelineAction, "runtime-api-target") => "Lambda Runtime API; checks may not target it",
+        (DeployHook, "runtime-api-target") => "link-local",
         (PipelineAction | DeployHook, "process-killed") => {
             "failed 3 times (RetriesExhausted): Runtime.ExitError"
         }
@@ -1212,7 +1357,9 @@ async fn every_function_survives_every_fault() {
     let mut tasks = Vec::new();
     for (row, kind) in KINDS.iter().enumerate() {
         for (col, func) in Func::ALL.into_iter().enumerate() {
-            if only.as_deref().is_some_and(|o| !kind.key.contains(o)) {
+            if only.as_deref().is_some_and(|o| !kind.key.contains(o))
+                || not_applicable(func, kind.key)
+            {
                 continue;
             }
             let gate = gate.clone();
@@ -1391,7 +1538,8 @@ fn table(grid: &[[Option<Observed>; 3]], took: Duration) -> String {
          (Lambda retries; the retry finds it already reported);\n\
          `delivered` / `already-delivered` / `quiet` (not a notification, reason logged and returned);\n\
          `init-error:T` init error of type T posted, process exited (nothing to report to);\n\
-         `a → b` two deliveries of one event. Times are the slowest invocation of the cell.\n",
+         `a → b` two deliveries of one event; `n/a` the case does not apply to the function.\n\
+         Times are the slowest invocation of the cell.\n",
         KINDS.len(),
         Func::ALL.len(),
         took.as_secs_f64(),
@@ -1410,13 +1558,15 @@ fn table(grid: &[[Option<Observed>; 3]], took: Duration) -> String {
     for (row, kind) in KINDS.iter().enumerate() {
         let cols: Vec<String> = grid[row]
             .iter()
-            .map(|o| match o {
+            .zip(kind.expect)
+            .map(|(o, expected)| match o {
                 Some(o) => format!(
                     "{} `{}` ({:.1} s)",
                     if o.problems.is_empty() { "✅" } else { "❌" },
                     o.class,
                     o.elapsed.as_secs_f64()
                 ),
+                None if expected == "n/a" => "— `n/a`".into(),
                 None => "—".into(),
             })
             .collect();
