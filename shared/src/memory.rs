@@ -65,7 +65,8 @@ impl MemoryBudget {
     /// Bytes the work may hold at once: the function's memory less
     /// [`PROCESS_RESERVE`] (at least 8 MiB).
     pub fn work_bytes(&self) -> u64 {
-        (self.function_mb * 1000 * 1000)
+        // Lambda's "MB" are MiB (128 MB = 134,217,728 bytes).
+        (self.function_mb * MIB)
             .saturating_sub(PROCESS_RESERVE)
             .max(8 * MIB)
     }
@@ -105,7 +106,7 @@ pub fn yaml_options(limit: u64) -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     // A parsed node costs at least a `Value` (32 bytes) plus its share of
     // the container around it.
-    let nodes = (limit / 64).clamp(1024, budget.max_nodes);
+    let nodes = (limit / 512).clamp(1024, budget.max_nodes);
     budget.max_nodes = nodes;
     budget.max_events = (nodes * 2).min(budget.max_events);
     budget.max_total_scalar_bytes = (limit / 2).clamp(64 * 1024, budget.max_total_scalar_bytes);
@@ -141,13 +142,17 @@ pub enum JsonWithinError {
 /// once it would pass `limit` bytes.
 pub fn parse_json_within(bytes: &[u8], limit: u64) -> Result<Value, JsonWithinError> {
     let left = Cell::new(limit);
+    let exceeded = Cell::new(false);
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let parsed = Within { left: &left }
-        .deserialize(&mut de)
-        .and_then(|v| de.end().map(|()| v));
+    let parsed = Within {
+        left: &left,
+        exceeded: &exceeded,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v));
     match parsed {
         Ok(v) => Ok(v),
-        Err(_) if left.get() == 0 => Err(JsonWithinError::OverBudget(limit)),
+        Err(_) if exceeded.get() => Err(JsonWithinError::OverBudget(limit)),
         Err(e) => Err(JsonWithinError::Syntax(e)),
     }
 }
@@ -156,12 +161,20 @@ pub fn parse_json_within(bytes: &[u8], limit: u64) -> Result<Value, JsonWithinEr
 const NODE: u64 = 48;
 /// Per array element: a `Value` slot, doubled for `Vec` growth slack.
 const SLOT: u64 = 64;
-/// Per object member: the key `String` and the map's node.
-const ENTRY: u64 = 96;
+/// Per heap allocation (a string's, a key's): allocator rounding.
+const ALLOC: u64 = 16;
+/// Per object member: its key `String` and value slot in the map's node.
+const ENTRY: u64 = 64;
+/// One `BTreeMap` node (a leaf holds eleven members in about 630 bytes);
+/// the first member allocates one, and a node may be as little as half
+/// full, so every fifth member is charged another.
+const MAP_NODE: u64 = 640;
+const MEMBERS_PER_NODE: u64 = 5;
 
 #[derive(Clone, Copy)]
 struct Within<'a> {
     left: &'a Cell<u64>,
+    exceeded: &'a Cell<bool>,
 }
 
 impl Within<'_> {
@@ -172,7 +185,7 @@ impl Within<'_> {
                 Ok(())
             }
             None => {
-                self.left.set(0);
+                self.exceeded.set(true);
                 Err(E::custom("memory budget exceeded"))
             }
         }
@@ -215,12 +228,12 @@ impl<'de> Visitor<'de> for Within<'_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        self.charge(NODE + v.len() as u64)?;
+        self.charge(NODE + ALLOC + v.len() as u64)?;
         Ok(Value::String(v.to_owned()))
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        self.charge(NODE + v.len() as u64)?;
+        self.charge(NODE + ALLOC + v.len() as u64)?;
         Ok(Value::String(v))
     }
 
@@ -253,8 +266,13 @@ impl<'de> Visitor<'de> for Within<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         self.charge(NODE)?;
         let mut out = Map::new();
+        let mut members: u64 = 0;
         while let Some(key) = map.next_key::<String>()? {
-            self.charge(ENTRY + key.len() as u64)?;
+            if members.is_multiple_of(MEMBERS_PER_NODE) {
+                self.charge(MAP_NODE)?;
+            }
+            members += 1;
+            self.charge(ENTRY + ALLOC + key.len() as u64)?;
             let value = map.next_value_seed(self)?;
             out.insert(key, value);
         }
@@ -276,10 +294,7 @@ mod tests {
             MemoryBudget::from_env(&[(MEMORY_SIZE_VAR, "lots")]).function_mb(),
             128
         );
-        assert_eq!(
-            MemoryBudget::of_mb(128).work_bytes(),
-            128_000_000 - PROCESS_RESERVE
-        );
+        assert_eq!(MemoryBudget::of_mb(128).work_bytes(), 96 * MIB);
         assert!(
             MemoryBudget::of_mb(128)
                 .how_to_raise()
@@ -310,6 +325,16 @@ mod tests {
         let e = parse_json_within(b"{\"token\": \"SECRET\"", MIB).expect_err("syntax");
         assert!(matches!(e, JsonWithinError::Syntax(_)));
         assert!(!e.to_string().contains("SECRET"));
+        // Using the budget exactly, then a syntax error: a syntax error.
+        let e = parse_json_within(b"1 x", NODE).expect_err("syntax");
+        assert!(matches!(e, JsonWithinError::Syntax(_)), "{e}");
+        // Objects cost their map nodes: 1 MiB of `[{"":0},…]` is refused
+        // within 64 MiB (it takes about 100 MiB as values).
+        let mut objects = b"[".to_vec();
+        objects.extend(std::iter::repeat_n(&b"{\"\":0},"[..], 150_000).flatten());
+        objects.extend(b"{\"\":0}]");
+        let e = parse_json_within(&objects, 64 * MIB).expect_err("over budget");
+        assert!(matches!(e, JsonWithinError::OverBudget(_)), "{e}");
     }
 
     #[test]

@@ -266,3 +266,28 @@ async fn validate_reads_stdin_and_sends_nothing() {
     );
     assert_eq!(app.requests(), 0);
 }
+
+/// `validate` checks the memory budget of the function the spec will run
+/// in, as `check` and the functions do.
+#[tokio::test]
+async fn validate_refuses_a_spec_that_cannot_fit_the_function_memory() {
+    let many: String = (0..64)
+        .map(|i| format!("  - {{name: c{i}, url: \"https://example.com/{i}\", max_body: 4MiB}}\n"))
+        .collect();
+    let spec = TempSpec::new("wide", &format!("concurrency: 64\nchecks:\n{many}"));
+    let out = tollgate(args(&["validate", "--spec", spec.path()]), Vec::new(), None).await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("64 checks at once with up to 4 MiB of body each do not fit in memory")
+            && err.contains("(128 MB now, AWS_LAMBDA_FUNCTION_MEMORY_SIZE;"),
+        "{err}"
+    );
+    let roomy = tollgate(
+        args(&["validate", "--spec", spec.path()]),
+        vec![("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "2048".into())],
+        None,
+    )
+    .await;
+    assert_eq!(roomy.status.code(), Some(0), "{roomy:?}");
+}

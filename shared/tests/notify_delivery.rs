@@ -448,11 +448,20 @@ async fn secrets_do_not_leak_through_debug() {
 // Issue 14 §10: deduplication across execution environments.
 
 /// A shared ledger with DynamoDB's semantics: a claim is won when the key is
-/// free or its `sending` lease has expired; `fail` makes every call fail.
+/// free or its `sending` lease has expired, and only its owner marks it
+/// sent or releases it; `fail` makes every call fail.
 #[derive(Debug, Clone, Default)]
 struct SharedLedger {
-    items: Arc<Mutex<HashMap<String, (&'static str, Instant)>>>,
+    items: Arc<Mutex<HashMap<String, Item>>>,
     fail: Arc<std::sync::atomic::AtomicBool>,
+    serial: Arc<std::sync::atomic::AtomicU32>,
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    state: &'static str,
+    until: Instant,
+    owner: String,
 }
 
 impl DeliveryLedger for SharedLedger {
@@ -462,24 +471,54 @@ impl DeliveryLedger for SharedLedger {
         }
         let mut items = self.items.lock().expect("ledger");
         match items.get(key) {
-            Some(("sent", _)) => Ok(Claim::AlreadyDelivered),
-            Some((_, until)) if *until > Instant::now() => Ok(Claim::Elsewhere),
+            Some(i) if i.state == "sent" => Ok(Claim::AlreadyDelivered),
+            Some(i) if i.until > Instant::now() => Ok(Claim::Elsewhere),
             _ => {
-                items.insert(key.to_owned(), ("sending", Instant::now() + lease));
-                Ok(Claim::Won)
+                let n = self
+                    .serial
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let owner = format!("token-{n}");
+                items.insert(
+                    key.to_owned(),
+                    Item {
+                        state: "sending",
+                        until: Instant::now() + lease,
+                        owner: owner.clone(),
+                    },
+                );
+                Ok(Claim::Won(owner))
             }
         }
     }
 
-    async fn delivered(&self, key: &str) -> Result<(), String> {
+    async fn delivered(&self, key: &str, token: Option<&str>) -> Result<(), String> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("ThrottlingException".into());
+        }
         let mut items = self.items.lock().expect("ledger");
-        items.insert(key.to_owned(), ("sent", Instant::now()));
+        let mine = match (items.get(key), token) {
+            (Some(i), Some(t)) => i.owner == t,
+            (_, None) | (None, _) => true,
+        };
+        if mine {
+            items.insert(
+                key.to_owned(),
+                Item {
+                    state: "sent",
+                    until: Instant::now(),
+                    owner: token.unwrap_or_default().to_owned(),
+                },
+            );
+        }
         Ok(())
     }
 
-    async fn release(&self, key: &str) {
+    async fn release(&self, key: &str, token: &str) {
         let mut items = self.items.lock().expect("ledger");
-        if matches!(items.get(key), Some(("sending", _))) {
+        if items
+            .get(key)
+            .is_some_and(|i| i.state == "sending" && i.owner == token)
+        {
             items.remove(key);
         }
     }
@@ -530,7 +569,11 @@ async fn a_claim_held_elsewhere_fails_that_destination_and_a_broken_ledger_still
     // Another environment is sending to the webhook right now.
     ledger.items.lock().expect("ledger").insert(
         tollgate::notify::ledger::key(&id, "webhook"),
-        ("sending", Instant::now() + Duration::from_secs(60)),
+        Item {
+            state: "sending",
+            until: Instant::now() + Duration::from_secs(60),
+            owner: "another-environment".into(),
+        },
     );
     let n = notifier(&sink, sns.clone()).with_ledger(ledger.clone());
     let err = n

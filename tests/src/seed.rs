@@ -671,6 +671,34 @@ pub fn epoch_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// The notifier's delivery table as the template creates it (key `pk`,
+/// on demand), on moto.
+pub async fn delivery_table(sdk: &aws_config::SdkConfig, name: &str) -> Result<(), SeedError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let attribute = AttributeDefinition::builder()
+        .attribute_name("pk")
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| fail("the table's attribute")(e.to_string()))?;
+    let key = KeySchemaElement::builder()
+        .attribute_name("pk")
+        .key_type(KeyType::Hash)
+        .build()
+        .map_err(|e| fail("the table's key")(e.to_string()))?;
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute)
+        .key_schema(key)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(format!("creating table {name}"))(sdk_text(e)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -679,8 +679,8 @@ async fn a_slow_record_write_is_abandoned_after_two_seconds() {
     // slow host); the answer still came before the deadline, judged where
     // it landed.
     assert!(
-        took >= Duration::from_secs(2),
-        "the write waits its 2 s bound: {took:?}"
+        took >= Duration::from_secs(2) && took < DEADLINE / 2,
+        "the write waits its 2 s bound, and only that: {took:?}"
     );
     assert_eq!(f.late_answers(), Vec::new(), "answered after the deadline");
     assert!(f.logs().contains("did not answer within"), "{}", f.logs());

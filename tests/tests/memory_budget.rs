@@ -20,18 +20,21 @@ use tollgate_tests::{AwsStandIn, Invocation, LocalLambda, Report, paths};
 
 const LAMBDA_MEMORY_MIB: u64 = 128;
 
-/// Serves `[1,1,…]` of `len` bytes to every request; counts requests.
-async fn json_flood(len: usize) -> (String, Arc<AtomicUsize>) {
+/// Serves a JSON array of `unit` repeated to `len` bytes (`[1,1,…]`,
+/// `[{"":0},…]`) to every request; counts requests.
+async fn json_flood(len: usize, unit: &'static [u8]) -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let mut body = Vec::with_capacity(len);
     body.push(b'[');
-    while body.len() + 3 < len {
-        body.extend_from_slice(b"1,");
+    while body.len() + 2 * unit.len() + 2 < len {
+        body.extend_from_slice(unit);
+        body.push(b',');
     }
-    body.extend_from_slice(b"1]");
+    body.extend_from_slice(unit);
+    body.push(b']');
     let body = Bytes::from(body);
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
@@ -100,7 +103,7 @@ fn failure(standin: &AwsStandIn, id: &str) -> (String, String) {
 #[tokio::test]
 async fn a_flood_of_json_bodies_stays_within_128_mb_and_says_what_did_not_fit() {
     let standin = AwsStandIn::start(None).await;
-    let (target, hits) = json_flood(1024 * 1024).await;
+    let (target, hits) = json_flood(1024 * 1024, b"1").await;
     let mut env = standin.lambda_env();
     env.push(("TOLLGATE_REPORT_RESERVE_MS".into(), "2000".into()));
     let mut function = LocalLambda::spawn(&paths::function_binary("pipeline-action"), &env).await;
@@ -145,9 +148,26 @@ async fn a_flood_of_json_bodies_stays_within_128_mb_and_says_what_did_not_fit() 
         16,
         "every check made its request"
     );
+    // One check, one 1 MiB body of tiny objects: each is a map node of
+    // about 600 bytes as a value, so it too stops at the check's share.
+    let (objects, object_hits) = json_flood(1024 * 1024, br#"{"":0}"#).await;
+    let ev = job(&standin, "job-memory-objects", &objects, 1, "1MiB");
+    let out = function.invoke(ev, Duration::from_secs(60)).await;
+    assert!(
+        matches!(out, Invocation::Response(_)),
+        "{out:?}\n{}",
+        function.logs()
+    );
+    let (kind, message) = failure(&standin, "job-memory-objects");
+    assert_eq!(kind, "JobFailed");
+    assert!(
+        message.contains("this check's share of the function's memory"),
+        "{message}"
+    );
+    assert_eq!(object_hits.load(Ordering::SeqCst), 1);
     let peak_kib = function.peak_rss_kib().expect("VmHWM of the function");
     eprintln!(
-        "16 checks × 1 MiB JSON bodies at 128 MB: peak RSS {:.1} MiB",
+        "16 checks × 1 MiB of [1,…] and 1 check × 1 MiB of [{{\"\":0}},…] at 128 MB: peak RSS {:.1} MiB",
         peak_kib as f64 / 1024.0
     );
     assert!(

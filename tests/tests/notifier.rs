@@ -979,27 +979,11 @@ async fn a_success_notifies_only_as_a_recovery() {
 async fn two_environments_never_send_one_event_twice() {
     let w = world().await;
     let table = format!("tollgate-deliveries-{}", SEQ.fetch_add(1, Ordering::SeqCst));
-    let ddb = aws_sdk_dynamodb::Client::new(&w.standin.sdk_config().await);
-    ddb.create_table()
-        .table_name(&table)
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-        .attribute_definitions(
-            aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                .build()
-                .expect("attribute"),
-        )
-        .key_schema(
-            aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .send()
+    let sdk = w.standin.sdk_config().await;
+    tollgate_tests::seed::delivery_table(&sdk, &table)
         .await
         .expect("table in moto");
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let extra = [("TOLLGATE_NOTIFY_DEDUPE_TABLE", table.as_str())];
     let mut a = w.spawn(&extra).await;
     let mut b = w.spawn(&extra).await;

@@ -66,7 +66,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             http,
             SnsPublisher::new(&sdk),
         )
-        .with_ledger(DynamoLedger::new(&sdk, settings.dedupe_table.clone())),
+        .with_ledger({
+            let ledger = DynamoLedger::new(&sdk, settings.dedupe_table.clone());
+            ledger.warm().await;
+            ledger
+        }),
     );
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<serde_json::Value>| {
         let notifier = Arc::clone(&notifier);

@@ -2,12 +2,15 @@
 //! ([`crate::notify::ledger`]), one on-demand table with a TTL.
 //!
 //! Item: `pk` (`<event id>#<destination>`), `state` (`sending` or `sent`),
-//! `lease_until` (epoch seconds; a `sending` claim older than that may be
-//! taken over), `expires_at` (epoch seconds, the table's TTL attribute).
-//! A claim is one conditional `PutItem`; its loser reads the item
-//! (strongly consistent) to tell "sent" from "being sent". Calls are
-//! bounded (1.5 s each, two attempts) so a slow table cannot eat the
-//! notification's deadline.
+//! `owner` (the claim's random token), `lease_until` (epoch seconds; a
+//! `sending` claim older than that may be taken over), `expires_at` (epoch
+//! seconds, the table's TTL attribute). A claim is one conditional
+//! `PutItem`; its loser reads the item (strongly consistent) to tell "sent"
+//! from "being sent", and from its own claim written by an SDK retry. Only
+//! the owner marks a claim sent or releases it. Each attempt is bounded
+//! (1.5 s, two attempts); the caller bounds each call again by the time it
+//! has. The connection is opened at init ([`DynamoLedger::warm`]) so that
+//! a cold start's TLS handshake does not make the first claim time out.
 
 use super::SdkConfig;
 use crate::notify::ledger::{Claim, DeliveryLedger};
@@ -34,14 +37,34 @@ impl DynamoLedger {
                 .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
                 .timeout_config(
                     aws_config::timeout::TimeoutConfig::builder()
-                        .operation_attempt_timeout(Duration::from_millis(700))
-                        .operation_timeout(Duration::from_millis(1500))
+                        .operation_attempt_timeout(Duration::from_millis(1500))
+                        .operation_timeout(Duration::from_millis(3000))
                         .build(),
                 )
                 .build();
             (Client::from_conf(conf), t)
         });
         Self { inner }
+    }
+
+    /// Opens the connection (TLS handshake) at init with one read of a key
+    /// that never exists; a failure is only logged (claims then retry).
+    pub async fn warm(&self) {
+        let Some((client, table)) = &self.inner else {
+            return;
+        };
+        let read = client
+            .get_item()
+            .table_name(table)
+            .key("pk", s("tollgate#warm-up"))
+            .send();
+        match tokio::time::timeout(Duration::from_secs(5), read).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %DisplayErrorContext(&e), "the delivery ledger's table could not be read at init")
+            }
+            Err(_) => tracing::warn!("the delivery ledger's table did not answer at init"),
+        }
     }
 }
 
@@ -63,14 +86,16 @@ fn s(v: &str) -> AttributeValue {
 impl DeliveryLedger for DynamoLedger {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, String> {
         let Some((client, table)) = &self.inner else {
-            return Ok(Claim::Won);
+            return Ok(Claim::Won(String::new()));
         };
+        let token = format!("{:032x}", fastrand::u128(..));
         let now = epoch_secs();
         let put = client
             .put_item()
             .table_name(table)
             .item("pk", s(key))
             .item("state", s("sending"))
+            .item("owner", s(&token))
             .item("lease_until", n(now + lease.as_secs().max(1)))
             .item("expires_at", n(now + RETENTION.as_secs()))
             .condition_expression(
@@ -82,27 +107,34 @@ impl DeliveryLedger for DynamoLedger {
             .send()
             .await;
         match put {
-            Ok(_) => Ok(Claim::Won),
+            Ok(_) => Ok(Claim::Won(token)),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
             {
-                let item = client
+                // Taken: by whom? Unknown counts as someone else (the claim
+                // exists; sending would risk the duplicate).
+                let Ok(read) = client
                     .get_item()
                     .table_name(table)
                     .key("pk", s(key))
                     .consistent_read(true)
                     .send()
                     .await
-                    .map_err(|e| format!("GetItem: {}", DisplayErrorContext(&e)))?;
-                let state = item
-                    .item
-                    .as_ref()
-                    .and_then(|i| i.get("state"))
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str);
-                Ok(match state {
-                    Some("sent") => Claim::AlreadyDelivered,
+                else {
+                    return Ok(Claim::Elsewhere);
+                };
+                let field = |name: &str| {
+                    read.item
+                        .as_ref()
+                        .and_then(|i| i.get(name))
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                };
+                Ok(match (field("state").as_deref(), field("owner")) {
+                    (Some("sent"), _) => Claim::AlreadyDelivered,
+                    // Our own write, answered late and retried by the SDK.
+                    (_, Some(owner)) if owner == token => Claim::Won(token),
                     _ => Claim::Elsewhere,
                 })
             }
@@ -110,24 +142,52 @@ impl DeliveryLedger for DynamoLedger {
         }
     }
 
-    async fn delivered(&self, key: &str) -> Result<(), String> {
+    async fn delivered(&self, key: &str, token: Option<&str>) -> Result<(), String> {
         let Some((client, table)) = &self.inner else {
             return Ok(());
         };
-        client
+        let expires = n(epoch_secs() + RETENTION.as_secs());
+        let Some(token) = token else {
+            // Sent without a claim (the ledger did not answer then).
+            return client
+                .put_item()
+                .table_name(table)
+                .item("pk", s(key))
+                .item("state", s("sent"))
+                .item("expires_at", expires)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("PutItem: {}", DisplayErrorContext(&e)));
+        };
+        let updated = client
             .update_item()
             .table_name(table)
             .key("pk", s(key))
-            .update_expression("SET #state = :sent")
+            .update_expression("SET #state = :sent, expires_at = :expires")
+            .condition_expression("#owner = :token")
             .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":sent", s("sent"))
+            .expression_attribute_values(":expires", expires)
+            .expression_attribute_values(":token", s(token))
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("UpdateItem: {}", DisplayErrorContext(&e)))
+            .await;
+        match updated {
+            Ok(_) => Ok(()),
+            // Another environment took the claim over after our lease ran
+            // out: it decides; nothing to record here.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(format!("UpdateItem: {}", DisplayErrorContext(&e))),
+        }
     }
 
-    async fn release(&self, key: &str) {
+    async fn release(&self, key: &str, token: &str) {
         let Some((client, table)) = &self.inner else {
             return;
         };
@@ -135,13 +195,15 @@ impl DeliveryLedger for DynamoLedger {
             .delete_item()
             .table_name(table)
             .key("pk", s(key))
-            .condition_expression("#state = :sending")
+            .condition_expression("#state = :sending AND #owner = :token")
             .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":token", s(token))
             .send()
             .await;
         if let Err(e) = deleted {
-            // The claim then expires with its lease.
+            // The claim then expires with its lease (or is someone else's).
             tracing::warn!(error = %DisplayErrorContext(&e), "could not release a delivery claim");
         }
     }

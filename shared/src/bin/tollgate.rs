@@ -188,6 +188,19 @@ fn run(args: Args) -> ExitCode {
         eprintln!("tollgate: spec error in {}: {e}", args.spec);
         return ExitCode::from(2);
     }
+    let engine = match Engine::new(EngineConfig::default()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The memory budget of the function the spec will run in
+    // (AWS_LAMBDA_FUNCTION_MEMORY_SIZE; 128 MB when unset).
+    if let Err(e) = engine.memory_share(&spec) {
+        eprintln!("tollgate: spec error in {}: {e}", args.spec);
+        return ExitCode::from(2);
+    }
     if args.command == Command::Validate {
         let used: Vec<String> = spec.variables().into_iter().collect();
         println!(
@@ -203,13 +216,6 @@ fn run(args: Args) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let engine = match Engine::new(EngineConfig::default()) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("tollgate: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -181,8 +181,11 @@ impl Engine {
     /// Each running check's share of the function's memory: its body
     /// (`max_body`, held as bytes and as text) and at least as much again
     /// for the body parsed as JSON must fit, checked before any request.
-    /// Returns what a parsed JSON body may take: the rest of the share.
-    fn memory_share(&self, spec: &Spec) -> Result<u64, SpecError> {
+    /// Returns what a parsed JSON body may take: half the rest of the share.
+    /// Every run checks it; callers with a spec fixed at init (deploy-hook,
+    /// `tollgate validate`) check it there too, so a spec that can never
+    /// fit is refused before the first event.
+    pub fn memory_share(&self, spec: &Spec) -> Result<u64, SpecError> {
         let config = &self.inner.config;
         let running = spec.concurrency.min(spec.checks.len()).max(1) as u64;
         let share = config.memory.work_bytes() / running;
@@ -204,7 +207,9 @@ impl Engine {
                     ),
                 ));
             }
-            json_limit = json_limit.min(share - 2 * max_body);
+            // Half the rest: the count is an estimate, and the allocator
+            // keeps some of what a parse frees.
+            json_limit = json_limit.min((share - 2 * max_body) / 2);
         }
         Ok(json_limit)
     }

@@ -96,12 +96,13 @@ impl<D: DeploymentReader, L: ListenerReader, E: ServiceDeployments>
             hook_failure_parameter_prefix = config.failure_record_prefix.as_deref(),
             "deploy-hook configured"
         );
+        let smoke = SpecRunner::new(spec, &config.spec_source.describe())?;
         Ok(Self {
             config,
             codedeploy,
             elb,
             ecs,
-            smoke: SpecRunner::new(spec)?,
+            smoke,
             recorder: None,
         })
     }

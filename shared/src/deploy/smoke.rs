@@ -155,10 +155,19 @@ pub struct SpecRunner {
 }
 
 impl SpecRunner {
-    /// Builds the engine (one HTTP client for the life of the process).
-    pub fn new(spec: Spec) -> Result<Self, InitError> {
+    /// Builds the engine (one HTTP client for the life of the process) and
+    /// checks that the spec fits the function's memory (`source_name`
+    /// names the spec in the error).
+    pub fn new(spec: Spec, source_name: &str) -> Result<Self, InitError> {
+        let engine = Engine::new(EngineConfig::default())?;
+        engine
+            .memory_share(&spec)
+            .map_err(|error| InitError::Spec {
+                source_name: source_name.to_owned(),
+                error,
+            })?;
         Ok(Self {
-            engine: Engine::new(EngineConfig::default())?,
+            engine,
             spec: Arc::new(spec),
         })
     }

@@ -159,6 +159,11 @@ pub struct Notifier<S, H, P, L = NoLedger> {
 /// crashed claimant blocks others.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
+/// The longest one ledger call may take (a claim: at most a third of the
+/// time left); a send that won a claim ends this much before its deadline,
+/// so that it can be marked sent.
+const LEDGER_CALL: Duration = Duration::from_millis(1500);
+
 impl<S: SourceReader, H: ChatTransport, P: TopicPublisher> Notifier<S, H, P, NoLedger> {
     /// Builds the notifier from resolved configuration and its ports.
     pub fn new(cfg: NotifierConfig, source: S, http: H, sns: P) -> Self {
@@ -321,31 +326,54 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher, L: DeliveryLedger> No
         }
         // The shared ledger: the same event in another execution environment.
         let key = (!n.event_id.is_empty()).then(|| ledger::key(&n.event_id, &dest.name));
-        let mut claimed = None;
-        if let Some(key) = key {
-            let lease = deadline.saturating_duration_since(Instant::now()) + LEASE_MARGIN;
-            match self.ledger.claim(&key, lease).await {
-                Ok(Claim::Won) => claimed = Some(key),
-                Ok(Claim::AlreadyDelivered) => {
+        // Won: the claim's token. Unclaimed: the ledger did not answer; the
+        // send goes ahead and is recorded after, if the ledger answers then.
+        let mut claim: Option<String> = None;
+        let mut unclaimed = false;
+        let mut deadline = deadline;
+        if let Some(key) = &key {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let lease = left + LEASE_MARGIN;
+            let bound = (left / 3).min(LEDGER_CALL);
+            match tokio::time::timeout(bound, self.ledger.claim(key, lease)).await {
+                Ok(Ok(Claim::Won(token))) => {
+                    claim = Some(token);
+                    // Leave room to mark it sent before the deadline.
+                    if left > 2 * LEDGER_CALL {
+                        deadline -= LEDGER_CALL;
+                    }
+                }
+                Ok(Ok(Claim::AlreadyDelivered)) => {
                     if let Ok(mut m) = self.memory.lock() {
                         m.record(&n.event_id, &dest.name);
                     }
                     tracing::info!(event_id = %n.event_id, destination = %dest.name, "already delivered for this event (by another execution environment); not sending again");
                     return skipped("already-delivered", None);
                 }
-                Ok(Claim::Elsewhere) => {
+                Ok(Ok(Claim::Elsewhere)) => {
                     let why = "another execution environment is delivering this event to this \
                                destination right now; Lambda's retry will find it delivered (or \
                                take over if that environment stopped)";
                     tracing::warn!(event_id = %n.event_id, destination = %dest.name, "{why}");
                     return skipped("failed", Some(why.to_owned()));
                 }
-                Err(e) => tracing::warn!(
-                    event_id = %n.event_id,
-                    destination = %dest.name,
-                    error = %e,
-                    "the delivery ledger could not be read; sending without cross-environment deduplication"
-                ),
+                Ok(Err(e)) => {
+                    unclaimed = true;
+                    tracing::warn!(
+                        event_id = %n.event_id,
+                        destination = %dest.name,
+                        error = %e,
+                        "the delivery ledger could not be read; sending without cross-environment deduplication"
+                    );
+                }
+                Err(_) => {
+                    unclaimed = true;
+                    tracing::warn!(
+                        event_id = %n.event_id,
+                        destination = %dest.name,
+                        "the delivery ledger did not answer in time; sending without cross-environment deduplication"
+                    );
+                }
             }
         }
         let Attempts { attempts, result } = match &dest.target {
@@ -380,14 +408,25 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher, L: DeliveryLedger> No
                 .await
             }
         };
-        if let Some(key) = &claimed {
+        if let Some(key) = &key {
             match &result {
-                Ok(()) => {
-                    if let Err(e) = self.ledger.delivered(key).await {
-                        tracing::warn!(event_id = %n.event_id, destination = %dest.name, error = %e, "delivered, but the ledger could not record it; a retry in another environment may send it again after the claim expires");
+                Ok(()) if claim.is_some() || unclaimed => {
+                    let recorded = tokio::time::timeout(
+                        LEDGER_CALL,
+                        self.ledger.delivered(key, claim.as_deref()),
+                    )
+                    .await;
+                    if !matches!(recorded, Ok(Ok(()))) {
+                        tracing::warn!(event_id = %n.event_id, destination = %dest.name, "delivered, but the ledger could not record it; a retry in another environment may send it again after the claim expires");
                     }
                 }
-                Err(_) => self.ledger.release(key).await,
+                Err(_) => {
+                    if let Some(token) = &claim {
+                        let release = self.ledger.release(key, token);
+                        let _ = tokio::time::timeout(LEDGER_CALL, release).await;
+                    }
+                }
+                Ok(()) => {}
             }
         }
         match result {
