@@ -268,6 +268,16 @@ const KINDS: &[Kind] = &[
         expect: ["report:failure:JobFailed", "report:Failed", "n/a"],
     },
     Kind {
+        key: "stale-duplicate",
+        what: "a late redelivery after the work ended (ecs-deploy of a finished job: no ECS change; a reported hook; an event another environment delivered)",
+        expect: ["already-reported", "already-reported", "already-delivered"],
+    },
+    Kind {
+        key: "chat-injection",
+        what: "mentions and disguised links in an action's summary (<!channel>, <@U…>, <url|label>) sent to Slack; the callbacks render no chat",
+        expect: ["n/a", "n/a", "delivered"],
+    },
+    Kind {
         key: "process-killed",
         what: "the process is killed mid-work (SIGKILL); Lambda's destination record goes through the dead-letter consumer",
         expect: [
@@ -455,7 +465,8 @@ fn notifier_fails_init(kind: &str) -> bool {
 }
 
 async fn rig(func: Func, kind: &str) -> Rig {
-    let needs_moto = func == Func::Notifier;
+    let needs_moto =
+        func == Func::Notifier || (func == Func::PipelineAction && kind == "stale-duplicate");
     let standin = AwsStandIn::start(needs_moto.then(Moto::shared)).await;
     let mode = match (func, kind) {
         (_, "deadline-short" | "process-killed") => Mode::Hang,
@@ -531,6 +542,10 @@ async fn rig(func: Func, kind: &str) -> Rig {
             topic = Some(arn);
         }
     }
+    // A finished ecs-deploy job's world: its artifact and the service.
+    if func == Func::PipelineAction && kind == "stale-duplicate" {
+        seed_stale_deploy(&id).await;
+    }
     // Documents the user wrote, broken next to a token or too big to hold.
     match (func, kind) {
         (Func::DeployHook, "syntax-error-secrets") => add(
@@ -603,6 +618,14 @@ async fn rig(func: Func, kind: &str) -> Rig {
         "slow-past-deadline" | "deadline-short" => SHORT_DEADLINE,
         _ => DEADLINE,
     };
+    // Chat: Slack instead of the generic webhook.
+    if func == Func::Notifier && kind == "chat-injection" {
+        env.retain(|(k, _)| k != "TOLLGATE_WEBHOOK_URL");
+        env.push((
+            "TOLLGATE_SLACK_WEBHOOK".to_owned(),
+            format!("{}/slack/T000/B000/fault-matrix", server.url),
+        ));
+    }
     let lambda = LocalLambda::spawn(&paths::function_binary(func.name()), &env).await;
     // The notifier has nothing to report to: its configuration error fails
     // init (run_cell checks the init error).
@@ -622,6 +645,50 @@ async fn rig(func: Func, kind: &str) -> Rig {
         id,
         topic,
     }
+}
+
+/// Names of the stale `ecs-deploy` cell's resources (from the job id).
+fn stale_names(id: &str) -> (String, String) {
+    (format!("{id}-artifacts"), format!("{id}-cluster"))
+}
+
+const STALE_IMAGE: &str = "111111111111.dkr.ecr.us-east-1.amazonaws.com/web@sha256:\
+    0f5e8a3c2b1d4e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f";
+
+/// The artifact and the ECS service an `ecs-deploy` job would change, in
+/// moto (seeded directly, so the stand-in records only the function's
+/// calls).
+async fn seed_stale_deploy(id: &str) {
+    let (bucket, cluster) = stale_names(id);
+    let sdk = tollgate_tests::seed::seeding_config(Moto::shared()).await;
+    let s3 = tollgate_tests::seed::s3_client(&sdk);
+    tollgate_tests::seed::bucket(&s3, &bucket)
+        .await
+        .expect("bucket");
+    let defs = json!([{"name": "web", "imageUri": STALE_IMAGE}]).to_string();
+    tollgate_tests::seed::put_zip(
+        &s3,
+        &bucket,
+        "web-pipeline/BuildOutpu/Xa9bQ2e",
+        &[("imagedefinitions.json", defs.as_str())],
+        None,
+    )
+    .await
+    .expect("artifact");
+    tollgate_tests::seed::ecs_service(
+        &aws_sdk_ecs::Client::new(&sdk),
+        &cluster,
+        "web",
+        &format!("{id}-web"),
+        &[tollgate_tests::seed::Container {
+            name: "web".into(),
+            image: "111111111111.dkr.ecr.us-east-1.amazonaws.com/web:0ld5ha1".into(),
+            port: Some(8080),
+        }],
+        2,
+    )
+    .await
+    .expect("service");
 }
 
 /// The event body of a cell.
@@ -656,6 +723,17 @@ fn body(func: Func, kind: &str, rig: &Rig) -> Bytes {
 fn pipeline_event(kind: &str, rig: &Rig) -> Value {
     if kind == "wrong-shape" {
         return paths::event("deploy-hook", "codedeploy-before-allow-traffic");
+    }
+    if kind == "stale-duplicate" {
+        let (bucket, cluster) = stale_names(&rig.id);
+        let mut ev = paths::event("pipeline-action", "ecs-deploy");
+        let job = &mut ev["CodePipeline.job"];
+        job["id"] = json!(rig.id);
+        job["data"]["inputArtifacts"][0]["location"]["s3Location"]["bucketName"] = json!(bucket);
+        job["data"]["actionConfiguration"]["configuration"]["UserParameters"] = json!(
+            json!({"action": "ecs-deploy", "cluster": cluster, "service": "web"}).to_string()
+        );
+        return ev;
     }
     let mut ev = paths::event("pipeline-action", "smoke-inline");
     let job = &mut ev["CodePipeline.job"];
@@ -759,10 +837,10 @@ fn notifier_event(kind: &str) -> Value {
     if kind == "wrong-shape" {
         return paths::event("deploy-hook", "codedeploy-before-allow-traffic");
     }
-    let sample = if kind == "dependency-fault" {
-        "pipeline-failed"
-    } else {
-        "ecs-deployment-circuit-breaker"
+    let sample = match kind {
+        "dependency-fault" => "pipeline-failed",
+        "chat-injection" => "action-failed-markup",
+        _ => "ecs-deployment-circuit-breaker",
     };
     let mut ev = paths::event("notifier", sample);
     match kind {
@@ -798,7 +876,7 @@ fn notifier_event(kind: &str) -> Value {
 async fn run_cell(func: Func, kind: &'static str) -> Observed {
     let mut rig = rig(func, kind).await;
     // The duplicate-report exception: the report was accepted before.
-    if kind == "duplicate-report" {
+    if matches!(kind, "duplicate-report" | "stale-duplicate") {
         let sdk = rig.standin.sdk_config().await;
         match func {
             Func::PipelineAction => {
@@ -818,6 +896,28 @@ async fn run_cell(func: Func, kind: &'static str) -> Observed {
                     .send()
                     .await
                     .expect("earlier report accepted");
+            }
+            // Another environment delivered this event to both destinations.
+            Func::Notifier if kind == "stale-duplicate" => {
+                let event = notifier_event(kind);
+                let id = event["id"].as_str().expect("event id");
+                let table = format!("tollgate-fm-{}-{kind}", std::process::id());
+                let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+                for dest in ["webhook", "sns"] {
+                    ddb.put_item()
+                        .table_name(&table)
+                        .item(
+                            "pk",
+                            aws_sdk_dynamodb::types::AttributeValue::S(format!("{id}#{dest}")),
+                        )
+                        .item(
+                            "state",
+                            aws_sdk_dynamodb::types::AttributeValue::S("sent".into()),
+                        )
+                        .send()
+                        .await
+                        .expect("delivery record in moto");
+                }
             }
             Func::Notifier => {}
         }
@@ -927,6 +1027,27 @@ async fn run_cell(func: Func, kind: &'static str) -> Observed {
             if text.contains(DOC_TOKEN) {
                 problems.push(format!("the token shows in the {place}"));
             }
+        }
+    }
+    if kind == "stale-duplicate" && func == Func::PipelineAction {
+        for op in ["RegisterTaskDefinition", "UpdateService"] {
+            if !rig.standin.calls_of(op).is_empty() {
+                problems.push(format!("a late delivery called {op}"));
+            }
+        }
+        if !rig.lambda.logs().contains("no longer live") {
+            problems.push("the late delivery should be logged as no longer live".to_owned());
+        }
+    }
+    if kind == "chat-injection" {
+        let sent = rig.server.received_text();
+        for raw in ["<!channel>", "<@U024BE7LH>", "<https://evil", "<!here"] {
+            if sent.contains(raw) {
+                problems.push(format!("Slack received {raw} unescaped"));
+            }
+        }
+        if !sent.contains("&lt;!channel&gt;") {
+            problems.push("the summary should reach Slack, escaped".to_owned());
         }
     }
     if kind == "memory-budget" && rig.server.hits() != 0 {
