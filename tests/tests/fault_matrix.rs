@@ -1655,7 +1655,7 @@ fn table(grid: &[[Option<Observed>; 3]], took: Duration) -> String {
          and checked the contract: callback functions end before the deadline in exactly one accepted\n\
          report or a defined Lambda error (never two reports, never an answer without one); the\n\
          notifier is delivered (the sinks saw it) or fails the invocation (Lambda retries).\n\n\
-         **{passed}/{cells} cells pass** ({} kinds × {} functions), run concurrently in {:.1} s\n\
+         **{passed}/{cells} cells pass** ({} kinds × {} functions, {} not applicable), run concurrently in {:.1} s\n\
          on the binaries `{}`. {in_runtime} of them end inside `lambda_runtime`, whose deserializer\n\
          rejects the bytes before any Tollgate code runs (`malformed-json`, `non-utf8`,\n\
          `deep-event`): they show the runtime's behaviour; the other {} exercise Tollgate's code.\n\n\
@@ -1672,6 +1672,11 @@ fn table(grid: &[[Option<Observed>; 3]], took: Duration) -> String {
          Times are the slowest invocation of the cell.\n",
         KINDS.len(),
         Func::ALL.len(),
+        KINDS
+            .iter()
+            .flat_map(|k| k.expect)
+            .filter(|e| *e == "n/a")
+            .count(),
         took.as_secs_f64(),
         paths::function_binary("notifier")
             .strip_prefix(paths::workspace_root())
