@@ -4,7 +4,7 @@
 #   corpus/user_parameters  the UserParameters strings of events/pipeline-action/*.json
 #   corpus/check_spec       ```yaml blocks with `checks:` in docs/*.md, the inline
 #                           specs of the pipeline-action samples, fuzz/seeds/check_spec/*
-#   corpus/notifier_rules   the example in shared/src/notify/rules.rs, ```yaml blocks
+#   corpus/notifier_rules   the example in shared/tollgate-notify/src/rules.rs, ```yaml blocks
 #                           with `routes:` in docs/*.md, and fuzz/seeds/notifier_rules/*
 set -euo pipefail
 fuzz="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -44,7 +44,7 @@ for b in blocks:
     if "routes:" in b or "notify:" in b:
         put("notifier_rules", b)
 
-src = open("shared/src/notify/rules.rs").read()
+src = open("shared/tollgate-notify/src/rules.rs").read()
 m = re.search(r"//! ```yaml\n(.*?)//! ```", src, re.S)
 if m:
     put("notifier_rules", "".join(l[4:] + "\n" for l in m.group(1).splitlines()))

@@ -7,8 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate::events::{codedeploy, codepipeline, ecs_hook};
-use tollgate::notify::{events, model::Notification, rules::Rules};
+use tollgate_report::events::{codedeploy, codepipeline, ecs_hook};
+use tollgate_notify::{events, model::Notification, rules::Rules};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(job) = serde_json::from_value::<codepipeline::CodePipelineEvent>(value.clone()) {
         let _ = format!("{job:?}");
     }
-    let _ = tollgate::deploy::dispatch::recognise(&value);
+    let _ = tollgate_deploy::dispatch::recognise(&value);
     if let Ok(hook) = serde_json::from_value::<codedeploy::CodeDeployHookEvent>(value.clone()) {
         let _ = format!("{hook:?}");
     }

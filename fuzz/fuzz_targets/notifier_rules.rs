@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeSet;
-use tollgate::notify::{events, model::Notification, rules};
+use tollgate_notify::{events, model::Notification, rules};
 
 const EVENTS: [&str; 3] = [
     r#"{"version":"0","id":"1","detail-type":"CodePipeline Pipeline Execution State Change","source":"aws.codepipeline","account":"111122223333","time":"2024-05-14T15:26:31Z","region":"eu-west-1","resources":["arn:aws:codepipeline:eu-west-1:111122223333:payments-api"],"detail":{"pipeline":"payments-api","execution-id":"e1","state":"FAILED","version":3}}"#,

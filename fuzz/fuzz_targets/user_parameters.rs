@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match tollgate::actions::params::parse(Some(text)) {
+    match tollgate_pipeline::params::parse(Some(text)) {
         Ok(p) => {
             let _ = format!("{p:?}");
         }

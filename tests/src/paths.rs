@@ -1,6 +1,9 @@
 //! Locations of the workspace, fixtures and function binaries.
 
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -63,13 +66,18 @@ fn refuse_stale(binary: &Path, name: &str) {
             newest = Some((t, p));
         }
     };
-    for dir in [
-        root.join("shared/src"),
-        root.join("functions").join(name).join("src"),
-    ] {
-        walk(&dir, &mut consider);
-    }
-    for file in ["Cargo.toml", "Cargo.lock", "shared/Cargo.toml"] {
+    // Every shared crate (a function links most of them), whole: sources
+    // and manifests.
+    walk(&root.join("shared"), &mut |p: PathBuf| {
+        if p.extension().is_some_and(|e| e == "rs" || e == "toml") {
+            consider(p)
+        }
+    });
+    walk(
+        &root.join("functions").join(name).join("src"),
+        &mut consider,
+    );
+    for file in ["Cargo.toml", "Cargo.lock"] {
         consider(root.join(file));
     }
     consider(root.join("functions").join(name).join("Cargo.toml"));
@@ -123,4 +131,155 @@ pub fn venv_python() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The host's target triple, from `rustc -vV`.
+fn host_triple() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let out = std::process::Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(|h| h.trim().to_owned())
+        .expect("rustc -vV prints a host line")
+}
+
+/// `cargo metadata` of the workspace, once per process.
+///
+/// `--filter-platform <host>`: without it cargo metadata needs every package
+/// in Cargo.lock, including those only other platforms use, which no build
+/// here downloaded; with `--offline` that fails on a fresh `CARGO_HOME`.
+/// Filtered to the host, it needs exactly what building the tests
+/// downloaded (issue 13).
+pub fn cargo_metadata() -> &'static Value {
+    static META: OnceLock<Value> = OnceLock::new();
+    META.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let out = std::process::Command::new(cargo)
+            .args(["metadata", "--format-version", "1", "--offline"])
+            .args(["--filter-platform", &host_triple()])
+            .current_dir(workspace_root())
+            .output()
+            .expect("cargo metadata runs");
+        assert!(
+            out.status.success(),
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON")
+    })
+}
+
+/// The names of every package in the normal dependency closure of the
+/// package called `name` (any package of the graph, e.g. `aws-config`).
+pub fn closure_of(meta: &Value, name: &str) -> BTreeSet<String> {
+    let graph = Graph::new(meta);
+    graph
+        .names
+        .iter()
+        .filter(|(_, n)| **n == name)
+        .flat_map(|(id, _)| graph.closure(id))
+        .collect()
+}
+
+/// Packages by id and their normal (linked) dependencies.
+struct Graph<'m> {
+    names: BTreeMap<&'m str, &'m str>,
+    edges: BTreeMap<&'m str, Vec<&'m str>>,
+}
+
+impl<'m> Graph<'m> {
+    fn new(meta: &'m Value) -> Self {
+        let names = meta["packages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| Some((p["id"].as_str()?, p["name"].as_str()?)))
+            .collect();
+        let edges = meta["resolve"]["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| {
+                let deps = n["deps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|d| {
+                        d["dep_kinds"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|k| k["kind"].is_null())
+                    })
+                    .filter_map(|d| d["pkg"].as_str())
+                    .collect();
+                Some((n["id"].as_str()?, deps))
+            })
+            .collect();
+        Self { names, edges }
+    }
+
+    fn closure(&self, id: &str) -> BTreeSet<String> {
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut stack = vec![id];
+        while let Some(at) = stack.pop() {
+            for dep in self.edges.get(at).into_iter().flatten() {
+                if seen.insert(dep) {
+                    stack.push(dep);
+                }
+            }
+        }
+        seen.iter()
+            .filter_map(|d| self.names.get(d))
+            .map(|n| (*n).to_owned())
+            .collect()
+    }
+}
+
+/// Each workspace member's name → the names of every package in its normal
+/// dependency closure (dev- and build-dependencies left out: they are not
+/// linked into what ships).
+pub fn normal_closures(meta: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    let graph = Graph::new(meta);
+    meta["workspace_members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|id| {
+            let name = graph.names.get(id).copied().unwrap_or(id).to_owned();
+            (name, graph.closure(id))
+        })
+        .collect()
+}
+
+/// Each workspace member's name → the names of its direct normal
+/// dependencies that are workspace members.
+pub fn member_dependencies(meta: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    let members: BTreeSet<&str> = meta["workspace_members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["id"].as_str().is_some_and(|id| members.contains(id)))
+        .map(|p| {
+            let deps = p["dependencies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|d| d["kind"].is_null() && d["path"].is_string())
+                .filter_map(|d| d["name"].as_str().map(str::to_owned))
+                .collect();
+            (p["name"].as_str().unwrap_or_default().to_owned(), deps)
+        })
+        .collect()
 }

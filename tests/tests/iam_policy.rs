@@ -2,8 +2,9 @@
 //!
 //! Three sources are compared, so that code and template cannot drift apart:
 //!
-//! 1. **The code.** The adapter modules a function's `main.rs` uses
-//!    (`tollgate::aws::<module>`) are scanned for SDK operation calls
+//! 1. **The code.** The adapters a function links (its own `src/aws/*.rs`
+//!    and the `tollgate-aws-<service>` crates in its `Cargo.toml`) are
+//!    scanned for SDK operation calls
 //!    (`.describe_services()`), recognised by name against the operations of
 //!    the SDK crates each adapter imports (read from those crates' sources, as
 //!    resolved by `cargo metadata`). Each operation becomes its IAM action.
@@ -45,8 +46,10 @@ struct FunctionSpec {
     package: &'static str,
     /// IAM actions of the SDK calls its code makes with the function's role.
     calls: &'static [&'static str],
-    /// Adapter modules it uses whose clients run on other credentials (so
-    /// their calls need nothing from the role), with the reason.
+    /// Adapters it links (a module of its own `src/aws/`, or a
+    /// `tollgate-aws-<service>` crate) whose clients run on other
+    /// credentials (so their calls need nothing from the role), with the
+    /// reason.
     other_credentials: &'static [(&'static str, &'static str)],
     /// Source files declaring the environment variables it reads.
     config_sources: &'static [&'static str],
@@ -86,9 +89,9 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "artifacts are read and written with the job's artifactCredentials, never the role",
         )],
         config_sources: &[
-            "shared/src/actions/mod.rs",
-            "shared/src/config.rs",
-            "shared/src/checks/targets.rs",
+            "shared/tollgate-pipeline/src/lib.rs",
+            "shared/tollgate-report/src/config.rs",
+            "shared/tollgate-checks/src/targets.rs",
         ],
         env_not_in_template: &[
             ("TOLLGATE_REPORT_RESERVE_MS", REPORT_DEFAULTS),
@@ -116,10 +119,10 @@ const FUNCTIONS: &[FunctionSpec] = &[
         ],
         other_credentials: &[],
         config_sources: &[
-            "shared/src/deploy/config.rs",
-            "shared/src/deploy/hook_failures.rs",
-            "shared/src/config.rs",
-            "shared/src/checks/targets.rs",
+            "shared/tollgate-deploy/src/config.rs",
+            "shared/tollgate-core/src/hook_failures.rs",
+            "shared/tollgate-report/src/config.rs",
+            "shared/tollgate-checks/src/targets.rs",
         ],
         env_not_in_template: &[
             ("TOLLGATE_REPORT_RESERVE_MS", REPORT_DEFAULTS),
@@ -152,8 +155,8 @@ const FUNCTIONS: &[FunctionSpec] = &[
         ],
         other_credentials: &[],
         config_sources: &[
-            "shared/src/notify/config.rs",
-            "shared/src/deploy/hook_failures.rs",
+            "shared/tollgate-notify/src/config.rs",
+            "shared/tollgate-core/src/hook_failures.rs",
         ],
         env_not_in_template: &[
             (
@@ -184,7 +187,10 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "codedeploy:PutLifecycleEventHookExecutionStatus",
         ],
         other_credentials: &[],
-        config_sources: &["shared/src/deadletter/mod.rs", "shared/src/config.rs"],
+        config_sources: &[
+            "shared/tollgate-deadletter/src/lib.rs",
+            "shared/tollgate-report/src/config.rs",
+        ],
         env_not_in_template: &[
             ("TOLLGATE_REPORT_RESERVE_MS", REPORT_DEFAULTS),
             ("TOLLGATE_REPORT_ATTEMPT_TIMEOUT_MS", REPORT_DEFAULTS),
@@ -192,7 +198,7 @@ const FUNCTIONS: &[FunctionSpec] = &[
         platform: SQS_PLATFORM,
         never_called: &[(
             "codepipeline:PutJobSuccessResult",
-            "tollgate::deadletter::FailuresOnly wraps its reporter: a success report never reaches the SDK",
+            "tollgate_deadletter::FailuresOnly wraps its reporter: a success report never reaches the SDK",
         )],
     },
 ];
@@ -652,46 +658,12 @@ fn granted_actions(statements: &[Statement]) -> BTreeSet<String> {
 
 // ------------------------------------------------------------------ code scan
 
-/// The host's target triple, from `rustc -vV` (the platform this test was
-/// built for, so the one whose packages the build downloaded).
-fn host_triple() -> String {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
-    let out = std::process::Command::new(rustc)
-        .arg("-vV")
-        .output()
-        .expect("rustc -vV runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("host: "))
-        .map(|h| h.trim().to_owned())
-        .expect("rustc -vV prints a host line")
-}
-
 /// `aws-sdk-<crate>` → its operations (snake_case), from the crate sources
 /// that `cargo metadata` resolves for this workspace.
-///
-/// `--filter-platform <host>`: without it cargo metadata needs every package
-/// in Cargo.lock, including those only other platforms use (e.g. `jni`'s
-/// dependencies), which no build here downloads; with `--offline` that fails
-/// on a fresh `CARGO_HOME`. Filtered to the host, it needs exactly what
-/// building this test downloaded (issue 13).
 fn sdk_operations() -> &'static BTreeMap<String, BTreeSet<String>> {
     static OPS: OnceLock<BTreeMap<String, BTreeSet<String>>> = OnceLock::new();
     OPS.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let host = host_triple();
-        let out = std::process::Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--offline"])
-            .args(["--filter-platform", &host])
-            .current_dir(root())
-            .output()
-            .expect("cargo metadata runs");
-        assert!(
-            out.status.success(),
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON");
+        let meta = tollgate_tests::paths::cargo_metadata();
         let mut ops = BTreeMap::new();
         let resolved: BTreeSet<&str> = meta["resolve"]["nodes"]
             .as_array()
@@ -771,30 +743,82 @@ fn code_only(src: &str) -> String {
         .join("\n")
 }
 
-/// `tollgate::aws::<module>` paths a binary's `main.rs` uses that are
-/// adapter files.
-fn adapters_used(main_rs: &str) -> BTreeSet<String> {
-    let single = Regex::new(r"tollgate::aws::([a-z0-9_]+)").expect("regex");
-    let grouped = Regex::new(r"tollgate::aws::\{([^}]*)\}").expect("regex");
-    let mut names: BTreeSet<String> = single
-        .captures_iter(main_rs)
-        .map(|c| c[1].to_owned())
-        .collect();
-    for c in grouped.captures_iter(main_rs) {
-        names.extend(
-            c[1].split(',')
-                .map(|p| p.trim().split("::").next().unwrap_or_default().to_owned()),
-        );
+/// The adapters a function links, by name, with their source files: each
+/// module of its own `src/aws/` (`s3`), and each `tollgate-aws-<service>`
+/// crate its `Cargo.toml` names (`tollgate-aws-ssm`). `tollgate-aws` itself
+/// holds no client.
+fn adapters_of(package: &str) -> BTreeMap<String, Vec<PathBuf>> {
+    let mut out = BTreeMap::new();
+    let own = root().join(format!("functions/{package}/src/aws"));
+    if let Ok(entries) = std::fs::read_dir(&own) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = name.strip_suffix(".rs").filter(|s| *s != "mod") {
+                out.insert(stem.to_owned(), vec![e.path()]);
+            }
+        }
     }
-    names
-        .into_iter()
-        .filter(|m| root().join(format!("shared/src/aws/{m}.rs")).is_file())
-        .collect()
+    for krate in direct_dependencies(package) {
+        if krate.starts_with("tollgate-aws-") {
+            out.insert(
+                krate.clone(),
+                rust_files(&root().join(format!("shared/{krate}/src"))),
+            );
+        }
+    }
+    out
+}
+
+/// `[dependencies]` names of a function's `Cargo.toml`.
+fn direct_dependencies(package: &str) -> BTreeSet<String> {
+    let manifest = read(&format!("functions/{package}/Cargo.toml"));
+    let mut in_deps = false;
+    let mut out = BTreeSet::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+        } else if in_deps
+            && !line.starts_with('#')
+            && let Some((name, _)) = line.split_once(['.', ' ', '='])
+            && !name.is_empty()
+        {
+            out.insert(name.to_owned());
+        }
+    }
+    out
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)
+            .expect("readable source dir")
+            .flatten()
+        {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn shown(path: &Path) -> String {
+    path.strip_prefix(root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 /// IAM actions of the SDK operations an adapter file calls.
-fn adapter_calls(module: &str) -> BTreeSet<String> {
-    let src = code_only(&read(&format!("shared/src/aws/{module}.rs")));
+fn adapter_calls(path: &Path) -> BTreeSet<String> {
+    let src = code_only(&std::fs::read_to_string(path).expect("readable adapter"));
     let crates: BTreeSet<String> = Regex::new(r"aws_sdk_([a-z0-9]+)")
         .expect("regex")
         .captures_iter(&src)
@@ -815,8 +839,9 @@ fn adapter_calls(module: &str) -> BTreeSet<String> {
                 out.insert(iam_action(krate, name));
             }
             many => panic!(
-                "shared/src/aws/{module}.rs: .{name}() is an operation of several imported SDK crates ({many:?}); \
-                 keep one service per adapter file"
+                "{}: .{name}() is an operation of several imported SDK crates ({many:?}); \
+                 keep one service per adapter file",
+                shown(path)
             ),
         }
     }
@@ -824,19 +849,20 @@ fn adapter_calls(module: &str) -> BTreeSet<String> {
 }
 
 fn code_calls(spec: &FunctionSpec) -> BTreeSet<String> {
-    let main_rs = read(&format!("functions/{}/src/main.rs", spec.package));
-    let adapters = adapters_used(&main_rs);
+    let adapters = adapters_of(spec.package);
     assert!(
         !adapters.is_empty(),
-        "{}: main.rs uses no tollgate::aws adapter",
+        "{}: links no adapter (src/aws/*.rs or a tollgate-aws-<service> crate)",
         spec.package
     );
     let mut out = BTreeSet::new();
-    for module in &adapters {
-        if spec.other_credentials.iter().any(|(m, _)| m == module) {
+    for (name, files) in &adapters {
+        if spec.other_credentials.iter().any(|(m, _)| m == name) {
             continue;
         }
-        out.extend(adapter_calls(module));
+        for file in files {
+            out.extend(adapter_calls(file));
+        }
     }
     for (action, why) in spec.never_called {
         assert!(
@@ -845,10 +871,10 @@ fn code_calls(spec: &FunctionSpec) -> BTreeSet<String> {
             spec.package
         );
     }
-    for (module, why) in spec.other_credentials {
+    for (name, why) in spec.other_credentials {
         assert!(
-            adapters.contains(*module),
-            "{}: {module} is listed as using other credentials ({why}) but main.rs does not use it",
+            adapters.contains_key(*name),
+            "{}: {name} is listed as using other credentials ({why}) but the function does not link it",
             spec.package
         );
     }
@@ -911,53 +937,139 @@ fn sdk_calls_in_the_code_match_the_hand_kept_lists() {
 
 #[test]
 fn adapters_on_other_credentials_never_use_the_role() {
-    // s3.rs must build every client from the job's artifact credentials.
+    // The S3 adapter must build every client from the job's artifact credentials.
     for spec in FUNCTIONS {
-        for (module, why) in spec.other_credentials {
-            let src = code_only(&read(&format!("shared/src/aws/{module}.rs")));
-            assert!(
-                src.contains(".credentials_provider("),
-                "shared/src/aws/{module}.rs no longer sets its own credentials, yet {} relies on it: {why}",
-                spec.package
-            );
-            assert!(
-                !src.contains("Client::new("),
-                "shared/src/aws/{module}.rs builds a client on the role's credentials; grant its calls in template.yaml \
-                 and remove it from other_credentials"
-            );
+        let adapters = adapters_of(spec.package);
+        for (name, why) in spec.other_credentials {
+            for file in &adapters[*name] {
+                let src = code_only(&std::fs::read_to_string(file).expect("readable adapter"));
+                assert!(
+                    src.contains(".credentials_provider("),
+                    "{} no longer sets its own credentials, yet {} relies on it: {why}",
+                    shown(file),
+                    spec.package
+                );
+                assert!(
+                    !src.contains("Client::new("),
+                    "{} builds a client on the role's credentials; grant its calls in template.yaml \
+                     and remove it from other_credentials",
+                    shown(file)
+                );
+            }
         }
     }
 }
 
 #[test]
 fn only_adapters_touch_the_sdk() {
-    // The code scan sees shared/src/aws only; this keeps that complete.
+    // The code scan sees the adapters only; this keeps that complete. The
+    // crate graph already refuses an SDK crate anywhere else
+    // (tests/tests/architecture.rs); this catches a path written in a
+    // comment-free form such as a macro.
     let mut offenders = Vec::new();
-    let mut stack = vec![root().join("shared/src"), root().join("functions")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)
-            .expect("readable source dir")
-            .flatten()
-        {
-            let path = entry.path();
-            if path.is_dir() {
-                if !path.ends_with("target") {
-                    stack.push(path);
-                }
-            } else if path.extension().is_some_and(|e| e == "rs")
-                && !path.starts_with(root().join("shared/src/aws"))
-            {
-                let src = std::fs::read_to_string(&path).expect("readable source");
-                if code_only(&src).contains("aws_sdk_") {
-                    offenders.push(path.display().to_string());
-                }
+    for dir in [root().join("shared"), root().join("functions")] {
+        for path in rust_files(&dir) {
+            let rel = shown(&path);
+            let adapter = rel.starts_with("shared/tollgate-aws")
+                || (rel.starts_with("functions/") && rel.contains("/src/aws/"));
+            if adapter || rel.contains("/target/") {
+                continue;
+            }
+            let src = std::fs::read_to_string(&path).expect("readable source");
+            if code_only(&src).contains("aws_sdk_") {
+                offenders.push(rel);
             }
         }
     }
     assert!(
         offenders.is_empty(),
-        "SDK used outside shared/src/aws (move it into an adapter): {offenders:?}"
+        "SDK used outside an adapter (move it into functions/<f>/src/aws or a tollgate-aws-<service> crate): {offenders:?}"
     );
+}
+
+#[test]
+fn each_function_lists_exactly_the_sdk_crates_its_policy_covers() {
+    // Property 2 of issue 15: a function's Cargo.toml names exactly the
+    // aws-sdk-* crates of the services it is granted (or, for S3, called
+    // with the job's own credentials), and its dependency closure holds no
+    // other: an SDK linked but never granted, or granted but not linked, fails.
+    let closure = sdk_closure_by_package();
+    let sdk_path = Regex::new(r"aws_sdk_([a-z0-9]+)").expect("regex");
+    for spec in FUNCTIONS {
+        let mut covered: BTreeSet<String> = spec
+            .calls
+            .iter()
+            .map(|a| a.split(':').next().unwrap_or_default())
+            .map(|prefix| {
+                SERVICE_PREFIX
+                    .iter()
+                    .find(|(_, p)| *p == prefix)
+                    .map(|(c, _)| format!("aws-sdk-{c}"))
+                    .unwrap_or_else(|| panic!("{prefix}: add it to SERVICE_PREFIX"))
+            })
+            .collect();
+        let adapters = adapters_of(spec.package);
+        for (name, _) in spec.other_credentials {
+            for file in &adapters[*name] {
+                let src = code_only(&std::fs::read_to_string(file).expect("readable adapter"));
+                covered.extend(
+                    sdk_path
+                        .captures_iter(&src)
+                        .map(|c| format!("aws-sdk-{}", &c[1])),
+                );
+            }
+        }
+        let listed: BTreeSet<String> = direct_dependencies(spec.package)
+            .into_iter()
+            .filter(|d| d.starts_with("aws-sdk-"))
+            .collect();
+        assert_eq!(
+            listed,
+            covered,
+            "{}",
+            diff(
+                &format!(
+                    "{}: Cargo.toml's aws-sdk-* vs the services its policy covers",
+                    spec.package
+                ),
+                &covered,
+                &listed
+            )
+        );
+        let linked = &closure[spec.package];
+        assert_eq!(
+            linked,
+            &covered,
+            "{}",
+            diff(
+                &format!(
+                    "{}: aws-sdk-* in its dependency closure vs its policy",
+                    spec.package
+                ),
+                &covered,
+                linked
+            )
+        );
+    }
+}
+
+/// Each workspace package → the `aws-sdk-*` packages in its normal
+/// (non-dev, non-build) dependency closure, from `cargo metadata`, less
+/// those `aws-config` brings for the credential chain itself (STS, for web
+/// identity and assumed roles): those are not calls of ours.
+fn sdk_closure_by_package() -> BTreeMap<String, BTreeSet<String>> {
+    let meta = tollgate_tests::paths::cargo_metadata();
+    let of_config = tollgate_tests::paths::closure_of(meta, "aws-config");
+    tollgate_tests::paths::normal_closures(meta)
+        .into_iter()
+        .map(|(pkg, deps)| {
+            let sdks = deps
+                .into_iter()
+                .filter(|d| d.starts_with("aws-sdk-") && !of_config.contains(d))
+                .collect();
+            (pkg, sdks)
+        })
+        .collect()
 }
 
 #[test]
@@ -1195,7 +1307,7 @@ fn event_rules_cover_exactly_what_the_notifier_understands() {
             "{id}: no AWS::Lambda::Permission lets the rule invoke the notifier"
         );
     }
-    let understood = set(&tollgate::notify::events::detail_types::ALL);
+    let understood = set(&tollgate_notify::events::detail_types::ALL);
     assert_eq!(
         covered,
         understood,
@@ -1238,7 +1350,7 @@ fn deploy_doc_user_parameters_are_valid() {
         .collect();
     let mut actions = BTreeSet::new();
     for example in &examples {
-        if let Err(e) = tollgate::actions::params::parse(Some(example)) {
+        if let Err(e) = tollgate_pipeline::params::parse(Some(example)) {
             panic!("docs/deploy.md: UserParameters {example} is rejected: {e}");
         }
         let v: Value = serde_json::from_str(example).expect("valid JSON");
@@ -1246,7 +1358,7 @@ fn deploy_doc_user_parameters_are_valid() {
     }
     assert_eq!(
         actions,
-        set(&tollgate::actions::params::ACTIONS),
+        set(&tollgate_pipeline::params::ACTIONS),
         "docs/deploy.md shows UserParameters for every action"
     );
 }

@@ -731,7 +731,7 @@ async fn dead_letter_never_shows_the_failed_event_or_its_error() {
 
 #[test]
 fn debug_of_events_and_configs_is_redacted() {
-    use tollgate::events::codepipeline::CodePipelineEvent;
+    use tollgate_report::events::codepipeline::CodePipelineEvent;
 
     // A CodePipeline job with live artifact credentials.
     let ev = paths::event("pipeline-action", "job-with-credentials");
@@ -747,7 +747,7 @@ fn debug_of_events_and_configs_is_redacted() {
         "checks: [{{name: h, url: 'http://x/ok', headers: {{Authorization: 'Bearer {bearer}'}}, expect: {{status: 200}}}}]"
     );
     // A TARGET_URL carrying a password is refused without quoting it.
-    let err = tollgate::deploy::config::DeployConfig::from_env(&[
+    let err = tollgate_deploy::config::DeployConfig::from_env(&[
         ("TOLLGATE_CHECK_SPEC", spec.as_str()),
         (
             "TARGET_URL",
@@ -760,7 +760,7 @@ fn debug_of_events_and_configs_is_redacted() {
         !shown.contains("cfg-url-password-NEVERLOG"),
         "DeployConfig error: {shown}"
     );
-    let cfg = tollgate::deploy::config::DeployConfig::from_env(&[
+    let cfg = tollgate_deploy::config::DeployConfig::from_env(&[
         ("TOLLGATE_CHECK_SPEC", spec.as_str()),
         ("TARGET_URL", "https://green.internal/"),
     ])
@@ -769,12 +769,12 @@ fn debug_of_events_and_configs_is_redacted() {
     assert!(!shown.contains(bearer), "DeployConfig Debug: {shown}");
 
     // The parsed spec.
-    let parsed = tollgate::checks::Spec::from_yaml_or_json(&spec).expect("spec");
+    let parsed = tollgate_checks::Spec::from_yaml_or_json(&spec).expect("spec");
     let shown = format!("{parsed:?}");
     assert!(!shown.contains(bearer), "Spec Debug: {shown}");
 
     // Notifier settings with inline webhook URLs and token.
-    let settings = tollgate::notify::config::settings(&[
+    let settings = tollgate_notify::config::settings(&[
         (
             "TOLLGATE_SLACK_WEBHOOK",
             "https://hooks.slack.com/services/T0/B0/cfgSLACKsecretNEVERLOG",
@@ -805,7 +805,7 @@ fn debug_of_events_and_configs_is_redacted() {
             "headers": {"Authorization": format!("Bearer {bearer}")}, "expect": {"status": 200}}]}
     })
     .to_string();
-    let parsed = tollgate::actions::params::parse(Some(&params)).expect("params");
+    let parsed = tollgate_pipeline::params::parse(Some(&params)).expect("params");
     let shown = format!("{parsed:?} {parsed:#?}");
     assert!(!shown.contains(bearer), "UserParameters Debug: {shown}");
 }

@@ -1,45 +1,33 @@
 //! notifier: EventBridge events (CodePipeline, CodeDeploy, CodeBuild, ECS) to
-//! Slack, Microsoft Teams, a generic JSON webhook and SNS.
-//!
-//! Thin main: logging, configuration validated once (secrets and the rules
-//! document resolved and cached for the life of the execution environment),
-//! clients built once, then the Lambda loop. The logic is in
-//! `tollgate::notify`.
+//! Slack, Microsoft Teams, a generic JSON webhook and SNS. The logic is
+//! `tollgate-notify` (the function is `Notifier`); the adapters only this
+//! function uses are in [`aws`]. Secrets and the rules document are resolved
+//! once at init; a bad one stops init with the reason (there is no job or
+//! hook to report it to).
 
-use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use std::sync::Arc;
+mod aws;
+
+use aws::{dynamodb_ledger::DynamoLedger, notify_sources::NotifySources, sns::SnsPublisher};
 use std::time::Duration;
-use tollgate::aws::dynamodb_ledger::DynamoLedger;
-use tollgate::aws::notify_sources::NotifySources;
-use tollgate::aws::secretsmanager::SecretsManagerSecrets;
-use tollgate::aws::sns::SnsPublisher;
-use tollgate::aws::ssm::SsmParameters;
-use tollgate::config::ProcessEnv;
-use tollgate::notify::Notifier;
-use tollgate::notify::config;
-use tollgate::notify::deliver::ReqwestTransport;
-use tollgate::notify::handler::deadline_from_epoch_ms;
+use tollgate_aws_secretsmanager::SecretsManagerSecrets;
+use tollgate_aws_ssm::SsmParameters;
+use tollgate_core::config::ProcessEnv;
+use tollgate_notify::{Notifier, config, deliver::ReqwestTransport};
+use tollgate_runtime::{Function, Init, fail_init};
 
-async fn fail_init(error_type: &str, message: &str) -> ! {
-    tollgate::lambda::report_init_error(error_type, message).await;
-    std::process::exit(1)
-}
-
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    tollgate::telemetry::init();
+async fn init(init: Init) -> impl Function {
+    let sdk = &init.sdk;
     let settings = match config::settings(&ProcessEnv) {
         Ok(s) => s,
         Err(e) => fail_init("InvalidConfiguration", &e.to_string()).await,
     };
-    let sdk = tollgate::aws::load_sdk_config().await;
-    let resolved = match config::resolve(
+    let resolved = config::resolve(
         &settings,
-        &SecretsManagerSecrets::new(&sdk),
-        &SsmParameters::new(&sdk),
+        &SecretsManagerSecrets::new(sdk),
+        &SsmParameters::new(sdk),
     )
-    .await
-    {
+    .await;
+    let resolved = match resolved {
         Ok(c) => c,
         Err(e) => fail_init(e.error_type(), &e.to_string()).await,
     };
@@ -47,40 +35,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(h) => h,
         Err(e) => fail_init("HttpClient", &e).await,
     };
-    let names: Vec<String> = resolved
-        .destinations
-        .iter()
-        .map(|d| format!("{}:{}", d.name, d.kind().as_str()))
-        .collect();
-    tracing::info!(
-        destinations = %names.join(","),
-        enrich = resolved.enrich,
-        hook_failure_parameter_prefix = resolved.hook_failure_prefix.as_deref(),
-        dedupe_table = settings.dedupe_table.as_deref(),
-        "notifier ready"
-    );
-    let notifier = Arc::new(
-        Notifier::new(
-            resolved,
-            NotifySources::new(&sdk),
-            http,
-            SnsPublisher::new(&sdk),
-        )
-        .with_ledger({
-            let ledger = DynamoLedger::new(&sdk, settings.dedupe_table.clone());
-            ledger.warm().await;
-            ledger
-        }),
-    );
-    lambda_runtime::run(service_fn(move |ev: LambdaEvent<serde_json::Value>| {
-        let notifier = Arc::clone(&notifier);
-        async move {
-            let deadline = deadline_from_epoch_ms(ev.context.deadline);
-            notifier
-                .handle(ev.payload, deadline)
-                .await
-                .map_err(Diagnostic::from)
-        }
-    }))
-    .await
+    config::log_ready(&resolved, &settings);
+    let ledger = DynamoLedger::new(sdk, settings.dedupe_table.clone());
+    ledger.warm().await;
+    Notifier::new(
+        resolved,
+        NotifySources::new(sdk),
+        http,
+        SnsPublisher::new(sdk),
+    )
+    .with_ledger(ledger)
+}
+
+fn main() -> Result<(), lambda_runtime::Error> {
+    tollgate_runtime::run(init)
 }

@@ -14,9 +14,11 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use tollgate::aws::{codedeploy::CodeDeployReporter, codepipeline::CodePipelineReporter};
-use tollgate::config::{ProcessEnv, report_config};
-use tollgate::report::{FailureKind, HookOutcome, JobOutcome, ReportConfig, Step, hook, pipeline};
+use tollgate_aws_codedeploy::CodeDeployReporter;
+use tollgate_aws_codepipeline::CodePipelineReporter;
+use tollgate_core::config::ProcessEnv;
+use tollgate_report::config::report_config;
+use tollgate_report::{FailureKind, HookOutcome, JobOutcome, ReportConfig, Step, hook, pipeline};
 
 struct App {
     cfg: ReportConfig,
@@ -27,15 +29,15 @@ struct App {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tollgate::telemetry::init();
+    tollgate_core::telemetry::init();
     let cfg = match report_config(&ProcessEnv) {
         Ok(cfg) => cfg,
         Err(e) => {
-            tollgate::lambda::report_init_error("ConfigError", &e.to_string()).await;
+            tollgate_report::lambda::report_init_error("ConfigError", &e.to_string()).await;
             std::process::exit(1);
         }
     };
-    let sdk = tollgate::aws::load_sdk_config().await;
+    let sdk = tollgate_aws::load_sdk_config().await;
     let app = Arc::new(App {
         cfg,
         jobs: CodePipelineReporter::new(&sdk),
@@ -50,7 +52,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(app: &App, ev: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
-    let budget = tollgate::lambda::budget(&ev.context, &app.cfg);
+    let budget = tollgate_report::lambda::budget(&ev.context, &app.cfg);
     let done = if ev.payload.get("DeploymentId").is_some() {
         let behaviour = app.hook_behaviour.clone();
         hook::run_hook(

@@ -79,7 +79,7 @@ mod tests {
 
     #[test]
     fn duplicate_message_keys_are_both_kept() {
-        let line = r#"{"timestamp":"t","level":"WARN","message":"hook outcome","deployment_id":"d-1","outcome":"Failed","message":"AfterAllowTestTraffic failed for d-1: 0/2 passed","target":"tollgate::report::hook"}"#;
+        let line = r#"{"timestamp":"t","level":"WARN","message":"hook outcome","deployment_id":"d-1","outcome":"Failed","message":"AfterAllowTestTraffic failed for d-1: 0/2 passed","target":"tollgate_report::hook"}"#;
         let r = parse_line(line).expect("record");
         assert_eq!(r.event(), Some("hook outcome"));
         assert_eq!(

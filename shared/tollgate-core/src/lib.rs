@@ -1,0 +1,24 @@
+//! # tollgate-core
+//!
+//! What every Tollgate crate may use and nothing else: the [`Secret`] type
+//! that never prints, typed configuration from the environment
+//! ([`config`]), memory budgets derived from the function's memory
+//! ([`memory`]), document error text that never quotes the document
+//! ([`doc_error`]), text helpers ([`text`]), the CA bundle ([`tls`]),
+//! logging ([`telemetry`]), the ports more than one function uses
+//! ([`ports`]), and the hook-failure record deploy-hook writes and the
+//! notifier reads ([`hook_failures`]).
+//!
+//! Invariant: depends on no other Tollgate crate and on no AWS SDK crate.
+
+pub mod config;
+pub mod doc_error;
+pub mod hook_failures;
+pub mod memory;
+pub mod ports;
+pub mod secret;
+pub mod telemetry;
+pub mod text;
+pub mod tls;
+
+pub use secret::Secret;

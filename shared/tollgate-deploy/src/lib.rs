@@ -1,0 +1,165 @@
+//! # tollgate-deploy
+//!
+//! Invariant: names no AWS SDK crate (the adapters are the function's own
+//! `aws` module) and no other function's logic; depends on
+//! `tollgate-core`, `tollgate-report` and `tollgate-checks`.
+//!
+//! The logic of deploy-hook: smoke-tests the new version of an ECS service before it
+//! takes production traffic, as a CodeDeploy lifecycle hook or as an Amazon
+//! ECS native blue/green lifecycle hook. One function serves both.
+//!
+//! - [`dispatch`]: recognises the payload (CodeDeploy's two ids, or ECS's
+//!   `executionId` / `lifecycleStage` / `executionDetails`) and routes it;
+//!   anything else is an error naming both accepted shapes.
+//! - [`codedeploy_mode`]: looks the deployment up (hook, green task set,
+//!   listener → URL), runs the checks, and reports `Succeeded` / `Failed`
+//!   exactly once through [`tollgate_report::hook::run_hook`].
+//! - [`ecs_native`]: answers `hookStatus` synchronously; soaks run in rounds
+//!   with `IN_PROGRESS` + `callBackDelay`, progress in `hookDetails`.
+//! - [`discovery`] and [`green`]: the CodeDeploy / ELBv2 reads behind ports
+//!   ([`DeploymentReader`], [`ListenerReader`]), each failure naming the step
+//!   and the fix.
+//! - [`config`]: the environment variables (table in its docs).
+//! - [`smoke`]: the check spec, loaded and validated at init, run through
+//!   [`tollgate_checks`].
+//! - `tollgate_core::hook_failures`: a failed CodeDeploy hook's checks, left in SSM for
+//!   the notifier before the `Failed` report (when configured).
+//!
+//! A function built on this module calls [`DeployHook::init`] once, then
+//! [`dispatch::handle`] per invocation.
+
+pub mod app;
+pub mod codedeploy_mode;
+pub mod config;
+pub mod discovery;
+pub mod dispatch;
+pub mod ecs_native;
+pub mod failure_records;
+pub mod green;
+pub mod rollback;
+pub mod smoke;
+
+pub use config::{DeployConfig, HookName, HookSetting, SpecSource};
+pub use discovery::{DeploymentReader, ListenerReader, ReadError};
+pub use smoke::{InitError, SmokeRunner, SpecRunner};
+
+use failure_records::FailureRecorder;
+use rollback::ServiceDeployments;
+use tollgate_core::config::Env;
+use tollgate_core::ports::{ParameterStore, ParameterWriter};
+
+/// Everything one deploy-hook process needs, built once at init.
+#[derive(Debug)]
+pub struct DeployHook<D, L, S, E> {
+    /// The configuration.
+    pub config: DeployConfig,
+    /// CodeDeploy reads.
+    pub codedeploy: D,
+    /// ELBv2 reads.
+    pub elb: L,
+    /// ECS service deployments (rollbacks are confirmed, not guessed).
+    pub ecs: E,
+    /// The check spec and engine.
+    pub smoke: S,
+    /// Writes failed hooks' records for the notifier; `None` when
+    /// `TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX` is unset.
+    pub recorder: Option<FailureRecorder>,
+}
+
+impl<D, L, S, E> DeployHook<D, L, S, E> {
+    /// Attaches the SSM writer for hook-failure records when the prefix is
+    /// configured; without a prefix the writer is dropped and nothing is
+    /// ever written.
+    pub fn with_failure_records(mut self, writer: impl ParameterWriter + 'static) -> Self {
+        self.recorder = self
+            .config
+            .failure_record_prefix
+            .as_ref()
+            .map(|prefix| FailureRecorder::new(prefix.clone(), writer));
+        self
+    }
+}
+
+impl<D: DeploymentReader, L: ListenerReader, E: ServiceDeployments>
+    DeployHook<D, L, SpecRunner, E>
+{
+    /// Reads the configuration, loads the spec (from SSM when configured)
+    /// and builds the engine. Any failure is for the function's init error.
+    pub async fn init<P: ParameterStore>(
+        env: &impl Env,
+        params: &P,
+        codedeploy: D,
+        elb: L,
+        ecs: E,
+    ) -> Result<Self, InitError> {
+        let config = DeployConfig::from_env(env)?;
+        let spec = smoke::load_spec(&config.spec_source, params).await?;
+        tracing::info!(
+            spec_source = %config.spec_source.describe(),
+            hook = ?config.hook,
+            target_url = config.target_url.as_ref().map(|u| u.as_str()),
+            verify_green = config.verify_green,
+            soak_rounds = config.soak_rounds,
+            hook_failure_parameter_prefix = config.failure_record_prefix.as_deref(),
+            "deploy-hook configured"
+        );
+        let smoke = SpecRunner::new(spec, &config.spec_source.describe())?;
+        Ok(Self {
+            config,
+            codedeploy,
+            elb,
+            ecs,
+            smoke,
+            recorder: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::discovery::fakes::{FakeCodeDeploy, FakeElb};
+    use super::rollback::fakes::FakeDeployments;
+    use super::*;
+    use tollgate_test_support::parameters::FakeStore;
+
+    async fn init(env: &[(&str, &str)]) -> Result<(), InitError> {
+        let env: std::collections::HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        DeployHook::init(
+            &env,
+            &FakeStore::denied(),
+            FakeCodeDeploy::default(),
+            FakeElb::default(),
+            FakeDeployments::default(),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn init_builds_from_a_valid_spec() {
+        init(&[(
+            config::vars::CHECK_SPEC,
+            "checks: [{name: h, url: '${TARGET}/h', expect: {status: 200}}]",
+        )])
+        .await
+        .expect("valid");
+    }
+
+    #[tokio::test]
+    async fn init_errors_are_typed_for_the_runtime() {
+        let err = init(&[]).await.expect_err("no spec");
+        assert_eq!(err.error_type(), "InvalidConfiguration");
+        let err = init(&[(config::vars::CHECK_SPEC_PARAMETER, "/tollgate/x")])
+            .await
+            .expect_err("denied");
+        assert_eq!(err.error_type(), "SpecUnavailable");
+        assert!(err.to_string().contains("grant ssm:GetParameter"), "{err}");
+        let err = init(&[(config::vars::CHECK_SPEC, "checks: [")])
+            .await
+            .expect_err("syntax");
+        assert_eq!(err.error_type(), "InvalidCheckSpec");
+    }
+}

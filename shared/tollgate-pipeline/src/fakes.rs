@@ -1,0 +1,436 @@
+//! In-memory fakes of the actions' ports, for unit tests.
+
+use super::artifact::{ArtifactError, ArtifactStore, build_zip};
+use super::ecs::{Deployment, EcsApi, EcsError, JOB_TAG, ServiceState, TaskDefinitionView};
+pub use super::liveness::fakes::FakeJobs;
+use super::smoke::CheckRunner;
+use super::{Clock, Deps, Settings};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
+use tollgate_checks::{RunReport, Spec, SpecError, Vars};
+use tollgate_report::events::codepipeline::{
+    ArtifactCredentials, CodePipelineEvent, EncryptionKey, Job, S3Location,
+};
+
+pub const BUCKET: &str = "codepipeline-artifacts";
+pub const IN_KEY: &str = "web-pipeline/BuildOutpu/in.zip";
+pub const OUT_KEY: &str = "web-pipeline/Verified/out.zip";
+pub const ACCESS_KEY: &str = "ASIAJOBCREDENTIALS01";
+pub const SECRET_KEY: &str = "job-secret-key-never-shown";
+pub const KMS_KEY: &str = "arn:aws:kms:us-east-1:111111111111:key/abcd";
+
+/// One upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Put {
+    pub bucket: String,
+    pub key: String,
+    pub body: Vec<u8>,
+    pub kms_key: Option<String>,
+    pub access_key: String,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeArtifacts {
+    pub objects: Mutex<BTreeMap<(String, String), Vec<u8>>>,
+    pub puts: Mutex<Vec<Put>>,
+    pub get_error: Mutex<Option<ArtifactError>>,
+    /// Access key ids used for gets.
+    pub get_keys: Mutex<Vec<String>>,
+}
+
+impl FakeArtifacts {
+    pub fn with_zip(files: &[(&str, &str)]) -> Self {
+        let fake = Self::default();
+        fake.set_zip(files);
+        fake
+    }
+
+    pub fn set_zip(&self, files: &[(&str, &str)]) {
+        let files: Vec<(String, Vec<u8>)> = files
+            .iter()
+            .map(|(p, c)| ((*p).to_owned(), c.as_bytes().to_vec()))
+            .collect();
+        let zip = build_zip(&files).expect("zip");
+        self.objects
+            .lock()
+            .expect("lock")
+            .insert((BUCKET.into(), IN_KEY.into()), zip);
+    }
+}
+
+impl ArtifactStore for FakeArtifacts {
+    async fn get(
+        &self,
+        artifact: &str,
+        location: &S3Location,
+        credentials: &ArtifactCredentials,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ArtifactError> {
+        self.get_keys
+            .lock()
+            .expect("lock")
+            .push(credentials.access_key_id.expose().to_owned());
+        if let Some(e) = self.get_error.lock().expect("lock").clone() {
+            return Err(e);
+        }
+        let body = self
+            .objects
+            .lock()
+            .expect("lock")
+            .get(&(location.bucket_name.clone(), location.object_key.clone()))
+            .cloned()
+            .ok_or_else(|| ArtifactError::NotFound {
+                artifact: artifact.into(),
+                bucket: location.bucket_name.clone(),
+                key: location.object_key.clone(),
+                detail: "NoSuchKey".into(),
+            })?;
+        if body.len() as u64 > max_bytes {
+            return Err(ArtifactError::TooLarge {
+                artifact: artifact.into(),
+                bucket: location.bucket_name.clone(),
+                key: location.object_key.clone(),
+                size: body.len() as u64,
+                max: max_bytes,
+            });
+        }
+        Ok(body)
+    }
+
+    async fn put(
+        &self,
+        _artifact: &str,
+        location: &S3Location,
+        credentials: &ArtifactCredentials,
+        body: Vec<u8>,
+        encryption_key: Option<&EncryptionKey>,
+    ) -> Result<(), ArtifactError> {
+        self.puts.lock().expect("lock").push(Put {
+            bucket: location.bucket_name.clone(),
+            key: location.object_key.clone(),
+            body,
+            kms_key: encryption_key.map(|k| k.id.clone()),
+            access_key: credentials.access_key_id.expose().to_owned(),
+        });
+        Ok(())
+    }
+}
+
+pub const ACCOUNT_PREFIX: &str = "arn:aws:ecs:us-east-1:111111111111";
+
+pub fn td_arn(family: &str, revision: i64) -> String {
+    format!("{ACCOUNT_PREFIX}:task-definition/{family}:{revision}")
+}
+
+#[derive(Debug, Default)]
+pub struct EcsState {
+    pub services: BTreeMap<String, ServiceState>,
+    pub task_defs: BTreeMap<String, Vec<TaskDefinitionView>>,
+    /// Answers for DescribeServices, used before the service map.
+    pub scripted: VecDeque<Result<ServiceState, EcsError>>,
+    pub calls: Vec<String>,
+    pub register_error: Option<EcsError>,
+    pub stopped: Vec<String>,
+    pub next_deployment: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeEcs {
+    pub state: Mutex<EcsState>,
+}
+
+impl FakeEcs {
+    /// A cluster with service `web` (desired 4) on `web:12` (containers web, envoy),
+    /// whose one deployment is COMPLETED.
+    pub fn with_web_service() -> Self {
+        let fake = Self::default();
+        {
+            let mut s = fake.state.lock().expect("lock");
+            s.task_defs.insert(
+                "web".into(),
+                vec![TaskDefinitionView {
+                    arn: td_arn("web", 12),
+                    family: "web".into(),
+                    revision: 12,
+                    containers: vec![
+                        (
+                            "web".into(),
+                            "111111111111.dkr.ecr.us-east-1.amazonaws.com/web:0ld5ha1".into(),
+                        ),
+                        ("envoy".into(), "public.ecr.aws/envoy:v1.30.1".into()),
+                    ],
+                    tags: vec![("team".into(), "payments".into())],
+                    task_role_arn: Some("arn:aws:iam::111111111111:role/web-task".into()),
+                    execution_role_arn: Some("arn:aws:iam::111111111111:role/web-exec".into()),
+                }],
+            );
+            s.services.insert(
+                "web".into(),
+                ServiceState {
+                    name: "web".into(),
+                    status: "ACTIVE".into(),
+                    desired_count: 4,
+                    task_definition: td_arn("web", 12),
+                    deployment_controller: "ECS".into(),
+                    circuit_breaker: Some((true, true)),
+                    deployments: vec![Deployment {
+                        id: "ecs-svc/1000".into(),
+                        status: "PRIMARY".into(),
+                        task_definition: td_arn("web", 12),
+                        desired: 4,
+                        running: 4,
+                        pending: 0,
+                        failed_tasks: 0,
+                        rollout_state: Some("COMPLETED".into()),
+                        rollout_state_reason: Some("ECS deployment ecs-svc/1000 completed.".into()),
+                        created_at: Some(1_000),
+                    }],
+                    events: vec![],
+                },
+            );
+        }
+        fake
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.state.lock().expect("lock").calls.clone()
+    }
+
+    pub fn script(&self, answers: Vec<Result<ServiceState, EcsError>>) {
+        self.state.lock().expect("lock").scripted.extend(answers);
+    }
+
+    pub fn service(&self, name: &str) -> ServiceState {
+        self.state.lock().expect("lock").services[name].clone()
+    }
+
+    pub fn revisions(&self, family: &str) -> Vec<TaskDefinitionView> {
+        self.state.lock().expect("lock").task_defs[family].clone()
+    }
+}
+
+fn lookup(state: &EcsState, td: &str) -> Option<TaskDefinitionView> {
+    let label = td.rsplit_once('/').map_or(td, |(_, l)| l);
+    let (family, rev) = match label.split_once(':') {
+        Some((f, r)) => (f, r.parse::<i64>().ok()),
+        None => (label, None),
+    };
+    let revs = state.task_defs.get(family)?;
+    match rev {
+        Some(r) => revs.iter().find(|t| t.revision == r).cloned(),
+        None => revs.last().cloned(),
+    }
+}
+
+impl EcsApi for FakeEcs {
+    async fn describe_service(
+        &self,
+        _cluster: &str,
+        service: &str,
+    ) -> Result<ServiceState, EcsError> {
+        let mut s = self.state.lock().expect("lock");
+        s.calls.push("DescribeServices".into());
+        if let Some(answer) = s.scripted.pop_front() {
+            return answer;
+        }
+        s.services
+            .get(service)
+            .cloned()
+            .ok_or_else(|| EcsError::NotFound {
+                operation: "ecs:DescribeServices",
+                what: format!("service {service}"),
+                detail: "MISSING".into(),
+            })
+    }
+
+    async fn describe_task_definition(
+        &self,
+        task_definition: &str,
+    ) -> Result<TaskDefinitionView, EcsError> {
+        let mut s = self.state.lock().expect("lock");
+        s.calls
+            .push(format!("DescribeTaskDefinition {task_definition}"));
+        lookup(&s, task_definition).ok_or_else(|| EcsError::NotFound {
+            operation: "ecs:DescribeTaskDefinition",
+            what: format!("task definition {task_definition}"),
+            detail: "Unable to describe task definition.".into(),
+        })
+    }
+
+    async fn register_task_definition(
+        &self,
+        base: &str,
+        images: &BTreeMap<String, String>,
+        tags: &[(String, String)],
+    ) -> Result<TaskDefinitionView, EcsError> {
+        let mut s = self.state.lock().expect("lock");
+        s.calls.push("RegisterTaskDefinition".into());
+        if let Some(e) = s.register_error.clone() {
+            return Err(e);
+        }
+        let base = lookup(&s, base).expect("base exists");
+        let revs = s.task_defs.get_mut(&base.family).expect("family");
+        let revision = revs.last().map_or(1, |t| t.revision + 1);
+        let mut new = base.clone();
+        new.revision = revision;
+        new.arn = td_arn(&base.family, revision);
+        for (name, image) in &mut new.containers {
+            if let Some(i) = images.get(name) {
+                *image = i.clone();
+            }
+        }
+        new.tags.retain(|(k, _)| k != JOB_TAG);
+        new.tags.extend(tags.iter().cloned());
+        revs.push(new.clone());
+        Ok(new)
+    }
+
+    async fn update_service(
+        &self,
+        _cluster: &str,
+        service: &str,
+        task_definition: &str,
+        _force_new_deployment: bool,
+    ) -> Result<ServiceState, EcsError> {
+        let mut s = self.state.lock().expect("lock");
+        s.calls.push(format!("UpdateService {task_definition}"));
+        s.next_deployment += 1;
+        let id = format!("ecs-svc/{}", 2000 + s.next_deployment);
+        let svc = s.services.get_mut(service).expect("service");
+        svc.task_definition = task_definition.to_owned();
+        for d in &mut svc.deployments {
+            d.status = "ACTIVE".into();
+        }
+        svc.deployments.insert(
+            0,
+            Deployment {
+                id,
+                status: "PRIMARY".into(),
+                task_definition: task_definition.to_owned(),
+                desired: svc.desired_count,
+                running: 0,
+                pending: 0,
+                failed_tasks: 0,
+                rollout_state: Some("IN_PROGRESS".into()),
+                rollout_state_reason: Some("ECS deployment in progress.".into()),
+                created_at: Some(5_000),
+            },
+        );
+        Ok(svc.clone())
+    }
+
+    async fn stopped_task_reasons(
+        &self,
+        _cluster: &str,
+        deployment_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, EcsError> {
+        let mut s = self.state.lock().expect("lock");
+        s.calls.push(format!("StoppedTasks {deployment_id}"));
+        Ok(s.stopped.iter().take(limit).cloned().collect())
+    }
+}
+
+/// A check runner that answers with a canned report.
+#[derive(Debug, Default)]
+pub struct FakeChecks {
+    pub report: Mutex<Option<Result<RunReport, SpecError>>>,
+    /// (check names, TARGET var) of every run.
+    pub runs: Mutex<Vec<(Vec<String>, Option<String>)>>,
+}
+
+impl CheckRunner for FakeChecks {
+    async fn run_checks(
+        &self,
+        spec: &Spec,
+        vars: &Vars,
+        _deadline: Instant,
+    ) -> Result<RunReport, SpecError> {
+        self.runs.lock().expect("lock").push((
+            spec.check_names().map(str::to_owned).collect(),
+            vars.get("TARGET").map(str::to_owned),
+        ));
+        self.report
+            .lock()
+            .expect("lock")
+            .clone()
+            .expect("a canned report")
+    }
+}
+
+pub type TestDeps = Deps<FakeArtifacts, FakeEcs, FakeChecks, FakeJobs>;
+
+/// Deps with a settable clock (epoch seconds).
+pub fn deps(artifacts: FakeArtifacts, ecs: FakeEcs) -> (Arc<TestDeps>, Arc<AtomicU64>) {
+    let now = Arc::new(AtomicU64::new(10_000));
+    let clock_now = now.clone();
+    let deps = Deps {
+        artifacts,
+        ecs,
+        checks: FakeChecks::default(),
+        jobs: FakeJobs::default(),
+        settings: Settings::default(),
+        clock: Clock::from_fn(move || clock_now.load(Ordering::SeqCst)),
+    };
+    (Arc::new(deps), now)
+}
+
+/// A job with input artifact BuildOutput, output artifact Verified, credentials and a KMS key.
+pub fn job(user_parameters: &str, continuation_token: Option<&str>) -> Job {
+    job_with_id("job-1", user_parameters, continuation_token)
+}
+
+pub fn job_with_id(id: &str, user_parameters: &str, continuation_token: Option<&str>) -> Job {
+    let mut data = serde_json::json!({
+        "actionConfiguration": {"configuration": {"FunctionName": "f", "UserParameters": user_parameters}},
+        "inputArtifacts": [{"name": "BuildOutput", "revision": null,
+            "location": {"type": "S3", "s3Location": {"bucketName": BUCKET, "objectKey": IN_KEY}}}],
+        "outputArtifacts": [{"name": "Verified", "revision": null,
+            "location": {"type": "S3", "s3Location": {"bucketName": BUCKET, "objectKey": OUT_KEY}}}],
+        "artifactCredentials": {"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY,
+            "sessionToken": "job-session-token", "expirationTime": 1_763_759_400_000_u64},
+        "encryptionKey": {"id": KMS_KEY, "type": "KMS"}
+    });
+    if let Some(t) = continuation_token {
+        data["continuationToken"] = serde_json::Value::String(t.to_owned());
+    }
+    let ev: CodePipelineEvent = serde_json::from_value(serde_json::json!({
+        "CodePipeline.job": {"id": id, "accountId": "111111111111", "data": data}
+    }))
+    .expect("job");
+    ev.job
+}
+
+/// Records every report.
+#[derive(Debug, Default)]
+pub struct FakeReporter {
+    pub sent: Mutex<Vec<(String, tollgate_report::JobOutcome)>>,
+}
+
+impl tollgate_report::JobReporter for FakeReporter {
+    async fn put_job_success(
+        &self,
+        job_id: &str,
+        success: &tollgate_report::JobSuccess,
+    ) -> Result<(), tollgate_report::ReportError> {
+        self.sent.lock().expect("lock").push((
+            job_id.into(),
+            tollgate_report::JobOutcome::Success(success.clone()),
+        ));
+        Ok(())
+    }
+
+    async fn put_job_failure(
+        &self,
+        job_id: &str,
+        failure: &tollgate_report::JobFailure,
+    ) -> Result<(), tollgate_report::ReportError> {
+        self.sent.lock().expect("lock").push((
+            job_id.into(),
+            tollgate_report::JobOutcome::Failure(failure.clone()),
+        ));
+        Ok(())
+    }
+}

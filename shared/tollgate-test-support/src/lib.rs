@@ -1,0 +1,11 @@
+//! # tollgate-test-support
+//!
+//! Test scaffolding, a dev-dependency only: one fake per shared port and
+//! one loopback HTTP stub, so no test rewrites them, and the user documents
+//! every parser is tested against ([`documents`]).
+//!
+//! Invariant: never a normal dependency of anything; depends on
+//! `tollgate-core` and `tollgate-report` for the ports it fakes.
+
+pub mod documents;
+pub mod parameters;
