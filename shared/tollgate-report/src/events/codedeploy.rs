@@ -1,16 +1,9 @@
 //! CodeDeploy lifecycle hook invocation: two ids and nothing else.
 
-use serde::{Deserialize, Serialize};
-
-/// `{ "DeploymentId": "d-…", "LifecycleEventHookExecutionId": "…" }`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CodeDeployHookEvent {
-    /// The deployment, e.g. `d-ABCDEF123`.
-    pub deployment_id: String,
-    /// Opaque id that the status report must echo.
-    pub lifecycle_event_hook_execution_id: String,
-}
+/// `{ "DeploymentId": "d-…", "LifecycleEventHookExecutionId": "…" }`:
+/// `aws_lambda_events`' type, which is right and safe here (two ids, no
+/// secret; unknown fields are ignored).
+pub use aws_lambda_events::event::codedeploy::CodeDeployLifecycleEvent as CodeDeployHookEvent;
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,9 @@
 //!
 //! Shape: `{"CodePipeline.job": {"id", "accountId", "data": {...}}}`. The
 //! `artifactCredentials` are live STS credentials for the artifact bucket;
-//! they are kept in [`Secret`]s so `Debug` never prints them.
+//! they are kept in [`Secret`]s so `Debug` never prints them. Not
+//! `aws_lambda_events::event::codepipeline_job`: its type derives `Debug`
+//! over those credentials.
 
 use serde::Deserialize;
 use std::fmt;

@@ -1,7 +1,9 @@
 //! Event types for the payloads Tollgate's functions receive.
 //!
-//! Types are our own (not `aws_lambda_events`), shaped after real AWS samples
-//! kept in `events/`. Anything that carries credentials has a redacting `Debug`.
+//! `aws_lambda_events`' types where they are right and safe (the CodeDeploy
+//! hook event); our own elsewhere, shaped after real AWS samples kept in
+//! `events/`: its CodePipeline job event derives `Debug` over the artifact
+//! credentials (ours redacts them), and it has no ECS lifecycle hook type.
 
 pub mod codedeploy;
 pub mod codepipeline;
