@@ -9,7 +9,7 @@
 /// indentation, a broken JSON document), says nothing of the secret.
 #[test]
 fn every_document_parser_keeps_the_document_out_of_its_errors() {
-    use tollgate_pipeline::{params, verify};
+    use tollgate_pipeline::{deploy_files as verify, params};
     use tollgate_test_support::documents::{TOKEN, json_cases, yaml_cases};
     let mut texts: Vec<(String, String)> = Vec::new();
     let mut yaml_and_json: Vec<(String, String)> = yaml_cases()

@@ -1,5 +1,7 @@
-//! `ecs-deploy` and `ecs-wait`: an ECS rolling update driven from a
-//! CodePipeline Invoke action, waited for with continuation tokens.
+//! What `ecs-deploy` and `ecs-wait` share: the [`EcsApi`] port, and the
+//! wait for an ECS rolling update with continuation tokens ([`WaitToken`],
+//! [`assess`], the poll). The actions themselves live in
+//! [`crate::actions::ecs_deploy`] and [`crate::actions::ecs_wait`].
 //!
 //! `ecs-deploy` (first invocation): read `imagedefinitions.json` from the
 //! input artifact → `DescribeServices` → `DescribeTaskDefinition` of the
@@ -27,18 +29,12 @@
 //! same family is registered between the two deliveries, and the first
 //! delivery never reached `UpdateService`, a second revision is registered.
 
-use super::artifact::ArtifactStore;
-use super::image::violations;
-use super::liveness::{self, JobLiveness, Liveness};
-use super::params::{EcsDeployParams, EcsWaitParams, ImagePolicy};
-use super::verify::{ImageDefinition, parse_image_definitions};
-use super::{Deps, Failure, open_input};
+use super::{Deps, Failure};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 pub use tollgate_core::text::human_duration;
-use tollgate_report::events::codepipeline::Job;
 use tollgate_report::{JobOutcome, JobSuccess, Step};
 
 /// Tag put on every task definition revision `ecs-deploy` registers; its
@@ -47,6 +43,10 @@ pub const JOB_TAG: &str = "tollgate:codepipeline-job-id";
 /// Tag put beside [`JOB_TAG`]: when the revision was registered (epoch
 /// milliseconds), so a later job can tell whether it is older.
 pub const REGISTERED_AT_TAG: &str = "tollgate:registered-at";
+
+/// Longest wait a rollout may be given: CodePipeline's own cap for an action
+/// kept alive by continuation tokens is 24 hours.
+pub const MAX_WAIT_MINUTES: u64 = 24 * 60;
 
 /// Consecutive failed polls tolerated before the wait gives up.
 pub const MAX_POLL_ERRORS: u32 = 5;
@@ -174,7 +174,7 @@ pub struct TaskDefinitionView {
 }
 
 impl TaskDefinitionView {
-    fn tagged_with(&self, job_id: &str) -> bool {
+    pub(crate) fn tagged_with(&self, job_id: &str) -> bool {
         self.tags.iter().any(|(k, v)| k == JOB_TAG && v == job_id)
     }
 
@@ -188,7 +188,11 @@ impl TaskDefinitionView {
     /// Refuses to deploy over this revision when another Tollgate job
     /// registered it after `started_at_ms`, when this job's action started:
     /// that job is newer, and deploying now would roll it back.
-    fn refuse_if_newer(&self, job_id: &str, started_at_ms: Option<i64>) -> Result<(), Failure> {
+    pub(crate) fn refuse_if_newer(
+        &self,
+        job_id: &str,
+        started_at_ms: Option<i64>,
+    ) -> Result<(), Failure> {
         let (Some(other), Some(started)) = (self.tag(JOB_TAG), started_at_ms) else {
             return Ok(());
         };
@@ -526,7 +530,7 @@ fn recent_events(service: &ServiceState, since: u64) -> String {
     }
 }
 
-fn check_controller(service: &ServiceState, cluster: &str) -> Result<(), Failure> {
+pub(crate) fn check_controller(service: &ServiceState, cluster: &str) -> Result<(), Failure> {
     if service.status != "ACTIVE" {
         return Err(Failure::config(format!(
             "service {} in cluster {cluster} is {}, not ACTIVE; check the service name in UserParameters",
@@ -544,7 +548,7 @@ fn check_controller(service: &ServiceState, cluster: &str) -> Result<(), Failure
 }
 
 /// Turns an assessment into the job outcome, adding stopped-task reasons on failure.
-async fn finish<A, E, C, J>(
+pub(crate) async fn finish<A, E, C, J>(
     deps: &Deps<A, E, C, J>,
     service: &ServiceState,
     mut token: WaitToken,
@@ -603,7 +607,7 @@ where
 }
 
 /// One poll on a continuation invocation.
-async fn poll<A, E, C, J>(
+pub(crate) async fn poll<A, E, C, J>(
     deps: &Deps<A, E, C, J>,
     raw_token: &str,
     limit: Duration,
@@ -651,283 +655,93 @@ where
     }
 }
 
-fn primary(service: &ServiceState) -> Option<&Deployment> {
+pub(crate) fn primary(service: &ServiceState) -> Option<&Deployment> {
     service.deployments.iter().find(|d| d.status == "PRIMARY")
 }
 
-/// Runs `ecs-wait`.
-pub async fn run_wait<A, E, C, J>(
-    deps: &Deps<A, E, C, J>,
-    job: &Job,
-    params: &EcsWaitParams,
-    step: &Step,
-) -> Result<JobOutcome, Failure>
-where
-    E: EcsApi,
-{
-    let limit = params
-        .wait_timeout
-        .unwrap_or(deps.settings.default_wait_timeout);
-    if let Some(raw) = &job.data.continuation_token {
-        return poll(deps, raw, limit, step).await;
-    }
-    step.enter(format!(
-        "describing ECS service {} in cluster {}",
-        params.service, params.cluster
-    ));
-    let service = deps
-        .ecs
-        .describe_service(&params.cluster, &params.service)
-        .await?;
-    check_controller(&service, &params.cluster)?;
-    let Some(d) = primary(&service) else {
-        return Err(Failure::job(format!(
-            "service {} has no PRIMARY deployment to wait for",
-            service.name
-        )));
-    };
-    let token = WaitToken {
-        v: 1,
-        action: "ecs-wait".to_owned(),
-        cluster: params.cluster.clone(),
-        service: params.service.clone(),
-        deployment: d.id.clone(),
-        task_definition: d.task_definition.clone(),
-        started_at: deps.clock.now(),
-        polls: 0,
-        errors: 0,
-    };
-    finish(deps, &service, token, limit, step).await
-}
-
-/// Reads and validates the image definitions for `ecs-deploy`.
-async fn read_image_definitions<A: ArtifactStore, E, C, J>(
-    deps: &Deps<A, E, C, J>,
-    job: &Job,
-    params: &EcsDeployParams,
-    step: &Step,
-) -> Result<Vec<ImageDefinition>, Failure> {
-    let mut archive = open_input(deps, job, params.artifact.as_deref(), step).await?;
-    let Some(text) = archive.read_text(&params.file)? else {
-        return Err(Failure::job(format!(
-            "{} is not in artifact {} (it contains: {}); set \"file\" in UserParameters to its path",
-            params.file,
-            archive.name(),
-            archive.listing()
-        )));
-    };
-    let defs = parse_image_definitions(&text).map_err(|problems| {
-        Failure::job(format!(
-            "{} in artifact {} is invalid: {}",
-            params.file,
-            archive.name(),
-            problems.join("; ")
-        ))
-    })?;
-    check_policy(&defs, &params.image_policy)?;
-    Ok(defs)
-}
-
-fn check_policy(defs: &[ImageDefinition], policy: &ImagePolicy) -> Result<(), Failure> {
-    let problems: Vec<String> = defs
-        .iter()
-        .flat_map(|d| {
-            violations(&d.image_uri, policy)
-                .into_iter()
-                .map(move |v| format!("container {}: {v}", d.name))
-        })
-        .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::job(format!(
-            "refusing to deploy: {}",
-            problems.join("; ")
-        )))
-    }
-}
-
-/// Runs `ecs-deploy`.
-pub async fn run_deploy<A, E, C, J>(
-    deps: &Deps<A, E, C, J>,
-    job: &Job,
-    params: &EcsDeployParams,
-    step: &Step,
-) -> Result<JobOutcome, Failure>
-where
-    A: ArtifactStore,
-    E: EcsApi,
-    J: JobLiveness,
-{
-    let limit = params
-        .wait_timeout
-        .unwrap_or(deps.settings.default_wait_timeout);
-    if let Some(raw) = &job.data.continuation_token {
-        return poll(deps, raw, limit, step).await;
-    }
-    let started_at = deps.clock.now();
-    let defs = read_image_definitions(deps, job, params, step).await?;
-
-    step.enter(format!(
-        "describing ECS service {} in cluster {}",
-        params.service, params.cluster
-    ));
-    let service = deps
-        .ecs
-        .describe_service(&params.cluster, &params.service)
-        .await?;
-    check_controller(&service, &params.cluster)?;
-    step.enter(format!(
-        "describing task definition {}",
-        revision_label(&service.task_definition)
-    ));
-    let current = deps
-        .ecs
-        .describe_task_definition(&service.task_definition)
-        .await?;
-    let names: Vec<&str> = current.containers.iter().map(|(n, _)| n.as_str()).collect();
-    let unknown: Vec<&str> = defs
-        .iter()
-        .map(|d| d.name.as_str())
-        .filter(|n| !names.contains(n))
-        .collect();
-    if !unknown.is_empty() {
-        return Err(Failure::config(format!(
-            "{} names container(s) {} that task definition {} does not have (its containers: {}); \
-             the names in imagedefinitions.json must match the task definition's container names",
-            params.file,
-            unknown.join(", "),
-            revision_label(&current.arn),
-            names.join(", ")
-        )));
-    }
-    let images: BTreeMap<String, String> = defs
-        .iter()
-        .map(|d| (d.name.clone(), d.image_uri.clone()))
-        .collect();
-
-    let (target, service_after) = if current.tagged_with(&job.id) {
-        // A redelivery of this job after the service was already updated.
-        tracing::info!(task_definition = %current.arn, "service already on this job's revision (duplicate delivery)");
-        (current, service)
-    } else {
-        // Issue 14.4: nothing changes for a job that is no longer live, and
-        // never over a revision a newer job registered.
-        step.enter("asking CodePipeline whether this job is still live");
-        let started_at_ms = match deps.jobs.liveness(&job.id).await? {
-            Liveness::Live { started_at_ms } => started_at_ms,
-            Liveness::Gone { why } => return Err(liveness::gone(&job.id, &why)),
-        };
-        current.refuse_if_newer(&job.id, started_at_ms)?;
-        step.enter(format!(
-            "checking the latest revision of family {}",
-            current.family
-        ));
-        let latest = deps.ecs.describe_task_definition(&current.family).await?;
-        let target = if latest.tagged_with(&job.id) {
-            tracing::info!(task_definition = %latest.arn, "reusing the revision an earlier delivery of this job registered");
-            latest
-        } else {
-            step.enter(format!(
-                "registering a new revision of {} with {}",
-                current.family,
-                images
-                    .iter()
-                    .map(|(n, i)| format!("{n}={i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            let registered_at_ms = deps.clock.now_ms();
-            let tags = vec![
-                (JOB_TAG.to_owned(), job.id.clone()),
-                (REGISTERED_AT_TAG.to_owned(), registered_at_ms.to_string()),
-            ];
-            deps.ecs
-                .register_task_definition(&current.arn, &images, &tags)
-                .await
-                .map_err(|e| pass_role_hint(e, &current))?
-        };
-        step.enter(format!(
-            "updating service {} to {}",
-            params.service,
-            revision_label(&target.arn)
-        ));
-        let updated = deps
-            .ecs
-            .update_service(
-                &params.cluster,
-                &params.service,
-                &target.arn,
-                params.force_new_deployment,
-            )
-            .await?;
-        (target, updated)
-    };
-    let deployment = service_after
-        .deployments
-        .iter()
-        .find(|d| d.status == "PRIMARY" && d.task_definition == target.arn)
-        .or_else(|| primary(&service_after))
-        .ok_or_else(|| {
-            Failure::job(format!(
-                "UpdateService answered without a PRIMARY deployment for service {}",
-                params.service
-            ))
-        })?;
-    if deployment.task_definition != target.arn {
-        tracing::warn!(
-            deployment = %deployment.id,
-            deployment_task_definition = %deployment.task_definition,
-            expected = %target.arn,
-            "the PRIMARY deployment does not name the registered revision"
-        );
-    }
-    let token = WaitToken {
-        v: 1,
-        action: "ecs-deploy".to_owned(),
-        cluster: params.cluster.clone(),
-        service: params.service.clone(),
-        deployment: deployment.id.clone(),
-        task_definition: target.arn.clone(),
-        started_at,
-        polls: 0,
-        errors: 0,
-    };
-    finish(deps, &service_after, token, limit, step).await
-}
-
-/// Adds the roles to pass when registration was denied.
-fn pass_role_hint(e: EcsError, td: &TaskDefinitionView) -> Failure {
-    match e {
-        EcsError::Denied {
-            operation,
-            detail,
-            hint: _,
-        } => {
-            let roles: Vec<&str> = [
-                td.task_role_arn.as_deref(),
-                td.execution_role_arn.as_deref(),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            let hint = if roles.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    ", and iam:PassRole on {} (the task definition's roles)",
-                    roles.join(" and ")
-                )
-            };
-            Failure::from(EcsError::Denied {
-                operation,
-                detail,
-                hint,
-            })
-        }
-        other => other.into(),
-    }
-}
-
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+    use crate::fakes::td_arn;
+
+    #[test]
+    fn tokens_round_trip_and_stay_small() {
+        let t = WaitToken {
+            v: 1,
+            action: "ecs-deploy".into(),
+            cluster: format!(
+                "arn:aws:ecs:us-east-1:111111111111:cluster/{}",
+                "c".repeat(255)
+            ),
+            service: format!(
+                "arn:aws:ecs:us-east-1:111111111111:service/prod/{}",
+                "s".repeat(255)
+            ),
+            deployment: "ecs-svc/1234567890123456789".into(),
+            task_definition: format!(
+                "arn:aws:ecs:us-east-1:111111111111:task-definition/{}:99999",
+                "f".repeat(255)
+            ),
+            started_at: 1_760_000_000,
+            polls: 2880,
+            errors: 0,
+        };
+        let encoded = t.encode();
+        assert!(encoded.len() < 2048, "{}", encoded.len());
+        assert_eq!(WaitToken::decode(&encoded).expect("round trip"), t);
+    }
+
+    #[test]
+    fn services_without_rollout_state_use_the_stability_rule() {
+        let token = WaitToken {
+            v: 1,
+            action: "ecs-wait".into(),
+            cluster: "c".into(),
+            service: "web".into(),
+            deployment: "d1".into(),
+            task_definition: td_arn("web", 3),
+            started_at: 0,
+            polls: 1,
+            errors: 0,
+        };
+        let d = Deployment {
+            id: "d1".into(),
+            status: "PRIMARY".into(),
+            task_definition: td_arn("web", 3),
+            desired: 2,
+            running: 2,
+            ..Deployment::default()
+        };
+        let mut svc = ServiceState {
+            name: "web".into(),
+            status: "ACTIVE".into(),
+            deployments: vec![d.clone()],
+            ..ServiceState::default()
+        };
+        assert!(matches!(
+            assess(&svc, &token, 10, Duration::from_secs(600)),
+            Progress::Completed { .. }
+        ));
+        // An old deployment still draining: not stable yet.
+        svc.deployments.push(Deployment {
+            id: "d0".into(),
+            status: "ACTIVE".into(),
+            running: 1,
+            ..Deployment::default()
+        });
+        assert!(matches!(
+            assess(&svc, &token, 10, Duration::from_secs(600)),
+            Progress::Waiting { percent: 99, .. }
+        ));
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(45), "45s");
+        assert_eq!(human_duration(192), "3m 12s");
+        assert_eq!(human_duration(1800), "30m");
+        assert_eq!(human_duration(7200), "2h");
+        assert_eq!(human_duration(3900), "1h 05m");
+        assert_eq!(revision_label(&td_arn("web", 13)), "web:13");
+    }
+}

@@ -1,9 +1,9 @@
 //! In-memory fakes of the actions' ports, for unit tests.
 
+use super::actions::smoke::CheckRunner;
 use super::artifact::{ArtifactError, ArtifactStore, build_zip};
 use super::ecs::{Deployment, EcsApi, EcsError, JOB_TAG, ServiceState, TaskDefinitionView};
 pub use super::liveness::fakes::FakeJobs;
-use super::smoke::CheckRunner;
 use super::{Clock, Deps, Settings};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -432,5 +432,61 @@ impl tollgate_report::JobReporter for FakeReporter {
             tollgate_report::JobOutcome::Failure(failure.clone()),
         ));
         Ok(())
+    }
+}
+
+/// Helpers for the rollout tests of `ecs-deploy` and `ecs-wait`.
+pub(crate) mod rollouts {
+    use super::{FakeArtifacts, FakeEcs, TestDeps};
+    use crate::Failure;
+    use crate::ecs::ServiceState;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+    use tollgate_report::{JobFailure, JobOutcome, JobSuccess};
+
+    pub(crate) const SHA_IMAGE: &str = "111111111111.dkr.ecr.us-east-1.amazonaws.com/web:3f9c2ab";
+
+    pub(crate) fn imagedefs(image: &str) -> String {
+        format!(r#"[{{"name":"web","imageUri":"{image}"}}]"#)
+    }
+
+    pub(crate) fn setup(image: &str) -> (Arc<TestDeps>, Arc<AtomicU64>) {
+        let artifacts = FakeArtifacts::with_zip(&[("imagedefinitions.json", &imagedefs(image))]);
+        super::deps(artifacts, FakeEcs::with_web_service())
+    }
+
+    pub(crate) fn success(o: Result<JobOutcome, Failure>) -> JobSuccess {
+        match o {
+            Ok(JobOutcome::Success(s)) => s,
+            other => panic!("expected a success, got {other:?}"),
+        }
+    }
+
+    pub(crate) fn failure(o: Result<JobOutcome, Failure>) -> Failure {
+        match o {
+            Err(f) => f,
+            Ok(JobOutcome::Failure(JobFailure { kind, message, .. })) => Failure { kind, message },
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    pub(crate) fn rollout(
+        base: &ServiceState,
+        id: &str,
+        state: &str,
+        running: i64,
+        reason: &str,
+    ) -> ServiceState {
+        let mut s = base.clone();
+        let d = s
+            .deployments
+            .iter_mut()
+            .find(|d| d.id == id)
+            .expect("deployment");
+        d.rollout_state = Some(state.into());
+        d.running = running;
+        d.pending = (d.desired - running).max(0);
+        d.rollout_state_reason = Some(reason.into());
+        s
     }
 }

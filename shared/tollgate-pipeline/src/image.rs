@@ -3,9 +3,101 @@
 //! The policy turns the "tag images with the git SHA" practice into a gate:
 //! mutable tags such as `latest` are rejected, and optionally only a digest
 //! or a SHA-like tag is accepted, from allow-listed registries only.
+//!
+//! Owns the policy's type ([`ImagePolicy`]), its parsing from the
+//! `"image_policy"` field (shared by `verify-artifact` and `ecs-deploy`) and
+//! its judgement ([`violations`]).
 
-use super::params::{ImagePolicy, Pin};
+use crate::params::{Fields, ParamError, shorten};
 use std::fmt;
+
+/// How strictly image references must be pinned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pin {
+    /// Any tag that is not in the mutable list (`latest`, …), or a digest.
+    #[default]
+    ImmutableTag,
+    /// A digest, or a tag holding a git SHA (7–64 hex characters).
+    DigestOrShaTag,
+    /// A digest (`@sha256:…`).
+    Digest,
+}
+
+impl Pin {
+    /// The spelling in `UserParameters`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ImmutableTag => "immutable-tag",
+            Self::DigestOrShaTag => "digest-or-sha-tag",
+            Self::Digest => "digest",
+        }
+    }
+}
+
+/// Tags rejected by default because they move.
+pub const DEFAULT_MUTABLE_TAGS: [&str; 8] = [
+    "latest", "main", "master", "develop", "dev", "stable", "edge", "nightly",
+];
+
+/// The image policy applied to every image reference found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagePolicy {
+    /// How images must be pinned.
+    pub pin: Pin,
+    /// Registries (or `registry/repository` prefixes, or `*.suffix` patterns)
+    /// images may come from; empty allows any.
+    pub allowed_registries: Vec<String>,
+    /// Tags rejected unless pinned by digest (compared case-insensitively).
+    /// Replaces [`DEFAULT_MUTABLE_TAGS`] when given; `latest` is rejected
+    /// whatever the list says.
+    pub mutable_tags: Vec<String>,
+}
+
+impl Default for ImagePolicy {
+    fn default() -> Self {
+        Self {
+            pin: Pin::default(),
+            allowed_registries: Vec::new(),
+            mutable_tags: DEFAULT_MUTABLE_TAGS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        }
+    }
+}
+
+/// Reads the `"image_policy"` field; the default policy when absent.
+pub(crate) fn parse_image_policy(f: &mut Fields<'_>) -> Result<ImagePolicy, ParamError> {
+    let Some(mut p) = f.opt_object("image_policy")? else {
+        return Ok(ImagePolicy::default());
+    };
+    p.known(&["pin", "allowed_registries", "mutable_tags"])?;
+    let mut policy = ImagePolicy::default();
+    if let Some(pin) = p.opt_string("pin", "how images must be pinned")? {
+        policy.pin = match pin.as_str() {
+            "immutable-tag" => Pin::ImmutableTag,
+            "digest-or-sha-tag" => Pin::DigestOrShaTag,
+            "digest" => Pin::Digest,
+            other => {
+                return Err(ParamError::new(
+                    &p.path("pin"),
+                    format!(
+                        "\"{}\" is not a pin mode; use \"immutable-tag\" (default: no mutable tags such as latest), \"digest-or-sha-tag\" or \"digest\"",
+                        shorten(other)
+                    ),
+                    p.example,
+                ));
+            }
+        };
+    }
+    if let Some(list) = p.opt_string_list("allowed_registries", "registry hosts")? {
+        policy.allowed_registries = list;
+    }
+    if let Some(list) = p.opt_string_list("mutable_tags", "tags that are always rejected")? {
+        policy.mutable_tags = list;
+    }
+    Ok(policy)
+}
 
 /// A parsed image reference: `[registry/]repository[:tag][@digest]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +294,7 @@ fn registry_allowed(r: &ImageRef, allowed: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::params::testing::assert_rejected;
 
     const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -324,5 +417,26 @@ mod tests {
         assert!(violations("web:main", &p).is_empty());
         // latest is always rejected, whatever the list says.
         assert!(!violations("web:latest", &p).is_empty());
+    }
+
+    #[test]
+    fn malformed_policies_name_the_field() {
+        assert_rejected(&[
+            (
+                r#"{"action":"verify-artifact","image_policy":{"pin":"always"}}"#,
+                "image_policy.pin",
+                "not a pin mode",
+            ),
+            (
+                r#"{"action":"verify-artifact","image_policy":{"allowed_registry":["x"]}}"#,
+                "image_policy.allowed_registry",
+                "did you mean \"allowed_registries\"",
+            ),
+            (
+                r#"{"action":"verify-artifact","image_policy":"strict"}"#,
+                "image_policy",
+                "must be an object",
+            ),
+        ]);
     }
 }

@@ -21,19 +21,19 @@
 //!
 //! Everything outside the process goes through ports: [`artifact::ArtifactStore`]
 //! (S3 with the job's artifact credentials), [`ecs::EcsApi`] and
-//! [`smoke::CheckRunner`]. The adapters live in the `pipeline-action` function; the unit tests
+//! [`actions::smoke::CheckRunner`]. The adapters live in the `pipeline-action` function; the unit tests
 //! use in-memory fakes. [`run`] never fails: every problem becomes a
 //! [`JobOutcome`] failure of the right [`FailureKind`], and the report core
 //! turns the outcome into exactly one report.
 
+pub mod actions;
 pub mod app;
 pub mod artifact;
+pub mod deploy_files;
 pub mod ecs;
 pub mod image;
 pub mod liveness;
 pub mod params;
-pub mod smoke;
-pub mod verify;
 
 use std::fmt;
 use std::sync::Arc;
@@ -93,7 +93,7 @@ impl Settings {
             vars::ECS_WAIT_TIMEOUT_MINUTES,
             defaults.default_wait_timeout.as_secs() / 60,
             1,
-            params::MAX_WAIT_MINUTES,
+            ecs::MAX_WAIT_MINUTES,
             "minutes",
         )?;
         Ok(Self {
@@ -114,8 +114,8 @@ impl Settings {
 
 /// Memory verify-artifact needs besides the artifact itself: one file
 /// (at most [`artifact::MAX_FILE_BYTES`]) as bytes and as text, parsed
-/// within [`verify::FILE_PARSE_LIMIT`].
-pub const ARTIFACT_OVERHEAD: u64 = 2 * artifact::MAX_FILE_BYTES + verify::FILE_PARSE_LIMIT;
+/// within [`deploy_files::FILE_PARSE_LIMIT`].
+pub const ARTIFACT_OVERHEAD: u64 = 2 * artifact::MAX_FILE_BYTES + deploy_files::FILE_PARSE_LIMIT;
 
 fn whole_number(
     env: &impl Env,
@@ -311,7 +311,7 @@ pub async fn run<A, E, C, J>(
 where
     A: artifact::ArtifactStore,
     E: ecs::EcsApi,
-    C: smoke::CheckRunner,
+    C: actions::smoke::CheckRunner,
     J: liveness::JobLiveness,
 {
     step.enter("reading UserParameters");
@@ -331,13 +331,10 @@ where
         continuation = job.data.continuation_token.is_some(),
         "action selected"
     );
-    let result = match &params {
-        params::Params::VerifyArtifact(p) => verify::run(&deps, &job, p, &step).await,
-        params::Params::EcsDeploy(p) => ecs::run_deploy(&deps, &job, p, &step).await,
-        params::Params::EcsWait(p) => ecs::run_wait(&deps, &job, p, &step).await,
-        params::Params::Smoke(p) => smoke::run(&deps, &job, p, &step, deadline).await,
-    };
-    result.unwrap_or_else(JobOutcome::from)
+    params
+        .run(&deps, &job, &step, deadline)
+        .await
+        .unwrap_or_else(JobOutcome::from)
 }
 
 /// The job's artifact credentials, or a failure saying why there are none.
@@ -393,7 +390,7 @@ where
     R: JobReporter,
     A: artifact::ArtifactStore + 'static,
     E: ecs::EcsApi + 'static,
-    C: smoke::CheckRunner + 'static,
+    C: actions::smoke::CheckRunner + 'static,
     J: liveness::JobLiveness + 'static,
 {
     let deps = deps.clone();
@@ -554,7 +551,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_deploy_ends_in_one_in_progress_report() {
-        let sent = through_the_report_core(params::examples::ECS_DEPLOY).await;
+        let sent = through_the_report_core(actions::ecs_deploy::EXAMPLE).await;
         assert_eq!(sent.len(), 1);
         let JobOutcome::Success(s) = &sent[0].1 else {
             panic!("success expected")

@@ -1,24 +1,14 @@
 use super::*;
+use crate::ecs::{Deployment, MAX_POLL_ERRORS, ServiceEvent};
+use crate::fakes::rollouts::{SHA_IMAGE, failure, rollout, setup, success};
 use crate::fakes::{self, FakeArtifacts, FakeEcs, TestDeps, td_arn};
+use crate::params::testing::assert_rejected;
 use crate::params::{Params, parse};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use tollgate_report::{FailureKind, JobFailure};
+use std::sync::atomic::Ordering;
+use tollgate_report::FailureKind;
 
-const SHA_IMAGE: &str = "111111111111.dkr.ecr.us-east-1.amazonaws.com/web:3f9c2ab";
 const DEPLOY: &str =
     r#"{"action":"ecs-deploy","cluster":"prod","service":"web","wait_timeout_minutes":30}"#;
-const WAIT: &str =
-    r#"{"action":"ecs-wait","cluster":"prod","service":"web","wait_timeout_minutes":30}"#;
-
-fn imagedefs(image: &str) -> String {
-    format!(r#"[{{"name":"web","imageUri":"{image}"}}]"#)
-}
-
-fn setup(image: &str) -> (Arc<TestDeps>, Arc<AtomicU64>) {
-    let artifacts = FakeArtifacts::with_zip(&[("imagedefinitions.json", &imagedefs(image))]);
-    fakes::deps(artifacts, FakeEcs::with_web_service())
-}
 
 async fn deploy(deps: &TestDeps, job: &Job) -> Result<JobOutcome, Failure> {
     let Params::EcsDeploy(p) = parse(
@@ -31,50 +21,7 @@ async fn deploy(deps: &TestDeps, job: &Job) -> Result<JobOutcome, Failure> {
     .expect("params") else {
         panic!("ecs-deploy params")
     };
-    run_deploy(deps, job, &p, &Step::default()).await
-}
-
-async fn wait(deps: &TestDeps, job: &Job) -> Result<JobOutcome, Failure> {
-    let Params::EcsWait(p) = parse(
-        job.data
-            .action_configuration
-            .configuration
-            .user_parameters
-            .as_deref(),
-    )
-    .expect("params") else {
-        panic!("ecs-wait params")
-    };
-    run_wait(deps, job, &p, &Step::default()).await
-}
-
-fn success(o: Result<JobOutcome, Failure>) -> JobSuccess {
-    match o {
-        Ok(JobOutcome::Success(s)) => s,
-        other => panic!("expected a success, got {other:?}"),
-    }
-}
-
-fn failure(o: Result<JobOutcome, Failure>) -> Failure {
-    match o {
-        Err(f) => f,
-        Ok(JobOutcome::Failure(JobFailure { kind, message, .. })) => Failure { kind, message },
-        other => panic!("expected a failure, got {other:?}"),
-    }
-}
-
-fn rollout(base: &ServiceState, id: &str, state: &str, running: i64, reason: &str) -> ServiceState {
-    let mut s = base.clone();
-    let d = s
-        .deployments
-        .iter_mut()
-        .find(|d| d.id == id)
-        .expect("deployment");
-    d.rollout_state = Some(state.into());
-    d.running = running;
-    d.pending = (d.desired - running).max(0);
-    d.rollout_state_reason = Some(reason.into());
-    s
+    run(deps, job, &p, &Step::default(), Instant::now()).await
 }
 
 #[tokio::test]
@@ -447,59 +394,6 @@ async fn code_deploy_services_are_refused() {
 }
 
 #[tokio::test]
-async fn wait_on_a_settled_service_succeeds_at_once() {
-    let (deps, _) = setup(SHA_IMAGE);
-    let s = success(wait(&deps, &fakes::job(WAIT, None)).await);
-    assert_eq!(s.continuation_token, None);
-    assert_eq!(
-        s.summary.as_deref(),
-        Some("web: 4/4 tasks on new revision web:12; rollout completed after 0s (1 poll)")
-    );
-    assert_eq!(deps.ecs.calls(), ["DescribeServices"]);
-}
-
-#[tokio::test]
-async fn wait_follows_the_primary_deployment() {
-    let (deps, _) = setup(SHA_IMAGE);
-    let base = deps.ecs.service("web");
-    deps.ecs.script(vec![
-        Ok(rollout(&base, "ecs-svc/1000", "IN_PROGRESS", 2, "")),
-        Ok(rollout(&base, "ecs-svc/1000", "COMPLETED", 4, "")),
-    ]);
-    let s = success(wait(&deps, &fakes::job(WAIT, None)).await);
-    assert_eq!(s.percent_complete, Some(50));
-    let t = WaitToken::decode(s.continuation_token.as_deref().expect("token")).expect("ours");
-    assert_eq!(
-        (t.action.as_str(), t.deployment.as_str()),
-        ("ecs-wait", "ecs-svc/1000")
-    );
-    let done = success(
-        wait(
-            &deps,
-            &fakes::job_with_id("job-2", WAIT, s.continuation_token.as_deref()),
-        )
-        .await,
-    );
-    assert_eq!(done.percent_complete, Some(100));
-}
-
-#[tokio::test]
-async fn wait_for_a_missing_service_is_a_configuration_error() {
-    let (deps, _) = setup(SHA_IMAGE);
-    let job = fakes::job(
-        r#"{"action":"ecs-wait","cluster":"prod","service":"nope"}"#,
-        None,
-    );
-    let f = failure(wait(&deps, &job).await);
-    assert_eq!(f.kind, FailureKind::ConfigurationError);
-    assert!(
-        f.message.contains("service nope was not found"),
-        "{}",
-        f.message
-    );
-}
-
-#[tokio::test]
 async fn poll_errors_are_retried_then_reported() {
     let (deps, _) = setup(SHA_IMAGE);
     let first = success(deploy(&deps, &fakes::job(DEPLOY, None)).await);
@@ -544,87 +438,6 @@ async fn a_foreign_token_is_refused() {
         f.message
     );
     assert!(deps.ecs.calls().is_empty());
-}
-
-#[test]
-fn tokens_round_trip_and_stay_small() {
-    let t = WaitToken {
-        v: 1,
-        action: "ecs-deploy".into(),
-        cluster: format!(
-            "arn:aws:ecs:us-east-1:111111111111:cluster/{}",
-            "c".repeat(255)
-        ),
-        service: format!(
-            "arn:aws:ecs:us-east-1:111111111111:service/prod/{}",
-            "s".repeat(255)
-        ),
-        deployment: "ecs-svc/1234567890123456789".into(),
-        task_definition: format!(
-            "arn:aws:ecs:us-east-1:111111111111:task-definition/{}:99999",
-            "f".repeat(255)
-        ),
-        started_at: 1_760_000_000,
-        polls: 2880,
-        errors: 0,
-    };
-    let encoded = t.encode();
-    assert!(encoded.len() < 2048, "{}", encoded.len());
-    assert_eq!(WaitToken::decode(&encoded).expect("round trip"), t);
-}
-
-#[test]
-fn services_without_rollout_state_use_the_stability_rule() {
-    let token = WaitToken {
-        v: 1,
-        action: "ecs-wait".into(),
-        cluster: "c".into(),
-        service: "web".into(),
-        deployment: "d1".into(),
-        task_definition: td_arn("web", 3),
-        started_at: 0,
-        polls: 1,
-        errors: 0,
-    };
-    let d = Deployment {
-        id: "d1".into(),
-        status: "PRIMARY".into(),
-        task_definition: td_arn("web", 3),
-        desired: 2,
-        running: 2,
-        ..Deployment::default()
-    };
-    let mut svc = ServiceState {
-        name: "web".into(),
-        status: "ACTIVE".into(),
-        deployments: vec![d.clone()],
-        ..ServiceState::default()
-    };
-    assert!(matches!(
-        assess(&svc, &token, 10, Duration::from_secs(600)),
-        Progress::Completed { .. }
-    ));
-    // An old deployment still draining: not stable yet.
-    svc.deployments.push(Deployment {
-        id: "d0".into(),
-        status: "ACTIVE".into(),
-        running: 1,
-        ..Deployment::default()
-    });
-    assert!(matches!(
-        assess(&svc, &token, 10, Duration::from_secs(600)),
-        Progress::Waiting { percent: 99, .. }
-    ));
-}
-
-#[test]
-fn durations_read_well() {
-    assert_eq!(human_duration(45), "45s");
-    assert_eq!(human_duration(192), "3m 12s");
-    assert_eq!(human_duration(1800), "30m");
-    assert_eq!(human_duration(7200), "2h");
-    assert_eq!(human_duration(3900), "1h 05m");
-    assert_eq!(revision_label(&td_arn("web", 13)), "web:13");
 }
 
 #[tokio::test]
@@ -731,4 +544,43 @@ async fn an_older_job_never_deploys_over_a_newer_jobs_revision() {
     );
     clock.store(10_700, Ordering::SeqCst);
     success(deploy(&deps, &fakes::job_with_id("job-3", DEPLOY, None)).await);
+}
+
+#[test]
+fn the_example_parses() {
+    let Params::EcsDeploy(d) = parse(Some(EXAMPLE)).expect("valid") else {
+        panic!("ecs-deploy")
+    };
+    assert_eq!(d.cluster, "prod");
+    assert_eq!(d.service, "web");
+    assert_eq!(d.file, "imagedefinitions.json");
+    assert_eq!(d.wait_timeout, Some(Duration::from_secs(30 * 60)));
+    assert_eq!(d.image_policy, ImagePolicy::default());
+}
+
+#[test]
+fn malformed_parameters_name_the_field() {
+    assert_rejected(&[
+        (
+            r#"{"action":"ecs-deploy","service":"web"}"#,
+            "cluster",
+            "is missing",
+        ),
+        (
+            r#"{"action":"ecs-deploy","cluster":7,"service":"web"}"#,
+            "cluster",
+            "must be a string",
+        ),
+        (
+            r#"{"action":"ecs-deploy","cluster":"c","service":"s","force_new_deployment":"yes"}"#,
+            "force_new_deployment",
+            "true or false",
+        ),
+    ]);
+}
+
+#[test]
+fn the_example_matches_the_action() {
+    let e = crate::params::testing::err(r#"{"action":"ecs-deploy","service":"web"}"#);
+    assert_eq!(e.example, EXAMPLE);
 }

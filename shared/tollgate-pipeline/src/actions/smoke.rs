@@ -10,11 +10,14 @@
 //! `total` and `p95_ms` for downstream actions. Failure (`JobFailed`): every
 //! failed expectation, expected vs actual. A spec error is a
 //! `ConfigurationError` naming the spec field.
+//!
+//! Owns the action whole: [`SmokeParams`] and their parsing ([`parse`]),
+//! the [`CheckRunner`] port and the execution ([`run`]).
 
-use super::artifact::ArtifactStore;
-use super::params::{SmokeParams, SpecSource};
-use super::{Deps, Failure, open_input};
-use serde_json::Value;
+use crate::artifact::ArtifactStore;
+use crate::params::{Fields, ParamError, kind};
+use crate::{Deps, Failure, open_input};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::future::Future;
 use tokio::time::Instant;
@@ -22,6 +25,115 @@ use tollgate_checks::{Engine, RunReport, Spec, SpecError, Vars};
 use tollgate_report::events::codepipeline::Job;
 use tollgate_report::limits::{FAILURE_MESSAGE_MAX, SUMMARY_MAX};
 use tollgate_report::{JobOutcome, JobSuccess, Step};
+
+/// The action's name, as written in `"action"`.
+pub const NAME: &str = "smoke";
+
+/// Valid `UserParameters`, shown in every error about this action.
+pub const EXAMPLE: &str = r#"{"action":"smoke","spec_path":"checks/staging.yaml","vars":{"TARGET":"https://staging.example.com"}}"#;
+
+/// Where a smoke spec comes from. `Debug` never shows an inline spec: it may
+/// hold tokens (header values) that must stay out of logs.
+#[derive(Clone, PartialEq)]
+pub enum SpecSource {
+    /// The spec itself, inline (`"spec": {...}` or a YAML/JSON string).
+    Inline(Value),
+    /// A file inside an input artifact (`"spec_path"`).
+    Artifact {
+        /// Input artifact name; `None` when the action has exactly one.
+        artifact: Option<String>,
+        /// Path of the spec file inside the artifact zip.
+        path: String,
+    },
+}
+
+/// `smoke` parameters. `Debug` shows the variables' names, not their values.
+#[derive(Clone, PartialEq)]
+pub struct SmokeParams {
+    /// The check spec.
+    pub spec: SpecSource,
+    /// Variables for the spec's templates, e.g. `TARGET`.
+    pub vars: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SpecSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Inline(spec) => write!(f, "Inline(<{} bytes>)", spec.to_string().len()),
+            Self::Artifact { artifact, path } => f
+                .debug_struct("Artifact")
+                .field("artifact", artifact)
+                .field("path", path)
+                .finish(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SmokeParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmokeParams")
+            .field("spec", &self.spec)
+            .field("vars", &self.vars.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Parses `smoke`'s fields.
+pub fn parse(map: &Map<String, Value>) -> Result<SmokeParams, ParamError> {
+    let ex = EXAMPLE;
+    let mut f = Fields::new("", map, ex);
+    f.known(&["action", "spec", "spec_path", "artifact", "vars"])?;
+    let artifact = f.opt_string("artifact", "the input artifact holding the spec")?;
+    let spec = match (
+        map.get("spec"),
+        f.opt_string("spec_path", "a path inside the input artifact")?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ParamError::new(
+                "spec",
+                "and \"spec_path\" are both set: give the spec inline (\"spec\") or as a file in an input artifact (\"spec_path\"), not both",
+                ex,
+            ));
+        }
+        (None, None) => {
+            return Err(ParamError::new(
+                "spec_path",
+                "is missing: give \"spec_path\" (a YAML or JSON spec file inside an input artifact) or an inline \"spec\" object",
+                ex,
+            ));
+        }
+        (Some(Value::Object(o)), None) => SpecSource::Inline(Value::Object(o.clone())),
+        (Some(Value::String(s)), None) if !s.trim().is_empty() => {
+            SpecSource::Inline(Value::String(s.clone()))
+        }
+        (Some(other), None) => {
+            return Err(ParamError::new(
+                "spec",
+                format!(
+                    "must be a spec object (or a YAML/JSON string), got {}",
+                    kind(other)
+                ),
+                ex,
+            ));
+        }
+        (None, Some(path)) => SpecSource::Artifact {
+            artifact: artifact.clone(),
+            path,
+        },
+    };
+    if artifact.is_some() && matches!(spec, SpecSource::Inline(_)) {
+        return Err(ParamError::new(
+            "artifact",
+            "is only used with \"spec_path\"; remove it or move the spec into the artifact",
+            ex,
+        ));
+    }
+    let vars = f.opt_string_map("vars", "template variables such as TARGET")?;
+    Ok(SmokeParams {
+        spec,
+        vars: vars.unwrap_or_default(),
+    })
+}
 
 /// Time kept between the checks' deadline and the work deadline.
 const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
@@ -151,8 +263,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::params::testing::assert_rejected;
     use crate::fakes::{self, FakeArtifacts, FakeEcs, TestDeps};
-    use crate::params::{Params, parse};
+    use crate::params::Params;
     use std::sync::Arc;
     use std::time::Duration;
     use tollgate_checks::{CheckResult, CheckStatus, ExpectationResult, Outcome};
@@ -213,7 +326,7 @@ mod tests {
     }
 
     async fn smoke(deps: &Arc<TestDeps>, raw: &str) -> Result<JobOutcome, Failure> {
-        let Params::Smoke(p) = parse(Some(raw)).expect("params") else {
+        let Params::Smoke(p) = crate::params::parse(Some(raw)).expect("params") else {
             panic!("smoke params")
         };
         let job = fakes::job(raw, None);
@@ -256,7 +369,7 @@ mod tests {
             FakeEcs::default(),
         );
         *deps.checks.report.lock().expect("lock") = Some(Ok(passing()));
-        let out = smoke(&deps, crate::params::examples::SMOKE).await;
+        let out = smoke(&deps, EXAMPLE).await;
         assert!(matches!(out, Ok(JobOutcome::Success(_))), "{out:?}");
         assert_eq!(
             deps.checks.runs.lock().expect("lock")[0].0,
@@ -301,7 +414,7 @@ mod tests {
             )]),
             FakeEcs::default(),
         );
-        let Err(f) = smoke(&deps, crate::params::examples::SMOKE).await else {
+        let Err(f) = smoke(&deps, EXAMPLE).await else {
             panic!("failure expected")
         };
         assert_eq!(f.kind, FailureKind::ConfigurationError);
@@ -330,7 +443,7 @@ mod tests {
             FakeArtifacts::with_zip(&[("smoke.yaml", SPEC_YAML)]),
             FakeEcs::default(),
         );
-        let Err(f) = smoke(&deps, crate::params::examples::SMOKE).await else {
+        let Err(f) = smoke(&deps, EXAMPLE).await else {
             panic!("failure expected")
         };
         assert_eq!(f.kind, FailureKind::ConfigurationError);
@@ -345,5 +458,67 @@ mod tests {
             "{}",
             f.message
         );
+    }
+
+    #[test]
+    fn the_example_parses() {
+        let Params::Smoke(s) = crate::params::parse(Some(EXAMPLE)).expect("valid") else {
+            panic!("smoke")
+        };
+        assert_eq!(
+            s.spec,
+            SpecSource::Artifact {
+                artifact: None,
+                path: "checks/staging.yaml".into()
+            }
+        );
+        assert_eq!(s.vars["TARGET"], "https://staging.example.com");
+    }
+
+    #[test]
+    fn inline_smoke_spec_is_kept() {
+        let Params::Smoke(s) = crate::params::parse(Some(
+            r#"{"action":"smoke","spec":{"checks":[]},"vars":{"N":3}}"#,
+        ))
+        .expect("ok") else {
+            panic!("smoke")
+        };
+        assert!(matches!(s.spec, SpecSource::Inline(Value::Object(_))));
+        assert_eq!(s.vars["N"], "3");
+    }
+
+    #[test]
+    fn malformed_parameters_name_the_field() {
+        assert_rejected(&[
+            (r#"{"action":"smoke"}"#, "spec_path", "is missing"),
+            (
+                r#"{"action":"smoke","spec":{},"spec_path":"a.yaml"}"#,
+                "spec",
+                "both set",
+            ),
+            (
+                r#"{"action":"smoke","spec":[1]}"#,
+                "spec",
+                "must be a spec object",
+            ),
+            (
+                r#"{"action":"smoke","spec_path":"a.yaml","vars":{"TARGET":true}}"#,
+                "vars.TARGET",
+                "must be a string",
+            ),
+            (
+                r#"{"action":"smoke","spec_path":"a.yaml","vars":["TARGET"]}"#,
+                "vars",
+                "object of string values",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn values_are_not_echoed_for_type_errors() {
+        let e = crate::params::testing::err(
+            r#"{"action":"smoke","spec_path":"a","vars":{"TOKEN":{"secret":"hunter2"}}}"#,
+        );
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 }
