@@ -11,8 +11,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpListener;
+use tollgate_test_support::http::{Reply, Stub};
 use tollgate_tests::async_invoke::FailureQueue;
 use tollgate_tests::cgroup::MemoryCage;
 use tollgate_tests::{AwsStandIn, Invocation, LocalLambda, Moto, Report, paths, seed};
@@ -50,23 +49,17 @@ async fn drain_once(queue: &FailureQueue, dead_letter: &mut LocalLambda) -> (Val
     (answer, received, deleted)
 }
 
-/// A server that accepts connections, reads the request and never answers;
-/// `hit` fires on the first request.
-async fn hanging_server() -> (String, Arc<tokio::sync::Notify>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
+/// A server that reads each request and never answers; `hit` fires on the
+/// first request.
+async fn hanging_server() -> (Stub, Arc<tokio::sync::Notify>) {
     let hit = Arc::new(tokio::sync::Notify::new());
     let signal = hit.clone();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut buf = [0u8; 1024];
-            let _ = stream.read(&mut buf).await;
-            signal.notify_one();
-            held.push(stream);
-        }
-    });
-    (url, hit)
+    let server = Stub::start(move |_| {
+        signal.notify_one();
+        async { Reply::hang() }
+    })
+    .await;
+    (server, hit)
 }
 
 fn smoke_job(standin: &AwsStandIn, id: &str, target: &str) -> Value {
@@ -104,7 +97,8 @@ async fn a_job_killed_mid_smoke_is_reported_failed_through_the_queue_once() {
     let moto = Moto::shared();
     let standin = AwsStandIn::start(Some(moto)).await;
     let queue = FailureQueue::create(moto, "pipeline-action-failed-kill").await;
-    let (target, hit) = hanging_server().await;
+    let (server, hit) = hanging_server().await;
+    let target = server.url("");
     let id = "job-killed-mid-smoke";
     let event = smoke_job(&standin, id, &target);
 
@@ -274,7 +268,8 @@ async fn a_hook_frozen_past_its_deadline_is_reported_failed_and_poison_is_return
     event["LifecycleEventHookExecutionId"] = json!(execution);
     standin.register_hook(deployment, execution);
 
-    let (target, hit) = hanging_server().await;
+    let (server, hit) = hanging_server().await;
+    let target = server.url("");
     let mut env = standin.lambda_env();
     env.push(("TARGET_URL".into(), target));
     env.push(("TOLLGATE_VERIFY_GREEN".into(), "false".into()));

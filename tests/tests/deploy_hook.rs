@@ -21,19 +21,11 @@ use aws_sdk_codedeploy::types::{
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, FixedResponseActionConfig, ProtocolEnum,
 };
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tollgate_test_support::http::{Reply, Stub};
 use tollgate_tests::{AwsStandIn, Fault, Invocation, LocalLambda, Moto, Report, paths};
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -59,61 +51,23 @@ enum Mode {
     Slow,
 }
 
-struct App {
-    addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
+/// The local app: the shared loopback stub answering as `mode` says and
+/// counting requests.
+struct App;
 
 impl App {
-    async fn start(mode: Mode) -> App {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind app");
-        let addr = listener.local_addr().expect("addr");
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counter = hits.clone();
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |_req| {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        async move {
-                            let (status, body) = match mode {
-                                Mode::Healthy => (StatusCode::OK, r#"{"status":"ok"}"#),
-                                Mode::Unavailable => {
-                                    (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"starting"}"#)
-                                }
-                                Mode::Slow => {
-                                    tokio::time::sleep(Duration::from_secs(30)).await;
-                                    (StatusCode::OK, r#"{"status":"ok"}"#)
-                                }
-                            };
-                            Response::builder()
-                                .status(status)
-                                .header("content-type", "application/json")
-                                .body(Full::new(Bytes::from_static(body.as_bytes())))
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        App { addr, hits, server }
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
+    async fn start(mode: Mode) -> Stub {
+        let json = |status, body: &'static str| {
+            Reply::status(status)
+                .header("content-type", "application/json")
+                .body(body)
+        };
+        Stub::replying(match mode {
+            Mode::Healthy => json(200, r#"{"status":"ok"}"#),
+            Mode::Unavailable => json(503, r#"{"status":"starting"}"#),
+            Mode::Slow => json(200, r#"{"status":"ok"}"#).after(Duration::from_secs(30)),
+        })
+        .await
     }
 }
 
@@ -391,7 +345,7 @@ fn pin(seeded: &Seeded) -> (&'static str, String) {
 async fn a_healthy_green_succeeds_through_discovery() {
     let app = App::start(Mode::Healthy).await;
     let standin = AwsStandIn::start(Some(Moto::shared())).await;
-    let seeded = seed(&standin, "healthy", Some(app.addr.port()), 1).await;
+    let seeded = seed(&standin, "healthy", Some(app.addr().port()), 1).await;
     script_target(
         &standin,
         &seeded.deployment_id,
@@ -425,7 +379,7 @@ async fn a_healthy_green_succeeds_through_discovery() {
         logs.contains(&format!(
             "AfterAllowTestTraffic passed for {} against http://127.0.0.1:{}: 1/1 passed",
             seeded.deployment_id,
-            app.addr.port()
+            app.addr().port()
         )),
         "{logs}"
     );
@@ -440,7 +394,7 @@ async fn after_allow_traffic_checks_the_production_listener() {
     let app = App::start(Mode::Healthy).await;
     let standin = AwsStandIn::start(Some(Moto::shared())).await;
     // No test listener at all: AfterAllowTraffic does not need one.
-    let seeded = seed(&standin, "prodroute", None, app.addr.port()).await;
+    let seeded = seed(&standin, "prodroute", None, app.addr().port()).await;
     script_target(
         &standin,
         &seeded.deployment_id,
@@ -465,7 +419,7 @@ async fn after_allow_traffic_checks_the_production_listener() {
 async fn a_green_answering_503_fails_with_the_expectation() {
     let app = App::start(Mode::Unavailable).await;
     let standin = AwsStandIn::start(Some(Moto::shared())).await;
-    let seeded = seed(&standin, "unavailable", Some(app.addr.port()), 1).await;
+    let seeded = seed(&standin, "unavailable", Some(app.addr().port()), 1).await;
     script_target(
         &standin,
         &seeded.deployment_id,
@@ -500,7 +454,7 @@ const FAILURE_PREFIX: &str = "/tollgate/deploy-hook-test/hook-failures";
 async fn a_failed_hook_leaves_its_failed_checks_in_ssm_before_reporting() {
     let app = App::start(Mode::Unavailable).await;
     let standin = AwsStandIn::start(Some(Moto::shared())).await;
-    let seeded = seed(&standin, "recorded", Some(app.addr.port()), 1).await;
+    let seeded = seed(&standin, "recorded", Some(app.addr().port()), 1).await;
     script_target(
         &standin,
         &seeded.deployment_id,
@@ -596,7 +550,7 @@ async fn a_failed_hook_leaves_its_failed_checks_in_ssm_before_reporting() {
 async fn a_denied_record_write_still_reports_failed_once() {
     let app = App::start(Mode::Unavailable).await;
     let standin = AwsStandIn::start(Some(Moto::shared())).await;
-    let seeded = seed(&standin, "recdenied", Some(app.addr.port()), 1).await;
+    let seeded = seed(&standin, "recdenied", Some(app.addr().port()), 1).await;
     script_target(
         &standin,
         &seeded.deployment_id,
@@ -644,7 +598,7 @@ async fn a_denied_record_write_still_reports_failed_once() {
 async fn a_slow_record_write_is_abandoned_after_two_seconds() {
     let app = App::start(Mode::Unavailable).await;
     let standin = AwsStandIn::start(Some(Moto::shared())).await;
-    let seeded = seed(&standin, "recslow", Some(app.addr.port()), 1).await;
+    let seeded = seed(&standin, "recslow", Some(app.addr().port()), 1).await;
     script_target(
         &standin,
         &seeded.deployment_id,
@@ -690,7 +644,7 @@ async fn a_slow_record_write_is_abandoned_after_two_seconds() {
 async fn without_a_prefix_nothing_is_written() {
     let app = App::start(Mode::Unavailable).await;
     let standin = AwsStandIn::start(Some(Moto::shared())).await;
-    let seeded = seed(&standin, "recoff", Some(app.addr.port()), 1).await;
+    let seeded = seed(&standin, "recoff", Some(app.addr().port()), 1).await;
     script_target(
         &standin,
         &seeded.deployment_id,
@@ -713,7 +667,7 @@ async fn without_a_prefix_nothing_is_written() {
 async fn a_green_with_pending_tasks_fails_with_the_counts() {
     let app = App::start(Mode::Healthy).await;
     let standin = AwsStandIn::start(Some(Moto::shared())).await;
-    let seeded = seed(&standin, "pending", Some(app.addr.port()), 1).await;
+    let seeded = seed(&standin, "pending", Some(app.addr().port()), 1).await;
     script_target(
         &standin,
         &seeded.deployment_id,
@@ -779,7 +733,7 @@ async fn before_install_with_target_url_skips_discovery_and_green() {
     let seeded = seed(&standin, "early", None, 1).await;
     script_target(&standin, &seeded.deployment_id, "BeforeInstall", (0, 0, 0));
     let (ev, execution) = hook_event(&standin, "codedeploy-before-install", &seeded.deployment_id);
-    let target = format!("http://{}", app.addr);
+    let target = app.url("");
     let mut f = function(&standin, &[("TARGET_URL", target)]).await;
 
     let out = f.invoke(ev, DEADLINE).await;
@@ -941,7 +895,7 @@ async fn a_spec_from_ssm_is_read_once_at_init() {
         .send()
         .await
         .expect("PutParameter");
-    let target = format!("http://{}", app.addr);
+    let target = app.url("");
     let mut f = function(
         &standin,
         &[
@@ -995,7 +949,7 @@ async fn an_ecs_native_soak_goes_in_progress_then_succeeds_carrying_hook_details
     .await;
     let mut event = paths::event("deploy-hook", "ecs-post-test-traffic-shift");
     // The service's hook configuration names the test listener's address.
-    event["hookDetails"] = json!({"targetUrl": format!("http://{}", app.addr)});
+    event["hookDetails"] = json!({"targetUrl": app.url("")});
 
     let first = f.invoke(event.clone(), DEADLINE).await;
     let first = first.response().clone();
@@ -1087,7 +1041,7 @@ async fn an_unrecognised_payload_fails_naming_the_accepted_shapes() {
 async fn a_deadline_shorter_than_the_checks_reports_one_failure_in_time() {
     let app = App::start(Mode::Slow).await;
     let standin = AwsStandIn::start(Some(Moto::shared())).await;
-    let seeded = seed(&standin, "slow", Some(app.addr.port()), 1).await;
+    let seeded = seed(&standin, "slow", Some(app.addr().port()), 1).await;
     script_target(
         &standin,
         &seeded.deployment_id,

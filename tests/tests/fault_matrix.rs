@@ -20,15 +20,11 @@
 //! regenerates `docs/fault-matrix.md` from the observed outcomes.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tollgate_test_support::http::{Reply, Request, Stub};
 use tollgate_tests::moto::free_port;
 use tollgate_tests::{AwsStandIn, Fault, Invocation, LocalLambda, Moto, Report, paths};
 
@@ -306,75 +302,38 @@ enum Mode {
     Hang,
 }
 
-/// A loopback HTTP server: the smoke target of the callback functions and
-/// the webhook sink of the notifier. Records every request body.
+/// The loopback stub as the smoke target of the callback functions and the
+/// webhook sink of the notifier: one answer for every request, each
+/// recorded.
 struct Server {
     url: String,
-    bodies: Arc<Mutex<Vec<Bytes>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    stub: Stub,
 }
 
 impl Server {
     async fn start(mode: Mode) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind server");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let seen = bodies.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let seen = seen.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let seen = seen.clone();
-                        async move {
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            seen.lock().expect("server").push(body);
-                            let status = match mode {
-                                Mode::Ok => 200,
-                                Mode::Status(s) => s,
-                                Mode::Hang => {
-                                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                                    200
-                                }
-                            };
-                            Response::builder()
-                                .status(StatusCode::from_u16(status).expect("status"))
-                                .header("content-type", "application/json")
-                                .body(Full::new(Bytes::from_static(br#"{"status":"ok"}"#)))
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        Server { url, bodies, task }
+        let ok = |status| Reply::json(status, &json!({"status": "ok"}));
+        let reply = match mode {
+            Mode::Ok => ok(200),
+            Mode::Status(s) => ok(s),
+            Mode::Hang => ok(200).after(Duration::from_secs(3600)),
+        };
+        let stub = Stub::replying(reply).await;
+        Server {
+            url: stub.url(""),
+            stub,
+        }
     }
 
     fn hits(&self) -> usize {
-        self.bodies.lock().expect("server").len()
+        self.stub.hits()
     }
 
     fn received_text(&self) -> String {
-        self.bodies
-            .lock()
-            .expect("server")
+        self.stub
+            .requests()
             .iter()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .map(Request::text)
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -1082,11 +1041,11 @@ async fn killed_cell(func: Func, mut rig: Rig) -> Observed {
     let body = body(func, "process-killed", &rig);
     let event: Value = serde_json::from_slice(&body).expect("the cell's event is JSON");
     let pid = rig.lambda.pid().expect("running");
-    let hits = rig.server.bodies.clone();
-    let killer = tokio::spawn(async move {
+    let server = &rig.server;
+    let killer = async move {
         // Mid-work: the smoke target or the webhook has the request.
         let start = Instant::now();
-        while hits.lock().expect("server").is_empty() {
+        while server.hits() == 0 {
             if start.elapsed() > DEADLINE {
                 return false;
             }
@@ -1096,11 +1055,11 @@ async fn killed_cell(func: Func, mut rig: Rig) -> Observed {
             .args(["-KILL", &pid.to_string()])
             .status();
         true
-    });
+    };
     let started = Instant::now();
-    let inv = rig.lambda.invoke_raw(body, rig.deadline).await;
+    let (inv, killed) = tokio::join!(rig.lambda.invoke_raw(body, rig.deadline), killer);
     let elapsed = started.elapsed();
-    if !killer.await.unwrap_or(false) {
+    if !killed {
         problems.push("the work never reached its target".to_owned());
     }
     if !matches!(inv, Invocation::Exited(_)) {

@@ -7,26 +7,16 @@
 //! The target answers every request with 1 MiB of `[1,1,1,…]`: a body that
 //! parses to at least sixteen times its size as a `serde_json::Value`.
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tollgate_test_support::http::{Reply, Stub};
 use tollgate_tests::{AwsStandIn, Invocation, LocalLambda, Report, paths};
 
 const LAMBDA_MEMORY_MIB: u64 = 128;
 
 /// Serves a JSON array of `unit` repeated to `len` bytes (`[1,1,…]`,
-/// `[{"":0},…]`) to every request; counts requests.
-async fn json_flood(len: usize, unit: &'static [u8]) -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
+/// `[{"":0},…]`) to every request; the stub counts requests.
+async fn json_flood(len: usize, unit: &'static [u8]) -> Stub {
     let mut body = Vec::with_capacity(len);
     body.push(b'[');
     while body.len() + 2 * unit.len() + 2 < len {
@@ -35,30 +25,12 @@ async fn json_flood(len: usize, unit: &'static [u8]) -> (String, Arc<AtomicUsize
     }
     body.extend_from_slice(unit);
     body.push(b']');
-    let body = Bytes::from(body);
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let body = body.clone();
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |_req| {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    let body = body.clone();
-                    async move {
-                        hyper::Response::builder()
-                            .header("content-type", "application/json")
-                            .body(Full::new(body))
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    (url, hits)
+    Stub::replying(
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(body),
+    )
+    .await
 }
 
 /// A smoke job whose inline spec runs `checks` checks at once against
@@ -103,7 +75,8 @@ fn failure(standin: &AwsStandIn, id: &str) -> (String, String) {
 #[tokio::test]
 async fn a_flood_of_json_bodies_stays_within_128_mb_and_says_what_did_not_fit() {
     let standin = AwsStandIn::start(None).await;
-    let (target, hits) = json_flood(1024 * 1024, b"1").await;
+    let flood = json_flood(1024 * 1024, b"1").await;
+    let target = flood.url("");
     let mut env = standin.lambda_env();
     env.push(("TOLLGATE_REPORT_RESERVE_MS".into(), "2000".into()));
     let mut function = LocalLambda::spawn(&paths::function_binary("pipeline-action"), &env).await;
@@ -126,7 +99,7 @@ async fn a_flood_of_json_bodies_stays_within_128_mb_and_says_what_did_not_fit() 
             ),
         "{message}"
     );
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing was requested");
+    assert_eq!(flood.hits(), 0, "nothing was requested");
 
     // Sixteen 1 MiB bodies fit, but not parsed into JSON values: each check
     // stops at its share and fails saying so, and the process stays small.
@@ -143,14 +116,11 @@ async fn a_flood_of_json_bodies_stays_within_128_mb_and_says_what_did_not_fit() 
         message.contains("this check's share of the function's memory"),
         "{message}"
     );
-    assert_eq!(
-        hits.load(Ordering::SeqCst),
-        16,
-        "every check made its request"
-    );
+    assert_eq!(flood.hits(), 16, "every check made its request");
     // One check, one 1 MiB body of tiny objects: each is a map node of
     // about 600 bytes as a value, so it too stops at the check's share.
-    let (objects, object_hits) = json_flood(1024 * 1024, br#"{"":0}"#).await;
+    let object_flood = json_flood(1024 * 1024, br#"{"":0}"#).await;
+    let objects = object_flood.url("");
     let ev = job(&standin, "job-memory-objects", &objects, 1, "1MiB");
     let out = function.invoke(ev, Duration::from_secs(60)).await;
     assert!(
@@ -164,7 +134,7 @@ async fn a_flood_of_json_bodies_stays_within_128_mb_and_says_what_did_not_fit() 
         message.contains("this check's share of the function's memory"),
         "{message}"
     );
-    assert_eq!(object_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(object_flood.hits(), 1);
     let peak_kib = function.peak_rss_kib().expect("VmHWM of the function");
     eprintln!(
         "16 checks × 1 MiB of [1,…] and 1 check × 1 MiB of [{{\"\":0}},…] at 128 MB: peak RSS {:.1} MiB",

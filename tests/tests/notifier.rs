@@ -10,17 +10,11 @@
 //! SecureString at init; every test checks that none of them appears in the
 //! function's captured logs (run at DEBUG level).
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tollgate_test_support::http::{Reply, Request, Stub};
 use tollgate_tests::{AwsStandIn, Fault, Invocation, LocalLambda, Moto, paths};
 
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -28,138 +22,22 @@ const TOKEN: &str = "tok-3f9a-NEVER-LOG-ME";
 
 // ------------------------------------------------------------ webhook sink
 
-#[derive(Debug, Clone, Copy)]
-enum Answer {
-    Status(u16, Option<&'static str>),
-    Hang,
-}
+// The shared loopback stub: 200 `ok` unless a path is scripted.
 
+/// One request the sink received, its body read as JSON.
 #[derive(Debug, Clone)]
 struct Received {
-    path: String,
     headers: HashMap<String, String>,
     body: Value,
 }
 
-#[derive(Default)]
-struct SinkState {
-    script: HashMap<String, VecDeque<Answer>>,
-    received: Vec<Received>,
-}
-
-struct Sink {
-    base: String,
-    state: Arc<Mutex<SinkState>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-impl Sink {
-    async fn start() -> Sink {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind sink");
-        let addr = listener.local_addr().expect("addr");
-        let state = Arc::new(Mutex::new(SinkState::default()));
-        let st = state.clone();
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let st = st.clone();
-                        async move { Ok::<_, hyper::Error>(answer(st, req).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        Sink {
-            base: format!("http://{addr}"),
-            state,
-            server,
+impl From<Request> for Received {
+    fn from(r: Request) -> Self {
+        Received {
+            headers: r.header_map(),
+            body: r.json(),
         }
     }
-
-    /// Answers for `path`, in order; after the script: 200 `ok`.
-    fn script(&self, path: &str, answers: &[Answer]) {
-        self.state
-            .lock()
-            .expect("sink")
-            .script
-            .insert(path.to_owned(), answers.iter().copied().collect());
-    }
-
-    fn received(&self, path: &str) -> Vec<Received> {
-        self.state
-            .lock()
-            .expect("sink")
-            .received
-            .iter()
-            .filter(|r| r.path == path)
-            .cloned()
-            .collect()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-async fn answer(
-    state: Arc<Mutex<SinkState>>,
-    req: Request<hyper::body::Incoming>,
-) -> Response<Full<Bytes>> {
-    let path = req.uri().path().to_owned();
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                v.to_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let next = {
-        let mut s = state.lock().expect("sink");
-        s.received.push(Received {
-            path: path.clone(),
-            headers,
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        });
-        s.script.get_mut(&path).and_then(|q| q.pop_front())
-    };
-    let (status, retry_after, text) = match next {
-        None => (200, None, "ok"),
-        Some(Answer::Status(404, _)) => (404, None, "no_service"),
-        Some(Answer::Status(s, ra)) => (s, ra, "busy"),
-        Some(Answer::Hang) => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            (200, None, "late")
-        }
-    };
-    let mut r = Response::builder().status(StatusCode::from_u16(status).expect("status"));
-    if let Some(ra) = retry_after {
-        r = r.header("retry-after", ra);
-    }
-    r.body(Full::new(Bytes::from(text))).expect("response")
 }
 
 // ------------------------------------------------------------------ setup
@@ -169,7 +47,7 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 /// One test's world: the stand-in, the sink, the seeded secrets and topic.
 struct World {
     standin: AwsStandIn,
-    sink: Sink,
+    sink: Stub,
     /// Secret strings that must never show up in logs.
     secrets: Vec<String>,
     env: Vec<(String, String)>,
@@ -179,7 +57,7 @@ struct World {
 async fn world() -> World {
     let moto = Moto::shared();
     let standin = AwsStandIn::start(Some(moto)).await;
-    let sink = Sink::start().await;
+    let sink = Stub::ok().await;
     let n = SEQ.fetch_add(1, Ordering::SeqCst);
     let tag = format!("{}-{n}", std::process::id());
     let sdk = standin.sdk_config().await;
@@ -283,21 +161,18 @@ impl World {
     }
     fn sns(&self) -> Vec<Value> {
         self.sink
-            .received("/sns-subscriber")
+            .requests_to("/sns-subscriber")
             .into_iter()
-            .map(|r| r.body)
+            .map(|r| r.json())
             .filter(|b| b["Type"] == "Notification")
             .collect()
     }
     fn by_prefix(&self, prefix: &str) -> Vec<Received> {
         self.sink
-            .state
-            .lock()
-            .expect("sink")
-            .received
-            .iter()
+            .requests()
+            .into_iter()
             .filter(|r| r.path.starts_with(prefix))
-            .cloned()
+            .map(Received::from)
             .collect()
     }
     fn path_of(&self, prefix: &str) -> String {
@@ -528,12 +403,12 @@ async fn a_failed_pipeline_reaches_every_destination_with_reason_and_commit() {
 async fn rate_limits_and_server_errors_are_retried_then_delivered() {
     let w = world().await;
     w.sink
-        .script(&w.path_of("/slack/"), &[Answer::Status(429, Some("1"))]);
+        .script(&w.path_of("/slack/"), [Reply::busy(429, Some("1"))]);
     w.sink.script(
         &w.path_of("/hook/"),
-        &[Answer::Status(500, None), Answer::Status(502, None)],
+        [Reply::busy(500, None), Reply::busy(502, None)],
     );
-    w.sink.script(&w.path_of("/teams/"), &[Answer::Hang]);
+    w.sink.script(&w.path_of("/teams/"), [Reply::hang()]);
     let mut f = w.spawn(&[]).await;
     let started = Instant::now();
     let inv = f
@@ -557,8 +432,7 @@ async fn rate_limits_and_server_errors_are_retried_then_delivered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_failure_is_an_invocation_error_and_the_retry_skips_delivered_destinations() {
     let w = world().await;
-    w.sink
-        .script(&w.path_of("/slack/"), &[Answer::Status(404, None)]);
+    w.sink.script(&w.path_of("/slack/"), [Reply::gone()]);
     let mut f = w.spawn(&[]).await;
     let event = paths::event("notifier", "ecs-deployment-circuit-breaker");
     let inv = f.invoke(event.clone(), DEADLINE).await;

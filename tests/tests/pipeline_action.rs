@@ -9,14 +9,10 @@ use aws_credential_types::Credentials;
 use aws_sdk_ecs::types::{ContainerDefinition, PortMapping};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::io::{Cursor, Read, Write};
 use std::time::Duration;
+use tollgate_test_support::http::{Reply, Request, Stub};
 use tollgate_tests::{AwsStandIn, Fault, Invocation, LocalLambda, Moto, Report, paths};
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -872,42 +868,29 @@ async fn ecs_wait_for_a_missing_service_is_a_configuration_error() {
     assert!(message.contains("was not found"), "{message}");
 }
 
-/// A loopback app: `/health` answers 200 `{"status":"ok"}`, anything else 503.
-async fn app() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                    let (status, body) = if req.uri().path() == "/health" {
-                        (200, r#"{"status":"ok"}"#)
-                    } else {
-                        (503, "unavailable")
-                    };
-                    Ok::<_, std::convert::Infallible>(
-                        hyper::Response::builder()
-                            .status(status)
-                            .header("content-type", "application/json")
-                            .body(Full::new(Bytes::from_static(body.as_bytes())))
-                            .expect("response"),
-                    )
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+/// A loopback app (the shared stub): `/health` answers 200
+/// `{"status":"ok"}`, anything else 503.
+async fn app() -> Stub {
+    Stub::start(|req: Request| {
+        let (status, body) = if req.path == "/health" {
+            (200, r#"{"status":"ok"}"#)
+        } else {
+            (503, "unavailable")
+        };
+        async move {
+            Reply::status(status)
+                .header("content-type", "application/json")
+                .body(body)
         }
-    });
-    url
+    })
+    .await
 }
 
 #[tokio::test]
 async fn smoke_from_an_artifact_spec_passes_with_output_variables() {
     let mut rig = Rig::new("smoke-ok").await;
-    let target = app().await;
+    let app = app().await;
+    let target = app.url("");
     let spec = "checks:\n  - name: health\n    url: \"${TARGET}/health\"\n    expect:\n      status: 200\n      json:\n        - path: $.status\n          equals: ok\n";
     rig.put_zip(
         "web-pipeline/SourceOutp/Q7mZk2a",
@@ -939,7 +922,8 @@ async fn smoke_from_an_artifact_spec_passes_with_output_variables() {
 #[tokio::test]
 async fn smoke_failure_lists_the_failed_expectations() {
     let mut rig = Rig::new("smoke-fail").await;
-    let target = app().await;
+    let app = app().await;
+    let target = app.url("");
     let params = Rig::params(
         "smoke-inline",
         json!({

@@ -28,15 +28,10 @@
 //! The unit part checks the `Debug` output of the configuration and event
 //! types through the library API.
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use tollgate_test_support::http::{Reply, Request, Stub};
 use tollgate_tests::moto::free_port;
 use tollgate_tests::{AwsStandIn, Fault, Invocation, LocalLambda, Moto, paths};
 
@@ -146,61 +141,30 @@ impl Capture {
     }
 }
 
-/// A loopback server answering by path prefix: `/ok…` 200, `/gone…` 404,
+/// The loopback stub answering by path prefix: `/ok…` 200, `/gone…` 404,
 /// `/deny…` 401, anything else 200.
-async fn target() -> (String, tokio::task::JoinHandle<()>, Received) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let received = Received::default();
-    let sink = received.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let sink = sink.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let sink = sink.clone();
-                    async move {
-                        let p = req.uri().path().to_owned();
-                        let body = http_body_util::BodyExt::collect(req.into_body())
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        sink.0
-                            .lock()
-                            .expect("sink")
-                            .push(String::from_utf8_lossy(&body).into_owned());
-                        let status = if p.starts_with("/gone") {
-                            404
-                        } else if p.starts_with("/deny") {
-                            401
-                        } else {
-                            200
-                        };
-                        Response::builder()
-                            .status(StatusCode::from_u16(status).expect("status"))
-                            .header("content-type", "application/json")
-                            .body(Full::new(Bytes::from_static(br#"{"status":"ok"}"#)))
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    (base, task, received)
+async fn target() -> Stub {
+    Stub::start(|req: Request| {
+        let status = if req.path.starts_with("/gone") {
+            404
+        } else if req.path.starts_with("/deny") {
+            401
+        } else {
+            200
+        };
+        async move { Reply::json(status, &json!({"status": "ok"})) }
+    })
+    .await
 }
 
 /// Request bodies a [`target`] received (chat payloads, smoke requests).
-#[derive(Clone, Default)]
-struct Received(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-
-impl Received {
-    fn text(&self) -> String {
-        self.0.lock().expect("sink").join("\n")
-    }
+fn received_text(target: &Stub) -> String {
+    target
+        .requests()
+        .iter()
+        .map(Request::text)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 async fn spawn(binary: &str, env: &[(String, String)]) -> LocalLambda {
@@ -215,7 +179,8 @@ async fn spawn(binary: &str, env: &[(String, String)]) -> LocalLambda {
 async fn pipeline_action_never_shows_artifact_or_role_credentials() {
     let moto = Moto::shared();
     let standin = AwsStandIn::start(Some(moto)).await;
-    let (base, _server, received) = target().await;
+    let server = target().await;
+    let base = server.url("");
     let mut env = verbose(&standin);
     env.push(("TOLLGATE_REPORT_RESERVE_MS".into(), "1500".into()));
     let mut f = spawn("pipeline-action", &env).await;
@@ -321,7 +286,7 @@ async fn pipeline_action_never_shows_artifact_or_role_credentials() {
 
     cap.finish(&f);
     cap.add_calls(&standin);
-    cap.text.push_str(&received.text());
+    cap.text.push_str(&received_text(&server));
     let failures: Vec<String> = standin
         .reports()
         .iter()
@@ -357,7 +322,8 @@ async fn pipeline_action_never_shows_artifact_or_role_credentials() {
 async fn deploy_hook_never_shows_spec_tokens_or_role_credentials() {
     let moto = Moto::shared();
     let standin = AwsStandIn::start(Some(moto)).await;
-    let (base, _server, received) = target().await;
+    let server = target().await;
+    let base = server.url("");
     let t = tag();
     let bearer = format!("dh-bearer-{t}-NEVERLOG");
     let api_key = format!("dh-apikey-{t}-NEVERLOG");
@@ -552,7 +518,7 @@ async fn deploy_hook_never_shows_spec_tokens_or_role_credentials() {
     // What it sent: reports, the hook-failure record (SSM), the checks'
     // requests (they carry the tokens by design, to the target only).
     cap.add_calls(&standin);
-    cap.text.push_str(&received.text());
+    cap.text.push_str(&received_text(&server));
     let mut secrets: Vec<String> = ROLE_SECRETS.map(str::to_owned).to_vec();
     secrets.extend([bearer, api_key, custom]);
     cap.assert_clean(&secrets);
@@ -564,7 +530,8 @@ async fn deploy_hook_never_shows_spec_tokens_or_role_credentials() {
 async fn notifier_never_shows_webhook_urls_or_tokens() {
     let moto = Moto::shared();
     let standin = AwsStandIn::start(Some(moto)).await;
-    let (base, _server, received) = target().await;
+    let server = target().await;
+    let base = server.url("");
     let t = tag();
     let sdk = standin.sdk_config().await;
     // The secret part of a webhook URL is its path.
@@ -669,12 +636,15 @@ async fn notifier_never_shows_webhook_urls_or_tokens() {
 
     // What it sent: the chat and webhook payloads, the SNS publishes.
     cap.add_calls(&standin);
-    cap.text.push_str(&received.text());
+    cap.text.push_str(&received_text(&server));
     assert!(
         standin.calls_of("Publish").iter().any(|c| c.status == 200),
         "an SNS publish was made and searched"
     );
-    assert!(!received.text().is_empty(), "chat payloads were captured");
+    assert!(
+        !received_text(&server).is_empty(),
+        "chat payloads were captured"
+    );
     let mut secrets: Vec<String> = ROLE_SECRETS.map(str::to_owned).to_vec();
     secrets.extend([slack_path, hook_path, teams_path, token]);
     cap.assert_clean(&secrets);

@@ -303,68 +303,17 @@ where
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::sync::Mutex;
     use std::time::Duration;
     use tokio::time::Instant;
     use tollgate_report::{Delivery, HookStatus, JobSuccess, ReportError};
+    use tollgate_test_support::reporters::{
+        FakeHookReporter, FakeJobReporter, already_reported, denied, rejected, throttled,
+    };
 
-    /// Records every report call; answers from a script (default: accept).
-    #[derive(Default)]
-    struct Fake {
-        calls: Mutex<Vec<(String, String)>>,
-        answers: Mutex<Vec<Result<(), ReportError>>>,
-    }
-
-    impl Fake {
-        fn answer(&self) -> Result<(), ReportError> {
-            let mut a = self.answers.lock().expect("lock");
-            if a.is_empty() { Ok(()) } else { a.remove(0) }
-        }
-        fn calls(&self) -> Vec<(String, String)> {
-            self.calls.lock().expect("lock").clone()
-        }
-    }
-
-    impl JobReporter for Fake {
-        async fn put_job_success(&self, id: &str, _: &JobSuccess) -> Result<(), ReportError> {
-            self.calls
-                .lock()
-                .expect("lock")
-                .push((id.into(), "success".into()));
-            self.answer()
-        }
-        async fn put_job_failure(
-            &self,
-            id: &str,
-            failure: &tollgate_report::JobFailure,
-        ) -> Result<(), ReportError> {
-            self.calls.lock().expect("lock").push((
-                id.into(),
-                format!("{}: {}", failure.kind.as_str(), failure.message),
-            ));
-            self.answer()
-        }
-    }
-
-    impl HookReporter for Fake {
-        async fn put_hook_status(
-            &self,
-            d: &str,
-            e: &str,
-            status: HookStatus,
-        ) -> Result<(), ReportError> {
-            self.calls
-                .lock()
-                .expect("lock")
-                .push((format!("{d}/{e}"), format!("{status:?}")));
-            self.answer()
-        }
-    }
-
-    fn consumer() -> DeadLetter<Fake, Fake> {
+    fn consumer() -> DeadLetter<FakeJobReporter, FakeHookReporter> {
         DeadLetter {
-            jobs: FailuresOnly(Fake::default()),
-            hooks: Fake::default(),
+            jobs: FailuresOnly(FakeJobReporter::default()),
+            hooks: FakeHookReporter::default(),
             log_groups: LogGroups {
                 pipeline_action: Some("/tollgate/tg/pipeline-action".into()),
                 deploy_hook: None,
@@ -454,22 +403,16 @@ mod tests {
         assert!(!jobs[0].1.contains("SECRETKEY") && !jobs[0].1.contains("Task timed out"));
         assert_eq!(
             c.hooks.calls(),
-            [("d-1/e-1".to_owned(), "Failed".to_owned())]
+            [("d-1".to_owned(), "e-1".to_owned(), HookStatus::Failed)]
         );
     }
 
     #[tokio::test]
     async fn already_reported_is_done_and_a_denied_report_is_retried() {
         let c = consumer();
-        c.jobs.0.answers.lock().expect("lock").extend([
-            Err(ReportError::AlreadyReported {
-                code: "InvalidJobStateException".into(),
-                message: String::new(),
-            }),
-            Err(ReportError::AccessDenied {
-                code: "AccessDeniedException".into(),
-                message: String::new(),
-            }),
+        c.jobs.0.script.push([
+            Err(already_reported("InvalidJobStateException")),
+            Err(denied()),
         ]);
         let first = c
             .handle_record(&message("m1", destination(job("j1"))), budget())
@@ -492,13 +435,8 @@ mod tests {
         let c = consumer();
         c.jobs
             .0
-            .answers
-            .lock()
-            .expect("lock")
-            .push(Err(ReportError::Rejected {
-                code: "JobNotFoundException".into(),
-                message: String::new(),
-            }));
+            .script
+            .push([Err(rejected("JobNotFoundException"))]);
         let end = c
             .handle_record(&message("m", destination(job("gone"))), budget())
             .await;
@@ -523,14 +461,7 @@ mod tests {
     #[tokio::test]
     async fn a_throttled_report_is_retried_within_the_budget() {
         let c = consumer();
-        c.hooks
-            .answers
-            .lock()
-            .expect("lock")
-            .push(Err(ReportError::Throttled {
-                code: "ThrottlingException".into(),
-                message: String::new(),
-            }));
+        c.hooks.script.push([Err(throttled())]);
         let end = c
             .handle_record(
                 &message(

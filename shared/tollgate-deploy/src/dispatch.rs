@@ -199,34 +199,12 @@ mod tests {
     use crate::green::fixtures::target;
     use crate::rollback::fakes::FakeDeployments;
     use crate::smoke::fakes::{FakeRunner, Script};
-    use std::sync::Mutex;
     use std::time::Duration;
     use tokio::time::Instant;
     use tollgate_core::hook_failures::{HookFailureRecord, PREFIX_VAR, WRITE_TIMEOUT};
-    use tollgate_report::{HookStatus, ReportConfig, ReportError};
+    use tollgate_report::{HookStatus, ReportConfig};
     use tollgate_test_support::parameters::{FakeWriter, Log, Mode};
-
-    #[derive(Default)]
-    struct Reports(Mutex<Vec<(String, String, HookStatus)>>, Log);
-
-    impl HookReporter for Reports {
-        async fn put_hook_status(
-            &self,
-            d: &str,
-            e: &str,
-            status: HookStatus,
-        ) -> Result<(), ReportError> {
-            self.1.lock().expect("lock").push(format!(
-                "PutLifecycleEventHookExecutionStatus {}",
-                status.as_str()
-            ));
-            self.0
-                .lock()
-                .expect("lock")
-                .push((d.to_owned(), e.to_owned(), status));
-            Ok(())
-        }
-    }
+    use tollgate_test_support::reporters::FakeHookReporter;
 
     const CODEDEPLOY_SAMPLES: [(&str, &str); 5] = [
         (
@@ -325,13 +303,13 @@ mod tests {
                     .insert("d-TOLLGATE1".into(), vec![target(green, hook)]);
                 Arc::new(a)
             };
-            let reports = Reports::default();
+            let reports = FakeHookReporter::default();
             let raw: serde_json::Value = serde_json::from_str(text).expect(hook);
             let out = handle(&app, &reports, raw.clone(), budget())
                 .await
                 .expect(hook);
             assert_eq!(out["report"], "succeeded", "{hook}: {out}");
-            let got = reports.0.lock().expect("lock").clone();
+            let got = reports.calls();
             assert_eq!(got.len(), 1, "{hook}");
             assert_eq!(
                 got[0].1,
@@ -351,32 +329,32 @@ mod tests {
                 .insert("d-TOLLGATE1".into(), vec![target(None, "BeforeInstall")]);
             Arc::new(a)
         };
-        let reports = Reports::default();
+        let reports = FakeHookReporter::default();
         let raw: serde_json::Value = serde_json::from_str(CODEDEPLOY_SAMPLES[0].1).expect("sample");
         let out = handle(&app, &reports, raw, budget())
             .await
             .expect("reported");
         assert_eq!(out["report"], "failed");
-        assert_eq!(reports.0.lock().expect("lock").len(), 1);
+        assert_eq!(reports.calls().len(), 1);
     }
 
     #[tokio::test]
     async fn ecs_payloads_get_a_synchronous_answer_and_no_report() {
         let app = app(Some("http://web-test.internal:8080"), Script::Pass(1));
-        let reports = Reports::default();
+        let reports = FakeHookReporter::default();
         let raw: serde_json::Value = serde_json::from_str(include_str!(
             "../../../events/deploy-hook/ecs-test-traffic-shift.json"
         ))
         .expect("sample");
         let out = handle(&app, &reports, raw, budget()).await.expect("answer");
         assert_eq!(out["hookStatus"], "SUCCEEDED");
-        assert!(reports.0.lock().expect("lock").is_empty());
+        assert!(reports.calls().is_empty());
     }
 
     #[tokio::test]
     async fn unrecognised_payloads_name_the_accepted_shapes() {
         let app = app(None, Script::Pass(1));
-        let reports = Reports::default();
+        let reports = FakeHookReporter::default();
         let err = handle(
             &app,
             &reports,
@@ -394,13 +372,13 @@ mod tests {
         assert!(!err.error_message.contains("hunter2"));
         assert!(err.error_message.contains("LifecycleEventHookExecutionId"));
         assert!(err.error_message.contains("lifecycleStage"));
-        assert!(reports.0.lock().expect("lock").is_empty());
+        assert!(reports.calls().is_empty());
     }
 
     #[tokio::test]
     async fn a_half_codedeploy_payload_is_an_error_without_a_report() {
         let app = app(None, Script::Pass(1));
-        let reports = Reports::default();
+        let reports = FakeHookReporter::default();
         let err = handle(
             &app,
             &reports,
@@ -410,7 +388,7 @@ mod tests {
         .await
         .expect_err("no execution id");
         assert_eq!(err.error_type, "UnrecognisedEvent");
-        assert!(reports.0.lock().expect("lock").is_empty());
+        assert!(reports.calls().is_empty());
     }
 
     /// The app with a recorder under `/tollgate/t/hook-failures`, writing
@@ -463,7 +441,7 @@ mod tests {
             ..FakeWriter::default()
         };
         let app = recording_app(Script::Fail("503"), writer.clone());
-        let reports = Reports(Mutex::default(), log.clone());
+        let reports = FakeHookReporter::logging_to(log.clone());
         let out = handle(&app, &reports, hook_event(), budget())
             .await
             .expect("reported");
@@ -511,12 +489,12 @@ mod tests {
             );
             Arc::new(a)
         };
-        let reports = Reports::default();
+        let reports = FakeHookReporter::default();
         let out = handle(&app, &reports, hook_event(), budget())
             .await
             .expect("reported");
         assert_eq!(out["report"], "failed");
-        assert_eq!(reports.0.lock().expect("lock").len(), 1);
+        assert_eq!(reports.calls().len(), 1);
         assert!(writer.log.lock().expect("lock").is_empty());
     }
 
@@ -524,7 +502,7 @@ mod tests {
     async fn a_passing_hook_writes_nothing() {
         let writer = FakeWriter::default();
         let app = recording_app(Script::Pass(1), writer.clone());
-        let reports = Reports::default();
+        let reports = FakeHookReporter::default();
         let out = handle(&app, &reports, hook_event(), budget())
             .await
             .expect("reported");
@@ -539,13 +517,13 @@ mod tests {
             ..FakeWriter::default()
         };
         let app = recording_app(Script::Fail("503"), writer.clone());
-        let reports = Reports::default();
+        let reports = FakeHookReporter::default();
         let out = handle(&app, &reports, hook_event(), budget())
             .await
             .expect("reported");
         assert_eq!(out["report"], "failed");
         assert_eq!(writer.log.lock().expect("lock").len(), 1);
-        let got = reports.0.lock().expect("lock").clone();
+        let got = reports.calls();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].2, HookStatus::Failed);
     }
@@ -557,7 +535,7 @@ mod tests {
             ..FakeWriter::default()
         };
         let app = recording_app(Script::Fail("503"), writer.clone());
-        let reports = Reports::default();
+        let reports = FakeHookReporter::default();
         let cfg = ReportConfig {
             reserve: Duration::from_millis(500),
             safety_margin: Duration::ZERO,
@@ -569,7 +547,7 @@ mod tests {
             .await
             .expect("reported");
         assert_eq!(out["report"], "failed");
-        assert_eq!(reports.0.lock().expect("lock").len(), 1);
+        assert_eq!(reports.calls().len(), 1);
         let spent = started.elapsed();
         assert!(
             spent >= WRITE_TIMEOUT && spent < WRITE_TIMEOUT + Duration::from_millis(200),
@@ -587,7 +565,7 @@ mod tests {
             ..FakeWriter::default()
         };
         let app = recording_app(Script::Fail("503"), writer.clone());
-        let reports = Reports::default();
+        let reports = FakeHookReporter::default();
         let cfg = ReportConfig {
             reserve: Duration::from_millis(500),
             safety_margin: Duration::ZERO,
@@ -599,7 +577,7 @@ mod tests {
             .await
             .expect("reported");
         assert_eq!(out["report"], "failed");
-        assert_eq!(reports.0.lock().expect("lock").len(), 1);
+        assert_eq!(reports.calls().len(), 1);
         assert!(
             started.elapsed() < budget.work_deadline - started,
             "{:?}",
@@ -612,7 +590,7 @@ mod tests {
     #[tokio::test]
     async fn misconfigured_still_passes_a_confirmed_rollback_only() {
         let failure = InitFailure::new("deploy-hook", "InvalidCheckSpec", "checks[0]: bad");
-        let reports = Reports::default();
+        let reports = FakeHookReporter::default();
         let rollback: serde_json::Value = serde_json::from_str(include_str!(
             "../../../events/deploy-hook/ecs-production-traffic-shift-rollback.json"
         ))
@@ -643,9 +621,6 @@ mod tests {
             reason.starts_with("deploy-hook is misconfigured (InvalidCheckSpec)"),
             "{reason}"
         );
-        assert!(
-            reports.0.lock().expect("lock").is_empty(),
-            "ECS hooks answer, never report"
-        );
+        assert!(reports.calls().is_empty(), "ECS hooks answer, never report");
     }
 }

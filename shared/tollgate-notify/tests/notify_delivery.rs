@@ -2,14 +2,8 @@
 //! local webhook sink that answers 200 / 429 / 500 / 404 / hangs, an
 //! in-memory SNS publisher, and read APIs that fail.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -24,140 +18,10 @@ use tollgate_notify::ledger::{Claim, DeliveryLedger};
 use tollgate_notify::render::sns::SnsMessage;
 use tollgate_notify::rules::Rules;
 use tollgate_notify::{Notifier, Undelivered};
+use tollgate_test_support::http::{Reply, Stub};
 
 // ---------------------------------------------------------------------------
-// Webhook sink.
-
-#[derive(Debug, Clone, Copy)]
-enum Answer {
-    Ok,
-    Status(u16, Option<&'static str>),
-    Hang,
-}
-
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HashMap<String, String>,
-    body: Value,
-}
-
-#[derive(Default)]
-struct SinkState {
-    script: HashMap<String, VecDeque<Answer>>,
-    received: Vec<Received>,
-}
-
-#[derive(Clone)]
-struct Sink {
-    base: String,
-    state: Arc<Mutex<SinkState>>,
-}
-
-impl Sink {
-    async fn start() -> Sink {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind sink");
-        let addr = listener.local_addr().expect("addr");
-        let state = Arc::new(Mutex::new(SinkState::default()));
-        let st = state.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let st = st.clone();
-                        async move { Ok::<_, hyper::Error>(answer(st, req).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        Sink {
-            base: format!("http://{addr}"),
-            state,
-        }
-    }
-
-    /// Answers for `path`, in order; after the script runs out: 200.
-    fn script(&self, path: &str, answers: &[Answer]) {
-        self.state
-            .lock()
-            .expect("sink lock")
-            .script
-            .insert(path.to_owned(), answers.iter().cloned().collect());
-    }
-
-    fn received(&self, path: &str) -> Vec<Received> {
-        self.state
-            .lock()
-            .expect("sink lock")
-            .received
-            .iter()
-            .filter(|r| r.path == path)
-            .cloned()
-            .collect()
-    }
-
-    fn url(&self, path: &str) -> Secret {
-        Secret::new(format!("{}{path}", self.base))
-    }
-}
-
-async fn answer(
-    state: Arc<Mutex<SinkState>>,
-    req: Request<hyper::body::Incoming>,
-) -> Response<Full<Bytes>> {
-    let path = req.uri().path().to_owned();
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                v.to_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let next = {
-        let mut s = state.lock().expect("sink lock");
-        s.received.push(Received {
-            path: path.clone(),
-            headers,
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        });
-        s.script.get_mut(&path).and_then(|q| q.pop_front())
-    };
-    let build = |status: u16, retry_after: Option<&str>, text: &str| {
-        let mut r = Response::builder().status(StatusCode::from_u16(status).expect("status"));
-        if let Some(ra) = retry_after {
-            r = r.header("retry-after", ra);
-        }
-        r.body(Full::new(Bytes::from(text.to_owned())))
-            .expect("response")
-    };
-    match next.unwrap_or(Answer::Ok) {
-        Answer::Ok => build(200, None, "ok"),
-        Answer::Status(404, _) => build(404, None, "no_service"),
-        Answer::Status(s, ra) => build(s, ra, "busy"),
-        Answer::Hang => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            build(200, None, "late")
-        }
-    }
-}
+// Webhook sink: the shared loopback stub (answers 200 `ok` unless scripted).
 
 // ---------------------------------------------------------------------------
 // Ports.
@@ -226,26 +90,26 @@ impl SourceReader for NoReads {
 
 const TOPIC: &str = "arn:aws:sns:eu-west-1:111122223333:deployments";
 
-fn notifier(sink: &Sink, sns: FakeSns) -> Notifier<NoReads, ReqwestTransport, FakeSns> {
+fn notifier(sink: &Stub, sns: FakeSns) -> Notifier<NoReads, ReqwestTransport, FakeSns> {
     let cfg = NotifierConfig {
         rules: Rules::default(),
         destinations: vec![
             Destination {
                 name: "slack".into(),
                 target: Target::Slack {
-                    url: sink.url("/slack/T000/B000/SECRETPATH"),
+                    url: Secret::new(sink.url("/slack/T000/B000/SECRETPATH")),
                 },
             },
             Destination {
                 name: "teams".into(),
                 target: Target::Teams {
-                    url: sink.url("/teams"),
+                    url: Secret::new(sink.url("/teams")),
                 },
             },
             Destination {
                 name: "webhook".into(),
                 target: Target::Webhook {
-                    url: sink.url("/hook"),
+                    url: Secret::new(sink.url("/hook")),
                     token: Some(Secret::new("tok-SECRET-123")),
                 },
             },
@@ -287,7 +151,7 @@ fn deadline(secs: u64) -> Instant {
 
 #[tokio::test]
 async fn delivers_to_every_destination_even_when_lookups_fail() {
-    let sink = Sink::start().await;
+    let sink = Stub::ok().await;
     let sns = FakeSns::default();
     let n = notifier(&sink, sns.clone());
     let out = n
@@ -301,22 +165,28 @@ async fn delivers_to_every_destination_even_when_lookups_fail() {
         "{out:?}"
     );
 
-    let slack = sink.received("/slack/T000/B000/SECRETPATH");
+    let slack = sink.requests_to("/slack/T000/B000/SECRETPATH");
     assert_eq!(slack.len(), 1);
-    assert!(slack[0].body["blocks"].is_array());
-    assert_eq!(slack[0].headers["content-type"], "application/json");
-    let teams = sink.received("/teams");
-    assert_eq!(teams[0].body["attachments"][0]["content"]["version"], "1.4");
-    let hook = sink.received("/hook");
-    assert_eq!(hook[0].headers["authorization"], "Bearer tok-SECRET-123");
+    assert!(slack[0].json()["blocks"].is_array());
+    assert_eq!(slack[0].header_map()["content-type"], "application/json");
+    let teams = sink.requests_to("/teams");
     assert_eq!(
-        hook[0].headers["idempotency-key"],
+        teams[0].json()["attachments"][0]["content"]["version"],
+        "1.4"
+    );
+    let hook = sink.requests_to("/hook");
+    assert_eq!(
+        hook[0].header_map()["authorization"],
+        "Bearer tok-SECRET-123"
+    );
+    assert_eq!(
+        hook[0].header_map()["idempotency-key"],
         "3c9d7a4e-5b1f-4e0a-9c2d-8f6a1b2c3d4e"
     );
-    assert_eq!(hook[0].body["schema"], "tollgate.notification/v1");
+    assert_eq!(hook[0].json()["schema"], "tollgate.notification/v1");
     // Lookups were denied: the message still went out, saying so.
-    assert_eq!(hook[0].body["enrichment"]["state"], "failed");
-    let problems = hook[0].body["enrichment"]["problems"].to_string();
+    assert_eq!(hook[0].json()["enrichment"]["state"], "failed");
+    let problems = hook[0].json()["enrichment"]["problems"].to_string();
     assert!(
         problems.contains("grant codepipeline:GetPipelineExecution"),
         "{problems}"
@@ -333,7 +203,7 @@ async fn delivers_to_every_destination_even_when_lookups_fail() {
 
 #[tokio::test]
 async fn quiet_events_send_nothing() {
-    let sink = Sink::start().await;
+    let sink = Stub::ok().await;
     let sns = FakeSns::default();
     let n = notifier(&sink, sns.clone());
     let out = n
@@ -341,22 +211,16 @@ async fn quiet_events_send_nothing() {
         .await
         .expect("ok");
     assert_eq!(out.decision, "quiet");
-    assert!(sink.received("/teams").is_empty());
+    assert!(sink.requests_to("/teams").is_empty());
     assert!(sns.published.lock().expect("lock").is_empty());
 }
 
 #[tokio::test]
 async fn rate_limits_and_server_errors_are_retried() {
-    let sink = Sink::start().await;
-    sink.script(
-        "/slack/T000/B000/SECRETPATH",
-        &[Answer::Status(429, Some("1"))],
-    );
-    sink.script(
-        "/teams",
-        &[Answer::Status(500, None), Answer::Status(503, None)],
-    );
-    sink.script("/hook", &[Answer::Hang]);
+    let sink = Stub::ok().await;
+    sink.script("/slack/T000/B000/SECRETPATH", [Reply::busy(429, Some("1"))]);
+    sink.script("/teams", [Reply::busy(500, None), Reply::busy(503, None)]);
+    sink.script("/hook", [Reply::hang()]);
     let n = notifier(&sink, FakeSns::default());
     let started = std::time::Instant::now();
     let out = n
@@ -379,8 +243,8 @@ async fn rate_limits_and_server_errors_are_retried() {
 
 #[tokio::test]
 async fn permanent_failure_fails_the_invocation_and_a_retry_skips_what_was_delivered() {
-    let sink = Sink::start().await;
-    sink.script("/teams", &[Answer::Status(404, None)]);
+    let sink = Stub::ok().await;
+    sink.script("/teams", [Reply::gone()]);
     let sns = FakeSns::default();
     let n = notifier(&sink, sns.clone());
     let err: Undelivered = n
@@ -410,15 +274,15 @@ async fn permanent_failure_fails_the_invocation_and_a_retry_skips_what_was_deliv
     assert_eq!(results["teams"], "delivered");
     assert_eq!(results["slack"], "already-delivered");
     assert_eq!(results["sns"], "already-delivered");
-    assert_eq!(sink.received("/slack/T000/B000/SECRETPATH").len(), 1);
-    assert_eq!(sink.received("/teams").len(), 2);
+    assert_eq!(sink.requests_to("/slack/T000/B000/SECRETPATH").len(), 1);
+    assert_eq!(sink.requests_to("/teams").len(), 2);
     assert_eq!(sns.published.lock().expect("lock").len(), 1);
 }
 
 #[tokio::test]
 async fn a_webhook_that_keeps_hanging_fails_inside_the_deadline() {
-    let sink = Sink::start().await;
-    sink.script("/hook", &[Answer::Hang; 20]);
+    let sink = Stub::ok().await;
+    sink.script("/hook", std::iter::repeat_n(Reply::hang(), 20));
     let n = notifier(&sink, FakeSns::default());
     let started = std::time::Instant::now();
     let err = n
@@ -437,7 +301,7 @@ async fn a_webhook_that_keeps_hanging_fails_inside_the_deadline() {
 
 #[tokio::test]
 async fn secrets_do_not_leak_through_debug() {
-    let sink = Sink::start().await;
+    let sink = Stub::ok().await;
     let n = notifier(&sink, FakeSns::default());
     let shown = format!("{n:?}");
     assert!(!shown.contains("SECRETPATH"), "{shown}");
@@ -526,8 +390,8 @@ impl DeliveryLedger for SharedLedger {
 
 #[tokio::test]
 async fn a_second_environment_never_sends_what_the_first_delivered() {
-    let sink = Sink::start().await;
-    sink.script("/teams", &[Answer::Status(404, None)]);
+    let sink = Stub::ok().await;
+    sink.script("/teams", [Reply::gone()]);
     let sns = FakeSns::default();
     let ledger = SharedLedger::default();
     // Two execution environments: separate memories, one ledger.
@@ -553,15 +417,15 @@ async fn a_second_environment_never_sends_what_the_first_delivered() {
     for d in ["slack", "webhook", "sns"] {
         assert_eq!(results[d], "already-delivered", "{d}");
     }
-    assert_eq!(sink.received("/slack/T000/B000/SECRETPATH").len(), 1);
-    assert_eq!(sink.received("/hook").len(), 1);
-    assert_eq!(sink.received("/teams").len(), 2);
+    assert_eq!(sink.requests_to("/slack/T000/B000/SECRETPATH").len(), 1);
+    assert_eq!(sink.requests_to("/hook").len(), 1);
+    assert_eq!(sink.requests_to("/teams").len(), 2);
     assert_eq!(sns.published.lock().expect("lock").len(), 1);
 }
 
 #[tokio::test]
 async fn a_claim_held_elsewhere_fails_that_destination_and_a_broken_ledger_still_sends() {
-    let sink = Sink::start().await;
+    let sink = Stub::ok().await;
     let sns = FakeSns::default();
     let ledger = SharedLedger::default();
     let event = fixture("ecs-deployment-circuit-breaker");
@@ -586,13 +450,13 @@ async fn a_claim_held_elsewhere_fails_that_destination_and_a_broken_ledger_still
         err.to_string().contains("another execution environment"),
         "{err}"
     );
-    assert_eq!(sink.received("/hook").len(), 0);
+    assert_eq!(sink.requests_to("/hook").len(), 0);
 
     // A ledger that cannot answer does not stop a notification.
-    let sink = Sink::start().await;
+    let sink = Stub::ok().await;
     let broken = SharedLedger::default();
     broken.fail.store(true, std::sync::atomic::Ordering::SeqCst);
     let n = notifier(&sink, FakeSns::default()).with_ledger(broken);
     n.handle(event, deadline(10)).await.expect("sent anyway");
-    assert_eq!(sink.received("/hook").len(), 1);
+    assert_eq!(sink.requests_to("/hook").len(), 1);
 }

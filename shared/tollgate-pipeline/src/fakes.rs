@@ -403,37 +403,8 @@ pub fn job_with_id(id: &str, user_parameters: &str, continuation_token: Option<&
     ev.job
 }
 
-/// Records every report.
-#[derive(Debug, Default)]
-pub struct FakeReporter {
-    pub sent: Mutex<Vec<(String, tollgate_report::JobOutcome)>>,
-}
-
-impl tollgate_report::JobReporter for FakeReporter {
-    async fn put_job_success(
-        &self,
-        job_id: &str,
-        success: &tollgate_report::JobSuccess,
-    ) -> Result<(), tollgate_report::ReportError> {
-        self.sent.lock().expect("lock").push((
-            job_id.into(),
-            tollgate_report::JobOutcome::Success(success.clone()),
-        ));
-        Ok(())
-    }
-
-    async fn put_job_failure(
-        &self,
-        job_id: &str,
-        failure: &tollgate_report::JobFailure,
-    ) -> Result<(), tollgate_report::ReportError> {
-        self.sent.lock().expect("lock").push((
-            job_id.into(),
-            tollgate_report::JobOutcome::Failure(failure.clone()),
-        ));
-        Ok(())
-    }
-}
+/// The one fake of the report port (`tollgate-test-support`).
+pub use tollgate_test_support::reporters::FakeJobReporter as FakeReporter;
 
 /// Helpers for the rollout tests of `ecs-deploy` and `ecs-wait`.
 pub(crate) mod rollouts {

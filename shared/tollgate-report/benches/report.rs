@@ -24,23 +24,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tollgate_report::limits::{self, FAILURE_MESSAGE_MAX, SUMMARY_MAX};
 use tollgate_report::pipeline::run_job;
-use tollgate_report::{
-    Budget, FailureKind, JobFailure, JobOutcome, JobReporter, JobSuccess, ReportConfig, ReportError,
-};
-
-/// A reporter that keeps nothing: the bench measures the core, not a sink.
-struct NullReporter;
-
-impl JobReporter for NullReporter {
-    async fn put_job_success(&self, job_id: &str, success: &JobSuccess) -> Result<(), ReportError> {
-        black_box((job_id, success));
-        Ok(())
-    }
-    async fn put_job_failure(&self, job_id: &str, failure: &JobFailure) -> Result<(), ReportError> {
-        black_box((job_id, failure));
-        Ok(())
-    }
-}
+use tollgate_report::{Budget, FailureKind, JobOutcome, JobSuccess, ReportConfig};
+use tollgate_test_support::reporters::FakeJobReporter;
 
 fn typical_success() -> JobOutcome {
     let mut vars = BTreeMap::new();
@@ -150,6 +135,8 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let cfg = ReportConfig::default();
+    // Accepts and keeps nothing: the bench measures the core, not a sink.
+    let reporter = FakeJobReporter::discarding();
     let event = job_event();
     let mut g = c.benchmark_group("run_job");
     for (name, make) in [
@@ -161,17 +148,15 @@ fn bench(c: &mut Criterion) {
                 || event.clone(),
                 |raw| {
                     let cfg = &cfg;
+                    let reporter = &reporter;
                     async move {
                         let budget = Budget::within(Instant::now() + Duration::from_secs(60), cfg);
-                        let done = run_job(
-                            &NullReporter,
-                            raw,
-                            budget,
-                            cfg,
-                            move |_job, _step| async move { make() },
-                        )
-                        .await
-                        .expect("reported");
+                        let done =
+                            run_job(reporter, raw, budget, cfg, move |_job, _step| async move {
+                                make()
+                            })
+                            .await
+                            .expect("reported");
                         black_box(done)
                     }
                 },

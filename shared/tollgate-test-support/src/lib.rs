@@ -8,4 +8,6 @@
 //! `tollgate-core` and `tollgate-report` for the ports it fakes.
 
 pub mod documents;
+pub mod http;
 pub mod parameters;
+pub mod reporters;

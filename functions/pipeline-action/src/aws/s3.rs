@@ -278,13 +278,8 @@ impl ArtifactStore for S3Artifacts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-    use http_body_util::{BodyExt, Full};
-    use hyper::server::conn::http1;
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
-    use std::sync::{Arc, Mutex};
     use tollgate_core::secret::Secret;
+    use tollgate_test_support::http::{Reply, Request, Stub};
 
     const FUNCTION_KEY: &str = "AKIAFUNCTIONROLE0001";
 
@@ -298,77 +293,42 @@ mod tests {
         body_len: usize,
     }
 
-    /// A loopback "S3" answering every request with `status` and `body`.
-    async fn fake_s3(status: u16, body: &'static str) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    impl From<&Request> for Seen {
+        fn from(r: &Request) -> Self {
+            let header = |n: &str| r.header(n).map(str::to_owned);
+            Seen {
+                method: r.method.clone(),
+                path: r.path.clone(),
+                authorization: header("authorization").unwrap_or_default(),
+                sse: header("x-amz-server-side-encryption"),
+                sse_key: header("x-amz-server-side-encryption-aws-kms-key-id"),
+                body_len: r.body.len(),
+            }
+        }
+    }
+
+    /// A loopback "S3" (the shared stub) answering every request with
+    /// `status` and `body`: its URL and the stub, which records requests.
+    async fn fake_s3(status: u16, body: &'static str) -> (String, Stub) {
         fake_s3_with(status, body, false).await
     }
 
     /// `chunked`: the body is sent with `Transfer-Encoding: chunked`, so no
     /// `Content-Length` announces its size.
-    async fn fake_s3_with(
-        status: u16,
-        body: &'static str,
-        chunked: bool,
-    ) -> (String, Arc<Mutex<Vec<Seen>>>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let record = record.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let record = record.clone();
-                        async move {
-                            let header = |n: &str| {
-                                req.headers()
-                                    .get(n)
-                                    .and_then(|v| v.to_str().ok())
-                                    .map(str::to_owned)
-                            };
-                            let mut seen = Seen {
-                                method: req.method().to_string(),
-                                path: req.uri().path().to_owned(),
-                                authorization: header("authorization").unwrap_or_default(),
-                                sse: header("x-amz-server-side-encryption"),
-                                sse_key: header("x-amz-server-side-encryption-aws-kms-key-id"),
-                                body_len: 0,
-                            };
-                            let bytes = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            seen.body_len = bytes.len();
-                            record.lock().expect("lock").push(seen);
-                            let content_type = if status == 200 {
-                                "application/octet-stream"
-                            } else {
-                                "application/xml"
-                            };
-                            Ok::<_, std::convert::Infallible>({
-                                let mut r = hyper::Response::builder()
-                                    .status(status)
-                                    .header("content-type", content_type);
-                                if chunked {
-                                    r = r.header("transfer-encoding", "chunked");
-                                }
-                                r.body(Full::new(Bytes::from_static(body.as_bytes())))
-                                    .expect("response")
-                            })
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        (url, seen)
+    async fn fake_s3_with(status: u16, body: &'static str, chunked: bool) -> (String, Stub) {
+        let content_type = if status == 200 {
+            "application/octet-stream"
+        } else {
+            "application/xml"
+        };
+        let mut reply = Reply::status(status)
+            .header("content-type", content_type)
+            .body(body);
+        if chunked {
+            reply = reply.header("transfer-encoding", "chunked");
+        }
+        let stub = Stub::replying(reply).await;
+        (stub.url(""), stub)
     }
 
     async fn store(url: &str) -> S3Artifacts {
@@ -406,14 +366,14 @@ mod tests {
 
     #[tokio::test]
     async fn downloads_are_signed_with_the_job_credentials_path_style() {
-        let (url, seen) = fake_s3(200, "zipbytes").await;
+        let (url, s3) = fake_s3(200, "zipbytes").await;
         let body = store(&url)
             .await
             .get("BuildOutput", &loc(), &creds(), 1024)
             .await
             .expect("downloaded");
         assert_eq!(body, b"zipbytes");
-        let seen = seen.lock().expect("lock")[0].clone();
+        let seen = Seen::from(&s3.requests()[0]);
         assert_eq!(seen.method, "GET");
         assert_eq!(
             seen.path,
@@ -430,7 +390,7 @@ mod tests {
 
     #[tokio::test]
     async fn uploads_use_sse_kms_with_the_job_key() {
-        let (url, seen) = fake_s3(200, "").await;
+        let (url, s3) = fake_s3(200, "").await;
         let key = EncryptionKey {
             id: "arn:aws:kms:us-east-1:111111111111:key/1234".into(),
             kind: "KMS".into(),
@@ -440,7 +400,7 @@ mod tests {
             .put("Verified", &loc(), &creds(), b"zip".to_vec(), Some(&key))
             .await
             .expect("uploaded");
-        let seen = seen.lock().expect("lock")[0].clone();
+        let seen = Seen::from(&s3.requests()[0]);
         assert_eq!(seen.method, "PUT");
         assert_eq!(seen.sse.as_deref(), Some("aws:kms"));
         assert_eq!(
@@ -456,7 +416,7 @@ mod tests {
 
     #[tokio::test]
     async fn s3_errors_name_bucket_and_key_without_secrets() {
-        let (url, _) = fake_s3(404, "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>").await;
+        let (url, _s3) = fake_s3(404, "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>").await;
         let err = store(&url)
             .await
             .get("BuildOutput", &loc(), &creds(), 1024)
@@ -472,7 +432,7 @@ mod tests {
         );
         assert!(text.contains("NoSuchKey"), "{text}");
 
-        let (url, _) = fake_s3(
+        let (url, _s3) = fake_s3(
             403,
             "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
         )
@@ -484,7 +444,7 @@ mod tests {
             .expect_err("denied");
         assert!(matches!(err, ArtifactError::Denied { .. }), "{err:?}");
 
-        let (url, _) = fake_s3(403, "<Error><Code>AccessDenied</Code><Message>User is not authorized to perform: kms:Decrypt</Message></Error>").await;
+        let (url, _s3) = fake_s3(403, "<Error><Code>AccessDenied</Code><Message>User is not authorized to perform: kms:Decrypt</Message></Error>").await;
         let err = store(&url)
             .await
             .get("BuildOutput", &loc(), &creds(), 1024)
@@ -492,7 +452,7 @@ mod tests {
             .expect_err("kms");
         assert!(matches!(err, ArtifactError::Kms { .. }), "{err:?}");
 
-        let (url, _) = fake_s3(400, "<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>").await;
+        let (url, _s3) = fake_s3(400, "<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>").await;
         let err = store(&url)
             .await
             .get("BuildOutput", &loc(), &creds(), 1024)
@@ -515,7 +475,7 @@ mod tests {
 
     #[tokio::test]
     async fn oversized_objects_are_refused() {
-        let (url, _) = fake_s3(200, "0123456789").await;
+        let (url, _s3) = fake_s3(200, "0123456789").await;
         let err = store(&url)
             .await
             .get("BuildOutput", &loc(), &creds(), 4)
@@ -536,7 +496,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_limit_holds_without_a_content_length() {
-        let (url, _) = fake_s3_with(200, "0123456789", true).await;
+        let (url, _s3) = fake_s3_with(200, "0123456789", true).await;
         let err = store(&url)
             .await
             .get("BuildOutput", &loc(), &creds(), 4)
@@ -546,7 +506,7 @@ mod tests {
             matches!(err, ArtifactError::TooLarge { max: 4, .. }),
             "{err:?}"
         );
-        let (url, _) = fake_s3_with(200, "0123456789", true).await;
+        let (url, _s3) = fake_s3_with(200, "0123456789", true).await;
         let body = store(&url)
             .await
             .get("BuildOutput", &loc(), &creds(), 10)

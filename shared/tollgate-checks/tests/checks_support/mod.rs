@@ -1,24 +1,18 @@
-//! A local HTTP app for the smoke-check tests and benchmark: endpoints that
-//! are ok, slow, failing, flapping, JSON, redirecting, huge, echoing and
-//! counting concurrency. Listens on 127.0.0.1 with an ephemeral port.
+//! A local HTTP app for the smoke-check tests and benchmark, on the shared
+//! loopback stub: endpoints that are ok, slow, failing, flapping, JSON,
+//! redirecting, huge, echoing and counting concurrency. Listens on
+//! 127.0.0.1 with an ephemeral port.
 
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue, LOCATION};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tollgate_test_support::http::{Reply, Request, Stub};
 
 /// Size of the `/huge` body.
 pub const HUGE_BODY: usize = 8 * 1024 * 1024;
@@ -28,49 +22,31 @@ struct State {
     counters: Mutex<HashMap<String, u64>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
-    requests: AtomicUsize,
 }
 
-/// A running test app; stops when the test's runtime ends.
+/// A running test app; stops when dropped.
 pub struct TestApp {
-    addr: SocketAddr,
+    stub: Stub,
     state: Arc<State>,
 }
 
 impl TestApp {
     /// Starts the app on 127.0.0.1:0.
     pub async fn start() -> TestApp {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a local port");
-        let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(State::default());
         let shared = state.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(req, state.clone(), addr));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        TestApp { addr, state }
+        let stub = Stub::start(move |req| handle(req, shared.clone())).await;
+        TestApp { stub, state }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.stub.url("")
     }
 
     /// The address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.stub.addr()
     }
 
     /// Highest number of `/track` requests in flight at once.
@@ -80,7 +56,7 @@ impl TestApp {
 
     /// Requests served so far.
     pub fn requests(&self) -> usize {
-        self.state.requests.load(Ordering::SeqCst)
+        self.stub.hits()
     }
 
     /// Calls seen by a counting endpoint key.
@@ -109,25 +85,18 @@ fn huge() -> Bytes {
         .clone()
 }
 
-fn reply(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = StatusCode::from_u16(status).expect("valid status");
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_str(content_type).expect("content type"),
-    );
-    r
+fn reply(status: u16, content_type: &str, body: impl Into<Bytes>) -> Reply {
+    Reply::status(status)
+        .header("content-type", content_type)
+        .body(body)
 }
 
-fn json(status: u16, value: serde_json::Value) -> Response<Full<Bytes>> {
-    reply(status, "application/json", value.to_string())
+fn json(status: u16, value: serde_json::Value) -> Reply {
+    Reply::json(status, &value)
 }
 
-fn redirect(status: u16, to: &str) -> Response<Full<Bytes>> {
-    let mut r = reply(status, "text/plain", format!("moved to {to}"));
-    r.headers_mut()
-        .insert(LOCATION, HeaderValue::from_str(to).expect("location"));
-    r
+fn redirect(status: u16, to: &str) -> Reply {
+    reply(status, "text/plain", format!("moved to {to}")).header("location", to)
 }
 
 fn count(state: &State, key: &str) -> u64 {
@@ -137,29 +106,14 @@ fn count(state: &State, key: &str) -> u64 {
     *n
 }
 
-async fn handle(
-    req: Request<Incoming>,
-    state: Arc<State>,
-    addr: SocketAddr,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    state.requests.fetch_add(1, Ordering::SeqCst);
-    let path = req.uri().path().to_owned();
+async fn handle(req: Request, state: Arc<State>) -> Reply {
+    let path = req.path.clone();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let resp = match parts.as_slice() {
-        ["ok"] => {
-            let mut r = json(200, serde_json::json!({"status": "ok", "version": "1.2.3"}));
-            r.headers_mut()
-                .insert("x-version", HeaderValue::from_static("1.2.3"));
-            r.headers_mut().insert(
-                "cache-control",
-                HeaderValue::from_static("no-store, max-age=0"),
-            );
-            r.headers_mut().insert(
-                "set-cookie",
-                HeaderValue::from_static("session=abc123xyz; HttpOnly"),
-            );
-            r
-        }
+    match parts.as_slice() {
+        ["ok"] => json(200, serde_json::json!({"status": "ok", "version": "1.2.3"}))
+            .header("x-version", "1.2.3")
+            .header("cache-control", "no-store, max-age=0")
+            .header("set-cookie", "session=abc123xyz; HttpOnly"),
         ["text"] => reply(
             200,
             "text/plain; charset=utf-8",
@@ -211,7 +165,7 @@ async fn handle(
             }),
         ),
         ["redirect"] => redirect(302, "/ok"),
-        ["redirect-abs"] => redirect(301, &format!("http://{addr}/ok")),
+        ["redirect-abs"] => redirect(301, &format!("{}/ok", req.base)),
         ["redirect-loop"] => redirect(302, "/redirect-loop"),
         ["redirect-metadata"] => redirect(
             302,
@@ -227,35 +181,21 @@ async fn handle(
             reply(200, "text/plain", "tracked")
         }
         ["echo"] => {
-            let method = req.method().to_string();
             let headers: serde_json::Map<String, serde_json::Value> = req
-                .headers()
+                .headers
                 .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_owned(),
-                        serde_json::Value::String(String::from_utf8_lossy(v.as_bytes()).into()),
-                    )
-                })
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
                 .collect();
-            let query = req.uri().query().unwrap_or_default().to_owned();
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
             json(
                 200,
                 serde_json::json!({
-                    "method": method,
+                    "method": req.method,
                     "headers": headers,
-                    "query": query,
-                    "body": String::from_utf8_lossy(&body),
+                    "query": req.query,
+                    "body": req.text(),
                 }),
             )
         }
         _ => reply(404, "text/plain", format!("no route {path}")),
-    };
-    Ok(resp)
+    }
 }
