@@ -11,9 +11,9 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
+use tollgate_notify::destinations;
 use tollgate_notify::events;
 use tollgate_notify::model::Notification;
-use tollgate_notify::render;
 use tollgate_notify::rules::{Decision, Rules};
 
 fn fixtures() -> Vec<String> {
@@ -34,10 +34,10 @@ fn one(text: &str, rules: &Rules, all: &[String]) -> usize {
     let event = events::parse_str(text);
     let n = Notification::from_event(&event);
     let decision = rules.decide(&n, all);
-    let slack = render::slack::render(&n).to_string();
-    let teams = render::teams::render(&n).to_string();
-    let hook = render::webhook::render(&n).to_string();
-    let sns = render::sns::render(&n);
+    let slack = destinations::slack::render(&n).to_string();
+    let teams = destinations::teams::render(&n).to_string();
+    let hook = destinations::webhook::render(&n).to_string();
+    let sns = destinations::sns::render(&n);
     let sent = usize::from(matches!(decision, Decision::Send(_)));
     slack.len() + teams.len() + hook.len() + sns.subject.len() + sns.message.len() + sent
 }

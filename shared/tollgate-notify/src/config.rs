@@ -4,7 +4,7 @@
 //!
 //! | Variable | Meaning | Default |
 //! |---|---|---|
-//! | `TOLLGATE_SLACK_WEBHOOK` | Slack incoming webhook URL: a secret reference (below) | none |
+//! | `TOLLGATE_SLACK_WEBHOOK` | Slack incoming webhook URL: a secret reference ([`crate::secret_ref`]) | none |
 //! | `TOLLGATE_TEAMS_WEBHOOK` | Teams Workflows webhook URL: a secret reference | none |
 //! | `TOLLGATE_WEBHOOK_URL` | generic JSON webhook URL: a secret reference | none |
 //! | `TOLLGATE_WEBHOOK_TOKEN` | bearer token for the generic webhook: a secret reference | none |
@@ -18,39 +18,37 @@
 //! | `TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX` | SSM path where deploy-hook leaves failed hooks' checks; a CodeDeploy failure then shows them ([`tollgate_core::hook_failures`]) | unset: off |
 //!
 //! The destination variables create destinations named `slack`, `teams`,
-//! `webhook` and `sns`; the rules document may declare more.
-//!
-//! A secret reference is one of:
-//! - `secretsmanager:<name-or-arn>` or a Secrets Manager ARN, optionally
-//!   followed by `#<json-key>` when the secret is a JSON object;
-//! - `ssm:<parameter-name>` or an SSM parameter ARN (SecureString, decrypted);
-//! - a plain `https://…` URL, for local use only (a warning is logged, without
-//!   the value). `http://` is accepted only for `localhost`/`127.0.0.1`.
-//!
-//! Resolved values are held in [`Secret`]s: `Debug` is redacted, nothing logs
-//! them, and errors name the variable and the reference, never the value.
+//! `webhook` and `sns`; the rules document may declare more. Each
+//! destination type reads and checks its own variables and document entry
+//! ([`crate::destinations`]); this module owns the rest: the settings, the
+//! rules document's source, the order of resolution and the init error.
+//! Secret references: [`crate::secret_ref`].
 
+use super::destinations::{self, Destination, DestinationSpec};
 use super::rules::{Rules, RulesError};
-use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
+use super::secret_ref::{ResolveError, SecretCache};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tollgate_core::config::{ConfigError, Env, duration_ms};
 use tollgate_core::ports::{ParameterError, ParameterStore};
 use tollgate_core::ports::{SecretError, SecretStore};
-use tollgate_core::secret::Secret;
 
 /// Variable names.
 pub mod vars {
-    /// Slack webhook URL (secret reference).
+    // Every variable the notifier reads is declared here, the destination
+    // types' too (`tests/tests/iam_policy.rs` reads this file against the
+    // template); each destination module reads its own, and a unit test
+    // holds the two spellings equal.
+    /// Slack webhook URL (secret reference): `destinations::slack::VAR`.
     pub const SLACK_WEBHOOK: &str = "TOLLGATE_SLACK_WEBHOOK";
-    /// Teams webhook URL (secret reference).
+    /// Teams webhook URL (secret reference): `destinations::teams::VAR`.
     pub const TEAMS_WEBHOOK: &str = "TOLLGATE_TEAMS_WEBHOOK";
-    /// Generic webhook URL (secret reference).
+    /// Generic webhook URL (secret reference): `destinations::webhook::VAR`.
     pub const WEBHOOK_URL: &str = "TOLLGATE_WEBHOOK_URL";
-    /// Generic webhook bearer token (secret reference).
+    /// Generic webhook bearer token (secret reference):
+    /// `destinations::webhook::TOKEN_VAR`.
     pub const WEBHOOK_TOKEN: &str = "TOLLGATE_WEBHOOK_TOKEN";
-    /// SNS topic ARN.
+    /// SNS topic ARN: `destinations::sns::VAR`.
     pub const SNS_TOPIC_ARN: &str = "TOLLGATE_SNS_TOPIC_ARN";
     /// Inline rules document.
     pub const RULES: &str = "TOLLGATE_NOTIFY_RULES";
@@ -67,182 +65,6 @@ pub mod vars {
     /// DynamoDB table of the delivery ledger (cross-environment
     /// deduplication; unset: per environment only).
     pub const DEDUPE_TABLE: &str = "TOLLGATE_NOTIFY_DEDUPE_TABLE";
-}
-
-/// Where a secret value comes from.
-#[derive(Clone, PartialEq, Eq)]
-pub enum SecretRef {
-    /// Secrets Manager secret (name or ARN), optionally one key of its JSON.
-    SecretsManager {
-        /// Name or ARN.
-        id: String,
-        /// JSON key.
-        key: Option<String>,
-    },
-    /// SSM parameter (name or ARN).
-    Ssm {
-        /// Name or ARN.
-        name: String,
-    },
-    /// The value itself (local use).
-    Plain(Secret),
-}
-
-impl fmt::Debug for SecretRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::SecretsManager { id, key } => match key {
-                Some(k) => write!(f, "secretsmanager:{id}#{k}"),
-                None => write!(f, "secretsmanager:{id}"),
-            },
-            Self::Ssm { name } => write!(f, "ssm:{name}"),
-            Self::Plain(s) => write!(f, "plain {s:?}"),
-        }
-    }
-}
-
-fn is_arn_of(raw: &str, service: &str) -> bool {
-    let mut parts = raw.splitn(4, ':');
-    parts.next() == Some("arn")
-        && parts.next().is_some_and(|p| p.starts_with("aws"))
-        && parts.next() == Some(service)
-}
-
-/// Parses a secret reference. `origin` names the variable (or document
-/// path) for messages; the value is never echoed.
-pub fn parse_secret_ref(origin: &str, raw: &str) -> Result<SecretRef, ConfigError> {
-    let raw = raw.trim();
-    let split_key = |s: &str| -> (String, Option<String>) {
-        match s.split_once('#') {
-            Some((id, key)) if !key.is_empty() => (id.to_owned(), Some(key.to_owned())),
-            Some((id, _)) => (id.to_owned(), None),
-            None => (s.to_owned(), None),
-        }
-    };
-    if let Some(rest) = raw.strip_prefix("secretsmanager:") {
-        let (id, key) = split_key(rest);
-        if id.is_empty() {
-            return Err(ConfigError::invalid(
-                origin,
-                raw,
-                "the secret name is empty",
-                "secretsmanager:<name-or-arn>[#json-key], e.g. secretsmanager:tollgate/slack#url",
-            ));
-        }
-        return Ok(SecretRef::SecretsManager { id, key });
-    }
-    if is_arn_of(raw, "secretsmanager") {
-        let (id, key) = split_key(raw);
-        return Ok(SecretRef::SecretsManager { id, key });
-    }
-    if let Some(name) = raw.strip_prefix("ssm:") {
-        if name.is_empty() {
-            return Err(ConfigError::invalid(
-                origin,
-                raw,
-                "the parameter name is empty",
-                "ssm:<parameter-name>, e.g. ssm:/tollgate/slack-webhook",
-            ));
-        }
-        return Ok(SecretRef::Ssm {
-            name: name.to_owned(),
-        });
-    }
-    if is_arn_of(raw, "ssm") {
-        return Ok(SecretRef::Ssm {
-            name: raw.to_owned(),
-        });
-    }
-    Ok(SecretRef::Plain(Secret::new(raw)))
-}
-
-/// Destination types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DestinationKind {
-    /// Slack incoming webhook.
-    Slack,
-    /// Teams Workflows webhook.
-    Teams,
-    /// Generic JSON webhook.
-    Webhook,
-    /// SNS topic.
-    Sns,
-}
-
-impl DestinationKind {
-    /// Lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Slack => "slack",
-            Self::Teams => "teams",
-            Self::Webhook => "webhook",
-            Self::Sns => "sns",
-        }
-    }
-}
-
-/// A destination as written in the rules document.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum DestinationDoc {
-    /// Slack.
-    Slack {
-        /// Secret reference for the webhook URL.
-        url: String,
-    },
-    /// Teams.
-    Teams {
-        /// Secret reference for the webhook URL.
-        url: String,
-    },
-    /// Generic webhook.
-    Webhook {
-        /// Secret reference for the URL.
-        url: String,
-        /// Secret reference for the bearer token.
-        #[serde(default)]
-        token: Option<String>,
-    },
-    /// SNS.
-    Sns {
-        /// Topic ARN.
-        topic_arn: String,
-    },
-}
-
-impl fmt::Debug for DestinationDoc {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // URLs may be plain values (local use): never print them.
-        match self {
-            Self::Slack { .. } => f.write_str("DestinationDoc::Slack { url: <redacted> }"),
-            Self::Teams { .. } => f.write_str("DestinationDoc::Teams { url: <redacted> }"),
-            Self::Webhook { .. } => {
-                f.write_str("DestinationDoc::Webhook { url: <redacted>, token: <redacted> }")
-            }
-            Self::Sns { topic_arn } => {
-                write!(f, "DestinationDoc::Sns {{ topic_arn: {topic_arn:?} }}")
-            }
-        }
-    }
-}
-
-/// A destination before its secrets are resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DestinationSpec {
-    /// Name used in routes.
-    pub name: String,
-    /// Type.
-    pub kind: DestinationKind,
-    /// URL reference (webhooks).
-    pub url: Option<SecretRef>,
-    /// Token reference (generic webhook).
-    pub token: Option<SecretRef>,
-    /// Topic (SNS).
-    pub topic_arn: Option<String>,
-    /// Where it was configured, for messages (`TOLLGATE_SLACK_WEBHOOK`,
-    /// `TOLLGATE_NOTIFY_RULES destinations.ops`).
-    pub origin: String,
 }
 
 /// Where the rules document comes from.
@@ -299,66 +121,9 @@ fn dedupe_table(env: &impl Env) -> Result<Option<String>, ConfigError> {
     }
 }
 
-fn topic_arn(origin: &str, raw: &str) -> Result<String, ConfigError> {
-    let raw = raw.trim();
-    if is_arn_of(raw, "sns") && raw.split(':').count() == 6 {
-        Ok(raw.to_owned())
-    } else {
-        Err(ConfigError::invalid(
-            origin,
-            raw,
-            "not an SNS topic ARN",
-            "arn:aws:sns:<region>:<account>:<topic>, e.g. arn:aws:sns:eu-west-1:111122223333:deployments",
-        ))
-    }
-}
-
 /// Reads and validates the environment.
 pub fn settings(env: &impl Env) -> Result<Settings, ConfigError> {
-    let mut destinations = Vec::new();
-    for (var, kind, name) in [
-        (vars::SLACK_WEBHOOK, DestinationKind::Slack, "slack"),
-        (vars::TEAMS_WEBHOOK, DestinationKind::Teams, "teams"),
-        (vars::WEBHOOK_URL, DestinationKind::Webhook, "webhook"),
-    ] {
-        if let Some(raw) = env.get(var) {
-            let token = if kind == DestinationKind::Webhook {
-                env.get(vars::WEBHOOK_TOKEN)
-                    .map(|t| parse_secret_ref(vars::WEBHOOK_TOKEN, &t))
-                    .transpose()?
-            } else {
-                None
-            };
-            destinations.push(DestinationSpec {
-                name: name.to_owned(),
-                kind,
-                url: Some(parse_secret_ref(var, &raw)?),
-                token,
-                topic_arn: None,
-                origin: var.to_owned(),
-            });
-        }
-    }
-    if env.get(vars::WEBHOOK_TOKEN).is_some() && env.get(vars::WEBHOOK_URL).is_none() {
-        return Err(ConfigError::Missing {
-            var: vars::WEBHOOK_URL.to_owned(),
-            hint: format!(
-                "{} is set but the webhook it is for is not; set {} or remove the token",
-                vars::WEBHOOK_TOKEN,
-                vars::WEBHOOK_URL
-            ),
-        });
-    }
-    if let Some(raw) = env.get(vars::SNS_TOPIC_ARN) {
-        destinations.push(DestinationSpec {
-            name: "sns".to_owned(),
-            kind: DestinationKind::Sns,
-            url: None,
-            token: None,
-            topic_arn: Some(topic_arn(vars::SNS_TOPIC_ARN, &raw)?),
-            origin: vars::SNS_TOPIC_ARN.to_owned(),
-        });
-    }
+    let destinations = destinations::from_env(env)?;
     let rules = match (env.get(vars::RULES), env.get(vars::RULES_SSM)) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::invalid(
@@ -422,54 +187,6 @@ pub fn settings(env: &impl Env) -> Result<Settings, ConfigError> {
     })
 }
 
-/// A destination ready to use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Destination {
-    /// Name.
-    pub name: String,
-    /// Where to send.
-    pub target: Target,
-}
-
-impl Destination {
-    /// The type.
-    pub fn kind(&self) -> DestinationKind {
-        match self.target {
-            Target::Slack { .. } => DestinationKind::Slack,
-            Target::Teams { .. } => DestinationKind::Teams,
-            Target::Webhook { .. } => DestinationKind::Webhook,
-            Target::Sns { .. } => DestinationKind::Sns,
-        }
-    }
-}
-
-/// Resolved target (secrets in [`Secret`]s).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// Slack webhook.
-    Slack {
-        /// URL.
-        url: Secret,
-    },
-    /// Teams webhook.
-    Teams {
-        /// URL.
-        url: Secret,
-    },
-    /// Generic webhook.
-    Webhook {
-        /// URL.
-        url: Secret,
-        /// Bearer token.
-        token: Option<Secret>,
-    },
-    /// SNS topic.
-    Sns {
-        /// Topic ARN.
-        topic_arn: String,
-    },
-}
-
 /// Everything the notifier needs, resolved.
 #[derive(Debug, Clone)]
 pub struct NotifierConfig {
@@ -528,6 +245,16 @@ pub enum InitError {
     NoDestination,
 }
 
+impl From<ResolveError> for InitError {
+    fn from(e: ResolveError) -> Self {
+        match e {
+            ResolveError::Config(e) => Self::Config(e),
+            ResolveError::Secret { origin, source } => Self::Secret { origin, source },
+            ResolveError::Parameter { origin, source } => Self::Parameter { origin, source },
+        }
+    }
+}
+
 impl InitError {
     /// Short error type for `/runtime/init/error`.
     pub fn error_type(&self) -> &'static str {
@@ -580,42 +307,7 @@ pub async fn resolve(
             )
             .into());
         }
-        let spec = match doc {
-            DestinationDoc::Slack { url } => DestinationSpec {
-                name: name.clone(),
-                kind: DestinationKind::Slack,
-                url: Some(parse_secret_ref(&format!("{origin}.url"), &url)?),
-                token: None,
-                topic_arn: None,
-                origin,
-            },
-            DestinationDoc::Teams { url } => DestinationSpec {
-                name: name.clone(),
-                kind: DestinationKind::Teams,
-                url: Some(parse_secret_ref(&format!("{origin}.url"), &url)?),
-                token: None,
-                topic_arn: None,
-                origin,
-            },
-            DestinationDoc::Webhook { url, token } => DestinationSpec {
-                name: name.clone(),
-                kind: DestinationKind::Webhook,
-                url: Some(parse_secret_ref(&format!("{origin}.url"), &url)?),
-                token: token
-                    .map(|t| parse_secret_ref(&format!("{origin}.token"), &t))
-                    .transpose()?,
-                topic_arn: None,
-                origin,
-            },
-            DestinationDoc::Sns { topic_arn: arn } => DestinationSpec {
-                name: name.clone(),
-                kind: DestinationKind::Sns,
-                url: None,
-                token: None,
-                topic_arn: Some(topic_arn(&format!("{origin}.topic_arn"), &arn)?),
-                origin,
-            },
-        };
+        let spec = destinations::from_doc(&name, origin, doc)?;
         specs.push(spec);
     }
     if specs.is_empty() {
@@ -636,43 +328,7 @@ pub async fn resolve(
     let mut cache = SecretCache::default();
     let mut destinations = Vec::new();
     for spec in &specs {
-        let url_origin = if spec.origin.starts_with("TOLLGATE_") && !spec.origin.contains(' ') {
-            spec.origin.clone()
-        } else {
-            format!("{}.url", spec.origin)
-        };
-        let target = match spec.kind {
-            DestinationKind::Sns => Target::Sns {
-                topic_arn: spec.topic_arn.clone().unwrap_or_default(),
-            },
-            kind => {
-                let Some(url_ref) = &spec.url else {
-                    return Err(ConfigError::Missing {
-                        var: url_origin,
-                        hint: "a webhook destination needs a url".to_owned(),
-                    }
-                    .into());
-                };
-                let url = cache.get(&url_origin, url_ref, secrets, params).await?;
-                check_url(&url_origin, &url)?;
-                match kind {
-                    DestinationKind::Slack => Target::Slack { url },
-                    DestinationKind::Teams => Target::Teams { url },
-                    _ => {
-                        let token_origin = if url_origin == vars::WEBHOOK_URL {
-                            vars::WEBHOOK_TOKEN.to_owned()
-                        } else {
-                            format!("{}.token", spec.origin)
-                        };
-                        let token = match &spec.token {
-                            Some(r) => Some(cache.get(&token_origin, r, secrets, params).await?),
-                            None => None,
-                        };
-                        Target::Webhook { url, token }
-                    }
-                }
-            }
-        };
+        let target = destinations::resolve(spec, &mut cache, secrets, params).await?;
         warn_if_plain(spec);
         destinations.push(Destination {
             name: spec.name.clone(),
@@ -691,108 +347,12 @@ pub async fn resolve(
 }
 
 fn warn_if_plain(spec: &DestinationSpec) {
-    let plain = |r: &Option<SecretRef>| matches!(r, Some(SecretRef::Plain(_)));
-    if plain(&spec.url) || plain(&spec.token) {
+    if spec.unresolved.has_plain_secret() {
         tracing::warn!(
             destination = %spec.name,
             origin = %spec.origin,
             "webhook secret given as a plain value; fine for local runs, but use secretsmanager: or ssm: references in AWS"
         );
-    }
-}
-
-/// The URL must be https (http only for a loopback host, for local tests).
-fn check_url(origin: &str, url: &Secret) -> Result<(), ConfigError> {
-    let u = url.expose().trim();
-    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|p| {
-            u.strip_prefix(p)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-        });
-    let https = u.strip_prefix("https://").is_some_and(|rest| {
-        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        !host.is_empty() && !u.contains(char::is_whitespace)
-    });
-    if https || loopback {
-        Ok(())
-    } else {
-        Err(ConfigError::invalid_secret(
-            origin,
-            "the value is not an https URL (a secret reference must start with secretsmanager: or ssm:, or be an ARN)",
-            "https://hooks.slack.com/services/…, secretsmanager:<name>[#key] or ssm:<parameter>",
-        ))
-    }
-}
-
-#[derive(Default)]
-struct SecretCache {
-    raw: HashMap<String, Secret>,
-}
-
-impl SecretCache {
-    async fn get(
-        &mut self,
-        origin: &str,
-        r: &SecretRef,
-        secrets: &impl SecretStore,
-        params: &impl ParameterStore,
-    ) -> Result<Secret, InitError> {
-        match r {
-            SecretRef::Plain(s) => Ok(s.clone()),
-            SecretRef::Ssm { name } => {
-                let cache_key = format!("ssm:{name}");
-                if let Some(v) = self.raw.get(&cache_key) {
-                    return Ok(v.clone());
-                }
-                let v =
-                    params
-                        .get_parameter(name)
-                        .await
-                        .map_err(|source| InitError::Parameter {
-                            origin: origin.to_owned(),
-                            source,
-                        })?;
-                self.raw.insert(cache_key, v.clone());
-                Ok(v)
-            }
-            SecretRef::SecretsManager { id, key } => {
-                let cache_key = format!("sm:{id}");
-                let whole = match self.raw.get(&cache_key) {
-                    Some(v) => v.clone(),
-                    None => {
-                        let v = secrets.get_secret_string(id).await.map_err(|source| {
-                            InitError::Secret {
-                                origin: origin.to_owned(),
-                                source,
-                            }
-                        })?;
-                        self.raw.insert(cache_key, v.clone());
-                        v
-                    }
-                };
-                let Some(key) = key else {
-                    return Ok(Secret::new(whole.expose().trim()));
-                };
-                let parsed: serde_json::Value =
-                    serde_json::from_str(whole.expose()).map_err(|_| {
-                        ConfigError::invalid_secret(
-                            origin,
-                            format!("secret {id:?} is not a JSON object, so it has no key `{key}`"),
-                            "store the secret as JSON ({\"url\": \"https://…\"}) or drop the #key",
-                        )
-                    })?;
-                match parsed.get(key).and_then(|v| v.as_str()) {
-                    Some(v) => Ok(Secret::new(v.trim())),
-                    None => Err(ConfigError::invalid_secret(
-                        origin,
-                        format!("secret {id:?} has no string key `{key}`"),
-                        "a key that exists in the secret's JSON",
-                    )
-                    .into()),
-                }
-            }
-        }
     }
 }
 
@@ -817,36 +377,21 @@ pub fn log_ready(resolved: &NotifierConfig, settings: &Settings) {
 mod tests {
     use super::*;
 
+    use crate::destinations::{DestinationKind, Target, webhook};
+    use std::collections::HashMap;
+    use tollgate_core::secret::Secret;
     use tollgate_test_support::parameters::FakeStore;
 
     const HOOK: &str = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX";
 
     #[test]
-    fn secret_references() {
-        assert_eq!(
-            parse_secret_ref("V", "secretsmanager:tollgate/slack#url").expect("ok"),
-            SecretRef::SecretsManager {
-                id: "tollgate/slack".into(),
-                key: Some("url".into())
-            }
-        );
-        let arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:tollgate/slack-AbCdEf";
-        assert_eq!(
-            parse_secret_ref("V", arn).expect("ok"),
-            SecretRef::SecretsManager {
-                id: arn.into(),
-                key: None
-            }
-        );
-        assert_eq!(
-            parse_secret_ref("V", "ssm:/tollgate/teams").expect("ok"),
-            SecretRef::Ssm {
-                name: "/tollgate/teams".into()
-            }
-        );
-        let plain = parse_secret_ref("V", HOOK).expect("ok");
-        assert!(!format!("{plain:?}").contains("SECRET"));
-        assert!(parse_secret_ref("V", "secretsmanager:").is_err());
+    fn the_destination_variables_are_the_ones_declared_here() {
+        use crate::destinations::{slack, sns, teams};
+        assert_eq!(vars::SLACK_WEBHOOK, slack::VAR);
+        assert_eq!(vars::TEAMS_WEBHOOK, teams::VAR);
+        assert_eq!(vars::WEBHOOK_URL, webhook::VAR);
+        assert_eq!(vars::WEBHOOK_TOKEN, webhook::TOKEN_VAR);
+        assert_eq!(vars::SNS_TOPIC_ARN, sns::VAR);
     }
 
     #[test]
@@ -886,10 +431,10 @@ mod tests {
             .expect("resolves");
         assert_eq!(
             cfg.destinations[0].target,
-            Target::Webhook {
+            Target::Webhook(webhook::Target {
                 url: Secret::new(HOOK),
                 token: Some(Secret::new("tok-123"))
-            }
+            })
         );
         assert_eq!(secrets.reads().len(), 1);
         let shown = format!("{cfg:?}");

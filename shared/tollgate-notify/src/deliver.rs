@@ -1,5 +1,8 @@
-//! Delivery: HTTP POST to chat webhooks and SNS publish, with retries inside
-//! the invocation's deadline.
+//! Delivery machinery every destination shares: the webhook transport port
+//! ([`ChatTransport`]) and its reqwest implementation, the sorting of HTTP
+//! answers, and retries inside the invocation's deadline ([`with_retries`]).
+//! What a destination sends, and how, is in its module under
+//! [`crate::destinations`].
 //!
 //! - Every attempt has its own timeout (`TOLLGATE_NOTIFY_REQUEST_TIMEOUT_MS`).
 //! - 429 waits for `Retry-After` (seconds or an HTTP date) when the time left
@@ -14,7 +17,6 @@
 //! Webhook URLs are secrets: they never appear in logs or errors
 //! (`reqwest::Error::without_url`).
 
-use crate::render::sns::SnsMessage;
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -140,17 +142,6 @@ pub trait ChatTransport: Send + Sync {
         body: Vec<u8>,
         timeout: Duration,
     ) -> impl Future<Output = Result<HttpAnswer, DeliveryError>> + Send;
-}
-
-/// Port: publishes to an SNS topic.
-pub trait TopicPublisher: Send + Sync {
-    /// One `Publish`. `dedupe_id` is used by FIFO topics.
-    fn publish(
-        &self,
-        topic_arn: &str,
-        message: &SnsMessage,
-        dedupe_id: &str,
-    ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
 }
 
 /// [`ChatTransport`] over reqwest (rustls). Created at init; its client is

@@ -59,6 +59,17 @@ pub struct Event {
 }
 
 /// The EventBridge envelope.
+///
+/// Ours, not `aws_lambda_events::event::eventbridge::EventBridgeEvent`
+/// (1.2, read for issue 15): that type requires `detail-type` and `source`,
+/// takes `version` and `id` only as strings, `time` only as a valid
+/// `DateTime<Utc>` and `resources` only as strings, and keeps unknown fields
+/// only with its `catch-all-fields` feature; one odd field would fail the
+/// whole envelope (losing the event id the duplicate memory and the ledger
+/// key on), and the notifier must never fail on an event. Its CodePipeline
+/// (`codepipeline_cloudwatch`) and CodeDeploy types are no better for the
+/// details: `version: i64` where real events send `14.0` and `"1"`, a required
+/// `time`. So the crate is not a dependency here.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Envelope {
     /// Envelope version (`"0"`).
@@ -809,6 +820,32 @@ mod tests {
             panic!("should be malformed");
         };
         assert!(problem.contains("non-empty string"), "{problem}");
+    }
+
+    #[test]
+    fn an_odd_envelope_keeps_what_it_has() {
+        // What `aws_lambda_events`' EventBridgeEvent would refuse outright:
+        // no source, a numeric version, a time that is no RFC 3339 time,
+        // a number among the resources.
+        let ev = parse(json!({
+            "version": 0,
+            "id": "e-odd",
+            "detail-type": detail_types::STAGE_EXECUTION,
+            "time": "yesterday",
+            "resources": ["arn:aws:codepipeline:eu-west-1:111122223333:p", 7],
+            "replay-name": "r",
+            "detail": {"pipeline": "p", "stage": "Deploy", "state": "FAILED", "version": 14.0},
+        }));
+        assert_eq!(ev.envelope.id(), "e-odd");
+        assert_eq!(ev.envelope.version.as_deref(), Some("0"));
+        assert_eq!(ev.envelope.source(), "");
+        assert_eq!(ev.envelope.time.as_deref(), Some("yesterday"));
+        assert_eq!(ev.envelope.extra.get("replay-name"), Some(&json!("r")));
+        assert!(
+            matches!(ev.detail, Detail::StageExecution(ref s) if s.state == "FAILED"),
+            "{:?}",
+            ev.detail
+        );
     }
 
     #[test]

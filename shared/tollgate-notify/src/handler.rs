@@ -6,23 +6,19 @@
 //! delivered. Destinations already delivered for this event id are
 //! remembered in this execution environment and skipped on the retry.
 
-use super::config::{Destination, DestinationKind, NotifierConfig, Target};
-use super::deliver::{
-    Attempts, ChatTransport, DeliveryError, RetryPolicy, TopicPublisher, classify_answer,
-    with_retries,
-};
+use super::config::NotifierConfig;
+use super::deliver::{Attempts, ChatTransport, DeliveryError, RetryPolicy};
+use super::destinations::{self, Destination, DestinationKind, Via, sns::TopicPublisher};
 use super::enrich::{Enricher, SourceReader};
 use super::events;
 use super::ledger::{self, Claim, DeliveryLedger, NoLedger};
 use super::model::Notification;
-use super::render;
 use super::rules::{Decision, Rules};
 use serde::Serialize;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
-use tollgate_core::secret::Secret;
 
 pub use tollgate_report::deadline_from_epoch_ms;
 
@@ -392,38 +388,12 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher, L: DeliveryLedger> No
                 }
             }
         }
-        let Attempts { attempts, result } = match &dest.target {
-            Target::Slack { url } => {
-                let body = render::slack::render(n).to_string().into_bytes();
-                self.post(&dest.name, url, Vec::new(), body, deadline).await
-            }
-            Target::Teams { url } => {
-                let body = render::teams::render(n).to_string().into_bytes();
-                self.post(&dest.name, url, Vec::new(), body, deadline).await
-            }
-            Target::Webhook { url, token } => {
-                let body = render::webhook::render(n).to_string().into_bytes();
-                let mut headers = vec![
-                    ("idempotency-key", Secret::new(n.event_id.clone())),
-                    ("x-tollgate-schema", Secret::new(render::webhook::SCHEMA)),
-                ];
-                if let Some(t) = token {
-                    headers.push((
-                        "authorization",
-                        Secret::new(format!("Bearer {}", t.expose())),
-                    ));
-                }
-                self.post(&dest.name, url, headers, body, deadline).await
-            }
-            Target::Sns { topic_arn } => {
-                let msg = render::sns::render(n);
-                let dedupe = format!("{}:{}", n.event_id, dest.name);
-                with_retries(&dest.name, deadline, &self.policy, |_| {
-                    self.sns.publish(topic_arn, &msg, &dedupe)
-                })
-                .await
-            }
+        let via = Via {
+            http: &self.http,
+            sns: &self.sns,
+            policy: &self.policy,
         };
+        let Attempts { attempts, result } = destinations::deliver(dest, n, deadline, &via).await;
         if let Some(key) = &key {
             match &result {
                 Ok(()) if claim.is_some() || unclaimed => {
@@ -481,24 +451,5 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher, L: DeliveryLedger> No
                 }
             }
         }
-    }
-
-    async fn post(
-        &self,
-        name: &str,
-        url: &Secret,
-        headers: Vec<(&'static str, Secret)>,
-        body: Vec<u8>,
-        deadline: Instant,
-    ) -> Attempts {
-        with_retries(name, deadline, &self.policy, |window| {
-            let body = body.clone();
-            let headers = &headers;
-            async move {
-                let answer = self.http.post_json(url, headers, body, window).await?;
-                classify_answer(&answer)
-            }
-        })
-        .await
     }
 }

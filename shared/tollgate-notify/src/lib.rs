@@ -15,8 +15,10 @@
 //! 4. [`enrich`]: best-effort, time-bounded lookups (reason, commit,
 //!    rollback, duration, "recovered").
 //! 5. [`rules`]: decide and route to named destinations.
-//! 6. [`render`]: Slack Block Kit, Teams Adaptive Card 1.4, webhook JSON
-//!    (`tollgate.notification/v1`), SNS subject + text.
+//! 6. [`destinations`]: each destination type renders its payload (Slack
+//!    Block Kit, Teams Adaptive Card 1.4, webhook JSON
+//!    `tollgate.notification/v1`, SNS subject + text; shared pieces in
+//!    [`render`]) and delivers it.
 //! 7. [`deliver`]: POST / Publish with per-request timeouts, 429
 //!    `Retry-After`, 5xx backoff inside the deadline; permanent 4xx stop.
 //!    If any destination failed, the invocation fails so Lambda retries it
@@ -41,11 +43,14 @@
 //! Closing it fully would need a shared store (e.g. a DynamoDB conditional
 //! write per event id and destination); that is not done here.
 //!
-//! Configuration: [`config`]. Rules document: [`rules`].
+//! Configuration: [`config`] (secret references: [`secret_ref`]; each
+//! destination type's own settings: [`destinations`]). Rules document:
+//! [`rules`].
 
 pub mod config;
 pub mod console;
 pub mod deliver;
+pub mod destinations;
 pub mod enrich;
 pub mod events;
 pub mod handler;
@@ -53,5 +58,6 @@ pub mod ledger;
 pub mod model;
 pub mod render;
 pub mod rules;
+pub mod secret_ref;
 
 pub use handler::{Notifier, Outcome, Undelivered};

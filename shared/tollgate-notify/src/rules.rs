@@ -48,7 +48,7 @@
 //! A `recovered` event also notifies where only `succeeded` is listed: a
 //! recovery is a success.
 
-use super::config::DestinationDoc;
+use super::destinations::DestinationDoc;
 use super::model::{Notification, SourceKind, Status};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};

@@ -8,14 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 use tollgate_core::Secret;
-use tollgate_notify::config::{Destination, NotifierConfig, Target};
-use tollgate_notify::deliver::{DeliveryError, ReqwestTransport, RetryPolicy, TopicPublisher};
+use tollgate_notify::config::NotifierConfig;
+use tollgate_notify::deliver::{DeliveryError, ReqwestTransport, RetryPolicy};
+use tollgate_notify::destinations::sns::{SnsMessage, TopicPublisher};
+use tollgate_notify::destinations::{Destination, Target, slack, sns, teams, webhook};
 use tollgate_notify::enrich::{
     ActionExecutionInfo, DeploymentInfo, ExecutionSummaryInfo, PipelineExecutionInfo, SourceError,
     SourceReader,
 };
 use tollgate_notify::ledger::{Claim, DeliveryLedger};
-use tollgate_notify::render::sns::SnsMessage;
 use tollgate_notify::rules::Rules;
 use tollgate_notify::{Notifier, Undelivered};
 use tollgate_test_support::http::{Reply, Stub};
@@ -96,28 +97,28 @@ fn notifier(sink: &Stub, sns: FakeSns) -> Notifier<NoReads, ReqwestTransport, Fa
         destinations: vec![
             Destination {
                 name: "slack".into(),
-                target: Target::Slack {
+                target: Target::Slack(slack::Target {
                     url: Secret::new(sink.url("/slack/T000/B000/SECRETPATH")),
-                },
+                }),
             },
             Destination {
                 name: "teams".into(),
-                target: Target::Teams {
+                target: Target::Teams(teams::Target {
                     url: Secret::new(sink.url("/teams")),
-                },
+                }),
             },
             Destination {
                 name: "webhook".into(),
-                target: Target::Webhook {
+                target: Target::Webhook(webhook::Target {
                     url: Secret::new(sink.url("/hook")),
                     token: Some(Secret::new("tok-SECRET-123")),
-                },
+                }),
             },
             Destination {
                 name: "sns".into(),
-                target: Target::Sns {
+                target: Target::Sns(sns::Target {
                     topic_arn: TOPIC.into(),
-                },
+                }),
             },
         ],
         request_timeout: Duration::from_millis(400),

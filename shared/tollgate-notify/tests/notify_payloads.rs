@@ -16,7 +16,8 @@ use tollgate_notify::enrich::{
 };
 use tollgate_notify::events::{self, Detail};
 use tollgate_notify::model::{EnrichmentState, Notification, Status};
-use tollgate_notify::render;
+// Named `render` so the expressions the snapshots record stay `render::…`.
+use tollgate_notify::destinations as render;
 use tollgate_notify::rules::{Decision, Rules};
 
 fn fixtures() -> Vec<(String, String)> {

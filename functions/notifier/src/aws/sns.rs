@@ -8,8 +8,8 @@
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
 use tollgate_aws::{SdkConfig, classify, no_sdk_retries};
-use tollgate_notify::deliver::{DeliveryError, TopicPublisher};
-use tollgate_notify::render::sns::SnsMessage;
+use tollgate_notify::deliver::DeliveryError;
+use tollgate_notify::destinations::sns::{SnsMessage, TopicPublisher};
 use tollgate_report::ReportError;
 
 /// Publishes to SNS topics.

@@ -1,12 +1,8 @@
-//! Renderers: one [`Notification`](super::model::Notification) → one payload
-//! per destination type. Pure functions, no I/O; every length limit of the
-//! target format is applied here, so a long failure reason can never make a
-//! webhook reject the message.
-
-pub mod slack;
-pub mod sns;
-pub mod teams;
-pub mod webhook;
+//! What every renderer shares: the commit line, the context line, the facts
+//! with the duration, the enrichment note, and safe link targets. Pure
+//! functions, no I/O. Each destination's renderer lives in its module under
+//! [`crate::destinations`] and applies every length limit of its format, so
+//! a long failure reason can never make a webhook reject the message.
 
 use super::console;
 use super::model::{Commit, Notification};

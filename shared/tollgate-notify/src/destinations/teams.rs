@@ -1,4 +1,10 @@
-//! Microsoft Teams Workflows webhook payload: a message whose
+//! Microsoft Teams: a Workflows webhook, configured by
+//! `TOLLGATE_TEAMS_WEBHOOK` (a secret reference, `crate::secret_ref`) or
+//! `{ type: teams, url: <secret reference> }` in the rules document; the URL
+//! must be https. Owns that configuration, the payload and its delivery
+//! (one POST of the JSON).
+//!
+//! Payload: a message whose
 //! `attachments[0]` is an Adaptive Card, version 1.4 (some tenants reject
 //! newer cards, and Office 365 connectors are retired).
 //!
@@ -7,10 +13,100 @@
 //! header, `FactSet`, and `Action.OpenUrl`. `shared/tests/notify_payloads.rs`
 //! checks every fixture against the 1.4 element set.
 
-use super::super::model::{Notification, Severity};
-use super::{commit_line, context_line, enrichment_note, facts_with_duration, link_target};
+use super::{Via, resolve_url};
+use crate::deliver::{Attempts, ChatTransport};
+use crate::model::{Notification, Severity};
+use crate::render::{commit_line, context_line, enrichment_note, facts_with_duration, link_target};
+use crate::secret_ref::{ResolveError, SecretCache, SecretRef, parse_secret_ref};
+use std::fmt;
 use serde_json::{Value, json};
+use tokio::time::Instant;
+use tollgate_core::config::{ConfigError, Env};
+use tollgate_core::ports::{ParameterStore, SecretStore};
+use tollgate_core::secret::Secret;
 use tollgate_core::text::ellipsize;
+
+/// The `type` in the rules document.
+pub const TYPE: &str = "teams";
+/// Teams webhook URL (secret reference); creates the destination `teams`.
+pub const VAR: &str = "TOLLGATE_TEAMS_WEBHOOK";
+
+/// `destinations.<name>` in the rules document.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Doc {
+    /// Secret reference for the webhook URL.
+    pub url: String,
+}
+
+impl fmt::Debug for Doc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // URLs may be plain values (local use): never print them.
+        f.write_str("DestinationDoc::Teams { url: <redacted> }")
+    }
+}
+
+/// Before resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    /// URL reference.
+    pub url: SecretRef,
+}
+
+/// Resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// URL.
+    pub url: Secret,
+}
+
+/// From [`VAR`], when it is set.
+pub fn from_env(env: &impl Env) -> Result<Option<Unresolved>, ConfigError> {
+    env.get(VAR)
+        .map(|raw| {
+            Ok(Unresolved {
+                url: parse_secret_ref(VAR, &raw)?,
+            })
+        })
+        .transpose()
+}
+
+/// From the rules document; `origin` is the entry's path.
+pub fn from_doc(origin: &str, doc: Doc) -> Result<Unresolved, ConfigError> {
+    Ok(Unresolved {
+        url: parse_secret_ref(&format!("{origin}.url"), &doc.url)?,
+    })
+}
+
+/// Reads the URL and checks it is https.
+pub async fn resolve(
+    origin: &str,
+    u: &Unresolved,
+    cache: &mut SecretCache,
+    secrets: &impl SecretStore,
+    params: &impl ParameterStore,
+) -> Result<Target, ResolveError> {
+    Ok(Target {
+        url: resolve_url(origin, &u.url, cache, secrets, params).await?,
+    })
+}
+
+/// Whether the URL is given as a plain value.
+pub fn has_plain_secret(u: &Unresolved) -> bool {
+    matches!(u.url, SecretRef::Plain(_))
+}
+
+/// POSTs the payload.
+pub async fn deliver<H: ChatTransport, P>(
+    t: &Target,
+    name: &str,
+    n: &Notification,
+    deadline: Instant,
+    via: &Via<'_, H, P>,
+) -> Attempts {
+    let body = render(n).to_string().into_bytes();
+    via.post(name, &t.url, Vec::new(), body, deadline).await
+}
 
 /// The Adaptive Card version we emit.
 pub const CARD_VERSION: &str = "1.4";

@@ -1,11 +1,135 @@
-//! SNS message: a subject (ASCII, no line breaks, under 100 characters, as
+//! SNS: a topic, configured by `TOLLGATE_SNS_TOPIC_ARN` or
+//! `{ type: sns, topic_arn: … }` in the rules document (a topic ARN, no
+//! secret). Owns that configuration, the message, and its delivery through
+//! the [`TopicPublisher`] port (the `notifier` function adapts SNS); FIFO
+//! topics get a deduplication id (event id + destination) and a group.
+//!
+//! Message: a subject (ASCII, no line breaks, under 100 characters, as
 //! email endpoints require) and a plain-text body, plus message attributes
 //! for subscription filter policies:
 //! `tollgate.status`, `tollgate.kind`, `tollgate.severity`, `tollgate.name`.
 
-use super::super::model::Notification;
-use super::{commit_line, context_line, enrichment_note};
+use super::Via;
+use crate::deliver::{Attempts, DeliveryError, with_retries};
+use crate::model::Notification;
+use crate::render::{commit_line, context_line, enrichment_note};
+use crate::secret_ref::{ResolveError, SecretCache, is_arn_of};
+use std::fmt;
+use std::future::Future;
+use tokio::time::Instant;
+use tollgate_core::config::{ConfigError, Env};
+use tollgate_core::ports::{ParameterStore, SecretStore};
 use tollgate_core::text::{ellipsize, human_duration};
+
+/// The `type` in the rules document.
+pub const TYPE: &str = "sns";
+/// SNS topic ARN; creates the destination `sns`.
+pub const VAR: &str = "TOLLGATE_SNS_TOPIC_ARN";
+
+/// `destinations.<name>` in the rules document.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Doc {
+    /// Topic ARN.
+    pub topic_arn: String,
+}
+
+impl fmt::Debug for Doc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DestinationDoc::Sns {{ topic_arn: {:?} }}", self.topic_arn)
+    }
+}
+
+/// Before resolution (nothing to resolve: the ARN is checked when read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    /// Topic ARN.
+    pub topic_arn: String,
+}
+
+/// Resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Topic ARN.
+    pub topic_arn: String,
+}
+
+fn topic_arn(origin: &str, raw: &str) -> Result<String, ConfigError> {
+    let raw = raw.trim();
+    if is_arn_of(raw, "sns") && raw.split(':').count() == 6 {
+        Ok(raw.to_owned())
+    } else {
+        Err(ConfigError::invalid(
+            origin,
+            raw,
+            "not an SNS topic ARN",
+            "arn:aws:sns:<region>:<account>:<topic>, e.g. arn:aws:sns:eu-west-1:111122223333:deployments",
+        ))
+    }
+}
+
+/// From [`VAR`], when it is set.
+pub fn from_env(env: &impl Env) -> Result<Option<Unresolved>, ConfigError> {
+    env.get(VAR)
+        .map(|raw| {
+            Ok(Unresolved {
+                topic_arn: topic_arn(VAR, &raw)?,
+            })
+        })
+        .transpose()
+}
+
+/// From the rules document; `origin` is the entry's path.
+pub fn from_doc(origin: &str, doc: Doc) -> Result<Unresolved, ConfigError> {
+    Ok(Unresolved {
+        topic_arn: topic_arn(&format!("{origin}.topic_arn"), &doc.topic_arn)?,
+    })
+}
+
+/// Nothing to read: the topic ARN is not a secret.
+pub async fn resolve(
+    _origin: &str,
+    u: &Unresolved,
+    _cache: &mut SecretCache,
+    _secrets: &impl SecretStore,
+    _params: &impl ParameterStore,
+) -> Result<Target, ResolveError> {
+    Ok(Target {
+        topic_arn: u.topic_arn.clone(),
+    })
+}
+
+/// A topic ARN is never a secret.
+pub fn has_plain_secret(_: &Unresolved) -> bool {
+    false
+}
+
+/// Port: publishes to an SNS topic.
+pub trait TopicPublisher: Send + Sync {
+    /// One `Publish`. `dedupe_id` is used by FIFO topics.
+    fn publish(
+        &self,
+        topic_arn: &str,
+        message: &SnsMessage,
+        dedupe_id: &str,
+    ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+}
+
+/// Publishes the message; the deduplication id is `<event id>:<destination>`.
+pub async fn deliver<H, P: TopicPublisher>(
+    t: &Target,
+    name: &str,
+    n: &Notification,
+    deadline: Instant,
+    via: &Via<'_, H, P>,
+) -> Attempts {
+    let msg = render(n);
+    let dedupe = format!("{}:{name}", n.event_id);
+    with_retries(name, deadline, via.policy, |_| {
+        via.sns.publish(&t.topic_arn, &msg, &dedupe)
+    })
+    .await
+}
 
 /// Longest subject SNS accepts is 99 characters ("less than 100").
 pub const MAX_SUBJECT: usize = 99;

@@ -1,4 +1,9 @@
-//! Slack incoming webhook payload: Block Kit plus a fallback `text`.
+//! Slack: an incoming webhook, configured by `TOLLGATE_SLACK_WEBHOOK` (a
+//! secret reference, `crate::secret_ref`) or `{ type: slack, url: <secret
+//! reference> }` in the rules document; the URL must be https. Owns that
+//! configuration, the payload and its delivery (one POST of the JSON).
+//!
+//! Payload: Block Kit plus a fallback `text`.
 //!
 //! Layout: a header with the status emoji and title; the reason (code block
 //! when it spans lines); the failed deploy-hook checks (code block); the commit; facts as section fields; buttons to the
@@ -6,10 +11,100 @@
 //! applied here ([`limits`]); `shared/tests/notify_payloads.rs` checks every
 //! fixture against them.
 
-use super::super::model::{FailedChecks, Notification, Status};
-use super::{commit_line, context_line, enrichment_note, facts_with_duration, link_target};
+use super::{Via, resolve_url};
+use crate::deliver::{Attempts, ChatTransport};
+use crate::model::{FailedChecks, Notification, Status};
+use crate::render::{commit_line, context_line, enrichment_note, facts_with_duration, link_target};
+use crate::secret_ref::{ResolveError, SecretCache, SecretRef, parse_secret_ref};
+use std::fmt;
 use serde_json::{Value, json};
+use tokio::time::Instant;
+use tollgate_core::config::{ConfigError, Env};
+use tollgate_core::ports::{ParameterStore, SecretStore};
+use tollgate_core::secret::Secret;
 use tollgate_core::text::ellipsize;
+
+/// The `type` in the rules document.
+pub const TYPE: &str = "slack";
+/// Slack webhook URL (secret reference); creates the destination `slack`.
+pub const VAR: &str = "TOLLGATE_SLACK_WEBHOOK";
+
+/// `destinations.<name>` in the rules document.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Doc {
+    /// Secret reference for the webhook URL.
+    pub url: String,
+}
+
+impl fmt::Debug for Doc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // URLs may be plain values (local use): never print them.
+        f.write_str("DestinationDoc::Slack { url: <redacted> }")
+    }
+}
+
+/// Before resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    /// URL reference.
+    pub url: SecretRef,
+}
+
+/// Resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// URL.
+    pub url: Secret,
+}
+
+/// From [`VAR`], when it is set.
+pub fn from_env(env: &impl Env) -> Result<Option<Unresolved>, ConfigError> {
+    env.get(VAR)
+        .map(|raw| {
+            Ok(Unresolved {
+                url: parse_secret_ref(VAR, &raw)?,
+            })
+        })
+        .transpose()
+}
+
+/// From the rules document; `origin` is the entry's path.
+pub fn from_doc(origin: &str, doc: Doc) -> Result<Unresolved, ConfigError> {
+    Ok(Unresolved {
+        url: parse_secret_ref(&format!("{origin}.url"), &doc.url)?,
+    })
+}
+
+/// Reads the URL and checks it is https.
+pub async fn resolve(
+    origin: &str,
+    u: &Unresolved,
+    cache: &mut SecretCache,
+    secrets: &impl SecretStore,
+    params: &impl ParameterStore,
+) -> Result<Target, ResolveError> {
+    Ok(Target {
+        url: resolve_url(origin, &u.url, cache, secrets, params).await?,
+    })
+}
+
+/// Whether the URL is given as a plain value.
+pub fn has_plain_secret(u: &Unresolved) -> bool {
+    matches!(u.url, SecretRef::Plain(_))
+}
+
+/// POSTs the payload.
+pub async fn deliver<H: ChatTransport, P>(
+    t: &Target,
+    name: &str,
+    n: &Notification,
+    deadline: Instant,
+    via: &Via<'_, H, P>,
+) -> Attempts {
+    let body = render(n).to_string().into_bytes();
+    via.post(name, &t.url, Vec::new(), body, deadline).await
+}
 
 /// Block Kit limits.
 pub mod limits {
