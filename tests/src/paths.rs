@@ -51,8 +51,9 @@ pub fn function_binary(name: &str) -> PathBuf {
 }
 
 /// Fails when a source the binary is built from is newer than the binary:
-/// the tests would judge old code (issue 14 §11). Sources: the function's
-/// own `src/`, the shared library's `src/`, and the manifests and lock file.
+/// the tests would judge old code (issue 14 §11). Sources: the `src/` and
+/// manifest of the function and of every workspace crate it links, the
+/// workspace manifest and the lock file.
 fn refuse_stale(binary: &Path, name: &str) {
     let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
         return;
@@ -66,17 +67,14 @@ fn refuse_stale(binary: &Path, name: &str) {
             newest = Some((t, p));
         }
     };
-    // Every shared crate (a function links most of them), whole: sources
-    // and manifests.
-    walk(&root.join("shared"), &mut |p: PathBuf| {
-        if p.extension().is_some_and(|e| e == "rs" || e == "toml") {
-            consider(p)
-        }
-    });
-    walk(
-        &root.join("functions").join(name).join("src"),
-        &mut consider,
-    );
+    // The function and every workspace crate it links (its normal
+    // dependency closure): their `src/` and manifests. A crate it does not
+    // link (another function's logic, test support) never makes it stale:
+    // cargo would not relink it for that.
+    for dir in linked_crate_dirs(name) {
+        walk(&dir.join("src"), &mut consider);
+        consider(dir.join("Cargo.toml"));
+    }
     for file in ["Cargo.toml", "Cargo.lock"] {
         consider(root.join(file));
     }
@@ -90,6 +88,28 @@ fn refuse_stale(binary: &Path, name: &str) {
             source.display()
         );
     }
+}
+
+/// The directories of the workspace crates `name` links, itself included.
+fn linked_crate_dirs(name: &str) -> Vec<PathBuf> {
+    let meta = cargo_metadata();
+    let mut wanted = normal_closures(meta).remove(name).unwrap_or_default();
+    wanted.insert(name.to_owned());
+    let members: BTreeSet<&str> = meta["workspace_members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["id"].as_str().is_some_and(|id| members.contains(id)))
+        .filter(|p| p["name"].as_str().is_some_and(|n| wanted.contains(n)))
+        .filter_map(|p| p["manifest_path"].as_str())
+        .filter_map(|m| Path::new(m).parent().map(Path::to_path_buf))
+        .collect()
 }
 
 fn walk(dir: &Path, f: &mut impl FnMut(PathBuf)) {

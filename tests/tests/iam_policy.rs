@@ -156,6 +156,10 @@ const FUNCTIONS: &[FunctionSpec] = &[
         other_credentials: &[],
         config_sources: &[
             "shared/tollgate-notify/src/config.rs",
+            "shared/tollgate-notify/src/destinations/slack.rs",
+            "shared/tollgate-notify/src/destinations/teams.rs",
+            "shared/tollgate-notify/src/destinations/webhook.rs",
+            "shared/tollgate-notify/src/destinations/sns.rs",
             "shared/tollgate-core/src/hook_failures.rs",
         ],
         env_not_in_template: &[
@@ -749,13 +753,18 @@ fn code_only(src: &str) -> String {
 /// holds no client.
 fn adapters_of(package: &str) -> BTreeMap<String, Vec<PathBuf>> {
     let mut out = BTreeMap::new();
+    // Every file under the function's src/aws, sub-folders and mod.rs
+    // included, so no SDK call there escapes the scan.
     let own = root().join(format!("functions/{package}/src/aws"));
-    if let Ok(entries) = std::fs::read_dir(&own) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(stem) = name.strip_suffix(".rs").filter(|s| *s != "mod") {
-                out.insert(stem.to_owned(), vec![e.path()]);
-            }
+    if own.is_dir() {
+        for file in rust_files(&own) {
+            let name = file
+                .strip_prefix(&own)
+                .unwrap_or(&file)
+                .with_extension("")
+                .display()
+                .to_string();
+            out.insert(name, vec![file]);
         }
     }
     for krate in direct_dependencies(package) {

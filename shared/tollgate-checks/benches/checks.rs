@@ -7,7 +7,7 @@
 //!   per-check overhead (HTTP over loopback and the in-process server
 //!   included).
 //!
-//! Run: `cargo bench -p tollgate --bench checks`.
+//! Run: `cargo bench -p tollgate-checks --bench checks`.
 
 #[path = "../tests/checks_support/mod.rs"]
 mod checks_support;

@@ -12,7 +12,7 @@
 //!   rest of the share instead of growing a `serde_json::Value` without bound
 //!   (a body of `[1,1,…]` parses to sixteen times its size);
 //! - artifacts: verify-artifact reads at most what fits
-//!   (`actions::verify`);
+//!   (`tollgate_pipeline::deploy_files`);
 //! - YAML documents: [`yaml_options`] caps nodes, aliases and scalar bytes,
 //!   so alias expansion cannot multiply a small document.
 

@@ -7,7 +7,7 @@
 //! Criterion reports the throughput in events per second; the target
 //! is at least 10,000 events/s on one core (the bench is single-threaded).
 //!
-//! Run: `cargo bench -p tollgate --bench notify`.
+//! Run: `cargo bench -p tollgate-notify --bench notify`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;

@@ -35,21 +35,21 @@ use tollgate_core::ports::{SecretError, SecretStore};
 
 /// Variable names.
 pub mod vars {
-    // Every variable the notifier reads is declared here, the destination
-    // types' too (`tests/tests/iam_policy.rs` reads this file against the
-    // template); each destination module reads its own, and a unit test
-    // holds the two spellings equal.
+    // The notifier's own variables; a destination type's are declared in
+    // its module (`destinations::<type>::VAR`) and named here only as
+    // aliases (`tests/tests/iam_policy.rs` reads both files against the
+    // template).
     /// Slack webhook URL (secret reference): `destinations::slack::VAR`.
-    pub const SLACK_WEBHOOK: &str = "TOLLGATE_SLACK_WEBHOOK";
+    pub const SLACK_WEBHOOK: &str = crate::destinations::slack::VAR;
     /// Teams webhook URL (secret reference): `destinations::teams::VAR`.
-    pub const TEAMS_WEBHOOK: &str = "TOLLGATE_TEAMS_WEBHOOK";
+    pub const TEAMS_WEBHOOK: &str = crate::destinations::teams::VAR;
     /// Generic webhook URL (secret reference): `destinations::webhook::VAR`.
-    pub const WEBHOOK_URL: &str = "TOLLGATE_WEBHOOK_URL";
+    pub const WEBHOOK_URL: &str = crate::destinations::webhook::VAR;
     /// Generic webhook bearer token (secret reference):
     /// `destinations::webhook::TOKEN_VAR`.
-    pub const WEBHOOK_TOKEN: &str = "TOLLGATE_WEBHOOK_TOKEN";
+    pub const WEBHOOK_TOKEN: &str = crate::destinations::webhook::TOKEN_VAR;
     /// SNS topic ARN: `destinations::sns::VAR`.
-    pub const SNS_TOPIC_ARN: &str = "TOLLGATE_SNS_TOPIC_ARN";
+    pub const SNS_TOPIC_ARN: &str = crate::destinations::sns::VAR;
     /// Inline rules document.
     pub const RULES: &str = "TOLLGATE_NOTIFY_RULES";
     /// SSM parameter with the rules document.
@@ -383,16 +383,6 @@ mod tests {
     use tollgate_test_support::parameters::FakeStore;
 
     const HOOK: &str = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX";
-
-    #[test]
-    fn the_destination_variables_are_the_ones_declared_here() {
-        use crate::destinations::{slack, sns, teams};
-        assert_eq!(vars::SLACK_WEBHOOK, slack::VAR);
-        assert_eq!(vars::TEAMS_WEBHOOK, teams::VAR);
-        assert_eq!(vars::WEBHOOK_URL, webhook::VAR);
-        assert_eq!(vars::WEBHOOK_TOKEN, webhook::TOKEN_VAR);
-        assert_eq!(vars::SNS_TOPIC_ARN, sns::VAR);
-    }
 
     #[test]
     fn env_is_validated_with_the_variable_named() {

@@ -15,7 +15,7 @@
 //!   in-memory reporter: the report core's own per-invocation cost, without
 //!   any network.
 //!
-//! Run: `cargo bench -p tollgate --bench report`.
+//! Run: `cargo bench -p tollgate-report --bench report`.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use std::collections::BTreeMap;

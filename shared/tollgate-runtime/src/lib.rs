@@ -24,11 +24,17 @@ use std::sync::Arc;
 pub use tollgate_aws::SdkConfig;
 pub use tollgate_report::lambda::{Function, Invocation};
 
-/// What a function's `init` gets.
-#[derive(Debug)]
+/// What a function's `init` gets. Its `Debug` shows nothing of the SDK
+/// configuration (which can hold cached credentials).
 pub struct Init {
     /// The one SDK configuration, for every client the function builds.
     pub sdk: SdkConfig,
+}
+
+impl std::fmt::Debug for Init {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Init").finish_non_exhaustive()
+    }
 }
 
 /// Starts the function: logging and the panic hook, the SDK configuration,

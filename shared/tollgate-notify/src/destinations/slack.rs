@@ -8,7 +8,7 @@
 //! Layout: a header with the status emoji and title; the reason (code block
 //! when it spans lines); the failed deploy-hook checks (code block); the commit; facts as section fields; buttons to the
 //! console; a context line (account · region · time). Block Kit limits are
-//! applied here ([`limits`]); `shared/tests/notify_payloads.rs` checks every
+//! applied here ([`limits`]); `shared/tollgate-notify/tests/notify_payloads.rs` checks every
 //! fixture against them.
 
 use super::{Via, resolve_url};

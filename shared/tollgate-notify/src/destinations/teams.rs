@@ -10,7 +10,7 @@
 //!
 //! Only 1.4 elements and properties are used: `TextBlock` (no `style:
 //! heading`, which is 1.5), `Container` with a 1.2 style for the coloured
-//! header, `FactSet`, and `Action.OpenUrl`. `shared/tests/notify_payloads.rs`
+//! header, `FactSet`, and `Action.OpenUrl`. `shared/tollgate-notify/tests/notify_payloads.rs`
 //! checks every fixture against the 1.4 element set.
 
 use super::{Via, resolve_url};
