@@ -6,6 +6,7 @@
 //! nothing outlives the call: when the deadline comes, in-flight requests
 //! are dropped and their checks are reported as not finished.
 
+use super::error::SpecError;
 use super::expect::{Observed, evaluate};
 use super::http::{Via, exchange};
 use super::redact::Redactor;
@@ -13,7 +14,7 @@ use super::result::{
     CheckResult, CheckStatus, ExpectationResult, Outcome, RunReport, SampleStats, percentile,
     round_ms,
 };
-use super::spec::{Check, Prepared, Spec, SpecError};
+use super::spec::{Check, Prepared, Spec};
 use super::template::Vars;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;

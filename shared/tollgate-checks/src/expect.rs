@@ -4,13 +4,13 @@
 //! Every expectation is evaluated and reported, passing or not, with the
 //! expected and the actual value side by side.
 
+use super::error::SpecError;
 use super::parse::{
     boolean, child, duration_max, expected, index, number, object, scalar_text, shown, string,
     strings,
 };
 use super::redact::SecretHeaders;
 use super::result::ExpectationResult;
-use super::spec::SpecError;
 use super::template::{Template, quote};
 use regex::Regex;
 use reqwest::header::{HeaderMap, HeaderName};

@@ -60,6 +60,7 @@
 //! `skip_initial_delay: true` after the first round).
 
 mod engine;
+mod error;
 mod expect;
 mod http;
 mod parse;
@@ -70,7 +71,8 @@ pub mod targets;
 mod template;
 
 pub use engine::{DEFAULT_MAX_BODY, Engine, EngineConfig, EngineError, RunOptions};
+pub use error::SpecError;
 pub use parse::parse_duration;
 pub use result::{CheckResult, CheckStatus, ExpectationResult, Outcome, RunReport, SampleStats};
-pub use spec::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Spec, SpecError};
+pub use spec::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Spec};
 pub use template::Vars;

@@ -1,7 +1,7 @@
 //! Readers for spec values that keep track of the field path, so every error
 //! says where it is (`checks[2].retry.interval`) and what was found there.
 
-use super::spec::SpecError;
+use super::error::SpecError;
 use serde_json::{Map, Value};
 use std::time::Duration;
 

@@ -6,6 +6,7 @@
 //! depends on variables (the rendered URL, header values) is checked by
 //! [`Spec::check_vars`] and at the start of every run, before any request.
 
+use super::error::SpecError;
 use super::expect::{Expectations, PartialExpect, parse_expect};
 use super::parse::{
     boolean, child, duration, duration_max, expected, index, integer, number, object, rate,
@@ -53,80 +54,6 @@ const OPTION_FIELDS: &[&str] = &[
 const CHECK_ONLY_FIELDS: &[&str] = &["name", "url", "body", "json"];
 const RETRY_FIELDS: &[&str] = &["attempts", "interval", "backoff", "max_interval"];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-
-/// A problem with the spec, found while parsing it or when variables are
-/// applied. `Display` starts with the field path:
-/// `checks[2].expect.status: expected a code, a list or a range like "200-299", got "2xx"`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SpecError {
-    /// The text is not valid YAML / JSON.
-    #[error("spec is not valid {format}: {message}")]
-    Syntax {
-        /// `YAML` or `JSON`.
-        format: &'static str,
-        /// What kind of error and where, never the text around it
-        /// ([`tollgate_core::doc_error`]).
-        message: String,
-    },
-    /// A field has a wrong type, value or name.
-    #[error("{path}: {message}")]
-    Invalid {
-        /// Where: `checks[2].expect.status`.
-        path: String,
-        /// What is wrong and what is expected.
-        message: String,
-    },
-    /// A template uses a variable the caller did not supply.
-    #[error("{path}: unknown variable ${{{name}}}; {hint}")]
-    UnknownVariable {
-        /// The field holding the template.
-        path: String,
-        /// The variable's name.
-        name: String,
-        /// Which variables exist and how to pass one.
-        hint: String,
-    },
-}
-
-impl SpecError {
-    pub(crate) fn invalid(path: &str, message: impl Into<String>) -> Self {
-        SpecError::Invalid {
-            path: if path.is_empty() {
-                "spec".to_owned()
-            } else {
-                path.to_owned()
-            },
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn unknown_variable(path: &str, name: &str, vars: &Vars) -> Self {
-        let known: Vec<&str> = vars.names().collect();
-        let hint = if known.is_empty() {
-            format!(
-                "no variables were given; pass one with --var {name}=VALUE (or through the function's configuration)"
-            )
-        } else {
-            format!(
-                "known variables: {}; pass it with --var {name}=VALUE or fix the name",
-                known.join(", ")
-            )
-        };
-        SpecError::UnknownVariable {
-            path: path.to_owned(),
-            name: name.to_owned(),
-            hint,
-        }
-    }
-
-    /// The field path, when the error is about one field.
-    pub fn path(&self) -> Option<&str> {
-        match self {
-            SpecError::Syntax { .. } => None,
-            SpecError::Invalid { path, .. } | SpecError::UnknownVariable { path, .. } => Some(path),
-        }
-    }
-}
 
 /// A parsed, validated check spec. Cheap to share (`Clone`, `Send`, `Sync`);
 /// parse it once at init and run it many times.

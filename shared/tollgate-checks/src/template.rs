@@ -5,7 +5,7 @@
 //! A variable the caller did not supply is a spec error naming the variable
 //! and the field that uses it.
 
-use super::spec::SpecError;
+use super::error::SpecError;
 use std::collections::BTreeMap;
 use std::fmt;
 use tollgate_core::Secret;
@@ -258,6 +258,29 @@ pub(crate) fn quote(text: &str) -> String {
         q.push('…');
     }
     q
+}
+
+impl SpecError {
+    /// A template names a variable the caller did not give, with the
+    /// variables it did give (the template module owns [`Vars`]).
+    pub(crate) fn unknown_variable(path: &str, name: &str, vars: &Vars) -> Self {
+        let known: Vec<&str> = vars.names().collect();
+        let hint = if known.is_empty() {
+            format!(
+                "no variables were given; pass one with --var {name}=VALUE (or through the function's configuration)"
+            )
+        } else {
+            format!(
+                "known variables: {}; pass it with --var {name}=VALUE or fix the name",
+                known.join(", ")
+            )
+        };
+        SpecError::UnknownVariable {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            hint,
+        }
+    }
 }
 
 #[cfg(test)]
