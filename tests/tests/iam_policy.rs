@@ -160,6 +160,7 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "shared/tollgate-notify/src/destinations/teams.rs",
             "shared/tollgate-notify/src/destinations/webhook.rs",
             "shared/tollgate-notify/src/destinations/sns.rs",
+            "shared/tollgate-notify/src/destinations/amazonq.rs",
             "shared/tollgate-core/src/hook_failures.rs",
         ],
         env_not_in_template: &[

@@ -691,6 +691,67 @@ async fn a_deploy_hook_failure_record_puts_the_failed_checks_in_the_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amazon_q_gets_custom_notifications_threaded_by_execution() {
+    let w = world().await;
+    w.script_pipeline_reads();
+    let sdk = w.standin.sdk_config().await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let q_topic = sns
+        .create_topic()
+        .name(format!("tollgate-q-{}", SEQ.fetch_add(1, Ordering::SeqCst)))
+        .send()
+        .await
+        .expect("create topic")
+        .topic_arn
+        .expect("topic arn");
+    sns.subscribe()
+        .topic_arn(&q_topic)
+        .protocol("http")
+        .endpoint(w.sink.url("/q-subscriber"))
+        .send()
+        .await
+        .expect("subscribe the sink");
+    let mut f = w.spawn(&[("TOLLGATE_AMAZONQ_TOPIC_ARN", &q_topic)]).await;
+    // Two events of one execution: the failed action, then the pipeline.
+    for fixture in ["action-failed", "pipeline-failed"] {
+        let inv = f.invoke(paths::event("notifier", fixture), DEADLINE).await;
+        let out = response(&inv).clone();
+        assert_eq!(results(&out)["amazonq"].0, "delivered", "{fixture}: {out}");
+    }
+    let q: Vec<Value> = w
+        .sink
+        .requests_to("/q-subscriber")
+        .into_iter()
+        .map(|r| r.json())
+        .filter(|b| b["Type"] == "Notification")
+        .map(|b| {
+            assert_eq!(b["TopicArn"], q_topic.as_str());
+            serde_json::from_str(b["Message"].as_str().unwrap_or_default())
+                .expect("the message is Q's custom notification JSON")
+        })
+        .collect();
+    assert_eq!(q.len(), 2, "{q:?}");
+    for m in &q {
+        assert_eq!(m["version"], "1.0");
+        assert_eq!(m["source"], "custom");
+        assert_eq!(m["content"]["textType"], "client-markdown");
+        assert_eq!(
+            m["metadata"]["threadId"],
+            "codepipeline/payments-api/6a7c1e52-0d4b-4f8e-9a3c-2b1d0e9f8a71"
+        );
+    }
+    let pipeline = q
+        .iter()
+        .find(|m| m["metadata"]["summary"] == "payments-api: pipeline failed")
+        .expect("the pipeline's message");
+    let text = pipeline["content"]["description"].to_string();
+    assert!(text.contains("Round invoice totals half-even"), "{text}");
+    // The plain SNS topic still gets its text message.
+    assert_eq!(w.sns().len(), 2);
+    w.assert_no_secrets(&f.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_from_ssm_route_and_silence() {
     let w = world().await;
     let sdk = w.standin.sdk_config().await;

@@ -9,6 +9,7 @@
 //! | `TOLLGATE_WEBHOOK_URL` | generic JSON webhook URL: a secret reference | none |
 //! | `TOLLGATE_WEBHOOK_TOKEN` | bearer token for the generic webhook: a secret reference | none |
 //! | `TOLLGATE_SNS_TOPIC_ARN` | SNS topic ARN | none |
+//! | `TOLLGATE_AMAZONQ_TOPIC_ARN` | SNS topic of an Amazon Q in chat channel: custom notifications, one thread per run | none |
 //! | `TOLLGATE_NOTIFY_RULES` | rules document, inline JSON or YAML ([`super::rules`]) | built-in defaults |
 //! | `TOLLGATE_NOTIFY_RULES_SSM` | SSM parameter holding the rules document | none |
 //! | `TOLLGATE_NOTIFY_REQUEST_TIMEOUT_MS` | timeout of one delivery attempt | 5000 |
@@ -18,7 +19,7 @@
 //! | `TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX` | SSM path where deploy-hook leaves failed hooks' checks; a CodeDeploy failure then shows them ([`tollgate_core::hook_failures`]) | unset: off |
 //!
 //! The destination variables create destinations named `slack`, `teams`,
-//! `webhook` and `sns`; the rules document may declare more. Each
+//! `webhook`, `sns` and `amazonq`; the rules document may declare more. Each
 //! destination type reads and checks its own variables and document entry
 //! ([`crate::destinations`]); this module owns the rest: the settings, the
 //! rules document's source, the order of resolution and the init error.
@@ -50,6 +51,8 @@ pub mod vars {
     pub const WEBHOOK_TOKEN: &str = crate::destinations::webhook::TOKEN_VAR;
     /// SNS topic ARN: `destinations::sns::VAR`.
     pub const SNS_TOPIC_ARN: &str = crate::destinations::sns::VAR;
+    /// Amazon Q in chat topic ARN: `destinations::amazonq::VAR`.
+    pub const AMAZONQ_TOPIC_ARN: &str = crate::destinations::amazonq::VAR;
     /// Inline rules document.
     pub const RULES: &str = "TOLLGATE_NOTIFY_RULES";
     /// SSM parameter with the rules document.
@@ -239,7 +242,8 @@ pub enum InitError {
     /// Nothing to send to.
     #[error(
         "no destination is configured; set at least one of TOLLGATE_SLACK_WEBHOOK, \
-         TOLLGATE_TEAMS_WEBHOOK, TOLLGATE_WEBHOOK_URL, TOLLGATE_SNS_TOPIC_ARN, or declare \
+         TOLLGATE_TEAMS_WEBHOOK, TOLLGATE_WEBHOOK_URL, TOLLGATE_SNS_TOPIC_ARN, \
+         TOLLGATE_AMAZONQ_TOPIC_ARN, or declare \
          `destinations` in the rules document"
     )]
     NoDestination,
@@ -303,7 +307,7 @@ pub async fn resolve(
                 &origin,
                 &name,
                 "a destination with this name already comes from an environment variable",
-                "a different name (slack, teams, webhook and sns are taken by the variables that are set)",
+                "a different name (slack, teams, webhook, sns and amazonq are taken by the variables that are set)",
             )
             .into());
         }

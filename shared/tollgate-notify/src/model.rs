@@ -422,6 +422,15 @@ pub struct Notification {
     pub failed_checks: Option<FailedChecks>,
     /// How enrichment went.
     pub enrichment: Enrichment,
+    /// The run this event belongs to, for destinations that thread
+    /// (Amazon Q in chat's `threadId`): `codepipeline/<pipeline>/<execution
+    /// id>` for pipeline, stage and action events, `codedeploy/<deployment
+    /// id>`, `codebuild/<build id>`, `ecs/<deployment id>`. `None` when the
+    /// event names no run (ECS service actions, unknown events). Events of
+    /// other services are not yet tied to the pipeline execution that
+    /// started them: each keeps a thread of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
 }
 
 impl Notification {
@@ -545,6 +554,7 @@ impl Notification {
             duration_secs: None,
             failed_checks: None,
             enrichment: Enrichment::default(),
+            thread: None,
         };
         match &event.detail {
             Detail::PipelineExecution(d) => n.pipeline(d),
@@ -573,6 +583,7 @@ impl Notification {
         self.add_fact("Pipeline", pipeline);
         if let Some(id) = execution_id {
             self.add_fact("Execution", id);
+            self.thread = Some(format!("codepipeline/{pipeline}/{id}"));
         }
         if let Some(kind) = trigger.and_then(|t| t.trigger_type.as_deref()) {
             let detail = trigger.and_then(|t| t.trigger_detail.as_deref());
@@ -707,6 +718,7 @@ impl Notification {
         }
         if let Some(id) = &d.deployment_id {
             self.add_fact("Deployment", id.clone());
+            self.thread = Some(format!("codedeploy/{id}"));
             let url = console::deployment(&self.region, id);
             self.add_link("Open deployment", url);
         }
@@ -811,6 +823,9 @@ impl Notification {
             }
         }
         if let Some(id) = &d.build_id {
+            // `arn:…:build/<project>:<uuid>`: the build's own id is the tail.
+            let short = id.rsplit_once(":build/").map_or(id.as_str(), |(_, b)| b);
+            self.thread = Some(format!("codebuild/{short}"));
             let url = console::build(&self.region, &self.account, &d.project_name, id);
             self.add_link("Open build", url);
         }
@@ -877,6 +892,7 @@ impl Notification {
         self.ecs_names(resources, None);
         if let Some(id) = &d.deployment_id {
             self.add_fact("Deployment", id.clone());
+            self.thread = Some(format!("ecs/{id}"));
         }
         if let Some(reason) = &d.reason {
             self.reason = Some(reason.clone());

@@ -33,6 +33,7 @@
 //!   payments-slack: { type: slack, url: "secretsmanager:tollgate/payments#slack_url" }
 //!   ops-teams: { type: teams, url: "ssm:/tollgate/ops-teams-webhook" }
 //!   audit: { type: sns, topic_arn: "arn:aws:sns:eu-west-1:111122223333:deploys" }
+//!   q-chat: { type: amazonq, topic_arn: "arn:aws:sns:eu-west-1:111122223333:q-chat" }
 //!   ci: { type: webhook, url: "secretsmanager:tollgate/ci#url", token: "secretsmanager:tollgate/ci#token" }
 //! ```
 //!

@@ -1,5 +1,5 @@
 //! Notifier payloads for every fixture in `events/notifier/`:
-//! - snapshots of the Slack, Teams, webhook and SNS payloads (enriched through
+//! - snapshots of the Slack, Teams, webhook, SNS and Amazon Q payloads (enriched through
 //!   an in-memory fake of the read APIs), and of the default rules' decisions;
 //! - structural validation against Block Kit limits and the Adaptive Card 1.4
 //!   element set;
@@ -542,6 +542,7 @@ async fn payload_snapshots() {
         insta::assert_json_snapshot!(format!("{name}.teams"), render::teams::render(&n));
         insta::assert_json_snapshot!(format!("{name}.webhook"), render::webhook::render(&n));
         insta::assert_snapshot!(format!("{name}.sns"), sns_text(&n));
+        insta::assert_json_snapshot!(format!("{name}.amazonq"), render::amazonq::render(&n));
     }
 }
 

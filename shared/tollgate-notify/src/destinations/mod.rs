@@ -1,7 +1,7 @@
 //! Notification destinations. Each type lives in one module that owns its
 //! configuration (environment variables, its entry in the rules document,
 //! validation), its renderer and its delivery specifics:
-//! [`slack`], [`teams`], [`webhook`], [`sns`].
+//! [`slack`], [`teams`], [`webhook`], [`sns`], [`amazonq`].
 //!
 //! This module owns what they share: the registration list (the
 //! `destinations!` invocation below, which generates [`DestinationKind`],
@@ -178,6 +178,8 @@ destinations! {
     Webhook => webhook,
     /// SNS topic.
     Sns => sns,
+    /// Amazon Q in chat (AWS Chatbot) custom notifications over SNS.
+    AmazonQ => amazonq,
 }
 
 /// A destination before its secrets are resolved.
@@ -313,6 +315,10 @@ mod tests {
             (
                 DestinationKind::Sns,
                 r#"{"type": "sns", "topic_arn": "arn:aws:sns:eu-west-1:1:t"}"#,
+            ),
+            (
+                DestinationKind::AmazonQ,
+                r#"{"type": "amazonq", "topic_arn": "arn:aws:sns:eu-west-1:1:q"}"#,
             ),
         ] {
             let parsed: DestinationDoc = serde_json::from_str(doc).expect("parses");
