@@ -35,11 +35,21 @@ fn text(out: &Output) -> String {
 }
 
 fn passes(out: &Output) {
-    assert_eq!(out.status.code(), Some(0), "expected success:\n{}", text(out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "expected success:\n{}",
+        text(out)
+    );
 }
 
 fn refuses(out: &Output, needle: &str) {
-    assert_eq!(out.status.code(), Some(1), "expected a refusal:\n{}", text(out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected a refusal:\n{}",
+        text(out)
+    );
     assert!(
         text(out).contains(needle),
         "the refusal should say {needle:?}:\n{}",
@@ -179,7 +189,10 @@ fn synthetic_headers_are_checked_for_machine_class_and_magic() {
 
     // One function built for the other architecture: the bootstraps disagree.
     write_exe(&build.join("B/bootstrap"), &elf_header(2, X86_64));
-    refuses(&check_arch(&dir, &["built", build_s]), "the bootstraps disagree");
+    refuses(
+        &check_arch(&dir, &["built", build_s]),
+        "the bootstraps disagree",
+    );
     refuses(
         &check_arch(&dir, &["elf", "--arch", "arm64", build_s]),
         "B/bootstrap: built for x86_64",
@@ -198,7 +211,10 @@ fn synthetic_headers_are_checked_for_machine_class_and_magic() {
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).expect("dir");
     refuses(
-        &check_arch(&dir, &["elf", "--arch", "arm64", empty.to_str().expect("utf-8")]),
+        &check_arch(
+            &dir,
+            &["elf", "--arch", "arm64", empty.to_str().expect("utf-8")],
+        ),
         "no bootstrap found",
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -221,7 +237,12 @@ fn the_deploy_check_compares_the_build_with_what_the_deploy_states() {
     passes(&check_arch(&dir, &["deploy", "--config-env", "local"]));
     passes(&check_arch(
         &dir,
-        &["deploy", "--parameter-overrides", "Architecture=x86_64", "LogLevel=INFO"],
+        &[
+            "deploy",
+            "--parameter-overrides",
+            "Architecture=x86_64",
+            "LogLevel=INFO",
+        ],
     ));
     passes(&check_arch(
         &dir,
