@@ -99,7 +99,7 @@ const FUNCTIONS: &[FunctionSpec] = &[
             ("TOLLGATE_ALLOW_LINK_LOCAL_TARGETS", LINK_LOCAL_OPT_IN),
             ("AWS_LAMBDA_RUNTIME_API", RUNTIME_API),
         ],
-        platform: ASYNC_PLATFORM,
+        platform: ASYNC_VPC_PLATFORM,
         never_called: &[],
     },
     FunctionSpec {
@@ -134,7 +134,7 @@ const FUNCTIONS: &[FunctionSpec] = &[
                 "pins discovered hosts to loopback addresses for local rehearsals only",
             ),
         ],
-        platform: ASYNC_PLATFORM,
+        platform: ASYNC_VPC_PLATFORM,
         never_called: &[],
     },
     FunctionSpec {
@@ -259,6 +259,56 @@ const ASYNC_PLATFORM: &[(&str, &str)] = &[
     ),
 ];
 
+/// What Lambda does with the role of an asynchronously invoked function
+/// that may run in a VPC (`SubnetIds` set): [`ASYNC_PLATFORM`] plus the
+/// network interfaces Lambda creates and deletes with the role
+/// (AWSLambdaVPCAccessExecutionRole's EC2 actions). [`VPC_FUNCTIONS`] says
+/// which functions, and `vpc_permissions_only_in_a_vpc` that they are
+/// granted only under the `InVpc` condition.
+const ASYNC_VPC_PLATFORM: &[(&str, &str)] = &[
+    (
+        "logs:CreateLogStream",
+        "Lambda writes the function's logs with its role",
+    ),
+    (
+        "logs:PutLogEvents",
+        "Lambda writes the function's logs with its role",
+    ),
+    (
+        "sqs:SendMessage",
+        "Lambda sends failed asynchronous events to the OnFailure queue with the role",
+    ),
+    (
+        "ec2:CreateNetworkInterface",
+        "Lambda creates the function's network interfaces in the subnets with its role",
+    ),
+    (
+        "ec2:DeleteNetworkInterface",
+        "Lambda deletes them when the VPC configuration changes or the function goes",
+    ),
+    (
+        "ec2:AssignPrivateIpAddresses",
+        "Lambda manages the interfaces' addresses",
+    ),
+    (
+        "ec2:UnassignPrivateIpAddresses",
+        "Lambda manages the interfaces' addresses",
+    ),
+    (
+        "ec2:DescribeNetworkInterfaces",
+        "Lambda looks up the interfaces it manages",
+    ),
+    (
+        "ec2:DescribeSubnets",
+        "Lambda reads the subnets it places interfaces in",
+    ),
+];
+
+/// Functions with a `VpcConfig` when `SubnetIds` is set: the two whose
+/// checks reach the user's (often internal) targets. The notifier posts to
+/// public chat webhooks and dead-letter calls AWS APIs only.
+const VPC_FUNCTIONS: &[&str] = &["PipelineActionFunction", "DeployHookFunction"];
+
 /// What Lambda does with the role of a function its SQS event source
 /// mappings invoke: `(action, why)`.
 const SQS_PLATFORM: &[(&str, &str)] = &[
@@ -298,6 +348,8 @@ const NO_RESOURCE_LEVEL: &[&str] = &[
     "codedeploy:GetDeploymentTarget",
     "elasticloadbalancing:DescribeListeners",
     "elasticloadbalancing:DescribeLoadBalancers",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
 ];
 
 /// Actions scoped by a condition key rather than a resource ARN:
@@ -334,6 +386,10 @@ const RESOURCE_LEVEL: &[&str] = &[
     "sqs:DeleteMessage",
     "sqs:GetQueueAttributes",
     "lambda:InvokeFunction",
+    "ec2:CreateNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
 ];
 
 /// IAM service prefix of each SDK crate (`aws-sdk-<crate>`).
@@ -1403,5 +1459,101 @@ fn console_parameter_groups_hold_every_parameter_once() {
         declared,
         "{}",
         diff("Metadata ParameterGroups", &declared, &unique)
+    );
+}
+
+/// `SubnetIds` / `SecurityGroupIds` (issue 20): the VPC configuration and
+/// the network-interface permissions exist together, only under `InVpc`,
+/// and only for [`VPC_FUNCTIONS`].
+#[test]
+fn vpc_permissions_only_in_a_vpc() {
+    let in_vpc = |v: &Value| {
+        v.get("Fn::If")
+            .and_then(|a| a.get(0))
+            .and_then(Value::as_str)
+            == Some("InVpc")
+    };
+    let condition = &template()["Conditions"]["InVpc"];
+    assert!(
+        condition.to_string().contains("SubnetIds"),
+        "InVpc must test SubnetIds: {condition}"
+    );
+    let ec2: BTreeSet<String> = ASYNC_VPC_PLATFORM
+        .iter()
+        .map(|(a, _)| (*a).to_owned())
+        .filter(|a| a.starts_with("ec2:"))
+        .collect();
+    for spec in FUNCTIONS {
+        let props = &resource(spec.logical_id)["Properties"];
+        let role = function_role(spec);
+        if !VPC_FUNCTIONS.contains(&spec.logical_id) {
+            assert!(
+                props.get("VpcConfig").is_none(),
+                "{}: not a VPC function",
+                spec.logical_id
+            );
+            continue;
+        }
+        // VpcConfig: !If [InVpc, {SubnetIds: !Ref SubnetIds, SecurityGroupIds: !Ref SecurityGroupIds}, NoValue]
+        let vpc = &props["VpcConfig"];
+        assert!(
+            in_vpc(vpc),
+            "{}: VpcConfig must be !If [InVpc, ...]",
+            spec.logical_id
+        );
+        let args = vpc["Fn::If"].as_array().expect("Fn::If args");
+        assert_eq!(ref_to(&args[1]["SubnetIds"]), Some("SubnetIds"));
+        assert_eq!(
+            ref_to(&args[1]["SecurityGroupIds"]),
+            Some("SecurityGroupIds")
+        );
+        assert!(
+            is_no_value(&args[2]),
+            "{}: no VPC without SubnetIds",
+            spec.logical_id
+        );
+        // The EC2 actions: all of them, in one inline policy under InVpc,
+        // and nowhere else.
+        let policies = resource(role)["Properties"]["Policies"]
+            .as_array()
+            .expect("inline policies");
+        let mut under_condition = BTreeSet::new();
+        for policy in policies {
+            if in_vpc(policy) {
+                for branch in branches(policy) {
+                    under_condition.extend(granted_actions(&statements_of(
+                        role,
+                        &branch["PolicyDocument"],
+                    )));
+                }
+                continue;
+            }
+            for branch in branches(policy) {
+                let granted = granted_actions(&statements_of(role, &branch["PolicyDocument"]));
+                assert!(
+                    granted.is_disjoint(&ec2),
+                    "{role}: EC2 network-interface actions outside the InVpc condition"
+                );
+            }
+        }
+        assert_eq!(
+            under_condition, ec2,
+            "{role}: the InVpc policy grants exactly the network-interface actions"
+        );
+        for st in role_statements(role) {
+            if st.actions.iter().any(|a| a.starts_with("ec2:")) {
+                assert!(
+                    st.actions.iter().all(|a| a.starts_with("ec2:")),
+                    "{}: keep the EC2 actions in their own statements",
+                    st.origin
+                );
+            }
+        }
+    }
+    // A VPC configuration needs both lists: a rule refuses one without the other.
+    let rule = template()["Rules"]["VpcNeedsSubnetsAndSecurityGroups"].to_string();
+    assert!(
+        rule.contains("SubnetIds") && rule.contains("SecurityGroupIds"),
+        "the VPC rule must test both parameters: {rule}"
     );
 }

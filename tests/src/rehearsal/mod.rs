@@ -250,7 +250,7 @@ notify:
 const TASKDEF: &str = r#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>","essential":true,"portMappings":[{"containerPort":8080}]}]}"#;
 
 fn appspec() -> String {
-    "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: <TASK_DEFINITION>\n        LoadBalancerInfo:\n          ContainerName: web\n          ContainerPort: 8080\nHooks:\n  - AfterAllowTestTraffic: CodeDeployHook_tollgate-deploy-hook\n  - BeforeAllowTraffic: CodeDeployHook_tollgate-deploy-hook\n".to_owned()
+    "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: <TASK_DEFINITION>\n        LoadBalancerInfo:\n          ContainerName: web\n          ContainerPort: 8080\nHooks:\n  - AfterAllowTestTraffic: CodeDeployHook_tollgate\n  - BeforeAllowTraffic: CodeDeployHook_tollgate\n".to_owned()
 }
 
 /// Runs the rehearsal, printing to `out`; returns the verdict and the

@@ -157,7 +157,7 @@ impl World {
         self.standin.register_hook(deployment_id, &execution);
         self.t.step(
             "codedeploy",
-            &format!("{hook}: invokes CodeDeployHook_tollgate-deploy-hook"),
+            &format!("{hook}: invokes CodeDeployHook_tollgate"),
         );
         let what = format!("{hook} of {deployment_id}");
         let outcome = self.deploy_hook.invoke(event, INVOKE_DEADLINE).await;
@@ -231,7 +231,7 @@ impl World {
             self.prod_listener.routes_to()
         ));
         let error = format!(
-            "The deployment failed because the {hook} lifecycle hook failed: Lambda function CodeDeployHook_tollgate-deploy-hook reported Failed."
+            "The deployment failed because the {hook} lifecycle hook failed: Lambda function CodeDeployHook_tollgate reported Failed."
         );
         let rollback = format!(
             "Rolled back: production traffic stays on the original task set {BLUE_TASK_SET}."
