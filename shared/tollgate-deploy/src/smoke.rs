@@ -373,7 +373,7 @@ pub enum SpecLoadError {
         /// The target in words.
         target: String,
         /// The problem, naming the parameter and the field.
-        error: InitError,
+        error: Box<InitError>,
     },
 }
 
@@ -672,7 +672,7 @@ impl SpecRunner {
         let source_name = format!("SSM parameter {name:?}");
         let invalid = |error| SpecLoadError::Invalid {
             target: target.describe(),
-            error,
+            error: Box::new(error),
         };
         let spec =
             parse_checked(text.expose(), &source_name, target.supplied()).map_err(invalid)?;
