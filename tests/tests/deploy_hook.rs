@@ -1084,3 +1084,246 @@ async fn a_deadline_shorter_than_the_checks_reports_one_failure_in_time() {
         "{logs}"
     );
 }
+
+// ------------------------------------------- one function, many services
+
+/// Puts a String parameter into moto.
+async fn put_parameter(standin: &AwsStandIn, name: &str, value: &str) {
+    let sdk = standin.sdk_config().await;
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .expect("PutParameter");
+}
+
+/// One deploy-hook, three deployment groups: two with their own spec under
+/// `TOLLGATE_CHECK_SPEC_PREFIX` (different checks, different outcomes),
+/// one without (the default spec). Each spec is read once and kept.
+#[tokio::test]
+async fn one_function_serves_two_services_each_with_its_own_spec() {
+    let app = Stub::start(|req: tollgate_test_support::http::Request| async move {
+        match req.path.as_str() {
+            "/alpha" => Reply::status(200).body("alpha ok"),
+            "/beta" => Reply::status(200).body("beta is degraded"),
+            _ => Reply::status(200)
+                .header("content-type", "application/json")
+                .body(r#"{"status":"ok"}"#),
+        }
+    })
+    .await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let prefix = "/tollgate/deploy-hook-test/per-target";
+    let alpha = seed(&standin, "svcalpha", None, 1).await;
+    let beta = seed(&standin, "svcbeta", None, 1).await;
+    let other = seed(&standin, "svcother", None, 1).await;
+    put_parameter(
+        &standin,
+        &format!("{prefix}/codedeploy/svcalpha-app/svcalpha-dg"),
+        "checks: [{name: alpha-home, url: '${TARGET}/alpha', expect: {status: 200, body: {contains: 'alpha ok'}}}]",
+    )
+    .await;
+    put_parameter(
+        &standin,
+        &format!("{prefix}/codedeploy/svcbeta-app/svcbeta-dg"),
+        "checks: [{name: beta-home, url: '${TARGET}/beta?g=${DEPLOYMENT_GROUP_NAME}', expect: {status: 200, body: {not_contains: degraded}}}]",
+    )
+    .await;
+    let mut f = function(
+        &standin,
+        &[
+            ("TOLLGATE_CHECK_SPEC_PREFIX", prefix.to_owned()),
+            // The default, for the group without its own.
+            ("TOLLGATE_CHECK_SPEC", SPEC.to_owned()),
+            ("TARGET_URL", app.url("")),
+            ("TOLLGATE_HOOK", "BeforeAllowTraffic".to_owned()),
+            ("TOLLGATE_VERIFY_GREEN", "false".to_owned()),
+        ],
+    )
+    .await;
+
+    let outcome = |seeded: &Seeded| {
+        let (ev, execution) = hook_event(
+            &standin,
+            "codedeploy-before-allow-traffic",
+            &seeded.deployment_id,
+        );
+        (ev, execution)
+    };
+    let (ev, a1) = outcome(&alpha);
+    let out = f.invoke(ev, DEADLINE).await;
+    assert_eq!(out.response()["report"], "succeeded", "{}", f.logs());
+    let (ev, b1) = outcome(&beta);
+    let out = f.invoke(ev, DEADLINE).await;
+    assert_eq!(out.response()["report"], "failed", "{}", f.logs());
+    let (ev, o1) = outcome(&other);
+    let out = f.invoke(ev, DEADLINE).await;
+    assert_eq!(out.response()["report"], "succeeded", "{}", f.logs());
+    let (ev, a2) = outcome(&alpha);
+    let out = f.invoke(ev, DEADLINE).await;
+    assert_eq!(out.response()["report"], "succeeded", "{}", f.logs());
+
+    for execution in [&a1, &b1, &o1, &a2] {
+        assert_eq!(standin.reports_for(execution).len(), 1, "{execution}");
+    }
+    let paths: Vec<String> = app.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        ["/alpha", "/beta", "/health", "/alpha"],
+        "each its own spec"
+    );
+    let beta_request = &app.requests()[1];
+    assert_eq!(beta_request.query, "g=svcbeta-dg");
+    let logs = f.logs();
+    assert!(
+        logs.contains("beta-home"),
+        "the failure names beta's own check: {logs}"
+    );
+    let reads = standin.calls_of("GetParameter");
+    assert_eq!(
+        reads.len(),
+        3,
+        "alpha, beta and the missing one read once each: {reads:?}"
+    );
+}
+
+/// Without a default spec, a target without its own is reported Failed at
+/// once, naming the parameter to create; a bad spec likewise names its
+/// parameter and field, never quoting the document.
+#[tokio::test]
+async fn a_missing_or_bad_per_target_spec_fails_the_hook_at_once_naming_the_parameter() {
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let prefix = "/tollgate/deploy-hook-test/strict";
+    let missing = seed(&standin, "svcmissing", None, 1).await;
+    let bad = seed(&standin, "svcbad", None, 1).await;
+    put_parameter(
+        &standin,
+        &format!("{prefix}/codedeploy/svcbad-app/svcbad-dg"),
+        "checks: [{name: h, url: '${TARGET}/', headers: {Authorization: 'Bearer tok-DOC-7731'}, expect: {status: 2xx}}]",
+    )
+    .await;
+    let mut f = function(
+        &standin,
+        &[
+            ("TOLLGATE_CHECK_SPEC_PREFIX", prefix.to_owned()),
+            ("TARGET_URL", "http://127.0.0.1:9".to_owned()),
+            ("TOLLGATE_HOOK", "BeforeAllowTraffic".to_owned()),
+            ("TOLLGATE_VERIFY_GREEN", "false".to_owned()),
+        ],
+    )
+    .await;
+    assert!(
+        f.wait_init(Duration::from_secs(20)).await.is_some(),
+        "init needs no spec: {:?}",
+        f.init_error()
+    );
+    let (ev, execution) = hook_event(
+        &standin,
+        "codedeploy-before-allow-traffic",
+        &missing.deployment_id,
+    );
+    let out = f.invoke(ev, DEADLINE).await;
+    assert_eq!(out.response()["report"], "failed", "{}", f.logs());
+    assert_eq!(standin.reports_for(&execution).len(), 1);
+    let logs = f.logs();
+    assert!(
+        logs.contains(&format!(
+            "SSM parameter \\\"{prefix}/codedeploy/svcmissing-app/svcmissing-dg\\\" does not exist"
+        )) || logs.contains(&format!(
+            "SSM parameter \"{prefix}/codedeploy/svcmissing-app/svcmissing-dg\" does not exist"
+        )),
+        "{logs}"
+    );
+
+    let (ev, execution) = hook_event(
+        &standin,
+        "codedeploy-before-allow-traffic",
+        &bad.deployment_id,
+    );
+    let out = f.invoke(ev, DEADLINE).await;
+    assert_eq!(out.response()["report"], "failed", "{}", f.logs());
+    assert_eq!(standin.reports_for(&execution).len(), 1);
+    let logs = f.logs();
+    assert!(logs.contains("svcbad-dg"), "{logs}");
+    assert!(logs.contains("checks[0].expect.status"), "{logs}");
+    assert!(
+        !logs.contains("tok-DOC-7731"),
+        "the document is never quoted"
+    );
+}
+
+/// A spec's `variables:` reads its token from Secrets Manager once; the
+/// token reaches the target, and never the hook's answer, its reason or a
+/// log line, even when the target echoes it back in a failing body.
+#[tokio::test]
+async fn a_secret_variable_is_sent_but_never_reported_or_logged() {
+    const TOKEN: &str = "tok-IT-Secret-9d41f0";
+    let app = Stub::start(|req: tollgate_test_support::http::Request| async move {
+        let auth = req.header("x-echo").unwrap_or("none").to_owned();
+        Reply::status(401)
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"error": "rejected {auth}", "hint": "check {auth}"}}"#
+            ))
+    })
+    .await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let sdk = standin.sdk_config().await;
+    let secret_arn = aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name("tollgate/deploy-hook-test/api")
+        .secret_string(format!(r#"{{"token": "{TOKEN}"}}"#))
+        .send()
+        .await
+        .expect("CreateSecret")
+        .arn
+        .expect("arn");
+    let prefix = "/tollgate/deploy-hook-test/secret";
+    put_parameter(
+        &standin,
+        &format!("{prefix}/ecs/web-cluster/web"),
+        &format!(
+            "checks: [{{name: api, url: '${{TARGET}}/api', headers: {{X-Echo: '${{API_TOKEN}}'}}, \
+             expect: {{status: 200, body: {{contains: '${{API_TOKEN}}'}}}}}}]\n\
+             variables: {{API_TOKEN: 'secretsmanager:{secret_arn}#token'}}"
+        ),
+    )
+    .await;
+    let mut f = function(
+        &standin,
+        &[
+            ("TOLLGATE_CHECK_SPEC_PREFIX", prefix.to_owned()),
+            ("TARGET_URL", app.url("")),
+        ],
+    )
+    .await;
+    let mut event = paths::event("deploy-hook", "ecs-post-test-traffic-shift");
+    event["hookDetails"] = json!({"targetUrl": app.url("")});
+    for _ in 0..2 {
+        let out = f.invoke(event.clone(), DEADLINE).await;
+        let out = out.response().clone();
+        assert_eq!(out["hookStatus"], "FAILED", "{}", f.logs());
+        let answer = out.to_string();
+        assert!(answer.contains("status: expected 200, got 401"), "{answer}");
+        assert!(!answer.contains(TOKEN), "{answer}");
+    }
+    let requests = app.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[0].header("x-echo"),
+        Some(TOKEN),
+        "the token is sent"
+    );
+    let logs = f.logs();
+    assert!(!logs.contains(TOKEN), "never logged: {logs}");
+    assert!(logs.contains("<redacted>"), "{logs}");
+    assert_eq!(
+        standin.calls_of("GetSecretValue").len(),
+        1,
+        "read once, then cached with the spec"
+    );
+}

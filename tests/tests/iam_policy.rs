@@ -116,6 +116,7 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "ecs:DescribeServiceDeployments",
             "ssm:GetParameter",
             "ssm:PutParameter",
+            "secretsmanager:GetSecretValue",
         ],
         other_credentials: &[],
         config_sources: &[

@@ -11,6 +11,7 @@ use aws::{
     codedeploy_read::CodeDeployReader, ecs_deployments::EcsServiceDeployments, elbv2::ElbReader,
 };
 use tollgate_aws_codedeploy::CodeDeployReporter;
+use tollgate_aws_secretsmanager::SecretsManagerSecrets;
 use tollgate_aws_ssm::SsmParameters;
 use tollgate_core::config::ProcessEnv;
 use tollgate_deploy::{DeployHook, app::HookFunction};
@@ -29,8 +30,15 @@ async fn init(init: Init) -> impl Function {
                 ElbReader::new(&sdk),
                 EcsServiceDeployments::new(&sdk),
             );
-            let app =
-                DeployHook::init(&ProcessEnv, &SsmParameters::new(&sdk), reader, elb, ecs).await?;
+            let app = DeployHook::init(
+                &ProcessEnv,
+                SsmParameters::new(&sdk),
+                SecretsManagerSecrets::new(&sdk),
+                reader,
+                elb,
+                ecs,
+            )
+            .await?;
             // Hook-failure records for the notifier, when the prefix is set.
             Ok(app.with_failure_records(SsmParameterWriter::new(&sdk)))
         }

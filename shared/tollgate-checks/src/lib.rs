@@ -13,6 +13,9 @@
 //!   a list or a range like "200-299", got "2xx"`.
 //! - [`Vars`]: values for `${NAME}` placeholders in URLs, headers, bodies and
 //!   expected texts; secret ones are redacted from every result.
+//! - [`variables`]: the spec's `variables:` map of Secrets Manager / SSM
+//!   references, resolved by the caller through the core ports and added
+//!   as secret [`Vars`].
 //! - [`Engine`]: one HTTP client built at init; [`Engine::run`] runs the
 //!   checks concurrently and returns by the deadline, marking what did not
 //!   finish.
@@ -69,6 +72,7 @@ mod result;
 mod spec;
 pub mod targets;
 mod template;
+pub mod variables;
 
 pub use engine::{DEFAULT_MAX_BODY, Engine, EngineConfig, EngineError, RunOptions};
 pub use error::SpecError;
@@ -76,3 +80,4 @@ pub use parse::parse_duration;
 pub use result::{CheckResult, CheckStatus, ExpectationResult, Outcome, RunReport, SampleStats};
 pub use spec::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Spec};
 pub use template::Vars;
+pub use variables::{ResolvedVariables, SecretVariables};

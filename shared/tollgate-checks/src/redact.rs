@@ -50,6 +50,14 @@ impl SecretHeaders {
     }
 }
 
+/// What percent-encoding escapes: everything but RFC 3986's unreserved
+/// characters (what URL and form encoders leave as they are).
+const URL_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Replaces known secret values in result texts with `<redacted>`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Redactor {
@@ -59,13 +67,24 @@ pub(crate) struct Redactor {
 impl Redactor {
     /// Registers a value to hide. Very short values (under 4 chars) are
     /// skipped: hiding "1" everywhere would garble every result.
+    /// The forms a target may echo it back in are registered too: JSON
+    /// string escaping and percent-encoding (a token sent in a header and
+    /// returned inside a JSON or a URL of the body).
     pub(crate) fn add(&mut self, value: &str) {
         let v = value.trim();
-        if v.chars().count() >= 4 && !self.values.iter().any(|e| e == v) {
-            self.values.push(v.to_owned());
-            // Longest first, so a value containing another is hidden whole.
-            self.values.sort_by_key(|e| std::cmp::Reverse(e.len()));
+        if v.chars().count() < 4 {
+            return;
         }
+        let json = serde_json::Value::String(v.to_owned()).to_string();
+        let json = json[1..json.len() - 1].to_owned();
+        let percent = percent_encoding::utf8_percent_encode(v, URL_ESCAPED).to_string();
+        for form in [v.to_owned(), json, percent] {
+            if !self.values.contains(&form) {
+                self.values.push(form);
+            }
+        }
+        // Longest first, so a value containing another is hidden whole.
+        self.values.sort_by_key(|e| std::cmp::Reverse(e.len()));
     }
 
     /// `text` with every registered value replaced.
@@ -127,5 +146,15 @@ mod tests {
         let url = Url::parse("https://user:pw@example.com/x?t=tok-123456").expect("url");
         let shown = display_url(&url, &r);
         assert_eq!(shown, "https://user:redacted@example.com/x?t=<redacted>");
+    }
+
+    #[test]
+    fn echoed_forms_of_a_value_are_hidden_too() {
+        let mut r = Redactor::default();
+        r.add("tok/Zq+81\"x");
+        assert_eq!(
+            r.clean(r#"{"echo": "tok/Zq+81\"x", "url": "/cb?t=tok%2FZq%2B81%22x"}"#),
+            r#"{"echo": "<redacted>", "url": "/cb?t=<redacted>"}"#
+        );
     }
 }

@@ -14,6 +14,7 @@ use super::parse::{
 };
 use super::redact::{Redactor, SecretHeaders, display_url};
 use super::template::{Template, Vars, quote};
+use super::variables::SecretVariables;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use serde_json::Value;
@@ -36,6 +37,7 @@ const ROOT_FIELDS: &[&str] = &[
     "deadline",
     "fail_fast",
     "secret_headers",
+    "variables",
 ];
 const OPTION_FIELDS: &[&str] = &[
     "method",
@@ -63,6 +65,7 @@ pub struct Spec {
     pub(crate) concurrency: usize,
     pub(crate) deadline: Option<Duration>,
     pub(crate) fail_fast: bool,
+    pub(crate) secret_variables: SecretVariables,
 }
 
 /// Retry policy of one check.
@@ -514,6 +517,10 @@ impl Spec {
             }
         };
         let secrets = SecretHeaders::new(secret_names);
+        let secret_variables = match root.get("variables") {
+            Some(v) => SecretVariables::parse(v)?,
+            None => SecretVariables::default(),
+        };
         let concurrency = match root.get("concurrency") {
             Some(v) => {
                 usize::try_from(integer(v, "concurrency", 1, 256)?).unwrap_or(DEFAULT_CONCURRENCY)
@@ -660,6 +667,7 @@ impl Spec {
             concurrency,
             deadline,
             fail_fast,
+            secret_variables,
         })
     }
 
@@ -691,6 +699,12 @@ impl Spec {
     /// True when the first failed check stops the run.
     pub fn fail_fast(&self) -> bool {
         self.fail_fast
+    }
+
+    /// The `variables:` map: values to read from Secrets Manager or SSM
+    /// before a run ([`SecretVariables::resolve`]).
+    pub fn secret_variables(&self) -> &SecretVariables {
+        &self.secret_variables
     }
 
     /// Every variable the spec's templates use.

@@ -291,3 +291,66 @@ async fn validate_refuses_a_spec_that_cannot_fit_the_function_memory() {
     .await;
     assert_eq!(roomy.status.code(), Some(0), "{roomy:?}");
 }
+
+/// A spec's `variables:` (Secrets Manager / SSM references, resolved by the
+/// functions): `check` needs each as `--secret`, even one given with
+/// `--var` is redacted, and `validate` fills a placeholder and lists them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_variables_come_from_the_command_line_and_stay_hidden() {
+    let app = TestApp::start().await;
+    let spec = TempSpec::new(
+        "variables",
+        "checks:\n  - name: status\n    url: \"${TARGET}/status/503?key=${KEY}\"\n\
+         variables:\n  KEY: secretsmanager:tollgate/cli#key\n",
+    );
+    let target = format!("TARGET={}", app.url());
+    let out = tollgate(
+        args(&["check", "--spec", spec.path(), "--var", &target]),
+        vec![],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .contains("variables.KEY: the spec reads ${KEY} from secretsmanager:tollgate/cli#key")
+            && stderr.contains("--secret KEY"),
+        "{stderr}"
+    );
+    assert_eq!(app.requests(), 0);
+
+    // Given with --var, still treated as secret: never in the output.
+    let out = tollgate(
+        args(&[
+            "check",
+            "--spec",
+            spec.path(),
+            "--var",
+            &target,
+            "--var",
+            "KEY=k3y-cli-secret-77",
+            "--json",
+        ]),
+        vec![],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("k3y-cli-secret-77"), "{stdout}");
+    assert!(stdout.contains("key=<redacted>"), "{stdout}");
+
+    let out = tollgate(
+        args(&["validate", "--spec", spec.path(), "--var", &target]),
+        vec![],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("; read from Secrets Manager / SSM by the function: KEY"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -6,7 +6,8 @@
 //! ([`memory`]), document error text that never quotes the document
 //! ([`doc_error`]), text helpers ([`text`]), the CA bundle ([`tls`]),
 //! logging ([`telemetry`]), the ports more than one function uses
-//! ([`ports`]), and the hook-failure record deploy-hook writes and the
+//! ([`ports`]), secret references and their resolution ([`secret_ref`]),
+//! and the hook-failure record deploy-hook writes and the
 //! notifier reads ([`hook_failures`]).
 //!
 //! Invariant: depends on no other Tollgate crate and on no AWS SDK crate.
@@ -17,6 +18,7 @@ pub mod hook_failures;
 pub mod memory;
 pub mod ports;
 pub mod secret;
+pub mod secret_ref;
 pub mod telemetry;
 pub mod text;
 pub mod tls;

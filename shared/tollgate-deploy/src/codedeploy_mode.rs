@@ -17,7 +17,7 @@ use super::discovery::{
     DeploymentReader, DiscoveryError, ListenerReader, discover_target, read_deployment, read_group,
 };
 use super::green::{GreenError, read_targets, verify_green};
-use super::smoke::SmokeRunner;
+use super::smoke::{SmokeRunner, SpecTarget};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -268,11 +268,15 @@ where
         .checked_sub(CHECKS_MARGIN)
         .unwrap_or(work_deadline)
         .max(Instant::now());
+    let spec_target = SpecTarget::CodeDeploy {
+        application: deployment.application.clone(),
+        group: deployment.group.clone(),
+    };
     let report = app
         .smoke
-        .run(vars, deadline, RunOptions::default())
+        .run(&spec_target, vars, deadline, RunOptions::default())
         .await
-        .map_err(|e| Problem::new(hook_opt, format!("the check spec cannot run: {e}")))?;
+        .map_err(|e| Problem::new(hook_opt, e))?;
     match serde_json::to_string(&report) {
         Ok(json) => tracing::info!(
             deployment_id = %id,

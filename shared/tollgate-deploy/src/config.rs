@@ -5,6 +5,8 @@
 //! | `TARGET_URL` | Base URL the checks get as `${TARGET}`; skips listener discovery | discovered from the deployment group's listeners |
 //! | `TOLLGATE_CHECK_SPEC` | The check spec itself, YAML or JSON | — (this or the parameter is required) |
 //! | `TOLLGATE_CHECK_SPEC_PARAMETER` | Name of an SSM parameter holding the spec (read once at init) | — |
+//! | `TOLLGATE_CHECK_SPEC_PREFIX` | SSM path holding one spec per target: `<prefix>/codedeploy/<application>/<group>`, `<prefix>/ecs/<cluster>/<service>`; read on first use, cached; a target without one uses the spec above ([`crate::smoke`]) | unset: one spec for every target |
+//! | `TOLLGATE_CHECK_SPEC_CACHE_S` | How long a per-target spec (and its resolved `variables:`) is kept before it is read again | `300` |
 //! | `TOLLGATE_HOOK` | Which CodeDeploy hook the function serves: `auto` or a hook name | `auto` |
 //! | `TOLLGATE_VERIFY_GREEN` | Check the GREEN task set (running = desired, pending = 0) before the checks | `true` |
 //! | `TOLLGATE_SOAK_ROUNDS` | ECS native hooks: rounds of checks, one per invocation | `1` |
@@ -32,6 +34,10 @@ pub mod vars {
     pub const CHECK_SPEC: &str = "TOLLGATE_CHECK_SPEC";
     /// SSM parameter holding the check spec.
     pub const CHECK_SPEC_PARAMETER: &str = "TOLLGATE_CHECK_SPEC_PARAMETER";
+    /// SSM path of the per-target specs.
+    pub const CHECK_SPEC_PREFIX: &str = "TOLLGATE_CHECK_SPEC_PREFIX";
+    /// Seconds a per-target spec is cached.
+    pub const CHECK_SPEC_CACHE_S: &str = "TOLLGATE_CHECK_SPEC_CACHE_S";
     /// Which CodeDeploy hook runs.
     pub const HOOK: &str = "TOLLGATE_HOOK";
     /// Whether the green task set is verified.
@@ -166,8 +172,13 @@ pub struct DeployConfig {
     pub target_url: Option<Url>,
     /// Which hook runs.
     pub hook: HookSetting,
-    /// Where the spec is.
-    pub spec_source: SpecSource,
+    /// Where the default spec is (`None` only with a per-target prefix:
+    /// then a target without its own spec fails, naming the parameter).
+    pub spec_source: Option<SpecSource>,
+    /// SSM path of the per-target specs (no trailing `/`).
+    pub spec_prefix: Option<String>,
+    /// How long a per-target spec is kept.
+    pub spec_cache_ttl: Duration,
     /// Verify the GREEN task set before the checks.
     pub verify_green: bool,
     /// ECS native: rounds of checks (one per invocation).
@@ -187,6 +198,8 @@ pub struct DeployConfig {
 pub const MAX_SOAK_INTERVAL_S: u64 = 3600;
 /// Most soak rounds accepted.
 pub const MAX_SOAK_ROUNDS: u32 = 1000;
+/// Longest per-target spec cache time accepted (one day).
+pub const MAX_SPEC_CACHE_S: u64 = 86_400;
 
 impl DeployConfig {
     /// Reads and validates the configuration.
@@ -208,11 +221,15 @@ impl DeployConfig {
                 )
             })?),
         };
+        let spec_prefix = env
+            .get(vars::CHECK_SPEC_PREFIX)
+            .map(|raw| parse_prefix(&raw))
+            .transpose()?;
         let spec_source = match (
             env.get(vars::CHECK_SPEC),
             env.get(vars::CHECK_SPEC_PARAMETER),
         ) {
-            (Some(text), None) => SpecSource::Inline(text),
+            (Some(text), None) => Some(SpecSource::Inline(text)),
             (None, Some(name)) => {
                 let name = name.trim().to_owned();
                 if name.chars().any(char::is_whitespace) {
@@ -223,7 +240,7 @@ impl DeployConfig {
                         "an SSM parameter name or ARN, e.g. /tollgate/web/checks",
                     ));
                 }
-                SpecSource::Parameter(name)
+                Some(SpecSource::Parameter(name))
             }
             (Some(_), Some(_)) => {
                 return Err(ConfigError::invalid(
@@ -240,14 +257,17 @@ impl DeployConfig {
                     ),
                 ));
             }
+            (None, None) if spec_prefix.is_some() => None,
             (None, None) => {
                 return Err(ConfigError::Missing {
                     var: vars::CHECK_SPEC.to_owned(),
                     hint: format!(
                         "set it to the check spec (YAML or JSON, e.g. \
                          'checks: [{{name: health, url: \"${{TARGET}}/health\", expect: {{status: 200}}}}]'), \
-                         or set {} to the name of an SSM parameter holding it",
-                        vars::CHECK_SPEC_PARAMETER
+                         or set {} to the name of an SSM parameter holding it, or {} to an SSM \
+                         path holding one spec per target",
+                        vars::CHECK_SPEC_PARAMETER,
+                        vars::CHECK_SPEC_PREFIX
                     ),
                 });
             }
@@ -272,6 +292,16 @@ impl DeployConfig {
                 "30",
             )?),
         };
+        let spec_cache_ttl = match env.get(vars::CHECK_SPEC_CACHE_S) {
+            None => Duration::from_secs(300),
+            Some(raw) => Duration::from_secs(parse_int(
+                vars::CHECK_SPEC_CACHE_S,
+                &raw,
+                0,
+                MAX_SPEC_CACHE_S,
+                "300",
+            )?),
+        };
         let resolve = match env.get(vars::RESOLVE) {
             None => Vec::new(),
             Some(raw) => parse_resolve(&raw)?,
@@ -280,6 +310,8 @@ impl DeployConfig {
             target_url,
             hook,
             spec_source,
+            spec_prefix,
+            spec_cache_ttl,
             verify_green,
             soak_rounds,
             soak_interval,
@@ -304,6 +336,41 @@ impl DeployConfig {
             Err(()) => url,
         }
     }
+}
+
+/// Parses the per-target spec path: an SSM path starting with `/`, in
+/// SSM's name characters; a trailing `/` is dropped.
+fn parse_prefix(raw: &str) -> Result<String, ConfigError> {
+    let expected = "an SSM path starting with /, e.g. /tollgate/checks";
+    let prefix = raw.trim().trim_end_matches('/');
+    if !prefix.starts_with('/') {
+        return Err(ConfigError::invalid(
+            vars::CHECK_SPEC_PREFIX,
+            raw,
+            "it does not start with /",
+            expected,
+        ));
+    }
+    if let Some(c) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "/_.-".contains(*c)))
+    {
+        return Err(ConfigError::invalid(
+            vars::CHECK_SPEC_PREFIX,
+            raw,
+            format!("{c:?} is not allowed in an SSM parameter name"),
+            expected,
+        ));
+    }
+    if prefix.contains("//") {
+        return Err(ConfigError::invalid(
+            vars::CHECK_SPEC_PREFIX,
+            raw,
+            "it has an empty path segment",
+            expected,
+        ));
+    }
+    Ok(prefix.to_owned())
 }
 
 /// Parses a target base URL: absolute http(s), no query or fragment; a
@@ -417,7 +484,9 @@ mod tests {
         assert!(cfg.verify_green);
         assert_eq!(cfg.soak_rounds, 1);
         assert_eq!(cfg.soak_interval, Duration::from_secs(30));
-        assert_eq!(cfg.spec_source, SpecSource::Inline(SPEC.to_owned()));
+        assert_eq!(cfg.spec_source, Some(SpecSource::Inline(SPEC.to_owned())));
+        assert_eq!(cfg.spec_prefix, None);
+        assert_eq!(cfg.spec_cache_ttl, Duration::from_secs(300));
         assert!(cfg.resolve.is_empty());
     }
 
@@ -435,7 +504,7 @@ mod tests {
         .expect("valid");
         assert_eq!(
             cfg.spec_source,
-            SpecSource::Parameter("/tollgate/web/checks".into())
+            Some(SpecSource::Parameter("/tollgate/web/checks".into()))
         );
         assert_eq!(cfg.hook, HookSetting::Fixed(HookName::AfterAllowTraffic));
         assert!(!cfg.verify_green);
@@ -465,8 +534,38 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_alone_is_enough_and_is_normalised() {
+        let cfg = DeployConfig::from_env(&[
+            (vars::CHECK_SPEC_PREFIX, " /tollgate/checks/ "),
+            (vars::CHECK_SPEC_CACHE_S, "0"),
+        ])
+        .expect("valid");
+        assert_eq!(cfg.spec_source, None);
+        assert_eq!(cfg.spec_prefix.as_deref(), Some("/tollgate/checks"));
+        assert_eq!(cfg.spec_cache_ttl, Duration::ZERO);
+        let both = DeployConfig::from_env(&[
+            (vars::CHECK_SPEC_PREFIX, "/tollgate/checks"),
+            (vars::CHECK_SPEC, SPEC),
+        ])
+        .expect("a prefix with a default");
+        assert!(both.spec_source.is_some());
+    }
+
+    #[test]
     fn bad_values_name_the_variable_and_the_form() {
-        let cases: [(&str, &str, &str); 8] = [
+        let cases: [(&str, &str, &str); 12] = [
+            (
+                vars::CHECK_SPEC_PREFIX,
+                "tollgate/checks",
+                "starting with /",
+            ),
+            (vars::CHECK_SPEC_PREFIX, "/tollgate checks", "not allowed"),
+            (
+                vars::CHECK_SPEC_PREFIX,
+                "/tollgate//checks",
+                "empty path segment",
+            ),
+            (vars::CHECK_SPEC_CACHE_S, "86401", "from 0 to 86400"),
             (vars::HOOK, "AfterTraffic", "BeforeAllowTraffic"),
             (vars::TARGET_URL, "green.example.com", "absolute http(s)"),
             (vars::TARGET_URL, "ftp://x", "scheme"),

@@ -13,7 +13,7 @@ use super::codedeploy_mode::CHECKS_MARGIN;
 use super::config::{parse_target_url, target_text};
 use super::discovery::{DeploymentReader, ListenerReader};
 use super::rollback::{ServiceDeployments, is_rollback_status};
-use super::smoke::SmokeRunner;
+use super::smoke::{SmokeRunner, SpecTarget};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -426,11 +426,16 @@ where
         skip_initial_delay: round > 1,
         ..RunOptions::default()
     };
-    let report = match app.smoke.run(vars, deadline, options).await {
+    let spec_target = match details.cluster_and_service() {
+        Some((cluster, service)) => SpecTarget::Ecs {
+            cluster: cluster.to_owned(),
+            service: service.to_owned(),
+        },
+        None => SpecTarget::EcsUnnamed,
+    };
+    let report = match app.smoke.run(&spec_target, vars, deadline, options).await {
         Ok(r) => r,
-        Err(e) => {
-            return EcsHookResponse::failed(format!("the check spec cannot run: {e}"), Some(state));
-        }
+        Err(e) => return EcsHookResponse::failed(e.to_string(), Some(state)),
     };
     if let Ok(json) = serde_json::to_string(&report) {
         tracing::info!(execution_id = %event.execution_id, %stage, round, rounds, outcome = ?report.outcome, checks = %json, "smoke checks finished");

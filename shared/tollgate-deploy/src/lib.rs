@@ -20,8 +20,10 @@
 //!   ([`DeploymentReader`], [`ListenerReader`]), each failure naming the step
 //!   and the fix.
 //! - [`config`]: the environment variables (table in its docs).
-//! - [`smoke`]: the check spec, loaded and validated at init, run through
-//!   [`tollgate_checks`].
+//! - [`smoke`]: the check specs (a default one loaded at init; one per
+//!   CodeDeploy deployment group or ECS service read from SSM on first use
+//!   and cached within the function's memory), their `variables:` resolved
+//!   from Secrets Manager / SSM, run through [`tollgate_checks`].
 //! - `tollgate_core::hook_failures`: a failed CodeDeploy hook's checks, left in SSM for
 //!   the notifier before the `Failed` report (when configured).
 //!
@@ -41,12 +43,13 @@ pub mod smoke;
 
 pub use config::{DeployConfig, HookName, HookSetting, SpecSource};
 pub use discovery::{DeploymentReader, ListenerReader, ReadError};
-pub use smoke::{InitError, SmokeRunner, SpecRunner};
+pub use smoke::{InitError, SmokeRunner, SpecRunner, SpecStores, SpecTarget, Stores};
 
 use failure_records::FailureRecorder;
 use rollback::ServiceDeployments;
+use std::sync::Arc;
 use tollgate_core::config::Env;
-use tollgate_core::ports::{ParameterStore, ParameterWriter};
+use tollgate_core::ports::{ParameterStore, ParameterWriter, SecretStore};
 
 /// Everything one deploy-hook process needs, built once at init.
 #[derive(Debug)]
@@ -83,19 +86,25 @@ impl<D, L, S, E> DeployHook<D, L, S, E> {
 impl<D: DeploymentReader, L: ListenerReader, E: ServiceDeployments>
     DeployHook<D, L, SpecRunner, E>
 {
-    /// Reads the configuration, loads the spec (from SSM when configured)
-    /// and builds the engine. Any failure is for the function's init error.
-    pub async fn init<P: ParameterStore>(
+    /// Reads the configuration, loads the default spec (from SSM when
+    /// configured) and resolves its `variables:`, and builds the engine.
+    /// `params` and `secrets` stay with the runner for the per-target specs.
+    /// Any failure is for the function's init error.
+    pub async fn init<P: ParameterStore + 'static, S: SecretStore + 'static>(
         env: &impl Env,
-        params: &P,
+        params: P,
+        secrets: S,
         codedeploy: D,
         elb: L,
         ecs: E,
     ) -> Result<Self, InitError> {
         let config = DeployConfig::from_env(env)?;
-        let spec = smoke::load_spec(&config.spec_source, params).await?;
+        let smoke = SpecRunner::init(&config, Arc::new(Stores { params, secrets })).await?;
         tracing::info!(
-            spec_source = %config.spec_source.describe(),
+            spec_source = config.spec_source.as_ref().map(SpecSource::describe),
+            spec_prefix = config.spec_prefix.as_deref(),
+            spec_cache_s = config.spec_cache_ttl.as_secs(),
+            spec_cache_capacity = smoke.cache().capacity(),
             hook = ?config.hook,
             target_url = config.target_url.as_ref().map(|u| u.as_str()),
             verify_green = config.verify_green,
@@ -103,7 +112,6 @@ impl<D: DeploymentReader, L: ListenerReader, E: ServiceDeployments>
             hook_failure_parameter_prefix = config.failure_record_prefix.as_deref(),
             "deploy-hook configured"
         );
-        let smoke = SpecRunner::new(spec, &config.spec_source.describe())?;
         Ok(Self {
             config,
             codedeploy,
@@ -129,7 +137,8 @@ mod tests {
             .collect();
         DeployHook::init(
             &env,
-            &FakeStore::denied(),
+            FakeStore::denied(),
+            FakeStore::denied(),
             FakeCodeDeploy::default(),
             FakeElb::default(),
             FakeDeployments::default(),

@@ -169,6 +169,37 @@ fn read_spec(path: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read spec file {path}: {e}"))
 }
 
+/// Placeholder `validate` gives an unresolved secret variable (it sends
+/// nothing; the value only has to render).
+const PLACEHOLDER: &str = "tollgate-validate-placeholder";
+
+/// The spec's `variables:` are Secrets Manager / SSM references, which the
+/// functions resolve; the CLI reads no AWS, so `check` needs each value on
+/// the command line (`--secret NAME` from the environment), and every such
+/// value is treated as secret even when given with `--var`. `validate`
+/// fills the missing ones with a placeholder.
+fn secret_variables(spec: &Spec, args: &mut Args) -> Result<(), String> {
+    for (name, reference) in spec.secret_variables().iter() {
+        match args.vars.get(name).map(str::to_owned) {
+            Some(value) => {
+                args.vars.insert_secret(name, value);
+            }
+            None if args.command == Command::Validate => {
+                args.vars.insert_secret(name, PLACEHOLDER);
+            }
+            None => {
+                return Err(format!(
+                    "variables.{name}: the spec reads ${{{name}}} from {}, which tollgate check does \
+                     not read (the functions do); pass the value with --secret {name} (taken from \
+                     ${name}) or --secret {name}=VALUE",
+                    reference.describe()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run(args: Args) -> ExitCode {
     let text = match read_spec(&args.spec) {
         Ok(t) => t,
@@ -184,6 +215,11 @@ fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut args = args;
+    if let Err(e) = secret_variables(&spec, &mut args) {
+        eprintln!("tollgate: spec error in {}: {e}", args.spec);
+        return ExitCode::from(2);
+    }
     if let Err(e) = spec.check_vars(&args.vars) {
         eprintln!("tollgate: spec error in {}: {e}", args.spec);
         return ExitCode::from(2);
@@ -203,8 +239,9 @@ fn run(args: Args) -> ExitCode {
     }
     if args.command == Command::Validate {
         let used: Vec<String> = spec.variables().into_iter().collect();
+        let secret: Vec<&str> = spec.secret_variables().names().collect();
         println!(
-            "{}: valid, {} check{}; variables used: {}",
+            "{}: valid, {} check{}; variables used: {}{}",
             args.spec,
             spec.len(),
             if spec.len() == 1 { "" } else { "s" },
@@ -212,6 +249,14 @@ fn run(args: Args) -> ExitCode {
                 "none".to_owned()
             } else {
                 used.join(", ")
+            },
+            if secret.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; read from Secrets Manager / SSM by the function: {}",
+                    secret.join(", ")
+                )
             }
         );
         return ExitCode::SUCCESS;

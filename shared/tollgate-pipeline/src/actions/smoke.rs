@@ -216,6 +216,15 @@ where
     C: CheckRunner,
 {
     let (spec, origin) = load_spec(deps, job, params, step).await?;
+    if !spec.secret_variables().is_empty() {
+        let names: Vec<&str> = spec.secret_variables().names().collect();
+        return Err(Failure::config(format!(
+            "the smoke spec ({origin}) declares variables: ({}), Secrets Manager / SSM references, \
+             which the pipeline's smoke action does not read; remove them and pass only non-secret \
+             values in \"vars\", or gate the release with deploy-hook, which resolves them",
+            names.join(", ")
+        )));
+    }
     let mut vars = Vars::new();
     for (k, v) in &params.vars {
         vars.insert(k.clone(), v.clone());
@@ -360,6 +369,22 @@ mod tests {
         let runs = deps.checks.runs.lock().expect("lock");
         assert_eq!(runs[0].0, ["health"]);
         assert_eq!(runs[0].1.as_deref(), Some("https://staging.example.com"));
+    }
+
+    #[tokio::test]
+    async fn secret_variables_are_refused_by_name_before_any_request() {
+        let (deps, _) = fakes::deps(FakeArtifacts::default(), FakeEcs::default());
+        *deps.checks.report.lock().expect("lock") = Some(Ok(passing()));
+        let raw = r#"{"action":"smoke","spec":{"checks":[{"name":"h","url":"${TARGET}/h"}],"variables":{"TOKEN":"secretsmanager:tollgate/web#token"}},"vars":{"TARGET":"https://staging.example.com"}}"#;
+        let Err(failure) = smoke(&deps, raw).await else {
+            panic!("refused")
+        };
+        assert!(
+            failure.message.contains("declares variables: (TOKEN)"),
+            "{}",
+            failure.message
+        );
+        assert!(deps.checks.runs.lock().expect("lock").is_empty());
     }
 
     #[tokio::test]
