@@ -62,6 +62,7 @@
 mod engine;
 mod error;
 mod expect;
+pub mod gate;
 mod http;
 mod parse;
 mod redact;
