@@ -83,6 +83,10 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "ecs:UpdateService",
             "ecs:ListTasks",
             "ecs:DescribeTasks",
+            // The `gate` action (tollgate-aws-cloudwatch).
+            "cloudwatch:GetMetricData",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:ListMetrics",
         ],
         other_credentials: &[(
             "s3",
@@ -297,6 +301,9 @@ const NO_RESOURCE_LEVEL: &[&str] = &[
     "codedeploy:GetDeploymentTarget",
     "elasticloadbalancing:DescribeListeners",
     "elasticloadbalancing:DescribeLoadBalancers",
+    "cloudwatch:GetMetricData",
+    "cloudwatch:DescribeAlarms",
+    "cloudwatch:ListMetrics",
 ];
 
 /// Actions scoped by a condition key rather than a resource ARN:
@@ -337,6 +344,7 @@ const RESOURCE_LEVEL: &[&str] = &[
 
 /// IAM service prefix of each SDK crate (`aws-sdk-<crate>`).
 const SERVICE_PREFIX: &[(&str, &str)] = &[
+    ("cloudwatch", "cloudwatch"),
     ("codedeploy", "codedeploy"),
     ("codepipeline", "codepipeline"),
     ("dynamodb", "dynamodb"),
