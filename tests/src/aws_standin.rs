@@ -7,7 +7,10 @@
 //!   field limits, known job / hook / approval ids, and the real exception on
 //!   a second report.
 //! - Operations given a scripted answer ([`AwsStandIn::script`]) get it.
-//! - Everything else is forwarded unchanged to moto.
+//! - Everything else is forwarded unchanged to moto, except Smithy RPC v2
+//!   CBOR requests (CloudWatch's SDK), which moto does not read: they are
+//!   translated to the service's awsJson 1.0 form and the answer back to
+//!   CBOR (`forward_cbor`).
 //! - Every call is recorded ([`AwsStandIn::calls`]); faults can be injected
 //!   per operation ([`AwsStandIn::inject`]).
 
@@ -356,10 +359,20 @@ enum Protocol {
     Json,
     Query,
     RestXml,
+    /// Smithy RPC v2 CBOR: `POST /service/<Service>/operation/<Operation>`.
+    Cbor,
 }
 
 /// Operation name and protocol of a request.
 fn identify(req: &hyper::http::request::Parts, body: &[u8]) -> (String, Protocol) {
+    if req
+        .headers
+        .get("smithy-protocol")
+        .is_some_and(|v| v.as_bytes() == b"rpc-v2-cbor")
+    {
+        let op = req.uri.path().rsplit('/').next().unwrap_or_default();
+        return (op.to_owned(), Protocol::Cbor);
+    }
     if let Some(target) = req
         .headers
         .get("x-amz-target")
@@ -395,10 +408,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
     let key = access_key(&parts);
     // JSON bodies as JSON; any other body (query protocol, S3 objects) as
     // its text, so tests can search every byte a function sent.
-    let request: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
-        let cut = &body[..body.len().min(256 * 1024)];
-        Value::String(String::from_utf8_lossy(cut).into_owned())
-    });
+    let request: Value = if protocol == Protocol::Cbor {
+        crate::cbor::decode(&body).unwrap_or_else(Value::String)
+    } else {
+        serde_json::from_slice(&body).unwrap_or_else(|_| {
+            let cut = &body[..body.len().min(256 * 1024)];
+            Value::String(String::from_utf8_lossy(cut).into_owned())
+        })
+    };
     let fault = take_fault(&shared.state, &operation);
 
     let mut delay = None;
@@ -435,7 +452,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
                 ),
                 Fault::Slow(_) | Fault::Drop => unreachable_fault(),
             };
-            let status = if f == Fault::AccessDenied && protocol == Protocol::Json {
+            let status = if f == Fault::AccessDenied
+                && matches!(protocol, Protocol::Json | Protocol::Cbor)
+            {
                 400
             } else {
                 status
@@ -472,9 +491,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
             request,
             false,
         );
+        let own_protocol = if protocol == Protocol::Cbor {
+            Protocol::Cbor
+        } else {
+            Protocol::Json
+        };
         match code {
             Some(code) => error_response(
-                Protocol::Json,
+                own_protocol,
                 status,
                 &code,
                 answer
@@ -483,10 +507,15 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
                     .and_then(Value::as_str)
                     .unwrap_or(""),
             ),
+            None if own_protocol == Protocol::Cbor => cbor_response(status, &answer.1),
             None => json_response(status, &answer.1),
         }
     } else if let Some(moto) = &shared.moto {
-        let forwarded = forward(&shared.client, moto, parts, body).await;
+        let forwarded = if protocol == Protocol::Cbor {
+            forward_cbor(&shared.client, moto, &parts, &request).await
+        } else {
+            forward(&shared.client, moto, parts, body).await
+        };
         let (status, code) = match &forwarded {
             Ok(r) => (r.status().as_u16(), None),
             Err(_) => (502, Some("StandInForwardFailed".to_owned())),
@@ -543,6 +572,8 @@ fn service_prefix(parts: &hyper::http::request::Parts) -> &'static str {
         "ssm"
     } else if target.starts_with("secretsmanager") {
         "secretsmanager"
+    } else if parts.uri.path().contains("/GraniteServiceVersion20100801/") {
+        "cloudwatch"
     } else {
         "aws"
     }
@@ -603,6 +634,73 @@ async fn forward(
     Ok(Response::from_parts(parts, Full::new(body)))
 }
 
+/// Forwards a Smithy RPC v2 CBOR request to moto in the service's awsJson
+/// 1.0 form (`X-Amz-Target: <Service>.<Operation>`, the same member names,
+/// timestamps as epoch seconds), and turns moto's JSON answer back into
+/// CBOR (timestamps as tag 1, doubles as doubles).
+async fn forward_cbor(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    moto: &str,
+    parts: &hyper::http::request::Parts,
+    request: &Value,
+) -> Result<Response<Full<Bytes>>, String> {
+    let mut segments = parts.uri.path().rsplit('/');
+    let operation = segments.next().unwrap_or_default();
+    let service = segments.nth(1).unwrap_or_default();
+    let uri: hyper::Uri = format!("{moto}/")
+        .parse()
+        .map_err(|e| format!("bad uri: {e}"))?;
+    let mut builder = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amz-target", format!("{service}.{operation}"));
+    for name in ["authorization", "x-amz-date", "x-amz-security-token"] {
+        if let Some(v) = parts.headers.get(name) {
+            builder = builder.header(name, v);
+        }
+    }
+    let req = builder
+        .body(Full::new(Bytes::from(request.to_string())))
+        .map_err(|e| e.to_string())?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| format!("moto did not answer: {e}"))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let answer: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
+    if status >= 300 {
+        let code = answer
+            .get("__type")
+            .and_then(Value::as_str)
+            .unwrap_or("InternalFailure");
+        let code = code.rsplit('#').next().unwrap_or(code);
+        let message = answer
+            .get("message")
+            .or_else(|| answer.get("Message"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return Ok(error_response(Protocol::Cbor, status, code, message));
+    }
+    Ok(cbor_response(status, &answer))
+}
+
+fn cbor_response(status: u16, body: &Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+        .header("content-type", "application/cbor")
+        .header("smithy-protocol", "rpc-v2-cbor")
+        .header("x-amzn-requestid", request_id())
+        .body(Full::new(Bytes::from(crate::cbor::encode(body))))
+        .unwrap_or_default()
+}
+
 fn json_response(status: u16, body: &Value) -> Response<Full<Bytes>> {
     Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
@@ -618,8 +716,15 @@ fn error_response(
     code: &str,
     message: &str,
 ) -> Response<Full<Bytes>> {
+    if protocol == Protocol::Cbor {
+        let mut r = cbor_response(status, &json!({"__type": code, "message": message}));
+        if let Ok(v) = hyper::header::HeaderValue::from_str(code) {
+            r.headers_mut().insert("x-amzn-errortype", v);
+        }
+        return r;
+    }
     let (content_type, body) = match protocol {
-        Protocol::Json => (
+        Protocol::Json | Protocol::Cbor => (
             "application/x-amz-json-1.1",
             json!({"__type": code, "message": message}).to_string(),
         ),

@@ -22,6 +22,7 @@
 
 pub mod async_invoke;
 pub mod aws_standin;
+pub mod cbor;
 pub mod cgroup;
 pub mod moto;
 pub mod paths;

@@ -39,6 +39,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["tollgate-aws", "tollgate-core"],
     ),
     (
+        "tollgate-aws-cloudwatch",
+        &["tollgate-aws", "tollgate-report", "tollgate-checks"],
+    ),
+    (
         "tollgate-runtime",
         &["tollgate-core", "tollgate-report", "tollgate-aws"],
     ),

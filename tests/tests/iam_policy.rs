@@ -83,6 +83,10 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "ecs:UpdateService",
             "ecs:ListTasks",
             "ecs:DescribeTasks",
+            // The `gate` action (tollgate-aws-cloudwatch).
+            "cloudwatch:GetMetricData",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:ListMetrics",
         ],
         other_credentials: &[(
             "s3",
@@ -351,6 +355,9 @@ const NO_RESOURCE_LEVEL: &[&str] = &[
     "elasticloadbalancing:DescribeLoadBalancers",
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeSubnets",
+    "cloudwatch:GetMetricData",
+    "cloudwatch:DescribeAlarms",
+    "cloudwatch:ListMetrics",
 ];
 
 /// Actions scoped by a condition key rather than a resource ARN:
@@ -395,6 +402,7 @@ const RESOURCE_LEVEL: &[&str] = &[
 
 /// IAM service prefix of each SDK crate (`aws-sdk-<crate>`).
 const SERVICE_PREFIX: &[(&str, &str)] = &[
+    ("cloudwatch", "cloudwatch"),
     ("codedeploy", "codedeploy"),
     ("codepipeline", "codepipeline"),
     ("dynamodb", "dynamodb"),

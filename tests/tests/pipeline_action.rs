@@ -1151,3 +1151,267 @@ async fn verify_artifact_at_the_default_size_limit_fits_128_mb() {
          {LAMBDA_MEMORY_MIB} MB: raise PipelineActionMemorySize's default or lower ArtifactMaxBytes'"
     );
 }
+
+// ---- gate: metric gates against moto's CloudWatch ----
+//
+// The CloudWatch SDK speaks Smithy RPC v2 CBOR, which moto does not read:
+// the stand-in translates it to CloudWatch's awsJson 1.0 and back
+// (`tests/src/aws_standin.rs`, `forward_cbor`). What moto's GetMetricData
+// answers: MetricStat queries with Sum, Average, Minimum, Maximum and
+// SampleCount (percentiles come back as null values), and a metric-math
+// expression only when it is the bare id of another query (anything else:
+// no values). Metric math and percentiles are covered with scripted
+// CloudWatch answers on the stand-in.
+
+/// Seeds moto's CloudWatch through a stand-in of its own (so the test's
+/// stand-in records only the function's calls), with the real SDK.
+async fn seed_metrics(target_group: &str, requests: f64, latency_s: f64, alarm: &str) {
+    let errors = 0.0;
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricDatum, Statistic};
+    let seeder = AwsStandIn::start(Some(Moto::shared())).await;
+    let cw = aws_sdk_cloudwatch::Client::new(&seeder.sdk_config().await);
+    let dims = [
+        Dimension::builder()
+            .name("LoadBalancer")
+            .value("app/web/0123456789abcdef")
+            .build(),
+        Dimension::builder()
+            .name("TargetGroup")
+            .value(target_group)
+            .build(),
+    ];
+    let at = aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+        i64::try_from(now_epoch()).expect("epoch") - 90,
+    );
+    for (name, value) in [
+        ("RequestCount", requests),
+        ("TargetResponseTime", latency_s),
+        ("HTTPCode_Target_5XX_Count", errors),
+    ] {
+        cw.put_metric_data()
+            .namespace("AWS/ApplicationELB")
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name(name)
+                    .set_dimensions(Some(dims.to_vec()))
+                    .timestamp(at)
+                    .value(value)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("PutMetricData through the stand-in's CBOR translation");
+    }
+    cw.put_metric_alarm()
+        .alarm_name(alarm)
+        .namespace("AWS/ApplicationELB")
+        .metric_name("HTTPCode_Target_5XX_Count")
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(10.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+}
+
+/// The gate sample's UserParameters for this rig: its own target group
+/// and alarm (moto is shared between tests).
+fn gate_params(rig: &Rig, changes: Value) -> Value {
+    let mut p = Rig::params("gate", json!({}));
+    p["vars"]["TARGET_GROUP"] = json!(format!("targetgroup/{}/1", rig.name));
+    p["gate"]["alarms"] = json!([format!("{}-5xx", rig.name)]);
+    for (k, v) in changes.as_object().expect("object") {
+        p["gate"][k] = v.clone();
+    }
+    p
+}
+
+/// The token with its bake moved `secs` into the past, so the next
+/// measurement is due now (the test never waits out an interval).
+fn backdate(token: &str, secs: i64) -> String {
+    let mut t: Value = serde_json::from_str(token).expect("gate token is JSON");
+    let t0 = t["s"]["t0"].as_i64().expect("t0");
+    t["s"]["t0"] = json!(t0 - secs);
+    t.to_string()
+}
+
+#[tokio::test]
+async fn gate_bakes_against_moto_cloudwatch_and_passes() {
+    let mut rig = Rig::new("gate-pass").await;
+    seed_metrics(
+        &format!("targetgroup/{}/1", rig.name),
+        812.0,
+        0.212,
+        &format!("{}-5xx", rig.name),
+    )
+    .await;
+    let params = gate_params(&rig, json!({}));
+
+    // 1: the preflight (metrics and the alarm exist), the bake starts.
+    let out = rig
+        .invoke(rig.event("gate", "job-gate-1", Some(params.clone())))
+        .await;
+    assert_eq!(out["report"], "in-progress", "{out}");
+    let first = rig.success("job-gate-1");
+    assert_eq!(first["executionDetails"]["percentComplete"], json!(0));
+    assert_eq!(rig.count("ListMetrics"), 2);
+    assert_eq!(rig.count("DescribeAlarms"), 1);
+    assert_eq!(
+        rig.count("GetMetricData"),
+        0,
+        "nothing is measured before the first interval"
+    );
+
+    // 2 and 3: one measurement each, answered by moto.
+    let mut token = token_of(&first);
+    for (i, id) in ["job-gate-2", "job-gate-3"].into_iter().enumerate() {
+        let mut ev = rig.event("gate", id, Some(params.clone()));
+        ev["CodePipeline.job"]["data"]["continuationToken"] = json!(backdate(&token, 60));
+        let out = rig.invoke(ev).await;
+        let report = rig.success(id);
+        if i == 0 {
+            assert_eq!(out["report"], "in-progress", "{out}");
+            assert_eq!(report["executionDetails"]["percentComplete"], json!(50));
+            let summary = report["executionDetails"]["summary"]
+                .as_str()
+                .expect("summary");
+            assert!(
+                summary.starts_with("metric gate running: 1 of 2 measurements (50%): 1 successful"),
+                "{summary}"
+            );
+            assert!(
+                summary.ends_with("requests 812, average latency 212 ms"),
+                "{summary}"
+            );
+            token = token_of(&report);
+        } else {
+            assert_eq!(out["report"], "success", "{out}");
+            let vars = &report["outputVariables"];
+            assert_eq!(vars["verdict"], "successful", "{report}");
+            assert_eq!(vars["measurements"], "2");
+            assert_eq!(vars["failed"], "0");
+        }
+    }
+    let calls = rig.standin.calls_of("GetMetricData");
+    assert_eq!(calls.len(), 2);
+    assert!(
+        calls.iter().all(|c| c.forwarded && c.status == 200),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls[0].request["MetricDataQueries"][0]["MetricStat"]["Metric"]["Dimensions"][1]["Value"],
+        json!(format!("targetgroup/{}/1", rig.name)),
+        "the function sent CBOR the stand-in could read"
+    );
+}
+
+#[tokio::test]
+async fn gate_fails_when_the_5xx_rate_rises_with_metric_math_on_the_standin() {
+    let mut rig = Rig::new("gate-5xx").await;
+    seed_metrics(
+        &format!("targetgroup/{}/1", rig.name),
+        900.0,
+        0.1,
+        &format!("{}-5xx", rig.name),
+    )
+    .await;
+    let params = gate_params(
+        &rig,
+        json!({
+            "queries": [
+                {"id": "requests", "metric": {"namespace": "AWS/ApplicationELB", "name": "RequestCount", "stat": "Sum",
+                    "dimensions": {"LoadBalancer": "${LOAD_BALANCER}", "TargetGroup": "${TARGET_GROUP}"}}},
+                {"id": "errors", "missing": "zero", "metric": {"namespace": "AWS/ApplicationELB", "name": "HTTPCode_Target_5XX_Count", "stat": "Sum",
+                    "dimensions": {"LoadBalancer": "${LOAD_BALANCER}", "TargetGroup": "${TARGET_GROUP}"}}},
+                {"id": "error_rate", "name": "5xx rate", "unit": "%", "expression": "100 * FILL(errors, 0) / requests"}
+            ],
+            "conditions": [{"query": "error_rate", "max": 1}]
+        }),
+    );
+    let out = rig
+        .invoke(rig.event("gate", "job-gate5-1", Some(params.clone())))
+        .await;
+    assert_eq!(out["report"], "in-progress", "{out}");
+    let token = token_of(&rig.success("job-gate5-1"));
+    // moto answers no metric math: CloudWatch's answer, scripted.
+    let ts = now_epoch() as f64 - 120.0;
+    rig.standin.script(
+        "GetMetricData",
+        vec![json!({"MetricDataResults": [
+            {"Id": "requests", "Label": "requests", "Timestamps": [ts], "Values": [900.0], "StatusCode": "Complete"},
+            {"Id": "errors", "Label": "errors", "Timestamps": [ts], "Values": [29.0], "StatusCode": "Complete"},
+            {"Id": "error_rate", "Label": "error_rate", "Timestamps": [ts], "Values": [3.2222], "StatusCode": "Complete"}
+        ], "Messages": []})],
+    );
+    let mut ev = rig.event("gate", "job-gate5-2", Some(params));
+    ev["CodePipeline.job"]["data"]["continuationToken"] = json!(backdate(&token, 60));
+    let out = rig.invoke(ev).await;
+    assert_eq!(out["report"], "failure", "{out}");
+    let (kind, message) = rig.failure("job-gate5-2");
+    assert_eq!(kind, "JobFailed");
+    assert_eq!(
+        message,
+        "metric gate failed: 5xx rate 3.222 % > 1 % in 1 of 1 measurements (0 successful, 1 failed (limit 0), 0 inconclusive (limit 0), 0 errors after 1 of 2 measurements)"
+    );
+}
+
+#[tokio::test]
+async fn gate_with_an_unknown_metric_fails_the_first_invocation() {
+    let mut rig = Rig::new("gate-unknown").await;
+    seed_metrics(
+        &format!("targetgroup/{}/1", rig.name),
+        900.0,
+        0.1,
+        &format!("{}-5xx", rig.name),
+    )
+    .await;
+    let mut params = gate_params(&rig, json!({}));
+    params["gate"]["queries"][1]["metric"]["name"] = json!("TargetResponseTim");
+    let out = rig
+        .invoke(rig.event("gate", "job-gate-u", Some(params)))
+        .await;
+    assert_eq!(out["report"], "failure", "{out}");
+    let (kind, message) = rig.failure("job-gate-u");
+    assert_eq!(kind, "ConfigurationError");
+    assert_eq!(
+        message,
+        "the metric gate cannot run: gate.queries[1].metric: CloudWatch has no metric AWS/ApplicationELB TargetResponseTim (with any dimensions) in the past two weeks; check the namespace and the metric name"
+    );
+    assert_eq!(rig.count("GetMetricData"), 0);
+}
+
+#[tokio::test]
+async fn gate_throttled_by_cloudwatch_counts_an_error_and_goes_on() {
+    let mut rig = Rig::new("gate-throttle").await;
+    seed_metrics(
+        &format!("targetgroup/{}/1", rig.name),
+        500.0,
+        0.1,
+        &format!("{}-5xx", rig.name),
+    )
+    .await;
+    let params = gate_params(&rig, json!({"count": 3}));
+    let out = rig
+        .invoke(rig.event("gate", "job-gatet-1", Some(params.clone())))
+        .await;
+    assert_eq!(out["report"], "in-progress", "{out}");
+    let token = token_of(&rig.success("job-gatet-1"));
+    rig.standin
+        .inject("GetMetricData", Fault::Throttle, Some(10));
+    let mut ev = rig.event("gate", "job-gatet-2", Some(params));
+    ev["CodePipeline.job"]["data"]["continuationToken"] = json!(backdate(&token, 60));
+    let out = rig.invoke(ev).await;
+    assert_eq!(out["report"], "in-progress", "{out}");
+    let report = rig.success("job-gatet-2");
+    let summary = report["executionDetails"]["summary"]
+        .as_str()
+        .expect("summary");
+    assert!(
+        summary.contains(
+            "1 errors; last measurement error: could not read CloudWatch: GetMetricData failed"
+        ),
+        "{summary}"
+    );
+}

@@ -1,5 +1,5 @@
 //! pipeline-action: CodePipeline Invoke actions picked by `UserParameters`
-//! (`smoke`, `verify-artifact`, `ecs-deploy`, `ecs-wait`). Every job ends in
+//! (`smoke`, `verify-artifact`, `ecs-deploy`, `ecs-wait`, `gate`). Every job ends in
 //! exactly one `PutJobSuccessResult` / `PutJobFailureResult`. The logic is
 //! `tollgate-pipeline` (the function is `app::PipelineAction`); the adapters
 //! only this function uses are in [`aws`].
@@ -7,6 +7,7 @@
 mod aws;
 
 use aws::{codepipeline_jobs::CodePipelineJobs, ecs::EcsClient, s3::S3Artifacts};
+use tollgate_aws_cloudwatch::CloudWatchMetrics;
 use tollgate_aws_codepipeline::CodePipelineReporter;
 use tollgate_core::config::ProcessEnv;
 use tollgate_pipeline::app::PipelineAction;
@@ -21,6 +22,8 @@ async fn init(init: Init) -> App {
             S3Artifacts::new(sdk),
             EcsClient::new(sdk),
             CodePipelineJobs::new(sdk),
+            Box::new(CloudWatchMetrics::new(sdk))
+                as Box<dyn tollgate_pipeline::actions::gate::Metrics>,
         )
     })
 }

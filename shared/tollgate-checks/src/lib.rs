@@ -65,6 +65,7 @@
 mod engine;
 mod error;
 mod expect;
+pub mod gate;
 mod http;
 mod parse;
 mod redact;

@@ -38,6 +38,8 @@ const ROOT_FIELDS: &[&str] = &[
     "fail_fast",
     "secret_headers",
     "variables",
+    // The metric gate (crate::gate), read by GateSpec::from_document.
+    "gate",
 ];
 const OPTION_FIELDS: &[&str] = &[
     "method",
@@ -448,30 +450,7 @@ impl Spec {
     /// Parses a spec written in YAML or JSON (text starting with `{` is read
     /// as JSON, anything else as YAML; JSON is valid YAML too).
     pub fn from_yaml_or_json(text: &str) -> Result<Spec, SpecError> {
-        let value: Value = if text.trim_start().starts_with('{') {
-            tollgate_core::memory::parse_json_within(
-                text.as_bytes(),
-                tollgate_core::memory::DOCUMENT_LIMIT,
-            )
-            .map_err(|e| SpecError::Syntax {
-                format: "JSON",
-                message: match e {
-                    tollgate_core::memory::JsonWithinError::Syntax(e) => {
-                        tollgate_core::doc_error::json(&e, text)
-                    }
-                    over => format!("the spec is too large: {over}"),
-                },
-            })?
-        } else {
-            // YAML 1.2 booleans only: `equals: no` must stay the text "no".
-            let mut options = tollgate_core::memory::document_yaml_options();
-            options.strict_booleans = true;
-            serde_saphyr::from_str_with_options(text, options).map_err(|e| SpecError::Syntax {
-                format: "YAML",
-                message: tollgate_core::doc_error::yaml(&e, text),
-            })?
-        };
-        Spec::from_value(&value)
+        Spec::from_value(&parse_document(text)?)
     }
 
     /// Builds a spec from an already parsed JSON value (e.g. a field of a
@@ -728,6 +707,36 @@ impl Spec {
         }
         Ok(())
     }
+}
+
+/// Reads a spec document (text starting with `{` as JSON, anything else as
+/// YAML 1.2 with strict booleans), within the document memory limit; errors
+/// never quote the text.
+pub(crate) fn parse_document(text: &str) -> Result<Value, SpecError> {
+    let value: Value = if text.trim_start().starts_with('{') {
+        tollgate_core::memory::parse_json_within(
+            text.as_bytes(),
+            tollgate_core::memory::DOCUMENT_LIMIT,
+        )
+        .map_err(|e| SpecError::Syntax {
+            format: "JSON",
+            message: match e {
+                tollgate_core::memory::JsonWithinError::Syntax(e) => {
+                    tollgate_core::doc_error::json(&e, text)
+                }
+                over => format!("the spec is too large: {over}"),
+            },
+        })?
+    } else {
+        // YAML 1.2 booleans only: `equals: no` must stay the text "no".
+        let mut options = tollgate_core::memory::document_yaml_options();
+        options.strict_booleans = true;
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| SpecError::Syntax {
+            format: "YAML",
+            message: tollgate_core::doc_error::yaml(&e, text),
+        })?
+    };
+    Ok(value)
 }
 
 #[cfg(test)]

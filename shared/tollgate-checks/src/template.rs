@@ -130,7 +130,7 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Vars {
 
 /// A string with `${NAME}` placeholders, split at parse time.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Template {
+pub struct Template {
     source: String,
     parts: Vec<Part>,
 }

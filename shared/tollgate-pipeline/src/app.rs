@@ -22,8 +22,12 @@ pub struct PipelineAction<R, A, E, J> {
 impl<R, A, E, J> PipelineAction<R, A, E, J> {
     /// Reads and validates the configuration from `env` once, and builds
     /// the check engine and the adapters (`adapters()` gives the artifact
-    /// store, the ECS API and job liveness).
-    pub fn init(env: &impl Env, reporter: R, adapters: impl FnOnce() -> (A, E, J)) -> Self {
+    /// store, the ECS API, job liveness and the metric source).
+    pub fn init(
+        env: &impl Env,
+        reporter: R,
+        adapters: impl FnOnce() -> (A, E, J, Box<dyn crate::actions::gate::Metrics>),
+    ) -> Self {
         let (deps, report) = match crate::config(env) {
             Ok((report, settings)) => {
                 let deps = Engine::new(EngineConfig::default())
@@ -31,13 +35,14 @@ impl<R, A, E, J> PipelineAction<R, A, E, J> {
                         InitFailure::new("pipeline-action", "CheckEngineInit", e.to_string())
                     })
                     .map(|checks| {
-                        let (artifacts, ecs, jobs) = adapters();
+                        let (artifacts, ecs, jobs, metrics) = adapters();
                         let clock = Clock::system();
                         Arc::new(Deps {
                             artifacts,
                             ecs,
                             checks,
                             jobs,
+                            metrics,
                             settings,
                             clock,
                         })

@@ -360,6 +360,76 @@ impl CheckRunner for FakeChecks {
     }
 }
 
+/// The fake metric source: answers GetMetricData from a script (then
+/// "no data"), knows every metric but `unknown_metric`, every alarm in
+/// `alarms`.
+#[derive(Debug, Default)]
+pub struct FakeMetrics {
+    pub script: Mutex<
+        VecDeque<Result<Vec<tollgate_checks::gate::Series>, tollgate_checks::gate::SourceError>>,
+    >,
+    pub alarms: Vec<tollgate_checks::gate::AlarmState>,
+    pub unknown_metric: Option<String>,
+    pub calls: Mutex<Vec<String>>,
+}
+
+impl FakeMetrics {
+    /// One value per query id, as one GetMetricData answer.
+    pub fn answer(
+        values: &[(&str, f64)],
+    ) -> Result<Vec<tollgate_checks::gate::Series>, tollgate_checks::gate::SourceError> {
+        Ok(values
+            .iter()
+            .map(|(id, v)| tollgate_checks::gate::Series {
+                id: (*id).to_owned(),
+                points: vec![(0, *v)],
+                status: tollgate_checks::gate::SeriesStatus::Complete,
+                messages: Vec::new(),
+            })
+            .collect())
+    }
+}
+
+impl tollgate_checks::gate::MetricSource for FakeMetrics {
+    async fn metric_data(
+        &self,
+        _request: &tollgate_checks::gate::MetricRequest,
+    ) -> Result<Vec<tollgate_checks::gate::Series>, tollgate_checks::gate::SourceError> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .push("GetMetricData".into());
+        self.script
+            .lock()
+            .expect("lock")
+            .pop_front()
+            .unwrap_or(Ok(Vec::new()))
+    }
+
+    async fn alarm_states(
+        &self,
+        _names: &[String],
+    ) -> Result<Vec<tollgate_checks::gate::AlarmState>, tollgate_checks::gate::SourceError> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .push("DescribeAlarms".into());
+        Ok(self.alarms.clone())
+    }
+
+    async fn metric_exists(
+        &self,
+        _namespace: &str,
+        name: &str,
+    ) -> Result<bool, tollgate_checks::gate::SourceError> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .push(format!("ListMetrics {name}"));
+        Ok(self.unknown_metric.as_deref() != Some(name))
+    }
+}
+
 pub type TestDeps = Deps<FakeArtifacts, FakeEcs, FakeChecks, FakeJobs>;
 
 /// Deps with a settable clock (epoch seconds).
@@ -371,6 +441,7 @@ pub fn deps(artifacts: FakeArtifacts, ecs: FakeEcs) -> (Arc<TestDeps>, Arc<Atomi
         ecs,
         checks: FakeChecks::default(),
         jobs: FakeJobs::default(),
+        metrics: Box::new(FakeMetrics::default()),
         settings: Settings::default(),
         clock: Clock::from_fn(move || clock_now.load(Ordering::SeqCst)),
     };

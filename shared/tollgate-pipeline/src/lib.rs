@@ -14,6 +14,7 @@
 //! | `verify-artifact` | validates the deploy files and images in an input artifact |
 //! | `ecs-deploy` | registers a task definition with the new images, updates the service, waits for the rollout |
 //! | `ecs-wait` | waits for a service's current rollout |
+//! | `gate` | a metric gate over a bake: one CloudWatch measurement per invocation |
 //!
 //! The waiting actions never sleep: each invocation polls `DescribeServices`
 //! once and answers with a continuation token ([`ecs::WaitToken`]) until the
@@ -192,6 +193,8 @@ pub struct Deps<A, E, C, J> {
     pub checks: C,
     /// Whether a job is still live (CodePipeline), asked before side effects.
     pub jobs: J,
+    /// CloudWatch reads for metric gates (`gate`).
+    pub metrics: Box<dyn actions::gate::Metrics>,
     /// Settings from the environment.
     pub settings: Settings,
     /// The clock.

@@ -97,6 +97,7 @@ actions! {
     verify_artifact::VerifyParams => VerifyArtifact,
     ecs_deploy::EcsDeployParams => EcsDeploy,
     ecs_wait::EcsWaitParams => EcsWait,
+    gate::GateParams => Gate,
 }
 
 #[cfg(test)]
