@@ -83,6 +83,9 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "ecs:UpdateService",
             "ecs:ListTasks",
             "ecs:DescribeTasks",
+            "ecs:RunTask",
+            "ecs:StopTask",
+            "logs:GetLogEvents",
         ],
         other_credentials: &[(
             "s3",
@@ -220,6 +223,16 @@ const IMPLIED: &[(&str, &str, &str)] = &[
         "the task and execution roles are passed to ECS",
     ),
     (
+        "ecs:RunTask",
+        "ecs:TagResource",
+        "run-task starts the task with tags (the job tag)",
+    ),
+    (
+        "ecs:RunTask",
+        "iam:PassRole",
+        "the task and execution roles are passed to ECS",
+    ),
+    (
         "ssm:GetParameter",
         "kms:Decrypt",
         "a SecureString under a customer managed key",
@@ -314,6 +327,8 @@ const RESOURCE_LEVEL: &[&str] = &[
     "ecs:DescribeServiceDeployments",
     "ecs:UpdateService",
     "ecs:DescribeTasks",
+    "ecs:RunTask",
+    "ecs:StopTask",
     "ecs:TagResource",
     "iam:PassRole",
     "ssm:GetParameter",
@@ -324,6 +339,7 @@ const RESOURCE_LEVEL: &[&str] = &[
     "kms:GenerateDataKey",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
+    "logs:GetLogEvents",
     "sqs:SendMessage",
     "dynamodb:PutItem",
     "dynamodb:GetItem",
@@ -337,6 +353,7 @@ const RESOURCE_LEVEL: &[&str] = &[
 
 /// IAM service prefix of each SDK crate (`aws-sdk-<crate>`).
 const SERVICE_PREFIX: &[(&str, &str)] = &[
+    ("cloudwatchlogs", "logs"),
     ("codedeploy", "codedeploy"),
     ("codepipeline", "codepipeline"),
     ("dynamodb", "dynamodb"),

@@ -1,12 +1,15 @@
 //! pipeline-action: CodePipeline Invoke actions picked by `UserParameters`
-//! (`smoke`, `verify-artifact`, `ecs-deploy`, `ecs-wait`). Every job ends in
+//! (`smoke`, `verify-artifact`, `ecs-deploy`, `ecs-wait`, `run-task`). Every job ends in
 //! exactly one `PutJobSuccessResult` / `PutJobFailureResult`. The logic is
 //! `tollgate-pipeline` (the function is `app::PipelineAction`); the adapters
 //! only this function uses are in [`aws`].
 
 mod aws;
 
-use aws::{codepipeline_jobs::CodePipelineJobs, ecs::EcsClient, s3::S3Artifacts};
+use aws::{
+    codepipeline_jobs::CodePipelineJobs, ecs::EcsClient, logs::CloudWatchLogs, s3::S3Artifacts,
+};
+use std::sync::Arc;
 use tollgate_aws_codepipeline::CodePipelineReporter;
 use tollgate_core::config::ProcessEnv;
 use tollgate_pipeline::app::PipelineAction;
@@ -21,6 +24,7 @@ async fn init(init: Init) -> App {
             S3Artifacts::new(sdk),
             EcsClient::new(sdk),
             CodePipelineJobs::new(sdk),
+            Arc::new(CloudWatchLogs::new(sdk)) as Arc<dyn tollgate_pipeline::task::LogReader>,
         )
     })
 }

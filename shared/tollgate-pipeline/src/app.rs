@@ -3,7 +3,9 @@
 //! reported with every job (`ConfigurationError`), so a pipeline never waits
 //! out the action's timeout.
 
-use crate::{Clock, Deps, artifact::ArtifactStore, ecs::EcsApi, liveness::JobLiveness};
+use crate::{
+    Clock, Deps, artifact::ArtifactStore, ecs::EcsApi, liveness::JobLiveness, task::LogReader,
+};
 use lambda_runtime::Diagnostic;
 use std::sync::Arc;
 use tollgate_checks::{Engine, EngineConfig};
@@ -22,8 +24,12 @@ pub struct PipelineAction<R, A, E, J> {
 impl<R, A, E, J> PipelineAction<R, A, E, J> {
     /// Reads and validates the configuration from `env` once, and builds
     /// the check engine and the adapters (`adapters()` gives the artifact
-    /// store, the ECS API and job liveness).
-    pub fn init(env: &impl Env, reporter: R, adapters: impl FnOnce() -> (A, E, J)) -> Self {
+    /// store, the ECS API, job liveness and the log reader).
+    pub fn init(
+        env: &impl Env,
+        reporter: R,
+        adapters: impl FnOnce() -> (A, E, J, Arc<dyn LogReader>),
+    ) -> Self {
         let (deps, report) = match crate::config(env) {
             Ok((report, settings)) => {
                 let deps = Engine::new(EngineConfig::default())
@@ -31,13 +37,14 @@ impl<R, A, E, J> PipelineAction<R, A, E, J> {
                         InitFailure::new("pipeline-action", "CheckEngineInit", e.to_string())
                     })
                     .map(|checks| {
-                        let (artifacts, ecs, jobs) = adapters();
+                        let (artifacts, ecs, jobs, logs) = adapters();
                         let clock = Clock::system();
                         Arc::new(Deps {
                             artifacts,
                             ecs,
                             checks,
                             jobs,
+                            logs,
                             settings,
                             clock,
                         })

@@ -97,6 +97,7 @@ actions! {
     verify_artifact::VerifyParams => VerifyArtifact,
     ecs_deploy::EcsDeployParams => EcsDeploy,
     ecs_wait::EcsWaitParams => EcsWait,
+    run_task::RunTaskParams => RunTask,
 }
 
 #[cfg(test)]
