@@ -1174,13 +1174,13 @@ impl Rig {
         self.ecs
             .register_task_definition()
             .family(format!("{n}-migrate"))
-            .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
-            .cpu("256")
-            .memory("512")
+            // No requiresCompatibilities: moto would then make it awsvpc and
+            // want a real subnet; launch_type FARGATE comes from UserParameters.
             .container_definitions(
                 ContainerDefinition::builder()
                     .name("migrate")
                     .image(SHA_IMAGE)
+                    .memory(512)
                     .essential(true)
                     .log_configuration(
                         aws_sdk_ecs::types::LogConfiguration::builder()
@@ -1430,8 +1430,8 @@ async fn a_failed_migration_reports_exit_code_reason_and_redacted_log_lines() {
         )),
         "{message}"
     );
-    assert!(message.contains("| applied migration 0021"), "{message}");
-    assert!(!message.contains("applied migration 0020"), "{message}");
+    assert!(message.contains("| applied migration 0023\n"), "{message}");
+    assert!(!message.contains("applied migration 0022"), "{message}");
     assert!(
         message.ends_with("| ERROR: column \"email\" of relation \"users\" already exists"),
         "{message}"
