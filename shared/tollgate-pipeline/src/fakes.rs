@@ -417,12 +417,15 @@ impl EcsApi for FakeEcs {
     }
 }
 
+/// One log read: (group, stream, region, limit).
+pub type LogRead = (String, String, Option<String>, usize);
+
 /// Log streams by (group, stream); unknown streams are not found.
 #[derive(Debug, Default)]
 pub struct FakeLogs {
     pub streams: Mutex<BTreeMap<(String, String), Vec<String>>>,
     /// Every read: (group, stream, region, limit).
-    pub reads: Mutex<Vec<(String, String, Option<String>, usize)>>,
+    pub reads: Mutex<Vec<LogRead>>,
     pub error: Mutex<Option<LogError>>,
 }
 
