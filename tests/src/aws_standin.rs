@@ -568,6 +568,8 @@ fn service_prefix(parts: &hyper::http::request::Parts) -> &'static str {
         "codedeploy"
     } else if target.starts_with("AmazonEC2ContainerService") {
         "ecs"
+    } else if target.starts_with("Logs_") {
+        "logs"
     } else if target.starts_with("AmazonSSM") {
         "ssm"
     } else if target.starts_with("secretsmanager") {

@@ -87,6 +87,9 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "cloudwatch:GetMetricData",
             "cloudwatch:DescribeAlarms",
             "cloudwatch:ListMetrics",
+            "ecs:RunTask",
+            "ecs:StopTask",
+            "logs:GetLogEvents",
         ],
         other_credentials: &[(
             "s3",
@@ -222,6 +225,16 @@ const IMPLIED: &[(&str, &str, &str)] = &[
     ),
     (
         "ecs:RegisterTaskDefinition",
+        "iam:PassRole",
+        "the task and execution roles are passed to ECS",
+    ),
+    (
+        "ecs:RunTask",
+        "ecs:TagResource",
+        "run-task starts the task with tags (the job tag)",
+    ),
+    (
+        "ecs:RunTask",
         "iam:PassRole",
         "the task and execution roles are passed to ECS",
     ),
@@ -375,6 +388,8 @@ const RESOURCE_LEVEL: &[&str] = &[
     "ecs:DescribeServiceDeployments",
     "ecs:UpdateService",
     "ecs:DescribeTasks",
+    "ecs:RunTask",
+    "ecs:StopTask",
     "ecs:TagResource",
     "iam:PassRole",
     "ssm:GetParameter",
@@ -385,6 +400,7 @@ const RESOURCE_LEVEL: &[&str] = &[
     "kms:GenerateDataKey",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
+    "logs:GetLogEvents",
     "sqs:SendMessage",
     "dynamodb:PutItem",
     "dynamodb:GetItem",
@@ -403,6 +419,7 @@ const RESOURCE_LEVEL: &[&str] = &[
 /// IAM service prefix of each SDK crate (`aws-sdk-<crate>`).
 const SERVICE_PREFIX: &[(&str, &str)] = &[
     ("cloudwatch", "cloudwatch"),
+    ("cloudwatchlogs", "logs"),
     ("codedeploy", "codedeploy"),
     ("codepipeline", "codepipeline"),
     ("dynamodb", "dynamodb"),

@@ -1415,3 +1415,346 @@ async fn gate_throttled_by_cloudwatch_counts_an_error_and_goes_on() {
         "{summary}"
     );
 }
+
+// ---------------------------------------------------------------- run-task
+
+const MIGRATION_SECRET: &str = "migration-password-never-shown";
+
+impl Rig {
+    /// Cluster `<name>` with a one-container task definition family
+    /// `<name>-migrate` (container `migrate`, awslogs to `/ecs/<name>` with
+    /// prefix `ecs`). Returns the task definition ARN.
+    async fn seed_migration(&self) -> String {
+        let n = &self.name;
+        self.ecs
+            .create_cluster()
+            .cluster_name(n)
+            .send()
+            .await
+            .expect("cluster");
+        let mut options = std::collections::HashMap::new();
+        options.insert("awslogs-group".to_owned(), format!("/ecs/{n}"));
+        options.insert("awslogs-stream-prefix".to_owned(), "ecs".to_owned());
+        self.ecs
+            .register_task_definition()
+            .family(format!("{n}-migrate"))
+            // No requiresCompatibilities: moto would then make it awsvpc and
+            // want a real subnet; launch_type FARGATE comes from UserParameters.
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("migrate")
+                    .image(SHA_IMAGE)
+                    .memory(512)
+                    .essential(true)
+                    .log_configuration(
+                        aws_sdk_ecs::types::LogConfiguration::builder()
+                            .log_driver(aws_sdk_ecs::types::LogDriver::Awslogs)
+                            .set_options(Some(options))
+                            .build()
+                            .expect("log configuration"),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("task definition")
+            .task_definition
+            .and_then(|t| t.task_definition_arn)
+            .expect("arn")
+    }
+
+    fn run_task_params(&self) -> Value {
+        json!({
+            "action": "run-task",
+            "cluster": self.name,
+            "task_definition": format!("{}-migrate", self.name),
+            "launch_type": "FARGATE",
+            "network": {"subnets": ["subnet-0a1b2c3d"], "security_groups": ["sg-0a1b2c3d"]},
+            "overrides": {"migrate": {"command": ["bin/migrate", "--yes"],
+                "environment": {"DB_PASSWORD": MIGRATION_SECRET}}},
+            "timeout_minutes": 20
+        })
+    }
+
+    /// A continuation job carrying `token`.
+    fn next(&self, id: &str, params: &Value, token: &str) -> Value {
+        let mut ev = self.event("run-task-continuation", id, Some(params.clone()));
+        ev["CodePipeline.job"]["data"]["continuationToken"] = json!(token);
+        ev
+    }
+
+    /// A log stream with `lines`, in moto (what the awslogs driver would write).
+    async fn seed_log_stream(&self, group: &str, stream: &str, lines: &[String]) {
+        let sdk = self.standin_free_sdk().await;
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+        let _ = logs.create_log_group().log_group_name(group).send().await;
+        logs.create_log_stream()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .send()
+            .await
+            .expect("log stream");
+        let now = i64::try_from(now_epoch()).expect("epoch") * 1000;
+        let mut req = logs
+            .put_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream);
+        for (i, l) in lines.iter().enumerate() {
+            req = req.log_events(
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(now + i64::try_from(i).expect("small"))
+                    .message(l)
+                    .build()
+                    .expect("event"),
+            );
+        }
+        req.send().await.expect("log events put");
+    }
+
+    /// An SDK configuration for moto itself (seeding bypasses the stand-in).
+    async fn standin_free_sdk(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(Moto::shared().url())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                "AKIASEEDING000000001",
+                "seeding-secret",
+                None,
+                None,
+                "seed",
+            ))
+            .load()
+            .await
+    }
+}
+
+/// A DescribeTasks answer for a stopped task.
+fn stopped_task(task: &str, td: &str, exit_code: i64, reason: &str) -> Value {
+    json!({"tasks": [{
+        "taskArn": task, "taskDefinitionArn": td,
+        "lastStatus": "STOPPED", "desiredStatus": "STOPPED",
+        "stopCode": "EssentialContainerExited", "stoppedReason": reason,
+        "createdAt": 1.7637e9, "startedAt": 1.7637e9, "stoppedAt": 1.7637e9 + 42.0,
+        "containers": [{"name": "migrate", "lastStatus": "STOPPED", "exitCode": exit_code}]
+    }], "failures": []})
+}
+
+#[tokio::test]
+async fn run_task_starts_one_task_and_follows_it_to_a_clean_exit_on_moto() {
+    let mut rig = Rig::new("run-ok").await;
+    let td = rig.seed_migration().await;
+    let params = rig.run_task_params();
+    let ev = rig.event("run-task", "job-run-1", Some(params.clone()));
+    let out = rig.invoke(ev).await;
+    assert_eq!(out["report"], "in-progress", "{out}");
+    let first = rig.success("job-run-1");
+    let mut token = token_of(&first);
+    let t: Value = serde_json::from_str(&token).expect("token");
+    let task = t["task"].as_str().expect("task arn").to_owned();
+    // The request ECS got: one task, the job's startedBy and tag, the overrides.
+    let run = rig.standin.calls_of("RunTask");
+    assert_eq!(run.len(), 1);
+    let req = &run[0].request;
+    assert_eq!(req["startedBy"], "job-run-1");
+    assert_eq!(req["count"], 1);
+    assert_eq!(req["launchType"], "FARGATE");
+    assert_eq!(req["taskDefinition"], td);
+    assert_eq!(
+        req["tags"],
+        json!([{"key": "tollgate:codepipeline-job-id", "value": "job-run-1"}])
+    );
+    assert_eq!(
+        req["overrides"]["containerOverrides"][0]["command"],
+        json!(["bin/migrate", "--yes"])
+    );
+    assert_eq!(
+        req["networkConfiguration"]["awsvpcConfiguration"]["subnets"],
+        json!(["subnet-0a1b2c3d"])
+    );
+    assert_eq!(
+        rig.count("GetJobDetails"),
+        1,
+        "liveness asked before RunTask"
+    );
+
+    // moto moves the task one state per DescribeTasks until STOPPED.
+    let mut statuses = Vec::new();
+    let mut done = None;
+    for i in 0..8 {
+        let id = format!("job-run-poll-{i}");
+        let out = rig.invoke(rig.next(&id, &params, &token)).await;
+        let report = rig.success(&id);
+        let summary = report["executionDetails"]["summary"]
+            .as_str()
+            .expect("summary")
+            .to_owned();
+        statuses.push(summary.clone());
+        if out["report"] == "success" {
+            done = Some(report);
+            break;
+        }
+        token = token_of(&report);
+    }
+    let done = done.unwrap_or_else(|| panic!("the task never finished: {statuses:#?}"));
+    let summary = done["executionDetails"]["summary"]
+        .as_str()
+        .expect("summary");
+    assert!(summary.contains("succeeded after"), "{summary}");
+    assert!(summary.contains("→ STOPPED"), "{summary}");
+    let vars = &done["outputVariables"];
+    assert_eq!(vars["task_arn"], json!(task));
+    assert_eq!(vars["exit_code"], "0");
+    assert!(vars["duration_seconds"].as_str().is_some(), "{vars}");
+    assert_eq!(rig.count("RunTask"), 1);
+    assert_eq!(rig.count("StopTask"), 0);
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_of_run_task_starts_no_second_task() {
+    let mut rig = Rig::new("run-dup").await;
+    rig.seed_migration().await;
+    let params = rig.run_task_params();
+    let ev = rig.event("run-task", "job-run-dup", Some(params.clone()));
+    rig.invoke(ev.clone()).await;
+    let first = token_of(&rig.success("job-run-dup"));
+    // Lambda delivers the same event again: the job was reported, so the
+    // stand-in refuses a second report, and no second task starts.
+    rig.invoke(ev).await;
+    assert_eq!(rig.count("RunTask"), 1, "one task per job");
+    assert!(
+        rig.count("ListTasks") >= 2,
+        "the redelivery looked for the task"
+    );
+    let t: Value = serde_json::from_str(&first).expect("token");
+    assert!(t["task"].as_str().is_some());
+}
+
+#[tokio::test]
+async fn a_late_run_task_for_a_finished_job_starts_nothing() {
+    let mut rig = Rig::new("run-stale").await;
+    rig.seed_migration().await;
+    let params = rig.run_task_params();
+    let ev = rig.event("run-task", "job-run-stale", Some(params));
+    rig.standin.set_action_status("job-run-stale", "Failed");
+    rig.invoke(ev).await;
+    let (kind, message) = rig.failure("job-run-stale");
+    assert_eq!(kind, "JobFailed");
+    assert!(message.contains("no longer live"), "{message}");
+    assert_eq!(rig.count("RunTask"), 0);
+}
+
+#[tokio::test]
+async fn a_failed_migration_reports_exit_code_reason_and_redacted_log_lines() {
+    let mut rig = Rig::new("run-fail").await;
+    let td = rig.seed_migration().await;
+    let params = rig.run_task_params();
+    let ev = rig.event("run-task", "job-runf-1", Some(params.clone()));
+    rig.invoke(ev).await;
+    let token = token_of(&rig.success("job-runf-1"));
+    let task = serde_json::from_str::<Value>(&token).expect("token")["task"]
+        .as_str()
+        .expect("arn")
+        .to_owned();
+    let task_id = task.rsplit('/').next().expect("id").to_owned();
+    let group = format!("/ecs/{}", rig.name);
+    let stream = format!("ecs/migrate/{task_id}");
+    let mut lines: Vec<String> = (1..=40)
+        .map(|i| format!("applied migration {i:04}"))
+        .collect();
+    lines.push(format!(
+        "connecting as app with password {MIGRATION_SECRET}"
+    ));
+    lines.push("ERROR: column \"email\" of relation \"users\" already exists".to_owned());
+    rig.seed_log_stream(&group, &stream, &lines).await;
+    // moto's containers always exit 0: the failed stop comes from the stand-in.
+    rig.standin.script(
+        "DescribeTasks",
+        vec![stopped_task(
+            &task,
+            &td,
+            3,
+            "Essential container in task exited",
+        )],
+    );
+    let out = rig.invoke(rig.next("job-runf-2", &params, &token)).await;
+    assert_eq!(out["report"], "failure", "{out}");
+    let (kind, message) = rig.failure("job-runf-2");
+    assert_eq!(kind, "JobFailed");
+    assert!(
+        message.contains(&format!(
+            "task {task_id} ({}-migrate:1) failed: essential container migrate exited with code 3; \
+             stopped reason: Essential container in task exited (EssentialContainerExited)",
+            rig.name
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "Last 20 log lines of migrate (group {group}, stream {stream})"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("| applied migration 0023\n"), "{message}");
+    assert!(!message.contains("applied migration 0022"), "{message}");
+    assert!(
+        message.ends_with("| ERROR: column \"email\" of relation \"users\" already exists"),
+        "{message}"
+    );
+    assert!(!message.contains(MIGRATION_SECRET), "{message}");
+    assert!(message.contains("password ***"), "{message}");
+    let reads = rig.standin.calls_of("GetLogEvents");
+    assert_eq!(reads.len(), 1);
+    assert_eq!(reads[0].request["logGroupName"], group);
+    assert_eq!(reads[0].request["startFromHead"], false);
+    assert_eq!(reads[0].request["limit"], 20);
+    assert!(reads[0].request.get("unmask").is_none());
+}
+
+#[tokio::test]
+async fn run_task_stops_the_task_at_its_time_limit() {
+    let mut rig = Rig::new("run-limit").await;
+    rig.seed_migration().await;
+    let mut params = rig.run_task_params();
+    params["timeout_minutes"] = json!(1);
+    let ev = rig.event("run-task", "job-runl-1", Some(params.clone()));
+    rig.invoke(ev).await;
+    let token = token_of(&rig.success("job-runl-1"));
+    // The wait started 2 minutes ago.
+    let mut t: Value = serde_json::from_str(&token).expect("token");
+    t["startedAt"] = json!(now_epoch() - 120);
+    let out = rig
+        .invoke(rig.next("job-runl-2", &params, &t.to_string()))
+        .await;
+    assert_eq!(out["report"], "failure", "{out}");
+    let (kind, message) = rig.failure("job-runl-2");
+    assert_eq!(kind, "JobFailed");
+    assert!(
+        message.contains("did not finish within the 1m time limit"),
+        "{message}"
+    );
+    assert!(message.contains("it was stopped (StopTask"), "{message}");
+    let stops = rig.standin.calls_of("StopTask");
+    assert_eq!(stops.len(), 1);
+    assert_eq!(
+        stops[0].request["reason"],
+        "Tollgate: time limit of 1m reached for CodePipeline job job-runl-1"
+    );
+    assert_eq!(stops[0].request["task"], t["task"]);
+}
+
+#[tokio::test]
+async fn run_task_without_network_for_awsvpc_names_the_field_and_starts_nothing() {
+    let mut rig = Rig::new("run-nonet").await;
+    rig.seed_migration().await;
+    let mut params = rig.run_task_params();
+    params.as_object_mut().expect("object").remove("network");
+    let ev = rig.event("run-task", "job-run-nonet", Some(params));
+    rig.invoke(ev).await;
+    let (kind, message) = rig.failure("job-run-nonet");
+    assert_eq!(kind, "ConfigurationError");
+    assert!(
+        message.contains("field \"network\" is missing"),
+        "{message}"
+    );
+    assert_eq!(rig.count("RunTask"), 0);
+}

@@ -3,13 +3,33 @@
 //! reported with every job (`ConfigurationError`), so a pipeline never waits
 //! out the action's timeout.
 
-use crate::{Clock, Deps, artifact::ArtifactStore, ecs::EcsApi, liveness::JobLiveness};
+use crate::{
+    Clock, Deps, artifact::ArtifactStore, ecs::EcsApi, liveness::JobLiveness, task::LogReader,
+};
 use lambda_runtime::Diagnostic;
 use std::sync::Arc;
 use tollgate_checks::{Engine, EngineConfig};
 use tollgate_core::config::Env;
 use tollgate_report::lambda::{Function, InitFailure, Invocation};
 use tollgate_report::{Completion, JobReporter, ReportConfig};
+
+/// What `main.rs` builds from the SDK configuration, once, for
+/// [`PipelineAction::init`]: the generic ports, and the two only one action
+/// each uses, behind trait objects so that no other action's signature
+/// carries them.
+#[allow(missing_debug_implementations)]
+pub struct Adapters<A, E, J> {
+    /// Artifact store (S3 with the job's credentials).
+    pub artifacts: A,
+    /// The ECS API.
+    pub ecs: E,
+    /// Job liveness (CodePipeline reads).
+    pub jobs: J,
+    /// CloudWatch reads for metric gates (`gate`).
+    pub metrics: Box<dyn crate::actions::gate::Metrics>,
+    /// The last lines of a task's log stream (`run-task`).
+    pub logs: Arc<dyn LogReader>,
+}
 
 /// The function: its dependencies (or why it has none) and its reporter.
 #[derive(Debug)]
@@ -22,12 +42,9 @@ pub struct PipelineAction<R, A, E, J> {
 impl<R, A, E, J> PipelineAction<R, A, E, J> {
     /// Reads and validates the configuration from `env` once, and builds
     /// the check engine and the adapters (`adapters()` gives the artifact
-    /// store, the ECS API, job liveness and the metric source).
-    pub fn init(
-        env: &impl Env,
-        reporter: R,
-        adapters: impl FnOnce() -> (A, E, J, Box<dyn crate::actions::gate::Metrics>),
-    ) -> Self {
+    /// store, the ECS API, job liveness, the metric source and the log
+    /// reader: [`Adapters`]).
+    pub fn init(env: &impl Env, reporter: R, adapters: impl FnOnce() -> Adapters<A, E, J>) -> Self {
         let (deps, report) = match crate::config(env) {
             Ok((report, settings)) => {
                 let deps = Engine::new(EngineConfig::default())
@@ -35,7 +52,13 @@ impl<R, A, E, J> PipelineAction<R, A, E, J> {
                         InitFailure::new("pipeline-action", "CheckEngineInit", e.to_string())
                     })
                     .map(|checks| {
-                        let (artifacts, ecs, jobs, metrics) = adapters();
+                        let Adapters {
+                            artifacts,
+                            ecs,
+                            jobs,
+                            metrics,
+                            logs,
+                        } = adapters();
                         let clock = Clock::system();
                         Arc::new(Deps {
                             artifacts,
@@ -43,6 +66,7 @@ impl<R, A, E, J> PipelineAction<R, A, E, J> {
                             checks,
                             jobs,
                             metrics,
+                            logs,
                             settings,
                             clock,
                         })

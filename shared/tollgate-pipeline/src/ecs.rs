@@ -118,6 +118,10 @@ pub struct ServiceState {
     pub deployments: Vec<Deployment>,
     /// Service events, newest first.
     pub events: Vec<ServiceEvent>,
+    /// The service's `awsvpcConfiguration`, if any (`run-task` reuses it).
+    pub network: Option<crate::task::NetworkConfig>,
+    /// The service's launch type (`FARGATE`, `EC2`), if set.
+    pub launch_type: Option<String>,
 }
 
 /// One deployment of a service.
@@ -253,6 +257,42 @@ pub trait EcsApi: Send + Sync {
         deployment_id: &str,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<String>, EcsError>> + Send;
+
+    /// `DescribeTaskDefinition`, as `run-task` needs it: containers with
+    /// essential flags and log configuration, network mode.
+    fn describe_task_spec(
+        &self,
+        task_definition: &str,
+    ) -> impl Future<Output = Result<crate::task::TaskSpec, EcsError>> + Send;
+
+    /// `RunTask` of one task. A placement failure (`failures` in the
+    /// answer) is an error.
+    fn run_task(
+        &self,
+        request: &crate::task::RunRequest,
+    ) -> impl Future<Output = Result<crate::task::TaskState, EcsError>> + Send;
+
+    /// `DescribeTasks` of one task; `None` when ECS no longer knows it.
+    fn describe_task(
+        &self,
+        cluster: &str,
+        task: &str,
+    ) -> impl Future<Output = Result<Option<crate::task::TaskState>, EcsError>> + Send;
+
+    /// `ListTasks` with `startedBy`, running and stopped: the ARNs.
+    fn tasks_started_by(
+        &self,
+        cluster: &str,
+        started_by: &str,
+    ) -> impl Future<Output = Result<Vec<String>, EcsError>> + Send;
+
+    /// `StopTask` with a reason.
+    fn stop_task(
+        &self,
+        cluster: &str,
+        task: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), EcsError>> + Send;
 }
 
 /// What the next poll needs; sent to CodePipeline as the continuation token

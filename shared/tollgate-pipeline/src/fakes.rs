@@ -4,6 +4,7 @@ use super::actions::smoke::CheckRunner;
 use super::artifact::{ArtifactError, ArtifactStore, build_zip};
 use super::ecs::{Deployment, EcsApi, EcsError, JOB_TAG, ServiceState, TaskDefinitionView};
 pub use super::liveness::fakes::FakeJobs;
+use super::task::{LinesFuture, LogError, LogReader, RunRequest, TaskSpec, TaskState};
 use super::{Clock, Deps, Settings};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -134,6 +135,17 @@ pub struct EcsState {
     pub register_error: Option<EcsError>,
     pub stopped: Vec<String>,
     pub next_deployment: u32,
+    /// Task specs by family (the latest revision answers for the family).
+    pub specs: BTreeMap<String, TaskSpec>,
+    /// Tasks by ARN.
+    pub tasks: BTreeMap<String, TaskState>,
+    /// Answers for DescribeTasks, used before the task map.
+    pub task_script: VecDeque<Result<Option<TaskState>, EcsError>>,
+    /// Every RunTask request.
+    pub runs: Vec<RunRequest>,
+    /// Every StopTask: (task, reason).
+    pub stops: Vec<(String, String)>,
+    pub run_error: Option<EcsError>,
 }
 
 #[derive(Debug, Default)]
@@ -188,6 +200,8 @@ impl FakeEcs {
                         created_at: Some(1_000),
                     }],
                     events: vec![],
+                    network: None,
+                    launch_type: None,
                 },
             );
         }
@@ -331,6 +345,119 @@ impl EcsApi for FakeEcs {
         s.calls.push(format!("StoppedTasks {deployment_id}"));
         Ok(s.stopped.iter().take(limit).cloned().collect())
     }
+
+    async fn describe_task_spec(&self, task_definition: &str) -> Result<TaskSpec, EcsError> {
+        let mut s = self.state.lock().expect("lock");
+        s.calls.push(format!("DescribeTaskSpec {task_definition}"));
+        let view = lookup(&s, task_definition).ok_or_else(|| EcsError::NotFound {
+            operation: "ecs:DescribeTaskDefinition",
+            what: format!("task definition {task_definition}"),
+            detail: "Unable to describe task definition.".into(),
+        })?;
+        let mut spec = s.specs.get(&view.family).cloned().unwrap_or_default();
+        spec.arn = view.arn.clone();
+        spec.family = view.family.clone();
+        Ok(spec)
+    }
+
+    async fn run_task(&self, request: &RunRequest) -> Result<TaskState, EcsError> {
+        let mut s = self.state.lock().expect("lock");
+        s.calls.push(format!("RunTask {}", request.task_definition));
+        if let Some(e) = s.run_error.clone() {
+            return Err(e);
+        }
+        s.runs.push(request.clone());
+        let arn = format!("{ACCOUNT_PREFIX}:task/prod/task{}", s.runs.len());
+        let task = TaskState {
+            arn: arn.clone(),
+            task_definition: request.task_definition.clone(),
+            last_status: "PROVISIONING".into(),
+            desired_status: "RUNNING".into(),
+            ..TaskState::default()
+        };
+        s.tasks.insert(arn, task.clone());
+        Ok(task)
+    }
+
+    async fn describe_task(
+        &self,
+        _cluster: &str,
+        task: &str,
+    ) -> Result<Option<TaskState>, EcsError> {
+        let mut s = self.state.lock().expect("lock");
+        s.calls.push("DescribeTasks".into());
+        if let Some(answer) = s.task_script.pop_front() {
+            return answer;
+        }
+        Ok(s.tasks.get(task).cloned())
+    }
+
+    async fn tasks_started_by(
+        &self,
+        _cluster: &str,
+        started_by: &str,
+    ) -> Result<Vec<String>, EcsError> {
+        let mut s = self.state.lock().expect("lock");
+        s.calls.push(format!("ListTasks {started_by}"));
+        let found: Vec<String> = s
+            .runs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.started_by == started_by)
+            .map(|(i, _)| format!("{ACCOUNT_PREFIX}:task/prod/task{}", i + 1))
+            .collect();
+        Ok(found)
+    }
+
+    async fn stop_task(&self, _cluster: &str, task: &str, reason: &str) -> Result<(), EcsError> {
+        let mut s = self.state.lock().expect("lock");
+        s.calls.push("StopTask".into());
+        s.stops.push((task.to_owned(), reason.to_owned()));
+        Ok(())
+    }
+}
+
+/// One log read: (group, stream, region, limit).
+pub type LogRead = (String, String, Option<String>, usize);
+
+/// Log streams by (group, stream); unknown streams are not found.
+#[derive(Debug, Default)]
+pub struct FakeLogs {
+    pub streams: Mutex<BTreeMap<(String, String), Vec<String>>>,
+    /// Every read: (group, stream, region, limit).
+    pub reads: Mutex<Vec<LogRead>>,
+    pub error: Mutex<Option<LogError>>,
+}
+
+impl LogReader for FakeLogs {
+    fn last_lines<'a>(
+        &'a self,
+        group: &'a str,
+        stream: &'a str,
+        region: Option<&'a str>,
+        limit: usize,
+    ) -> LinesFuture<'a> {
+        Box::pin(async move {
+            self.reads.lock().expect("lock").push((
+                group.to_owned(),
+                stream.to_owned(),
+                region.map(str::to_owned),
+                limit,
+            ));
+            if let Some(e) = self.error.lock().expect("lock").clone() {
+                return Err(e);
+            }
+            let streams = self.streams.lock().expect("lock");
+            let lines = streams
+                .get(&(group.to_owned(), stream.to_owned()))
+                .ok_or_else(|| LogError::NotFound {
+                    group: group.to_owned(),
+                    stream: stream.to_owned(),
+                })?;
+            let start = lines.len().saturating_sub(limit);
+            Ok(lines[start..].to_vec())
+        })
+    }
 }
 
 /// A check runner that answers with a canned report.
@@ -434,6 +561,15 @@ pub type TestDeps = Deps<FakeArtifacts, FakeEcs, FakeChecks, FakeJobs>;
 
 /// Deps with a settable clock (epoch seconds).
 pub fn deps(artifacts: FakeArtifacts, ecs: FakeEcs) -> (Arc<TestDeps>, Arc<AtomicU64>) {
+    deps_with_logs(artifacts, ecs, Arc::new(FakeLogs::default()))
+}
+
+/// [`deps`] with a log reader of the test's own.
+pub fn deps_with_logs(
+    artifacts: FakeArtifacts,
+    ecs: FakeEcs,
+    logs: Arc<FakeLogs>,
+) -> (Arc<TestDeps>, Arc<AtomicU64>) {
     let now = Arc::new(AtomicU64::new(10_000));
     let clock_now = now.clone();
     let deps = Deps {
@@ -442,6 +578,7 @@ pub fn deps(artifacts: FakeArtifacts, ecs: FakeEcs) -> (Arc<TestDeps>, Arc<Atomi
         checks: FakeChecks::default(),
         jobs: FakeJobs::default(),
         metrics: Box::new(FakeMetrics::default()),
+        logs: logs.clone(),
         settings: Settings::default(),
         clock: Clock::from_fn(move || clock_now.load(Ordering::SeqCst)),
     };

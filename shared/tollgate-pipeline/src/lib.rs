@@ -15,6 +15,7 @@
 //! | `ecs-deploy` | registers a task definition with the new images, updates the service, waits for the rollout |
 //! | `ecs-wait` | waits for a service's current rollout |
 //! | `gate` | a metric gate over a bake: one CloudWatch measurement per invocation |
+//! | `run-task` | runs one ECS task (e.g. a migration) and waits for it to exit 0 |
 //!
 //! The waiting actions never sleep: each invocation polls `DescribeServices`
 //! once and answers with a continuation token ([`ecs::WaitToken`]) until the
@@ -35,6 +36,7 @@ pub mod ecs;
 pub mod image;
 pub mod liveness;
 pub mod params;
+pub mod task;
 
 use std::fmt;
 use std::sync::Arc;
@@ -195,6 +197,8 @@ pub struct Deps<A, E, C, J> {
     pub jobs: J,
     /// CloudWatch reads for metric gates (`gate`).
     pub metrics: Box<dyn actions::gate::Metrics>,
+    /// The last lines of a task's log stream (`run-task`).
+    pub logs: Arc<dyn task::LogReader>,
     /// Settings from the environment.
     pub settings: Settings,
     /// The clock.
@@ -506,6 +510,8 @@ mod tests {
             ("ecs-deploy", "ecs-deploy"),
             ("ecs-deploy-continuation", "ecs-deploy"),
             ("ecs-wait", "ecs-wait"),
+            ("run-task", "run-task"),
+            ("run-task-continuation", "run-task"),
         ] {
             let job = sample(name);
             let raw = job.data.action_configuration.configuration.user_parameters;
@@ -521,6 +527,12 @@ mod tests {
             .continuation_token
             .expect("token");
         assert_eq!(ecs::WaitToken::decode(&token).expect("ours").service, "web");
+        let token = sample("run-task-continuation")
+            .data
+            .continuation_token
+            .expect("token");
+        let t = actions::run_task::TaskToken::decode(&token).expect("ours");
+        assert_eq!(t.job, sample("run-task").id);
         for (name, field) in [
             ("bad-params-not-json", "UserParameters"),
             ("bad-params-unknown-action", "action"),

@@ -4,10 +4,16 @@
 //! `DescribeTaskDefinition`, `RegisterTaskDefinition` (plus `TagResource`
 //! for the job tag and `iam:PassRole` for the task definition's roles),
 //! `UpdateService`, and on a failed rollout `ListTasks` + `DescribeTasks`
-//! for the stopped tasks' reasons.
+//! for the stopped tasks' reasons; for `run-task`: `RunTask` (plus
+//! `TagResource` for the job tag and `iam:PassRole`), `DescribeTasks`,
+//! `ListTasks` (by `startedBy`) and `StopTask`.
 
 use aws_sdk_ecs::Client;
-use aws_sdk_ecs::types::{DesiredStatus, Service, Tag, TaskDefinition, TaskDefinitionField};
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, ContainerOverride, DesiredStatus, KeyValuePair,
+    LaunchType, LogDriver, NetworkConfiguration, Service, Tag, Task, TaskDefinition,
+    TaskDefinitionField, TaskOverride,
+};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -16,6 +22,9 @@ use std::sync::Mutex;
 use tollgate_aws::{SdkConfig, classify};
 use tollgate_pipeline::ecs::{
     Deployment, EcsApi, EcsError, JOB_TAG, ServiceEvent, ServiceState, TaskDefinitionView,
+};
+use tollgate_pipeline::task::{
+    AwsLogs, ContainerSpec, ContainerState, NetworkConfig, RunRequest, TaskSpec, TaskState,
 };
 use tollgate_report::ReportError;
 
@@ -137,8 +146,19 @@ fn epoch(t: Option<&aws_smithy_types::DateTime>) -> Option<i64> {
     t.map(aws_smithy_types::DateTime::secs)
 }
 
+fn network_of(n: Option<&NetworkConfiguration>) -> Option<NetworkConfig> {
+    let v = n?.awsvpc_configuration.as_ref()?;
+    Some(NetworkConfig {
+        subnets: v.subnets.clone(),
+        security_groups: v.security_groups.clone().unwrap_or_default(),
+        assign_public_ip: v.assign_public_ip == Some(AssignPublicIp::Enabled),
+    })
+}
+
 fn service_state(s: Service) -> ServiceState {
     ServiceState {
+        network: network_of(s.network_configuration.as_ref()),
+        launch_type: s.launch_type.as_ref().map(|l| l.as_str().to_owned()),
         name: s.service_name.unwrap_or_default(),
         status: s.status.unwrap_or_default(),
         desired_count: i64::from(s.desired_count),
@@ -202,6 +222,90 @@ fn view(td: &TaskDefinition, tags: &[Tag]) -> TaskDefinitionView {
             .collect(),
         task_role_arn: td.task_role_arn.clone(),
         execution_role_arn: td.execution_role_arn.clone(),
+    }
+}
+
+fn spec(td: &TaskDefinition) -> TaskSpec {
+    TaskSpec {
+        arn: td.task_definition_arn.clone().unwrap_or_default(),
+        family: td.family.clone().unwrap_or_default(),
+        network_mode: td.network_mode.as_ref().map(|m| m.as_str().to_owned()),
+        compatibilities: td
+            .requires_compatibilities
+            .iter()
+            .flatten()
+            .map(|c| c.as_str().to_owned())
+            .collect(),
+        containers: td
+            .container_definitions
+            .iter()
+            .flatten()
+            .map(|c| {
+                let log = c.log_configuration.as_ref();
+                let awslogs = log
+                    .filter(|l| l.log_driver == LogDriver::Awslogs)
+                    .and_then(|l| {
+                        let o = l.options.as_ref()?;
+                        Some(AwsLogs {
+                            group: o.get("awslogs-group")?.clone(),
+                            region: o.get("awslogs-region").cloned(),
+                            stream_prefix: o.get("awslogs-stream-prefix").cloned(),
+                        })
+                    });
+                ContainerSpec {
+                    name: c.name.clone().unwrap_or_default(),
+                    essential: c.essential.unwrap_or(true),
+                    log_driver: log.map(|l| l.log_driver.as_str().to_owned()),
+                    awslogs,
+                    // Names only: the values are references Tollgate never resolves.
+                    secret_names: c.secrets.iter().flatten().map(|s| s.name.clone()).collect(),
+                }
+            })
+            .collect(),
+    }
+}
+
+fn task_state(t: Task) -> TaskState {
+    TaskState {
+        arn: t.task_arn.unwrap_or_default(),
+        task_definition: t.task_definition_arn.unwrap_or_default(),
+        last_status: t.last_status.unwrap_or_default(),
+        desired_status: t.desired_status.unwrap_or_default(),
+        stopped_reason: t.stopped_reason,
+        stop_code: t.stop_code.map(|c| c.as_str().to_owned()),
+        containers: t
+            .containers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| ContainerState {
+                name: c.name.unwrap_or_default(),
+                last_status: c.last_status.unwrap_or_default(),
+                exit_code: c.exit_code,
+                reason: c.reason,
+            })
+            .collect(),
+        created_at: epoch(t.created_at.as_ref()),
+        started_at: epoch(t.started_at.as_ref()),
+        stopped_at: epoch(t.stopped_at.as_ref()),
+    }
+}
+
+fn failures_text(failures: Option<Vec<aws_sdk_ecs::types::Failure>>) -> String {
+    let text: Vec<String> = failures
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| {
+            format!(
+                "{}{}",
+                f.reason.unwrap_or_default(),
+                f.detail.map(|d| format!(": {d}")).unwrap_or_default()
+            )
+        })
+        .collect();
+    if text.is_empty() {
+        "no task in the answer".to_owned()
+    } else {
+        text.join("; ")
     }
 }
 
@@ -439,5 +543,150 @@ impl EcsApi for EcsClient {
                 line
             })
             .collect())
+    }
+
+    async fn describe_task_spec(&self, task_definition: &str) -> Result<TaskSpec, EcsError> {
+        let (td, _) = self.describe_raw(task_definition).await?;
+        Ok(spec(&td))
+    }
+
+    async fn run_task(&self, request: &RunRequest) -> Result<TaskState, EcsError> {
+        let overrides = TaskOverride::builder()
+            .set_container_overrides(Some(
+                request
+                    .overrides
+                    .iter()
+                    .map(|o| {
+                        ContainerOverride::builder()
+                            .name(&o.name)
+                            .set_command(o.command.clone())
+                            .set_environment(non_empty(Some(
+                                o.environment
+                                    .iter()
+                                    .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
+                                    .collect(),
+                            )))
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build();
+        let network = match &request.network {
+            Some(n) => Some(
+                NetworkConfiguration::builder()
+                    .awsvpc_configuration(
+                        AwsVpcConfiguration::builder()
+                            .set_subnets(Some(n.subnets.clone()))
+                            .set_security_groups(non_empty(Some(n.security_groups.clone())))
+                            .assign_public_ip(if n.assign_public_ip {
+                                AssignPublicIp::Enabled
+                            } else {
+                                AssignPublicIp::Disabled
+                            })
+                            .build()
+                            .map_err(|e| EcsError::Rejected {
+                                operation: "ecs:RunTask",
+                                code: "InvalidNetworkConfiguration".to_owned(),
+                                detail: e.to_string(),
+                            })?,
+                    )
+                    .build(),
+            ),
+            None => None,
+        };
+        let tags: Vec<Tag> = request
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        let out = self
+            .client
+            .run_task()
+            .cluster(&request.cluster)
+            .task_definition(&request.task_definition)
+            .count(1)
+            .launch_type(LaunchType::from(request.launch_type.as_str()))
+            .set_network_configuration(network)
+            .overrides(overrides)
+            .started_by(&request.started_by)
+            .set_tags(non_empty(Some(tags)))
+            .send()
+            .await
+            .map_err(|e| {
+                to_ecs_error(e, "ecs:RunTask", || {
+                    format!("task definition {}", request.task_definition)
+                })
+            })?;
+        match out.tasks.unwrap_or_default().into_iter().next() {
+            Some(t) => Ok(task_state(t)),
+            None => Err(EcsError::Rejected {
+                operation: "ecs:RunTask",
+                code: "TaskNotPlaced".to_owned(),
+                detail: format!(
+                    "ECS started no task in cluster {}: {}",
+                    request.cluster,
+                    failures_text(out.failures)
+                ),
+            }),
+        }
+    }
+
+    async fn describe_task(
+        &self,
+        cluster: &str,
+        task: &str,
+    ) -> Result<Option<TaskState>, EcsError> {
+        let out = self
+            .client
+            .describe_tasks()
+            .cluster(cluster)
+            .tasks(task)
+            .send()
+            .await
+            .map_err(|e| to_ecs_error(e, "ecs:DescribeTasks", || format!("task {task}")))?;
+        Ok(out
+            .tasks
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .map(task_state))
+    }
+
+    async fn tasks_started_by(
+        &self,
+        cluster: &str,
+        started_by: &str,
+    ) -> Result<Vec<String>, EcsError> {
+        let mut arns = Vec::new();
+        for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
+            let out = self
+                .client
+                .list_tasks()
+                .cluster(cluster)
+                .started_by(started_by)
+                .desired_status(status)
+                .max_results(10)
+                .send()
+                .await
+                .map_err(|e| {
+                    to_ecs_error(e, "ecs:ListTasks", || {
+                        format!("tasks started by {started_by}")
+                    })
+                })?;
+            arns.extend(out.task_arns.unwrap_or_default());
+        }
+        Ok(arns)
+    }
+
+    async fn stop_task(&self, cluster: &str, task: &str, reason: &str) -> Result<(), EcsError> {
+        self.client
+            .stop_task()
+            .cluster(cluster)
+            .task(task)
+            .reason(reason)
+            .send()
+            .await
+            .map_err(|e| to_ecs_error(e, "ecs:StopTask", || format!("task {task}")))?;
+        Ok(())
     }
 }

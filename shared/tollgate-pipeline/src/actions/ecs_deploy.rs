@@ -132,7 +132,7 @@ async fn read_image_definitions<A: ArtifactStore, E, C, J>(
     Ok(defs)
 }
 
-fn check_policy(defs: &[ImageDefinition], policy: &ImagePolicy) -> Result<(), Failure> {
+pub(crate) fn check_policy(defs: &[ImageDefinition], policy: &ImagePolicy) -> Result<(), Failure> {
     let problems: Vec<String> = defs
         .iter()
         .flat_map(|d| {

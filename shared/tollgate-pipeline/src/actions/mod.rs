@@ -98,6 +98,7 @@ actions! {
     ecs_deploy::EcsDeployParams => EcsDeploy,
     ecs_wait::EcsWaitParams => EcsWait,
     gate::GateParams => Gate,
+    run_task::RunTaskParams => RunTask,
 }
 
 #[cfg(test)]
