@@ -54,7 +54,14 @@ fn documented_fields(text: &str) -> BTreeSet<String> {
 
 /// The pages this change wrote; pages for further actions are checked
 /// the same way when they exist.
-const PAGES: [&str; 4] = ["smoke", "verify-artifact", "ecs-deploy", "ecs-wait"];
+const PAGES: [&str; 6] = [
+    "smoke",
+    "verify-artifact",
+    "ecs-deploy",
+    "ecs-wait",
+    "gate",
+    "run-task",
+];
 
 #[test]
 fn every_action_page_documents_exactly_the_parser_fields() {
