@@ -7,7 +7,10 @@
 
 mod aws;
 
-use aws::{dynamodb_ledger::DynamoLedger, notify_sources::NotifySources, sns::SnsPublisher};
+use aws::{
+    dynamodb_ledger::DynamoLedger, dynamodb_releases::DynamoReleases,
+    notify_sources::NotifySources, sns::SnsPublisher,
+};
 use std::time::Duration;
 use tollgate_aws_secretsmanager::SecretsManagerSecrets;
 use tollgate_aws_ssm::SsmParameters;
@@ -38,13 +41,19 @@ async fn init(init: Init) -> impl Function {
     config::log_ready(&resolved, &settings);
     let ledger = DynamoLedger::new(sdk, settings.dedupe_table.clone());
     ledger.warm().await;
-    Notifier::new(
+    let notifier = Notifier::new(
         resolved,
         NotifySources::new(sdk),
         http,
         SnsPublisher::new(sdk),
-    )
-    .with_ledger(ledger)
+    );
+    // The Slack bot mode's live messages share the ledger's table; without
+    // it they are kept per execution environment.
+    let notifier = match settings.dedupe_table.clone() {
+        Some(t) => notifier.with_releases(std::sync::Arc::new(DynamoReleases::new(sdk, t))),
+        None => notifier,
+    };
+    notifier.with_ledger(ledger)
 }
 
 fn main() -> Result<(), lambda_runtime::Error> {

@@ -398,12 +398,18 @@ pub fn key(run: &str, destination: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::events::parse;
     use serde_json::json;
 
-    fn ev(id: &str, kind: &str, state: &str, stage: Option<&str>, time: &str) -> Notification {
+    pub(crate) fn ev(
+        id: &str,
+        kind: &str,
+        state: &str,
+        stage: Option<&str>,
+        time: &str,
+    ) -> Notification {
         let (dt, mut detail) = match kind {
             "pipeline" => (
                 "CodePipeline Pipeline Execution State Change",
@@ -428,7 +434,7 @@ mod tests {
         })))
     }
 
-    fn events() -> Vec<Notification> {
+    pub(crate) fn events() -> Vec<Notification> {
         vec![
             ev("1", "pipeline", "STARTED", None, "2026-11-26T06:00:00Z"),
             ev(

@@ -804,4 +804,133 @@ mod tests {
         assert!(text.contains("failed at Build in 1m 00s"), "{text}");
         assert!(!text.contains("<!channel>"), "{text}");
     }
+
+    /// A Slack Web API in memory: answers like Slack, records every call.
+    #[derive(Debug, Default)]
+    struct FakeSlack {
+        calls: Mutex<Vec<(String, Value)>>,
+        next_ts: std::sync::atomic::AtomicU64,
+    }
+
+    impl ChatTransport for FakeSlack {
+        async fn post_json(
+            &self,
+            _url: &Secret,
+            _headers: &[(&'static str, Secret)],
+            _body: Vec<u8>,
+            _timeout: Duration,
+        ) -> Result<HttpAnswer, DeliveryError> {
+            unreachable!("the bot mode uses post_api")
+        }
+
+        async fn post_api(
+            &self,
+            url: &Secret,
+            headers: &[(&'static str, Secret)],
+            body: Vec<u8>,
+            _timeout: Duration,
+        ) -> Result<HttpAnswer, DeliveryError> {
+            tokio::task::yield_now().await;
+            assert_eq!(headers[0].1.expose(), "Bearer xoxb-test");
+            let method = url.expose().rsplit('/').next().unwrap_or_default().to_owned();
+            let v: Value = serde_json::from_slice(&body).expect("json");
+            let ts = format!(
+                "1700000000.{:06}",
+                self.next_ts.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            );
+            let answer = json!({"ok": true, "channel": v["channel"], "ts": v.get("ts").cloned().unwrap_or(json!(ts))});
+            self.calls.lock().expect("lock").push((method, v));
+            tokio::task::yield_now().await;
+            Ok(HttpAnswer {
+                status: 200,
+                retry_after: None,
+                body: answer.to_string(),
+            })
+        }
+    }
+
+    /// The memory store, yielding before each call so writers interleave.
+    #[derive(Debug, Default)]
+    struct Interleaving(crate::release::MemoryReleases);
+
+    impl ReleaseStore for Interleaving {
+        fn load<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> release::BoxFuture<'a, Result<Option<ReleaseRecord>, String>> {
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                self.0.load(key).await
+            })
+        }
+        fn store<'a>(
+            &'a self,
+            key: &'a str,
+            r: &'a ReleaseRecord,
+        ) -> release::BoxFuture<'a, Result<bool, String>> {
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                self.0.store(key, r).await
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_out_of_order_events_end_in_one_message_and_one_thread() {
+        let slack = FakeSlack::default();
+        let store = Interleaving::default();
+        let policy = crate::deliver::RetryPolicy::default();
+        let via = Via {
+            http: &slack,
+            sns: &(),
+            policy: &policy,
+            releases: &store,
+        };
+        let t = Target {
+            auth: Secret::new("Bearer xoxb-test"),
+            channel: "C0123456789".into(),
+            api_url: "http://127.0.0.1:9".into(),
+        };
+        let mut evs = crate::release::tests::events();
+        evs.reverse();
+        evs.swap(1, 5);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let all = futures::future::join_all(
+            evs.iter().map(|n| deliver(&t, "bot", n, deadline, &via)),
+        )
+        .await;
+        assert!(all.iter().all(|a| a.result.is_ok()), "{all:?}");
+        // Redelivered (Lambda retry, EventBridge duplicate): nothing new.
+        for n in &evs {
+            assert!(deliver(&t, "bot", n, deadline, &via).await.result.is_ok());
+        }
+        let calls = slack.calls.lock().expect("lock").clone();
+        let parents: Vec<_> = calls
+            .iter()
+            .filter(|(m, v)| m == "chat.postMessage" && v.get("thread_ts").is_none())
+            .collect();
+        assert_eq!(parents.len(), 1, "{calls:#?}");
+        let replies: Vec<_> = calls
+            .iter()
+            .filter(|(m, v)| m == "chat.postMessage" && v.get("thread_ts").is_some())
+            .collect();
+        assert!(!replies.is_empty());
+        let thread = replies[0].1["thread_ts"].clone();
+        assert!(replies.iter().all(|(_, v)| v["thread_ts"] == thread));
+        assert!(replies.iter().all(|(_, v)| v["reply_broadcast"] == true));
+        let mut texts: Vec<String> = replies.iter().map(|(_, v)| v["text"].to_string()).collect();
+        texts.sort();
+        texts.dedup();
+        assert_eq!(texts.len(), replies.len(), "duplicate replies: {replies:#?}");
+        // The last update shows everything.
+        let last = calls
+            .iter()
+            .rev()
+            .find(|(m, _)| m == "chat.update")
+            .expect("updated");
+        assert_eq!(last.1["ts"], thread, "the thread hangs on the one message");
+        let text = last.1.to_string();
+        assert!(text.contains("Source ✓ · Build ✗"), "{text}");
+        assert!(text.contains("failed at Build"), "{text}");
+    }
 }
