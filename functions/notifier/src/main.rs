@@ -41,19 +41,15 @@ async fn init(init: Init) -> impl Function {
     config::log_ready(&resolved, &settings);
     let ledger = DynamoLedger::new(sdk, settings.dedupe_table.clone());
     ledger.warm().await;
-    let notifier = Notifier::new(
+    let releases = DynamoReleases::shared(sdk, settings.dedupe_table.as_deref());
+    Notifier::new(
         resolved,
         NotifySources::new(sdk),
         http,
         SnsPublisher::new(sdk),
-    );
-    // The Slack bot mode's live messages share the ledger's table; without
-    // it they are kept per execution environment.
-    let notifier = match settings.dedupe_table.clone() {
-        Some(t) => notifier.with_releases(std::sync::Arc::new(DynamoReleases::new(sdk, t))),
-        None => notifier,
-    };
-    notifier.with_ledger(ledger)
+    )
+    .with_releases(releases)
+    .with_ledger(ledger)
 }
 
 fn main() -> Result<(), lambda_runtime::Error> {

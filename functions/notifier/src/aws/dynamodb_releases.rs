@@ -46,6 +46,15 @@ impl DynamoReleases {
         }
     }
 
+    /// The Slack bot mode's records: on `table` (the ledger's) when there is
+    /// one, else in this execution environment's memory.
+    pub fn shared(sdk: &SdkConfig, table: Option<&str>) -> std::sync::Arc<dyn ReleaseStore> {
+        match table {
+            Some(t) => std::sync::Arc::new(Self::new(sdk, t.to_owned())),
+            None => std::sync::Arc::new(tollgate_notify::release::MemoryReleases::default()),
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<Option<ReleaseRecord>, String> {
         let out = self
             .client
