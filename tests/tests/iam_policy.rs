@@ -169,9 +169,14 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "shared/tollgate-notify/src/destinations/webhook.rs",
             "shared/tollgate-notify/src/destinations/sns.rs",
             "shared/tollgate-notify/src/destinations/amazonq.rs",
+            "shared/tollgate-notify/src/destinations/slackbot.rs",
             "shared/tollgate-core/src/hook_failures.rs",
         ],
         env_not_in_template: &[
+            (
+                "TOLLGATE_SLACK_API_URL",
+                "the Slack Web API base defaults to https://slack.com/api; other values are for local stand-ins",
+            ),
             (
                 "TOLLGATE_NOTIFY_RULES",
                 "in AWS the rules document lives in SSM (NotifyRulesParameter); inline rules are for local runs",

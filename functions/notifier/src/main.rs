@@ -7,7 +7,10 @@
 
 mod aws;
 
-use aws::{dynamodb_ledger::DynamoLedger, notify_sources::NotifySources, sns::SnsPublisher};
+use aws::{
+    dynamodb_ledger::DynamoLedger, dynamodb_releases::DynamoReleases,
+    notify_sources::NotifySources, sns::SnsPublisher,
+};
 use std::time::Duration;
 use tollgate_aws_secretsmanager::SecretsManagerSecrets;
 use tollgate_aws_ssm::SsmParameters;
@@ -38,12 +41,14 @@ async fn init(init: Init) -> impl Function {
     config::log_ready(&resolved, &settings);
     let ledger = DynamoLedger::new(sdk, settings.dedupe_table.clone());
     ledger.warm().await;
+    let releases = DynamoReleases::shared(sdk, settings.dedupe_table.as_deref());
     Notifier::new(
         resolved,
         NotifySources::new(sdk),
         http,
         SnsPublisher::new(sdk),
     )
+    .with_releases(releases)
     .with_ledger(ledger)
 }
 

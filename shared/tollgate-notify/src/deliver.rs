@@ -142,7 +142,23 @@ pub trait ChatTransport: Send + Sync {
         body: Vec<u8>,
         timeout: Duration,
     ) -> impl Future<Output = Result<HttpAnswer, DeliveryError>> + Send;
+
+    /// One POST to a JSON API whose answer matters (the Slack Web API):
+    /// like [`ChatTransport::post_json`], but the body is kept whole up to
+    /// [`API_ANSWER_MAX`] bytes so it can be parsed.
+    fn post_api(
+        &self,
+        url: &Secret,
+        headers: &[(&'static str, Secret)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<HttpAnswer, DeliveryError>> + Send {
+        self.post_json(url, headers, body, timeout)
+    }
 }
+
+/// The largest API answer read ([`ChatTransport::post_api`]).
+pub const API_ANSWER_MAX: usize = 64 * 1024;
 
 /// [`ChatTransport`] over reqwest (rustls). Created at init; its client is
 /// built on the first webhook delivery (trust roots are most of a cold
@@ -202,12 +218,42 @@ impl ChatTransport for ReqwestTransport {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<HttpAnswer, DeliveryError> {
+        self.post(url, headers, body, timeout, false).await
+    }
+
+    async fn post_api(
+        &self,
+        url: &Secret,
+        headers: &[(&'static str, Secret)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<HttpAnswer, DeliveryError> {
+        self.post(url, headers, body, timeout, true).await
+    }
+}
+
+impl ReqwestTransport {
+    async fn post(
+        &self,
+        url: &Secret,
+        headers: &[(&'static str, Secret)],
+        body: Vec<u8>,
+        timeout: Duration,
+        whole: bool,
+    ) -> Result<HttpAnswer, DeliveryError> {
         let mut req = self
             .client()
             .await?
             .post(url.expose())
             .timeout(timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                if whole {
+                    "application/json; charset=utf-8"
+                } else {
+                    "application/json"
+                },
+            )
             .body(body);
         for (name, value) in headers {
             let mut v = reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {
@@ -248,6 +294,9 @@ impl ChatTransport for ReqwestTransport {
         // The body only matters for messages; a slow body is not a failure
         // once the status is known.
         let body = match resp.bytes().await {
+            Ok(b) if whole => {
+                String::from_utf8_lossy(&b[..b.len().min(API_ANSWER_MAX)]).into_owned()
+            }
             Ok(b) => crate::console::ellipsize(&String::from_utf8_lossy(&b), 300),
             Err(_) => String::new(),
         };

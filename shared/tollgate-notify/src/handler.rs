@@ -141,6 +141,7 @@ pub struct Notifier<S, H, P, L = NoLedger> {
     reserve: Duration,
     memory: Mutex<Memory>,
     ledger: L,
+    releases: std::sync::Arc<dyn crate::release::ReleaseStore>,
 }
 
 /// How long a claim outlives this invocation's deadline: the time a
@@ -171,6 +172,7 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher> Notifier<S, H, P, NoL
             reserve: cfg.reserve,
             memory: Mutex::new(Memory::default()),
             ledger: NoLedger,
+            releases: std::sync::Arc::new(crate::release::MemoryReleases::default()),
         }
     }
 }
@@ -213,7 +215,18 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher, L: DeliveryLedger> No
             reserve: self.reserve,
             memory: self.memory,
             ledger,
+            releases: self.releases,
         }
+    }
+
+    /// Uses shared release records for the Slack bot mode's live messages
+    /// (default: this process's memory).
+    pub fn with_releases(
+        mut self,
+        releases: std::sync::Arc<dyn crate::release::ReleaseStore>,
+    ) -> Self {
+        self.releases = releases;
+        self
     }
 
     /// Overrides the retry tuning (tests).
@@ -392,6 +405,7 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher, L: DeliveryLedger> No
             http: &self.http,
             sns: &self.sns,
             policy: &self.policy,
+            releases: self.releases.as_ref(),
         };
         let Attempts { attempts, result } = destinations::deliver(dest, n, deadline, &via).await;
         if let Some(key) = &key {

@@ -56,6 +56,7 @@ pub mod events;
 pub mod handler;
 pub mod ledger;
 pub mod model;
+pub mod release;
 pub mod render;
 pub mod rules;
 pub mod secret_ref;

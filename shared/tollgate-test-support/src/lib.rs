@@ -11,3 +11,4 @@ pub mod documents;
 pub mod http;
 pub mod parameters;
 pub mod reporters;
+pub mod slack;

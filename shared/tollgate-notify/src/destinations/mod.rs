@@ -1,7 +1,7 @@
 //! Notification destinations. Each type lives in one module that owns its
 //! configuration (environment variables, its entry in the rules document,
 //! validation), its renderer and its delivery specifics:
-//! [`slack`], [`teams`], [`webhook`], [`sns`], [`amazonq`].
+//! [`slack`], [`teams`], [`webhook`], [`sns`], [`amazonq`], [`slackbot`].
 //!
 //! This module owns what they share: the registration list (the
 //! `destinations!` invocation below, which generates [`DestinationKind`],
@@ -180,6 +180,8 @@ destinations! {
     Sns => sns,
     /// Amazon Q in chat (AWS Chatbot) custom notifications over SNS.
     AmazonQ => amazonq,
+    /// Slack bot (Web API): one live message per run, with a thread.
+    SlackBot => slackbot,
 }
 
 /// A destination before its secrets are resolved.
@@ -226,6 +228,8 @@ pub struct Via<'a, H, P> {
     pub sns: &'a P,
     /// Retry tuning.
     pub policy: &'a RetryPolicy,
+    /// The runs' live-message records (Slack bot mode).
+    pub releases: &'a dyn crate::release::ReleaseStore,
 }
 
 impl<H: ChatTransport, P> Via<'_, H, P> {
@@ -319,6 +323,10 @@ mod tests {
             (
                 DestinationKind::AmazonQ,
                 r#"{"type": "amazonq", "topic_arn": "arn:aws:sns:eu-west-1:1:q"}"#,
+            ),
+            (
+                DestinationKind::SlackBot,
+                r#"{"type": "slackbot", "token": "ssm:/slack/bot", "channel": "C0123456789"}"#,
             ),
         ] {
             let parsed: DestinationDoc = serde_json::from_str(doc).expect("parses");

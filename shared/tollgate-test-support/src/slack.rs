@@ -1,0 +1,91 @@
+//! A local Slack Web API ([`slack_api`]): `auth.test`, `chat.postMessage`
+//! and `chat.update` under `/api/`, answering with Slack's shapes (HTTP 200
+//! with `ok: true` and the message's `channel` / `ts`, or `ok: false` and
+//! an `error`: `invalid_auth`, `channel_not_found`, `message_not_found`).
+//! A 429 with `Retry-After` or any other error is scripted on the stub
+//! ([`Stub::script`], path `/api/<method>`).
+
+use crate::http::{Reply, Request, Stub};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The only token the stand-in accepts.
+pub const BOT_TOKEN: &str = "xoxb-0000-LOCAL-NEVER-LOG";
+/// The only channel the bot is a member of.
+pub const CHANNEL: &str = "C0LOCAL0001";
+
+fn err(code: &str) -> Reply {
+    Reply::json(200, &json!({"ok": false, "error": code}))
+}
+
+fn answer(req: &Request, next: &AtomicU64) -> Reply {
+    if req.header("authorization") != Some(&format!("Bearer {BOT_TOKEN}")) {
+        return err(if req.header("authorization").is_none() {
+            "not_authed"
+        } else {
+            "invalid_auth"
+        });
+    }
+    let method = req.path.strip_prefix("/api/").unwrap_or_default();
+    if method == "auth.test" {
+        return Reply::json(
+            200,
+            &json!({"ok": true, "url": "https://local.slack.com/", "team": "Local",
+                    "user": "tollgate", "team_id": "T0LOCAL", "user_id": "U0LOCAL", "bot_id": "B0LOCAL"}),
+        );
+    }
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let channel = body
+        .get("channel")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if channel != CHANNEL {
+        return err("channel_not_found");
+    }
+    if body
+        .get("blocks")
+        .and_then(Value::as_array)
+        .is_some_and(|b| b.len() > 50)
+    {
+        return err("invalid_blocks");
+    }
+    if body
+        .get("text")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.chars().count() > 40_000)
+    {
+        return err("msg_too_long");
+    }
+    match method {
+        "chat.postMessage" => {
+            let ts = format!("1700000000.{:06}", next.fetch_add(1, Ordering::SeqCst));
+            Reply::json(
+                200,
+                &json!({"ok": true, "channel": channel, "ts": ts,
+                        "message": {"type": "message", "text": body["text"], "ts": ts}}),
+            )
+        }
+        "chat.update" => {
+            let ts = body.get("ts").and_then(Value::as_str).unwrap_or_default();
+            if !ts.starts_with("1700000000.") {
+                return err("message_not_found");
+            }
+            Reply::json(
+                200,
+                &json!({"ok": true, "channel": channel, "ts": ts, "text": body["text"]}),
+            )
+        }
+        _ => err("unknown_method"),
+    }
+}
+
+/// Starts the stand-in; its base URL is `stub.url("/api")`.
+pub async fn slack_api() -> Stub {
+    let next = Arc::new(AtomicU64::new(1));
+    Stub::start(move |req| {
+        let reply = answer(&req, &next);
+        async move { reply }
+    })
+    .await
+}

@@ -1,0 +1,210 @@
+//! notifier's Slack bot mode end to end: three notifier processes (three
+//! execution environments) under the local Runtime API, the release records
+//! in moto's DynamoDB, the bot token in moto's SSM, and the local Slack Web
+//! API stand-in (`tollgate_test_support::slack`). One pipeline execution's
+//! events are delivered out of order and in parallel, each possibly twice:
+//! the channel ends with exactly one message, updated in place, and one
+//! thread without duplicate replies.
+
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use tollgate_test_support::http::Reply;
+use tollgate_test_support::slack::{BOT_TOKEN, CHANNEL, slack_api};
+use tollgate_tests::{AwsStandIn, Invocation, LocalLambda, Moto, paths};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn event(id: &str, kind: &str, state: &str, stage: Option<&str>, time: &str) -> Value {
+    let (dt, mut detail) = match kind {
+        "pipeline" => (
+            "CodePipeline Pipeline Execution State Change",
+            json!({"pipeline": "payments", "execution-id": "exec-1", "state": state}),
+        ),
+        "stage" => (
+            "CodePipeline Stage Execution State Change",
+            json!({"pipeline": "payments", "execution-id": "exec-1", "state": state}),
+        ),
+        _ => (
+            "CodePipeline Action Execution State Change",
+            json!({"pipeline": "payments", "execution-id": "exec-1", "state": state,
+                   "action": "Compile", "execution-result": {"external-execution-summary": "tests failed: 3 <!channel>"}}),
+        ),
+    };
+    if let Some(s) = stage {
+        detail["stage"] = json!(s);
+    }
+    json!({
+        "version": "0", "id": id, "detail-type": dt, "source": "aws.codepipeline",
+        "account": "111122223333", "time": time, "region": "eu-west-1",
+        "resources": ["arn:aws:codepipeline:eu-west-1:111122223333:payments"],
+        "detail": detail
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_execution_is_one_message_and_one_thread_across_environments() {
+    let moto = Moto::shared();
+    let standin = AwsStandIn::start(Some(moto)).await;
+    let sdk = standin.sdk_config().await;
+    let n = SEQ.fetch_add(1, Ordering::SeqCst);
+    let tag = format!("{}-{n}", std::process::id());
+    let table = format!("tollgate-releases-{tag}");
+    tollgate_tests::seed::delivery_table(&sdk, &table)
+        .await
+        .expect("table in moto");
+    let param = format!("/tollgate/{tag}/slack-bot");
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name(&param)
+        .value(BOT_TOKEN)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .expect("seed the token");
+    let slack = slack_api().await;
+    // Slack rate-limits the first update: honoured, then delivered.
+    slack.script(
+        "/api/chat.update",
+        [
+            Reply::json(429, &json!({"ok": false, "error": "ratelimited"}))
+                .header("retry-after", "1"),
+        ],
+    );
+    let mut env = standin.lambda_env();
+    env.extend(
+        [
+            ("TOLLGATE_SLACK_BOT_TOKEN", format!("ssm:{param}")),
+            ("TOLLGATE_SLACK_CHANNEL_ID", CHANNEL.to_owned()),
+            ("TOLLGATE_SLACK_API_URL", slack.url("/api")),
+            ("TOLLGATE_NOTIFY_DEDUPE_TABLE", table.clone()),
+            ("TOLLGATE_NOTIFY_ENRICH", "false".to_owned()),
+            (
+                "TOLLGATE_NOTIFY_RULES",
+                json!({"notify": {"pipeline": ["all"], "stage": ["all"], "action": ["all"]}})
+                    .to_string(),
+            ),
+            ("AWS_LAMBDA_LOG_LEVEL", "DEBUG".to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let mut fs: Vec<LocalLambda> = Vec::new();
+    for _ in 0..3 {
+        let f = LocalLambda::spawn(&paths::function_binary("notifier"), &env).await;
+        assert!(
+            f.wait_init(Duration::from_secs(20)).await.is_some(),
+            "init failed: {:?}\n{}",
+            f.init_error(),
+            f.logs()
+        );
+        fs.push(f);
+    }
+    let events = [
+        event("e8", "pipeline", "FAILED", None, "2026-11-26T06:01:01Z"),
+        event(
+            "e5",
+            "action",
+            "STARTED",
+            Some("Build"),
+            "2026-11-26T06:00:06Z",
+        ),
+        event("e1", "pipeline", "STARTED", None, "2026-11-26T06:00:00Z"),
+        event(
+            "e6",
+            "action",
+            "FAILED",
+            Some("Build"),
+            "2026-11-26T06:01:00Z",
+        ),
+        event(
+            "e3",
+            "stage",
+            "SUCCEEDED",
+            Some("Source"),
+            "2026-11-26T06:00:05Z",
+        ),
+        event(
+            "e2",
+            "stage",
+            "STARTED",
+            Some("Source"),
+            "2026-11-26T06:00:01Z",
+        ),
+        event(
+            "e7",
+            "stage",
+            "FAILED",
+            Some("Build"),
+            "2026-11-26T06:01:00Z",
+        ),
+        event(
+            "e4",
+            "stage",
+            "STARTED",
+            Some("Build"),
+            "2026-11-26T06:00:06Z",
+        ),
+    ];
+    // Rounds of three parallel invocations, one per environment; a failed
+    // invocation is retried (as Lambda does), in the next round.
+    let mut queue: Vec<Value> = events.to_vec();
+    queue.extend(events.iter().take(3).cloned()); // duplicates
+    let mut rounds = 0;
+    while !queue.is_empty() {
+        rounds += 1;
+        assert!(rounds < 30, "never settled");
+        let batch: Vec<Value> = queue.drain(..queue.len().min(3)).collect();
+        let mut futs = Vec::new();
+        for (f, e) in fs.iter_mut().zip(batch.iter()) {
+            futs.push(f.invoke(e.clone(), DEADLINE));
+        }
+        let outs = futures::future::join_all(futs).await;
+        for (out, e) in outs.into_iter().zip(batch) {
+            if let Invocation::Error { .. } = out {
+                queue.push(e);
+            }
+        }
+    }
+    let posts = slack.requests_to("/api/chat.postMessage");
+    let bodies: Vec<Value> = posts.iter().map(|r| r.json()).collect();
+    let parents: Vec<&Value> = bodies
+        .iter()
+        .filter(|b| b.get("thread_ts").is_none())
+        .collect();
+    assert_eq!(parents.len(), 1, "one message: {bodies:#?}");
+    let replies: Vec<&Value> = bodies
+        .iter()
+        .filter(|b| b.get("thread_ts").is_some())
+        .collect();
+    assert!(!replies.is_empty(), "the failure is told in the thread");
+    let thread = replies[0]["thread_ts"].clone();
+    assert!(replies.iter().all(|r| r["thread_ts"] == thread));
+    assert!(
+        replies.iter().all(|r| r["reply_broadcast"] == true),
+        "failures are broadcast"
+    );
+    let mut texts: Vec<String> = replies.iter().map(|r| r["text"].to_string()).collect();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(
+        texts.len(),
+        replies.len(),
+        "no duplicate replies: {replies:#?}"
+    );
+    let all = serde_json::to_string(&bodies).expect("json");
+    assert!(!all.contains("<!channel>"), "user text is escaped");
+    // The last successful update shows the whole release.
+    let updates = slack.requests_to("/api/chat.update");
+    let last = updates.last().expect("updated").json();
+    assert_eq!(last["ts"], thread, "the thread hangs on the one message");
+    let text = last.to_string();
+    assert!(text.contains("Source ✓ · Build ✗"), "{text}");
+    assert!(text.contains("failed at Build"), "{text}");
+    for f in &fs {
+        assert!(
+            !f.logs().contains(BOT_TOKEN),
+            "the token never appears in logs"
+        );
+    }
+}
