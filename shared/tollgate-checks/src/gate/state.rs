@@ -172,7 +172,8 @@ impl GateState {
     /// (decided early only when inconclusive fails the gate), else running
     /// until `count` measurements, then successful, unless the
     /// inconclusive and errored measurements together exceed
-    /// `inconclusive_limit` (an unread measurement is not a good one).
+    /// `inconclusive_limit` (an unread measurement is not a good one) or
+    /// none was successful.
     pub fn verdict(&self, spec: &GateSpec) -> Verdict {
         if self.count(Outcome::Failed) > spec.failure_limit {
             return Verdict::Failed;
@@ -192,9 +193,14 @@ impl GateState {
             return Verdict::Error;
         }
         // At the end, a measurement that could not be read is not known to
-        // be good: it counts as inconclusive.
+        // be good: it counts as inconclusive. And a bake with no successful
+        // measurement at all (every one inconclusive or unread, within a
+        // generous inconclusive_limit) proved nothing: never a success.
         let unknown = self.count(Outcome::Inconclusive) + self.count(Outcome::Error);
-        if inconclusive || unknown > spec.inconclusive_limit {
+        if inconclusive
+            || unknown > spec.inconclusive_limit
+            || self.count(Outcome::Successful) == 0
+        {
             Verdict::Inconclusive
         } else {
             Verdict::Successful

@@ -678,6 +678,16 @@ fn verdicts_follow_the_limits() {
             "SESES",
             Verdict::Successful,
         ),
+        // No successful measurement proves nothing, however generous the
+        // inconclusive limit: never a success (review finding).
+        ("  inconclusive_limit: 5\n", "IIIII", Verdict::Inconclusive),
+        ("  inconclusive_limit: 5\n", "EIEIE", Verdict::Inconclusive),
+        (
+            "  inconclusive_limit: 5\n  consecutive_error_limit: 5\n",
+            "IEIEI",
+            Verdict::Inconclusive,
+        ),
+        ("  inconclusive_limit: 4\n", "IIIIS", Verdict::Successful),
     ];
     for (extra, outcomes, want) in rows {
         let text = SPEC.replace("  count: 5\n", &format!("  count: 5\n{extra}"));
