@@ -146,6 +146,9 @@ pub struct EcsState {
     /// Every StopTask: (task, reason).
     pub stops: Vec<(String, String)>,
     pub run_error: Option<EcsError>,
+    /// RunTask loses a race: a concurrent delivery of the job starts the
+    /// task (recorded as a run) and this call gets the error.
+    pub run_raced: Option<EcsError>,
 }
 
 #[derive(Debug, Default)]
@@ -364,6 +367,19 @@ impl EcsApi for FakeEcs {
         let mut s = self.state.lock().expect("lock");
         s.calls.push(format!("RunTask {}", request.task_definition));
         if let Some(e) = s.run_error.clone() {
+            return Err(e);
+        }
+        if let Some(e) = s.run_raced.take() {
+            s.runs.push(request.clone());
+            let arn = format!("{ACCOUNT_PREFIX}:task/prod/task{}", s.runs.len());
+            let task = TaskState {
+                arn: arn.clone(),
+                task_definition: request.task_definition.clone(),
+                last_status: "PROVISIONING".into(),
+                desired_status: "RUNNING".into(),
+                ..TaskState::default()
+            };
+            s.tasks.insert(arn, task);
             return Err(e);
         }
         s.runs.push(request.clone());

@@ -609,6 +609,10 @@ impl EcsApi for EcsClient {
             .set_network_configuration(network)
             .overrides(overrides)
             .started_by(&request.started_by)
+            // Idempotent per job: a duplicate delivery racing this one gets
+            // the same task back (same parameters) or a refusal, never a
+            // second task (ECS: up to 64 characters in 33-126).
+            .client_token(client_token(&request.started_by))
             .set_tags(non_empty(Some(tags)))
             .send()
             .await
@@ -689,4 +693,14 @@ impl EcsApi for EcsClient {
             .map_err(|e| to_ecs_error(e, "ecs:StopTask", || format!("task {task}")))?;
         Ok(())
     }
+}
+
+/// RunTask's idempotency token from the job id (`startedBy`): the characters
+/// ECS allows (33-126), at most 64.
+fn client_token(started_by: &str) -> String {
+    started_by
+        .chars()
+        .filter(|c| ('!'..='~').contains(c))
+        .take(64)
+        .collect()
 }

@@ -488,7 +488,34 @@ where
         started_by: by,
         tags: vec![(JOB_TAG.to_owned(), job.id.clone())],
     };
-    let task = deps.ecs.run_task(&request).await.map_err(|e| run_hint(e, &task_definition))?;
+    let task = match deps.ecs.run_task(&request).await {
+        Ok(task) => task,
+        Err(e) => {
+            // A concurrent delivery of this job may have started the task
+            // meanwhile (ListTasks above is eventually consistent, and the
+            // client token, the job id, makes ECS refuse a second start
+            // whose parameters differ): wait for that task instead of
+            // failing a job whose task runs.
+            if let Ok(found) = deps.ecs.tasks_started_by(cluster, &request.started_by).await
+                && let Some(existing) = found.into_iter().next()
+            {
+                tracing::info!(task = %existing, "a concurrent delivery of this job started the task: waiting for it");
+                let token = TaskToken {
+                    v: 1,
+                    action: NAME.to_owned(),
+                    cluster: cluster.clone(),
+                    task: existing,
+                    job: job.id.clone(),
+                    started_at: deps.clock.now(),
+                    seen: Vec::new(),
+                    polls: 0,
+                    errors: 0,
+                };
+                return poll(deps, params, token, limit, step).await;
+            }
+            return Err(run_hint(e, &task_definition));
+        }
+    };
     tracing::info!(task = %task.arn, "task started");
     let mut token = TaskToken {
         v: 1,

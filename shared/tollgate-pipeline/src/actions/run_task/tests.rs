@@ -284,6 +284,20 @@ async fn a_redelivered_job_waits_for_its_task_instead_of_starting_another() {
 }
 
 #[tokio::test]
+async fn a_concurrent_delivery_that_started_the_task_first_is_waited_for_not_failed() {
+    let (deps, _, _) = setup();
+    deps.ecs.state.lock().expect("lock").run_raced = Some(EcsError::Rejected {
+        operation: "ecs:RunTask",
+        code: "ClientException".into(),
+        detail: "idempotent parameter mismatch".into(),
+    });
+    let s = success(go(&deps, &fakes::job(MIGRATE, None)).await);
+    let t = TaskToken::decode(&s.continuation_token.expect("token")).expect("ours");
+    assert!(t.task.ends_with("task1"), "{}", t.task);
+    assert_eq!(deps.ecs.state.lock().expect("lock").runs.len(), 1, "one task per job");
+}
+
+#[tokio::test]
 async fn a_job_that_is_no_longer_live_starts_nothing() {
     let (deps, _, _) = setup();
     deps.jobs.set(
