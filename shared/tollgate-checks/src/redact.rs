@@ -95,16 +95,67 @@ impl Redactor {
                 out = out.replace(v.as_str(), "<redacted>");
             }
         }
+        self.mask_cut_fragments(&mut out);
         out
     }
 
     /// In-place form of [`Redactor::clean`].
     pub(crate) fn clean_in_place(&self, text: &mut String) {
-        if self.values.iter().any(|v| text.contains(v.as_str())) {
+        let whole = self.values.iter().any(|v| text.contains(v.as_str()));
+        if whole || text.contains(['…', '`']) {
             *text = self.clean(text);
         }
     }
+
+    /// A body snippet is cut before it is cleaned, so a secret the target
+    /// echoed can be cut in two, and the whole-value replacement no longer
+    /// sees it: before a `…` (where a snippet was cut) a prefix of a value
+    /// can remain, and after a '`' or at the very start (where a snippet
+    /// began inside the body) a suffix. Such a fragment of at least
+    /// [`MIN_FRAGMENT`] characters is masked too (review finding).
+    fn mask_cut_fragments(&self, out: &mut String) {
+        for v in &self.values {
+            let chars: Vec<(usize, char)> = v.char_indices().collect();
+            if chars.len() <= MIN_FRAGMENT {
+                continue;
+            }
+            // Prefixes of `v` just before a cut mark.
+            let mut i = 0;
+            while let Some(found) = out[i..].find('…') {
+                let at = i + found;
+                let before = &out[..at];
+                let longest = (MIN_FRAGMENT..chars.len())
+                    .rev()
+                    .map(|k| &v[..chars[k].0])
+                    .find(|p| before.ends_with(p));
+                if let Some(p) = longest {
+                    let start = at - p.len();
+                    out.replace_range(start..at, "<redacted>");
+                    i = start + "<redacted>".len() + '…'.len_utf8();
+                } else {
+                    i = at + '…'.len_utf8();
+                }
+            }
+            // Suffixes of `v` at the start or just after a backtick.
+            let mut starts: Vec<usize> = vec![0];
+            starts.extend(out.match_indices('`').map(|(j, _)| j + 1));
+            for &j in starts.iter().rev() {
+                let after = &out[j..];
+                let longest = (1..=chars.len() - MIN_FRAGMENT)
+                    .map(|k| &v[chars[k].0..])
+                    .find(|s| after.starts_with(s));
+                if let Some(s) = longest {
+                    let len = s.len();
+                    out.replace_range(j..j + len, "<redacted>");
+                }
+            }
+        }
+    }
 }
+
+/// The shortest part of a secret that [`Redactor::clean`] masks where a
+/// snippet cut it.
+const MIN_FRAGMENT: usize = 4;
 
 /// A URL for display: password removed, then secret values scrubbed.
 pub(crate) fn display_url(url: &Url, redactor: &Redactor) -> String {
@@ -135,6 +186,25 @@ mod tests {
         for n in ["content-type", "host", "x-version", "etag"] {
             assert!(!s.is_secret(&HeaderName::from_static(n)), "{n}");
         }
+    }
+
+    #[test]
+    fn a_secret_cut_by_a_snippet_is_masked_on_both_sides_of_the_cut() {
+        let mut r = Redactor::default();
+        r.add("tok-0123456789abcdefSECRET");
+        // The end of a snippet cut inside the value.
+        let cut_end = format!("body `{}tok-0123456789ab…`", "x".repeat(20));
+        let shown = r.clean(&cut_end);
+        assert!(!shown.contains("tok-0123"), "{shown}");
+        assert!(shown.ends_with("<redacted>…`"), "{shown}");
+        // The start of a snippet that begins inside the value.
+        let cut_start = "body `89abcdefSECRET and more…`";
+        let shown = r.clean(cut_start);
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.starts_with("body `<redacted> and more"), "{shown}");
+        // Whole values and unrelated text are as before.
+        assert_eq!(r.clean("a tok-0123456789abcdefSECRET b"), "a <redacted> b");
+        assert_eq!(r.clean("`plain text…`"), "`plain text…`");
     }
 
     #[test]

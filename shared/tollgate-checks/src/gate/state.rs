@@ -197,9 +197,7 @@ impl GateState {
         // measurement at all (every one inconclusive or unread, within a
         // generous inconclusive_limit) proved nothing: never a success.
         let unknown = self.count(Outcome::Inconclusive) + self.count(Outcome::Error);
-        if inconclusive
-            || unknown > spec.inconclusive_limit
-            || self.count(Outcome::Successful) == 0
+        if inconclusive || unknown > spec.inconclusive_limit || self.count(Outcome::Successful) == 0
         {
             Verdict::Inconclusive
         } else {
