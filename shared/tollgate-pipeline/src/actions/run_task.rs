@@ -627,11 +627,11 @@ where
         Err(EcsError::Unavailable { operation, detail }) => {
             token.errors += 1;
             if token.errors >= MAX_POLL_ERRORS || elapsed >= limit.as_secs() {
+                let stopped = stop_unwatched(deps, &token, &id, step).await;
                 return Err(Failure::unavailable(format!(
                     "{operation} failed {} times in a row while waiting for task {id} ({detail}); \
-                     the task's state is unknown and it may still be running: check it in the ECS \
-                     console (cluster {}) and stop it if needed",
-                    token.errors, token.cluster
+                     the task's state is unknown: {stopped}",
+                    token.errors
                 )));
             }
             return Ok(JobOutcome::Success(JobSuccess {
@@ -645,7 +645,12 @@ where
                 continuation_token: Some(token.encode()),
             }));
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            let stopped = stop_unwatched(deps, &token, &id, step).await;
+            let mut f: Failure = e.into();
+            f.message = format!("{}; {stopped}", f.message);
+            return Err(f);
+        }
     };
     token.errors = 0;
     token.note(&task.last_status);
@@ -656,6 +661,39 @@ where
         return Err(time_out(deps, &task, &token, elapsed, limit, step).await);
     }
     Ok(waiting(&task, token, elapsed, limit))
+}
+
+/// The job is about to fail while its task's state is unknown: stop the
+/// task (a retried stage is a new job and would start another one beside
+/// it), and say what happened (review finding: only the time limit
+/// stopped it before).
+async fn stop_unwatched<A, E, C, J>(
+    deps: &Deps<A, E, C, J>,
+    token: &TaskToken,
+    id: &str,
+    step: &Step,
+) -> String
+where
+    E: EcsApi,
+{
+    let reason: String = format!(
+        "Tollgate: CodePipeline job {} failed while waiting for this task",
+        token.job
+    )
+    .chars()
+    .take(STOP_REASON_MAX)
+    .collect();
+    step.enter(format!("stopping task {id} (the job fails unwatched)"));
+    match deps.ecs.stop_task(&token.cluster, &token.task, &reason).await {
+        Ok(()) => format!(
+            "it was stopped so that a retry does not run a second one beside it (StopTask: \"{reason}\")"
+        ),
+        Err(e) => format!(
+            "stopping it failed too ({e}): check task {id} in the ECS console (cluster {}) and \
+             stop it before you retry the stage",
+            token.cluster
+        ),
+    }
 }
 
 /// An in-progress answer.

@@ -374,6 +374,48 @@ async fn a_poll_blip_is_retried_and_a_forgotten_task_fails() {
     assert!(f.message.contains("no longer known to ECS"), "{}", f.message);
 }
 
+#[tokio::test]
+async fn a_job_that_fails_unwatched_stops_its_task_first() {
+    // Five polls in a row fail: the job fails, and the task it can no longer
+    // watch is stopped, so a retried stage cannot run a second one beside it.
+    let (deps, _, _) = setup();
+    let (mut raw, _) = start(&deps).await;
+    for i in 0..MAX_POLL_ERRORS {
+        deps.ecs
+            .state
+            .lock()
+            .expect("lock")
+            .task_script
+            .push_back(Err(EcsError::Unavailable {
+                operation: "ecs:DescribeTasks",
+                detail: "ThrottlingException: Rate exceeded".into(),
+            }));
+        let out = go(&deps, &fakes::job_with_id(&format!("job-{i}"), MIGRATE, Some(&raw))).await;
+        if i + 1 < MAX_POLL_ERRORS {
+            raw = success(out).continuation_token.expect("token");
+        } else {
+            let f = failure(out);
+            assert!(f.message.contains("it was stopped"), "{}", f.message);
+        }
+    }
+    let s = deps.ecs.state.lock().expect("lock");
+    assert_eq!(s.stops.len(), 1, "{:?}", s.stops);
+    assert!(s.stops[0].1.contains("job-1"), "{:?}", s.stops);
+    drop(s);
+
+    // Any other error while polling: the same.
+    let (deps, _, _) = setup();
+    let (raw, _) = start(&deps).await;
+    deps.ecs.state.lock().expect("lock").task_script.push_back(Err(EcsError::Rejected {
+        operation: "ecs:DescribeTasks",
+        code: "AccessDeniedException".into(),
+        detail: "not authorized".into(),
+    }));
+    let f = failure(go(&deps, &fakes::job_with_id("job-2", MIGRATE, Some(&raw))).await);
+    assert!(f.message.contains("it was stopped"), "{}", f.message);
+    assert_eq!(deps.ecs.state.lock().expect("lock").stops.len(), 1);
+}
+
 #[test]
 fn log_lines_are_bounded_cleaned_and_redacted() {
     let lines: Vec<String> = (0..100).map(|i| format!("{i} {}", "x".repeat(500))).collect();
