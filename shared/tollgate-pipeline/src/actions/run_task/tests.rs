@@ -398,10 +398,9 @@ async fn a_job_that_fails_unwatched_stops_its_task_first() {
             assert!(f.message.contains("it was stopped"), "{}", f.message);
         }
     }
-    let s = deps.ecs.state.lock().expect("lock");
-    assert_eq!(s.stops.len(), 1, "{:?}", s.stops);
-    assert!(s.stops[0].1.contains("job-1"), "{:?}", s.stops);
-    drop(s);
+    let stops = deps.ecs.state.lock().expect("lock").stops.clone();
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert!(stops[0].1.contains("job-1"), "{stops:?}");
 
     // Any other error while polling: the same.
     let (deps, _, _) = setup();
