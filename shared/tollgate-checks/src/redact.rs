@@ -67,9 +67,13 @@ pub(crate) struct Redactor {
 impl Redactor {
     /// Registers a value to hide. Very short values (under 4 chars) are
     /// skipped: hiding "1" everywhere would garble every result.
-    /// The forms a target may echo it back in are registered too: JSON
-    /// string escaping and percent-encoding (a token sent in a header and
-    /// returned inside a JSON or a URL of the body).
+    /// The forms a target may echo it back in are registered too (a token
+    /// sent in a header and returned inside a JSON or a URL of the body):
+    /// - JSON string escaping, and the variant with `/` escaped as `\/`
+    ///   (PHP's and some Java encoders' default);
+    /// - percent-encoding with upper- and lowercase hex digits, and the form
+    ///   encoding (`application/x-www-form-urlencoded`) that writes a space
+    ///   as `+`.
     pub(crate) fn add(&mut self, value: &str) {
         let v = value.trim();
         if v.chars().count() < 4 {
@@ -77,8 +81,20 @@ impl Redactor {
         }
         let json = serde_json::Value::String(v.to_owned()).to_string();
         let json = json[1..json.len() - 1].to_owned();
+        let json_slash = json.replace('/', "\\/");
         let percent = percent_encoding::utf8_percent_encode(v, URL_ESCAPED).to_string();
-        for form in [v.to_owned(), json, percent] {
+        let percent_lower = lowercase_hex(&percent);
+        let form_encoded = percent.replace("%20", "+");
+        let form_encoded_lower = percent_lower.replace("%20", "+");
+        for form in [
+            v.to_owned(),
+            json,
+            json_slash,
+            percent,
+            percent_lower,
+            form_encoded,
+            form_encoded_lower,
+        ] {
             if !self.values.contains(&form) {
                 self.values.push(form);
             }
@@ -151,6 +167,21 @@ impl Redactor {
             }
         }
     }
+}
+
+/// `percent` (a percent-encoded string) with its hex digits in lowercase,
+/// as some encoders write them (`%2f` for `%2F`).
+fn lowercase_hex(percent: &str) -> String {
+    let mut out = String::with_capacity(percent.len());
+    let mut rest = percent;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let escape = rest.get(at..at + 3).unwrap_or(&rest[at..]);
+        out.push_str(&escape.to_ascii_lowercase());
+        rest = &rest[at + escape.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The shortest part of a secret that [`Redactor::clean`] masks where a
@@ -226,5 +257,30 @@ mod tests {
             r.clean(r#"{"echo": "tok/Zq+81\"x", "url": "/cb?t=tok%2FZq%2B81%22x"}"#),
             r#"{"echo": "<redacted>", "url": "/cb?t=<redacted>"}"#
         );
+    }
+
+    #[test]
+    fn form_encoded_lowercase_hex_and_escaped_slash_forms_are_hidden_too() {
+        let mut r = Redactor::default();
+        r.add("pass word/Zq+1");
+        assert_eq!(
+            r.clean("body: user=a&pw=pass+word%2FZq%2B1&x=1"),
+            "body: user=a&pw=<redacted>&x=1"
+        );
+        assert_eq!(
+            r.clean("q=pass%20word%2fzq%2b1 (lowercase escapes keep the value's own case)"),
+            "q=pass%20word%2fzq%2b1 (lowercase escapes keep the value's own case)"
+        );
+        assert_eq!(r.clean("q=pass+word%2fZq%2b1"), "q=<redacted>");
+        assert_eq!(
+            r.clean(r#"{"echo":"pass word\/Zq+1"}"#),
+            r#"{"echo":"<redacted>"}"#
+        );
+    }
+
+    #[test]
+    fn lowercase_hex_only_touches_escapes() {
+        assert_eq!(lowercase_hex("AB%2FCD%2B%E2%80%A6"), "AB%2fCD%2b%e2%80%a6");
+        assert_eq!(lowercase_hex("x%4"), "x%4");
     }
 }

@@ -26,6 +26,13 @@ use tollgate_core::secret_ref::{ResolveError, SecretCache, SecretRef, parse_refe
 
 /// Most entries in `variables:` (each is a read at first use).
 pub const MAX_SECRET_VARIABLES: usize = 16;
+/// Largest value one secret variable may resolve to. Check variables are
+/// tokens and keys, not documents; the bound keeps a resolved spec within
+/// its memory budget (the redactor keeps several echoed forms of each
+/// value, some up to a few times its length).
+pub const MAX_SECRET_VARIABLE_BYTES: usize = 4 * 1024;
+/// Largest total of all of a spec's resolved values.
+pub const MAX_SECRET_VARIABLES_TOTAL_BYTES: usize = 16 * 1024;
 
 /// The parsed `variables:` map, by name. `Debug` shows references, never
 /// values (there are none here).
@@ -165,13 +172,48 @@ impl SecretVariables {
         params: &impl ParameterStore,
     ) -> Result<ResolvedVariables, ResolveError> {
         let mut values = Vec::with_capacity(self.refs.len());
+        let mut total = 0usize;
         for (name, r) in &self.refs {
             let origin = format!("variables.{name} ({})", r.describe());
             let value = cache.get(&origin, r, secrets, params).await?;
+            let len = value.expose().len();
+            total += len;
+            if len > MAX_SECRET_VARIABLE_BYTES {
+                return Err(too_large(
+                    &origin,
+                    format!(
+                        "the value is {len} bytes; a check variable holds at most \
+                         {MAX_SECRET_VARIABLE_BYTES} (a token or key, not a document): point it \
+                         at a JSON key of the secret (#key) or store the token alone"
+                    ),
+                ));
+            }
+            if total > MAX_SECRET_VARIABLES_TOTAL_BYTES {
+                return Err(too_large(
+                    &origin,
+                    format!(
+                        "the spec's variables hold {total} bytes so far; all of them together \
+                         hold at most {MAX_SECRET_VARIABLES_TOTAL_BYTES}: use fewer or shorter secrets"
+                    ),
+                ));
+            }
             values.push((name.clone(), value));
         }
         Ok(ResolvedVariables { values })
     }
+}
+
+/// A resolved value over its bound; names the variable, never the value.
+fn too_large(origin: &str, problem: String) -> ResolveError {
+    ResolveError::Config(ConfigError::Invalid {
+        var: origin.to_owned(),
+        shown: "<redacted>".to_owned(),
+        problem,
+        expected: format!(
+            "at most {MAX_SECRET_VARIABLE_BYTES} bytes per variable and \
+             {MAX_SECRET_VARIABLES_TOTAL_BYTES} in all"
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -252,5 +294,52 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("tok-Zq81"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn values_over_their_bounds_are_refused_by_name_never_shown() {
+        let big = format!("tok-{}", "z".repeat(MAX_SECRET_VARIABLE_BYTES));
+        let near = "y".repeat(MAX_SECRET_VARIABLE_BYTES);
+        let store = FakeStore::with(HashMap::from([
+            ("big".to_owned(), big.clone()),
+            ("a".to_owned(), near.clone()),
+            ("b".to_owned(), near.clone()),
+            ("c".to_owned(), near.clone()),
+            ("d".to_owned(), near.clone()),
+            ("e".to_owned(), "x-small".to_owned()),
+        ]));
+        let (secrets, params) = (store.clone(), store.clone());
+
+        let one = parse("{T: 'secretsmanager:big'}").expect("valid");
+        let err = one
+            .resolve(&mut SecretCache::default(), &secrets, &params)
+            .await
+            .expect_err("too big");
+        let text = err.to_string();
+        assert!(text.contains("variables.T (secretsmanager:big)"), "{text}");
+        assert!(text.contains("at most 4096"), "{text}");
+        assert!(!text.contains("zzzz"), "{text}");
+
+        let four =
+            parse("{A: 'secretsmanager:a', B: 'secretsmanager:b', C: 'secretsmanager:c', D: 'secretsmanager:d'}")
+                .expect("valid");
+        let resolved = four
+            .resolve(&mut SecretCache::default(), &secrets, &params)
+            .await
+            .expect("exactly the total bound");
+        assert_eq!(resolved.len(), 4);
+
+        let five = parse(
+            "{A: 'secretsmanager:a', B: 'secretsmanager:b', C: 'secretsmanager:c', D: 'secretsmanager:d', E: 'secretsmanager:e'}",
+        )
+        .expect("valid");
+        let err = five
+            .resolve(&mut SecretCache::default(), &secrets, &params)
+            .await
+            .expect_err("over the total");
+        let text = err.to_string();
+        assert!(text.contains("variables.E"), "{text}");
+        assert!(text.contains("at most 16384"), "{text}");
+        assert!(!text.contains("x-small") && !text.contains("yyyy"), "{text}");
     }
 }

@@ -66,7 +66,9 @@ pub const ECS_VARIABLES: &[&str] = &[
 
 /// What one cached per-target spec is counted at against the function's
 /// memory: a spec comes from one SSM parameter (8 KB at most), parsed with
-/// its regexes and JSONPaths compiled.
+/// its regexes and JSONPaths compiled, plus its resolved `variables:`
+/// (16 KiB in all at most, `tollgate_checks::variables`), each kept with the
+/// echoed forms the redactor hides (a few times their length).
 pub const SPEC_ENTRY_BUDGET: u64 = 1024 * 1024;
 /// Most per-target specs kept at once, whatever the memory.
 pub const MAX_CACHED_SPECS: usize = 64;

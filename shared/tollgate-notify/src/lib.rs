@@ -4,7 +4,8 @@
 //! reads are ports the `notifier` function adapts) and no other function's
 //! logic; depends on `tollgate-core` and `tollgate-report` only.
 //!
-//! The logic of the notifier: EventBridge events to Slack, Microsoft Teams, a generic JSON
+//! The logic of the notifier: EventBridge events to Slack (webhook, or a bot
+//! keeping one live message per release), Microsoft Teams, Amazon Q in chat, a generic JSON
 //! webhook and SNS, with the failure reason inline, the commit, console
 //! links, and less noise (issue 6).
 //!
@@ -27,21 +28,23 @@
 //! ## Duplicates
 //!
 //! EventBridge delivers at least once and Lambda retries failed async
-//! invocations (twice, after about 1 and 2 minutes). Within one execution
-//! environment the notifier remembers, per event id, which destinations
-//! were delivered (the last [`handler::MEMORY_EVENTS`] events) and skips
-//! them on a redelivery or retry. The remaining duplicate window:
-//! - a retry or redelivery that lands in a *different* execution environment
-//!   (a cold start, or a concurrent one) re-sends to every destination;
-//! - an attempt that timed out after the webhook had already accepted it is
-//!   retried, and the message may show twice;
-//! - Slack and Teams webhooks have no idempotency key. The generic webhook
-//!   carries `Idempotency-Key: <event id>` so receivers can drop duplicates,
-//!   and FIFO SNS topics get a deduplication id (event id + destination),
-//!   which closes the window for them.
+//! invocations (twice, after about 1 and 2 minutes). Two layers keep a
+//! redelivered or retried event from being sent twice:
+//! - within one execution environment, the notifier remembers per event id
+//!   which destinations were delivered (the last [`handler::MEMORY_EVENTS`]
+//!   events) and skips them;
+//! - across environments, the [`ledger`] port (the DynamoDB deliveries table
+//!   in the stack, `TOLLGATE_NOTIFY_DEDUPE_TABLE`) is claimed per event id
+//!   and destination before sending; see [`ledger`] for its exact promise
+//!   ("at most once while the ledger answers").
 //!
-//! Closing it fully would need a shared store (e.g. a DynamoDB conditional
-//! write per event id and destination); that is not done here.
+//! What remains: an attempt that timed out after a destination had already
+//! accepted it, or a claimant killed past its lease, can repeat one message.
+//! Slack and Teams webhooks have no idempotency key; the generic webhook
+//! carries `Idempotency-Key: <event id>` and FIFO SNS topics get a
+//! deduplication id (event id + destination), so those receivers can drop
+//! such a repeat. The Slack bot mode's live message is keyed by the release
+//! ([`release`]), so a repeat updates it rather than posting another.
 //!
 //! Configuration: [`config`] (secret references: [`secret_ref`]; each
 //! destination type's own settings: [`destinations`]). Rules document:
