@@ -154,7 +154,7 @@ pub fn venv_python() -> PathBuf {
 }
 
 /// The host's target triple, from `rustc -vV`.
-fn host_triple() -> String {
+pub fn host_triple() -> String {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
     let out = std::process::Command::new(rustc)
         .arg("-vV")

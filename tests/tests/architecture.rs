@@ -213,3 +213,82 @@ fn tools_never_build_with_the_functions_profile() {
         }
     }
 }
+
+/// Crates allowed to resolve with other features in some functions than in
+/// others, and why that is cheaper than unifying them.
+const FEATURE_SPLITS_ALLOWED: &[(&str, &str)] = &[
+    (
+        "regex-automata",
+        "the notifier and dead-letter only filter logs (tracing-subscriber's \
+         minimal set); the Unicode tables of full regex would grow their zips",
+    ),
+    (
+        "regex-syntax",
+        "as regex-automata",
+    ),
+];
+
+/// `sam build` builds each function alone (`cargo lambda build --bin <f>`
+/// in its folder), so cargo resolves features per function, and a crate
+/// resolved with other features in one function (or depending on such a
+/// crate) is compiled again for it: the SDK and HTTP stack was compiled
+/// twice in CI. `tollgate-aws` names the union; this keeps it complete.
+#[test]
+fn every_function_resolves_shared_crates_with_one_feature_set() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let target = tollgate_tests::paths::host_triple();
+    // package -> feature set -> functions resolving it so.
+    let mut seen: BTreeMap<String, BTreeMap<String, Vec<&str>>> = BTreeMap::new();
+    for (function, _) in FUNCTIONS {
+        let out = std::process::Command::new(&cargo)
+            .args(["tree", "--offline", "-p", function, "-e", "normal"])
+            .args(["--prefix", "none", "-f", "{p}|{f}", "--target", &target])
+            .current_dir(workspace_root())
+            .output()
+            .expect("cargo tree runs");
+        assert!(
+            out.status.success(),
+            "cargo tree -p {function} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: BTreeSet<&str> = text
+            .lines()
+            .map(|l| l.trim_end_matches(" (*)").trim_end_matches(" (proc-macro)"))
+            .collect();
+        for line in lines {
+            let Some((package, features)) = line.split_once('|') else {
+                continue;
+            };
+            if package.contains(" (/") {
+                continue; // a workspace crate: its hash follows its dependencies'
+            }
+            seen.entry(package.to_owned())
+                .or_default()
+                .entry(features.to_owned())
+                .or_default()
+                .push(function);
+        }
+    }
+    let split: Vec<String> = seen
+        .iter()
+        .filter(|(_, sets)| sets.len() > 1)
+        .filter(|(package, _)| {
+            let name = package.split(' ').next().unwrap_or_default();
+            !FEATURE_SPLITS_ALLOWED.iter().any(|(n, _)| *n == name)
+        })
+        .map(|(package, sets)| format!("{package}: {sets:?}"))
+        .collect();
+    assert!(
+        seen.len() > 100,
+        "cargo tree listed only {} packages; the parsing is wrong",
+        seen.len()
+    );
+    assert!(
+        split.is_empty(),
+        "these crates resolve with other features in some functions, so `sam build` \
+         compiles them (and all that depends on them) once per feature set; add the \
+         missing features to the unifying list in shared/tollgate-aws/Cargo.toml:\n{}",
+        split.join("\n")
+    );
+}
