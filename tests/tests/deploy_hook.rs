@@ -575,7 +575,6 @@ async fn a_denied_record_write_still_reports_failed_once() {
     )
     .await;
 
-    let started = Instant::now();
     let out = f.invoke(ev, DEADLINE).await;
 
     assert_eq!(out.response()["report"], "failed", "{}", f.logs());
@@ -585,7 +584,9 @@ async fn a_denied_record_write_still_reports_failed_once() {
         1,
         "denied is not retried"
     );
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // Judged where the answer lands, against the deadline it was given
+    // (no wall-clock bound of the test's own: it would flake on a busy host).
+    assert_eq!(f.late_answers(), Vec::new(), "answered after the deadline");
     let logs = f.logs();
     assert!(
         logs.contains("could not record the failed checks for the notifier"),

@@ -488,20 +488,16 @@ async fn failing_lookups_do_not_stop_the_message() {
         None,
     );
     let mut f = w.spawn(&[]).await;
-    let started = Instant::now();
     let inv = f
         .invoke(paths::event("notifier", "pipeline-failed"), DEADLINE)
         .await;
-    let elapsed = started.elapsed();
     let out = response(&inv).clone();
     assert_eq!(out["decision"], "sent", "{out}");
     assert_eq!(out["enrichment"], "failed", "{out}");
-    // Bounded by the enrichment limit (1.5 s), far from the deadline; the
-    // bound leaves room for a slow host.
-    assert!(
-        elapsed < DEADLINE / 2,
-        "enrichment was not time-bounded: {elapsed:?}"
-    );
+    // Bounded by the enrichment limit (1.5 s): the 30 s read would have
+    // outlasted the 20 s deadline. Judged where the answer lands, not by a
+    // wall clock of the test's own (it would flake on a busy host).
+    assert_eq!(f.late_answers(), Vec::new(), "answered after the deadline");
     let hook = w.hook();
     assert_eq!(hook.len(), 1);
     let problems = hook[0].body["enrichment"]["problems"].to_string();

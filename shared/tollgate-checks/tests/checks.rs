@@ -497,7 +497,6 @@ checks:
 #[tokio::test]
 async fn fail_fast_stops_the_run() {
     let app = TestApp::start().await;
-    let started = std::time::Instant::now();
     let report = run(
         &app,
         r#"
@@ -510,10 +509,8 @@ checks:
 "#,
     )
     .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "fail_fast returned promptly"
-    );
+    // Promptness shows in the outcome, not a wall clock (which flakes on a
+    // busy host): had the run waited, the 5 s checks would have passed.
     assert_eq!(report.outcome, Outcome::Failed);
     assert_eq!(report.stopped_by.as_deref(), Some("bad"));
     assert_eq!((report.failed, report.unfinished), (1, 2));
@@ -543,8 +540,8 @@ async fn concurrency_limit_is_observed() {
 #[tokio::test]
 async fn deadline_cuts_the_run_and_marks_unfinished_checks() {
     let app = TestApp::start().await;
-    let started = std::time::Instant::now();
-    // Retries alone would take about 30 s; the deadline is 2 s.
+    // Retries alone would take about 30 s; the deadline is 2 s. That the run
+    // was cut shows in the statuses below, not by a wall clock.
     let report = run_vars(
         r#"
 checks:
@@ -557,11 +554,6 @@ checks:
         Duration::from_secs(2),
     )
     .await;
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(4),
-        "returned by the deadline, took {took:?}"
-    );
     assert!(report.deadline_reached);
     assert_eq!(report.outcome, Outcome::NotFinished);
     assert_eq!((report.passed, report.failed, report.unfinished), (1, 0, 3));
@@ -595,7 +587,6 @@ checks:
 #[tokio::test]
 async fn spec_deadline_applies_too() {
     let app = TestApp::start().await;
-    let started = std::time::Instant::now();
     let report = run(
         &app,
         r#"
@@ -605,8 +596,12 @@ checks:
 "#,
     )
     .await;
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(report.deadline_reached);
     assert_eq!(report.unfinished, 1);
+    assert_eq!(
+        report.checks[0].reason.as_deref(),
+        Some("deadline reached during attempt 1")
+    );
 }
 
 #[tokio::test]

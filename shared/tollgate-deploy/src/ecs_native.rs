@@ -726,9 +726,9 @@ mod tests {
             &[(env::TARGET_URL, "http://t:1")],
             Script::Slow(Duration::from_secs(30)),
         );
-        let started = Instant::now();
+        // The 30 s run is cut at the 400 ms budget: the reason shows it (a
+        // wall-clock bound of the test's own would flake on a busy host).
         let r = handle(app, sample(POST_TEST), budget(400)).await;
-        assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(r.hook_status, EcsHookStatus::Failed);
         assert!(
             state(&r)

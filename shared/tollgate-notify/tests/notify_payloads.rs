@@ -629,14 +629,11 @@ async fn enrichment_failure_still_renders_from_the_event() {
         let event = events::parse_str(&by_name[name]);
         let mut n = Notification::from_event(&event);
         let enricher = Enricher::new(DeniedSource, Duration::from_millis(200), true);
-        let started = std::time::Instant::now();
+        // The source refuses at once; the time bound itself is tested with a
+        // slow source (tests/tests/notifier.rs), not by a wall clock here.
         enricher
             .enrich(&event, &mut n, Instant::now() + Duration::from_secs(10))
             .await;
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "time bound not applied"
-        );
         assert_eq!(n.enrichment.state, EnrichmentState::Failed, "{name}");
         assert!(
             n.enrichment
