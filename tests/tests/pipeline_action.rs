@@ -1946,3 +1946,95 @@ async fn a_late_run_task_with_a_taskdef_registers_nothing() {
     assert_eq!(rig.count("RegisterTaskDefinition"), 0);
     assert_eq!(rig.count("RunTask"), 0);
 }
+
+#[tokio::test]
+async fn run_task_on_the_ec2_launch_type_is_placed_on_a_container_instance_without_awsvpc() {
+    let mut rig = Rig::new("run-ec2").await;
+    let td = rig.seed_migration().await;
+    // moto places EC2 tasks on registered container instances, which must
+    // be EC2 instances it knows.
+    let ec2_instance = moto_ec2_instance().await;
+    let instance = rig
+        .ecs
+        .register_container_instance()
+        .cluster(&rig.name)
+        .instance_identity_document(json!({"instanceId": ec2_instance}).to_string())
+        .send()
+        .await
+        .expect("container instance")
+        .container_instance
+        .and_then(|c| c.container_instance_arn)
+        .expect("instance arn");
+    let mut params = rig.run_task_params();
+    params["launch_type"] = json!("EC2");
+    params.as_object_mut().expect("object").remove("network");
+    let ev = rig.event("run-task", "job-run-ec2", Some(params.clone()));
+    let out = rig.invoke(ev).await;
+    assert_eq!(out["report"], "in-progress", "{out}");
+    let token = token_of(&rig.success("job-run-ec2"));
+    let run = rig.standin.calls_of("RunTask");
+    assert_eq!(run.len(), 1);
+    assert_eq!(run[0].request["launchType"], "EC2");
+    assert_eq!(run[0].request["taskDefinition"], json!(td));
+    assert!(
+        run[0].request.get("networkConfiguration").is_none(),
+        "a bridge-mode task on EC2 takes no awsvpc configuration: {}",
+        run[0].request
+    );
+    let arn = serde_json::from_str::<Value>(&token).expect("token")["task"]
+        .as_str()
+        .expect("task")
+        .to_owned();
+    let described = rig
+        .ecs
+        .describe_tasks()
+        .cluster(&rig.name)
+        .tasks(&arn)
+        .send()
+        .await
+        .expect("describe")
+        .tasks
+        .unwrap_or_default();
+    assert_eq!(
+        described[0].container_instance_arn.as_deref(),
+        Some(instance.as_str())
+    );
+    // It is followed like any other task: a clean exit succeeds.
+    rig.standin.script(
+        "DescribeTasks",
+        vec![stopped_task(&arn, &td, 0, "Essential container in task exited")],
+    );
+    let out = rig.invoke(rig.next("job-run-ec2-2", &params, &token)).await;
+    assert_eq!(out["report"], "success", "{out}");
+    assert_eq!(rig.success("job-run-ec2-2")["outputVariables"]["exit_code"], "0");
+}
+
+/// One instance in moto's EC2 (a raw Query call: the EC2 SDK is not a
+/// dependency), for a container instance to stand on.
+async fn moto_ec2_instance() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let moto = Moto::shared();
+    let body = "Action=RunInstances&Version=2016-11-15&ImageId=ami-03cf127a&MinCount=1&MaxCount=1&InstanceType=t3.micro";
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=AKIASEEDING000000001/20250101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        moto.addr(),
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(moto.addr())
+        .await
+        .expect("moto");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("answer");
+    let start = answer
+        .find("<instanceId>")
+        .map(|i| i + "<instanceId>".len())
+        .unwrap_or_else(|| panic!("no instance in {answer}"));
+    let end = answer[start..].find('<').expect("terminated") + start;
+    answer[start..end].to_owned()
+}
