@@ -42,7 +42,11 @@ impl Rig {
         let standin = AwsStandIn::start(Some(moto)).await;
         let mut env = standin.lambda_env();
         env.push(("TOLLGATE_REPORT_RESERVE_MS".into(), "2000".into()));
-        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let lambda = LocalLambda::spawn(&paths::function_binary("pipeline-action"), &env).await;
         // Seeding goes straight to moto, so the stand-in records only the function's calls.
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -1861,7 +1865,10 @@ async fn run_task_registers_the_artifacts_taskdef_once_tagged_and_runs_it() {
         "arn:aws:ssm:us-east-1:111111111111:parameter/db-password"
     );
     let tags = body["tags"].as_array().expect("tags");
-    assert!(tags.contains(&json!({"key": "team", "value": "db"})), "{tags:?}");
+    assert!(
+        tags.contains(&json!({"key": "team", "value": "db"})),
+        "{tags:?}"
+    );
     assert!(
         tags.contains(&json!({"key": "tollgate:codepipeline-job-id", "value": "job-run-td"})),
         "{tags:?}"
@@ -1879,14 +1886,9 @@ async fn run_task_registers_the_artifacts_taskdef_once_tagged_and_runs_it() {
         .task_definition
         .and_then(|t| t.task_definition_arn)
         .expect("arn");
-    assert!(
-        described
-            .tags
-            .unwrap_or_default()
-            .iter()
-            .any(|t| t.key() == Some("tollgate:codepipeline-job-id")
-                && t.value() == Some("job-run-td"))
-    );
+    assert!(described.tags.unwrap_or_default().iter().any(|t| t.key()
+        == Some("tollgate:codepipeline-job-id")
+        && t.value() == Some("job-run-td")));
     let run = rig.standin.calls_of("RunTask");
     assert_eq!(run.len(), 1);
     assert_eq!(run[0].request["taskDefinition"], json!(arn));
@@ -1938,7 +1940,8 @@ async fn a_late_run_task_with_a_taskdef_registers_nothing() {
     rig.seed_taskdef("arn:aws:iam::111111111111:role/ecs-exec")
         .await;
     let ev = rig.event("run-task", "job-run-td-stale", Some(rig.taskdef_params()));
-    rig.standin.set_action_status("job-run-td-stale", "Succeeded");
+    rig.standin
+        .set_action_status("job-run-td-stale", "Succeeded");
     rig.invoke(ev).await;
     let (kind, message) = rig.failure("job-run-td-stale");
     assert_eq!(kind, "JobFailed");
@@ -2002,11 +2005,19 @@ async fn run_task_on_the_ec2_launch_type_is_placed_on_a_container_instance_witho
     // It is followed like any other task: a clean exit succeeds.
     rig.standin.script(
         "DescribeTasks",
-        vec![stopped_task(&arn, &td, 0, "Essential container in task exited")],
+        vec![stopped_task(
+            &arn,
+            &td,
+            0,
+            "Essential container in task exited",
+        )],
     );
     let out = rig.invoke(rig.next("job-run-ec2-2", &params, &token)).await;
     assert_eq!(out["report"], "success", "{out}");
-    assert_eq!(rig.success("job-run-ec2-2")["outputVariables"]["exit_code"], "0");
+    assert_eq!(
+        rig.success("job-run-ec2-2")["outputVariables"]["exit_code"],
+        "0"
+    );
 }
 
 /// One instance in moto's EC2 (a raw Query call: the EC2 SDK is not a
@@ -2025,10 +2036,7 @@ async fn moto_ec2_instance() -> String {
     let mut stream = tokio::net::TcpStream::connect(moto.addr())
         .await
         .expect("moto");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("request");
+    stream.write_all(request.as_bytes()).await.expect("request");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.expect("answer");
     let start = answer
