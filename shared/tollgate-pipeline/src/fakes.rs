@@ -313,7 +313,8 @@ impl EcsApi for FakeEcs {
         document: &str,
     ) -> Result<TaskDefinitionView, EcsError> {
         let mut s = self.state.lock().expect("lock");
-        s.calls.push(format!("RegisterTaskDefinition {family} (document)"));
+        s.calls
+            .push(format!("RegisterTaskDefinition {family} (document)"));
         if let Some(e) = s.register_error.clone() {
             return Err(e);
         }
