@@ -377,6 +377,9 @@ fn tag(doc: &mut Map<String, Value>, job_id: &str, now_ms: u64) -> Result<(), St
 mod tests {
     use super::*;
 
+    /// A document, the fill, the allowed roles, and the text the error must hold.
+    type Case<'a> = (String, Option<&'a Fill>, Option<&'a [String]>, &'a str);
+
     const IMAGE: &str = "111111111111.dkr.ecr.us-east-1.amazonaws.com/web:3f9c2ab";
     const SECRET: &str = "s3cr3t-token-value";
 
@@ -453,7 +456,7 @@ mod tests {
         let f = fill();
         let policy = ImagePolicy::default();
         let none: Vec<String> = Vec::new();
-        let cases: Vec<(String, Option<&Fill>, Option<&[String]>, &str)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (doc(), None, None, "still the placeholder <IMAGE1_NAME>; set \"image_placeholder\":\"IMAGE1_NAME\""),
             (doc(), Some(&f), Some(&none), "\"taskRoleArn\" is arn:aws:iam::111111111111:role/migrate-task, a role this function may not pass"),
             (doc().replace("\"cpu\"", "\"revision\":3,\"cpu\""), Some(&f), None, "holds \"revision\", which DescribeTaskDefinition answers with"),

@@ -535,8 +535,10 @@ fn malformed_parameters_name_the_field() {
 
 #[test]
 fn the_time_limit_stays_below_codepipelines_action_timeout() {
-    let mut settings = crate::Settings::default();
-    settings.default_wait_timeout = Duration::from_secs(24 * 3600);
+    let settings = crate::Settings {
+        default_wait_timeout: Duration::from_secs(24 * 3600),
+        ..crate::Settings::default()
+    };
     let p = |raw: &str| {
         let crate::params::Params::RunTask(p) = crate::params::parse(Some(raw)).expect("valid") else {
             panic!("run-task")
@@ -614,19 +616,20 @@ async fn a_taskdef_from_the_artifact_is_registered_once_tagged_and_run() {
     );
     let s = success(go(&deps, &fakes::job_with_id("job-td", TASKDEF_RUN, None)).await);
     assert!(s.continuation_token.is_some());
-    let state = deps.ecs.state.lock().expect("lock");
-    assert_eq!(state.documents.len(), 1);
-    let doc = &state.documents[0];
-    assert_eq!(doc["containerDefinitions"][0]["image"], SHA_IMAGE);
-    assert_eq!(doc["tags"][0]["key"], JOB_TAG);
-    assert_eq!(doc["tags"][0]["value"], "job-td");
-    assert_eq!(state.runs.len(), 1);
-    assert_eq!(state.runs[0].task_definition, td_arn("migrate", 1));
-    assert_eq!(state.runs[0].launch_type, "FARGATE");
-    let calls = state.calls.clone();
-    drop(state);
-    let live = calls.iter().position(|c| c.starts_with("RegisterTaskDefinition"));
-    assert!(live.is_some(), "{calls:?}");
+    {
+        let state = deps.ecs.state.lock().expect("lock");
+        assert_eq!(state.documents.len(), 1);
+        let doc = &state.documents[0];
+        assert_eq!(doc["containerDefinitions"][0]["image"], SHA_IMAGE);
+        assert_eq!(doc["tags"][0]["key"], JOB_TAG);
+        assert_eq!(doc["tags"][0]["value"], "job-td");
+        assert_eq!(state.runs.len(), 1);
+        assert_eq!(state.runs[0].task_definition, td_arn("migrate", 1));
+        assert_eq!(state.runs[0].launch_type, "FARGATE");
+        // Registered after the liveness check.
+        assert!(state.calls.iter().any(|c| c.starts_with("RegisterTaskDefinition")));
+    }
+    assert_eq!(deps.jobs.asked.lock().expect("lock").as_slice(), ["job-td"]);
     // A redelivery whose earlier delivery registered but did not start: reuse the revision.
     deps.ecs.state.lock().expect("lock").runs.clear();
     deps.ecs.state.lock().expect("lock").tasks.clear();
