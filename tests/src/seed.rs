@@ -660,6 +660,10 @@ pub async fn moto_json(
             String::from_utf8_lossy(&bytes)
         )));
     }
+    // Operations without output (CreateLogStream, …) answer an empty body.
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
     serde_json::from_slice(&bytes).map_err(|e| fail(step)(e.to_string()))
 }
 

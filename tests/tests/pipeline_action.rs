@@ -33,10 +33,20 @@ struct Rig {
 
 impl Rig {
     async fn new(name: &str) -> Rig {
+        Self::with_env(name, &[]).await
+    }
+
+    /// A rig whose function gets `extra` environment variables.
+    async fn with_env(name: &str, extra: &[(&str, &str)]) -> Rig {
         let moto = Moto::shared();
         let standin = AwsStandIn::start(Some(moto)).await;
         let mut env = standin.lambda_env();
         env.push(("TOLLGATE_REPORT_RESERVE_MS".into(), "2000".into()));
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let lambda = LocalLambda::spawn(&paths::function_binary("pipeline-action"), &env).await;
         // Seeding goes straight to moto, so the stand-in records only the function's calls.
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -1757,4 +1767,282 @@ async fn run_task_without_network_for_awsvpc_names_the_field_and_starts_nothing(
         "{message}"
     );
     assert_eq!(rig.count("RunTask"), 0);
+}
+
+// ------------------------------------------- run-task with taskdef.json
+
+const TASKDEF_SECRET: &str = "taskdef-env-token-never-shown";
+const BUILD_KEY: &str = "web-pipeline/BuildOutpu/Xa9bQ2e";
+
+impl Rig {
+    /// taskdef.json (family `<name>-td`, container `migrate` with the image
+    /// placeholder, awslogs, a secret reference, an environment value, a
+    /// tag of its own) and imageDetail.json, as the build writes them.
+    fn taskdef(&self, execution_role: &str) -> String {
+        json!({
+            "family": format!("{}-td", self.name),
+            "taskRoleArn": "arn:aws:iam::111111111111:role/migrate-task",
+            "executionRoleArn": execution_role,
+            "cpu": "256",
+            "memory": "512",
+            "containerDefinitions": [{
+                "name": "migrate",
+                "image": "<IMAGE1_NAME>",
+                "essential": true,
+                "memory": 512,
+                "environment": [{"name": "API_TOKEN", "value": TASKDEF_SECRET}],
+                "secrets": [{"name": "DB_PASSWORD",
+                    "valueFrom": "arn:aws:ssm:us-east-1:111111111111:parameter/db-password"}],
+                "logConfiguration": {"logDriver": "awslogs", "options": {
+                    "awslogs-group": format!("/ecs/{}", self.name),
+                    "awslogs-stream-prefix": "ecs"}}
+            }],
+            "tags": [{"key": "team", "value": "db"}]
+        })
+        .to_string()
+    }
+
+    fn taskdef_params(&self) -> Value {
+        json!({
+            "action": "run-task",
+            "cluster": self.name,
+            "task_definition_file": "taskdef.json",
+            "image_placeholder": "IMAGE1_NAME",
+            "launch_type": "FARGATE",
+            "network": {"subnets": ["subnet-0a1b2c3d"]},
+            "overrides": {"migrate": {"command": ["bin/migrate", "--yes"]}},
+            "timeout_minutes": 30
+        })
+    }
+
+    async fn seed_taskdef(&self, execution_role: &str) {
+        self.ecs
+            .create_cluster()
+            .cluster_name(&self.name)
+            .send()
+            .await
+            .expect("cluster");
+        let detail = json!({"ImageURI": SHA_IMAGE}).to_string();
+        self.put_zip(
+            BUILD_KEY,
+            &[
+                ("taskdef.json", self.taskdef(execution_role).as_str()),
+                ("imageDetail.json", detail.as_str()),
+            ],
+            true,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn run_task_registers_the_artifacts_taskdef_once_tagged_and_runs_it() {
+    let mut rig = Rig::with_env(
+        "run-td",
+        &[(
+            "TOLLGATE_ECS_PASS_ROLE_ARNS",
+            "arn:aws:iam::111111111111:role/migrate-*, arn:aws:iam::111111111111:role/ecs-exec",
+        )],
+    )
+    .await;
+    rig.seed_taskdef("arn:aws:iam::111111111111:role/ecs-exec")
+        .await;
+    let params = rig.taskdef_params();
+    let ev = rig.event("run-task", "job-run-td", Some(params.clone()));
+    let out = rig.invoke(ev.clone()).await;
+    assert_eq!(out["report"], "in-progress", "{out}");
+    rig.success("job-run-td");
+    // The document went to ECS as written, the placeholder filled, the job tags added.
+    let registered = rig.standin.calls_of("RegisterTaskDefinition");
+    assert_eq!(registered.len(), 1);
+    let body = &registered[0].request;
+    let family = format!("{}-td", rig.name);
+    assert_eq!(body["family"], json!(family));
+    assert_eq!(body["cpu"], "256");
+    assert_eq!(body["containerDefinitions"][0]["image"], SHA_IMAGE);
+    assert_eq!(
+        body["containerDefinitions"][0]["secrets"][0]["valueFrom"],
+        "arn:aws:ssm:us-east-1:111111111111:parameter/db-password"
+    );
+    let tags = body["tags"].as_array().expect("tags");
+    assert!(
+        tags.contains(&json!({"key": "team", "value": "db"})),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&json!({"key": "tollgate:codepipeline-job-id", "value": "job-run-td"})),
+        "{tags:?}"
+    );
+    // moto holds the revision, tagged with the job; RunTask ran exactly it.
+    let described = rig
+        .ecs
+        .describe_task_definition()
+        .task_definition(&family)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .expect("registered in moto");
+    let arn = described
+        .task_definition
+        .and_then(|t| t.task_definition_arn)
+        .expect("arn");
+    assert!(described.tags.unwrap_or_default().iter().any(|t| t.key()
+        == Some("tollgate:codepipeline-job-id")
+        && t.value() == Some("job-run-td")));
+    let run = rig.standin.calls_of("RunTask");
+    assert_eq!(run.len(), 1);
+    assert_eq!(run[0].request["taskDefinition"], json!(arn));
+    // Liveness was asked before registering anything.
+    let calls = rig.standin.calls();
+    let at = |op: &str| {
+        calls
+            .iter()
+            .position(|c| c.operation == op)
+            .unwrap_or_else(|| panic!("no {op}"))
+    };
+    assert!(at("GetJobDetails") < at("RegisterTaskDefinition"));
+    // A redelivery registers nothing and starts nothing.
+    rig.invoke(ev).await;
+    assert_eq!(rig.count("RegisterTaskDefinition"), 1);
+    assert_eq!(rig.count("RunTask"), 1);
+    assert!(!rig.lambda.logs().contains(TASKDEF_SECRET));
+}
+
+#[tokio::test]
+async fn run_task_refuses_a_taskdef_role_outside_ecs_pass_role_arns_before_registering() {
+    let mut rig = Rig::with_env(
+        "run-td-role",
+        &[(
+            "TOLLGATE_ECS_PASS_ROLE_ARNS",
+            "arn:aws:iam::111111111111:role/migrate-*",
+        )],
+    )
+    .await;
+    rig.seed_taskdef("arn:aws:iam::111111111111:role/admin")
+        .await;
+    let ev = rig.event("run-task", "job-run-td-role", Some(rig.taskdef_params()));
+    rig.invoke(ev).await;
+    let (kind, message) = rig.failure("job-run-td-role");
+    assert_eq!(kind, "ConfigurationError");
+    assert!(
+        message.contains("\"executionRoleArn\" is arn:aws:iam::111111111111:role/admin, a role this function may not pass to ECS"),
+        "{message}"
+    );
+    assert!(message.contains("EcsPassRoleArns"), "{message}");
+    assert!(!message.contains(TASKDEF_SECRET), "{message}");
+    assert_eq!(rig.count("RegisterTaskDefinition"), 0);
+    assert_eq!(rig.count("RunTask"), 0);
+}
+
+#[tokio::test]
+async fn a_late_run_task_with_a_taskdef_registers_nothing() {
+    let mut rig = Rig::new("run-td-stale").await;
+    rig.seed_taskdef("arn:aws:iam::111111111111:role/ecs-exec")
+        .await;
+    let ev = rig.event("run-task", "job-run-td-stale", Some(rig.taskdef_params()));
+    rig.standin
+        .set_action_status("job-run-td-stale", "Succeeded");
+    rig.invoke(ev).await;
+    let (kind, message) = rig.failure("job-run-td-stale");
+    assert_eq!(kind, "JobFailed");
+    assert!(message.contains("no longer live"), "{message}");
+    assert_eq!(rig.count("RegisterTaskDefinition"), 0);
+    assert_eq!(rig.count("RunTask"), 0);
+}
+
+#[tokio::test]
+async fn run_task_on_the_ec2_launch_type_is_placed_on_a_container_instance_without_awsvpc() {
+    let mut rig = Rig::new("run-ec2").await;
+    let td = rig.seed_migration().await;
+    // moto places EC2 tasks on registered container instances, which must
+    // be EC2 instances it knows.
+    let ec2_instance = moto_ec2_instance().await;
+    let instance = rig
+        .ecs
+        .register_container_instance()
+        .cluster(&rig.name)
+        .instance_identity_document(json!({"instanceId": ec2_instance}).to_string())
+        .send()
+        .await
+        .expect("container instance")
+        .container_instance
+        .and_then(|c| c.container_instance_arn)
+        .expect("instance arn");
+    let mut params = rig.run_task_params();
+    params["launch_type"] = json!("EC2");
+    params.as_object_mut().expect("object").remove("network");
+    let ev = rig.event("run-task", "job-run-ec2", Some(params.clone()));
+    let out = rig.invoke(ev).await;
+    assert_eq!(out["report"], "in-progress", "{out}");
+    let token = token_of(&rig.success("job-run-ec2"));
+    let run = rig.standin.calls_of("RunTask");
+    assert_eq!(run.len(), 1);
+    assert_eq!(run[0].request["launchType"], "EC2");
+    assert_eq!(run[0].request["taskDefinition"], json!(td));
+    assert!(
+        run[0].request.get("networkConfiguration").is_none(),
+        "a bridge-mode task on EC2 takes no awsvpc configuration: {}",
+        run[0].request
+    );
+    let arn = serde_json::from_str::<Value>(&token).expect("token")["task"]
+        .as_str()
+        .expect("task")
+        .to_owned();
+    let described = rig
+        .ecs
+        .describe_tasks()
+        .cluster(&rig.name)
+        .tasks(&arn)
+        .send()
+        .await
+        .expect("describe")
+        .tasks
+        .unwrap_or_default();
+    assert_eq!(
+        described[0].container_instance_arn.as_deref(),
+        Some(instance.as_str())
+    );
+    // It is followed like any other task: a clean exit succeeds.
+    rig.standin.script(
+        "DescribeTasks",
+        vec![stopped_task(
+            &arn,
+            &td,
+            0,
+            "Essential container in task exited",
+        )],
+    );
+    let out = rig.invoke(rig.next("job-run-ec2-2", &params, &token)).await;
+    assert_eq!(out["report"], "success", "{out}");
+    assert_eq!(
+        rig.success("job-run-ec2-2")["outputVariables"]["exit_code"],
+        "0"
+    );
+}
+
+/// One instance in moto's EC2 (a raw Query call: the EC2 SDK is not a
+/// dependency), for a container instance to stand on.
+async fn moto_ec2_instance() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let moto = Moto::shared();
+    let body = "Action=RunInstances&Version=2016-11-15&ImageId=ami-03cf127a&MinCount=1&MaxCount=1&InstanceType=t3.micro";
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=AKIASEEDING000000001/20250101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        moto.addr(),
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(moto.addr())
+        .await
+        .expect("moto");
+    stream.write_all(request.as_bytes()).await.expect("request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("answer");
+    let start = answer
+        .find("<instanceId>")
+        .map(|i| i + "<instanceId>".len())
+        .unwrap_or_else(|| panic!("no instance in {answer}"));
+    let end = answer[start..].find('<').expect("terminated") + start;
+    answer[start..end].to_owned()
 }

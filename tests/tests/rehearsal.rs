@@ -1,9 +1,11 @@
 //! The local rehearsal (`scripts/rehearse`) as an integration test: the
-//! `rehearse` binary is run healthy and with `--break green`, and its exit
+//! `rehearse` binary is run healthy, with `--break green` and with
+//! `--break migration`, and its exit
 //! code, the key lines of its timeline and the files it writes are checked.
 //!
 //! Exit codes: 0 when the release reaches production, 3 when the failed hook
-//! stops and rolls it back (the defined outcome of `--break green`), 1 when
+//! stops and rolls it back (the defined outcome of `--break green`), 4 when
+//! the failed migration stops the pipeline (`--break migration`), 1 when
 //! the rehearsal goes wrong or ends otherwise, 2 for bad arguments.
 
 use regex::Regex;
@@ -141,6 +143,9 @@ fn a_healthy_release_reaches_production() {
     assert_eq!(run.code, 0, "exit code");
     run.common();
     run.has("Verify › VerifyArtifact (verify-artifact), job");
+    // The migration ran before the staging deploy and exited 0.
+    run.has("Staging › Migrate (run-task), job");
+    run.has("succeeded after 38s: migrate exited 0; statuses seen: RUNNING → STOPPED");
     run.has("AfterAllowTestTraffic passed: PutLifecycleEventHookExecutionStatus Succeeded");
     run.has("BeforeAllowTraffic passed: PutLifecycleEventHookExecutionStatus Succeeded");
     run.has("AllowTraffic: production listener");
@@ -244,6 +249,66 @@ fn a_broken_green_is_stopped_by_the_hook_and_rolled_back() {
     run.has("STOPPED at Production › BlueGreen: AfterAllowTestTraffic failed: 0/2 smoke checks passed against green; rolled back; production stays on blue");
     run.has("As expected: the broken green is stopped by the hook and rolled back (exit code 3)");
     assert_eq!(run.file("slack.jsonl").lines().count(), 4);
+}
+
+#[test]
+fn a_failed_migration_stops_the_pipeline_before_anything_is_deployed() {
+    let run = rehearse(&["--break", "migration"], "break-migration");
+    assert_eq!(run.code, 4, "exit code");
+    // run-task registered the build's migration task definition, once, and ran it.
+    run.has("Staging › Migrate (run-task), job");
+    run.has("RegisterTaskDefinition, RunTask, PutJobSuccessResult");
+    run.has("re-invokes Staging › Migrate with the continuation token");
+    run.has("statuses seen: RUNNING → STOPPED");
+    // The failure names the container, the exit code, ECS's reason and the log lines.
+    run.has("PutJobFailureResult, FAILED (JobFailed)");
+    run.has("failed: essential container migrate exited with code 1; stopped reason: Essential container in task exited (EssentialContainerExited)");
+    run.has("Last 8 log lines of migrate (group /ecs/web-migrate, stream ecs/migrate/");
+    run.has("| ERROR: relation \"order_history\" does not exist (SQLSTATE 42P01)");
+    // The override's environment value is never shown.
+    run.has("| migrate: acquired migration lock ***");
+    run.lacks("rehearsal-lock-7f3a9c51");
+    // The pipeline stopped there: no staging rollout, no smoke test, no production deployment.
+    run.lacks("Staging › DeployStaging");
+    run.lacks("UpdateService");
+    run.lacks("Staging › SmokeStaging");
+    run.lacks("CodeDeploy blue/green deployment");
+    let prod = Regex::new(
+        r"production listener :\d+ → blue: GET /health 200 .*\x22version\x22:\x221\.4\.2\x22",
+    )
+    .expect("regex");
+    assert!(
+        prod.is_match(&run.stdout),
+        "production still serves blue 1.4.2"
+    );
+    // Slack: the failed action and the failed pipeline, with the exit code and the log lines.
+    let slack = run.slack_lines();
+    let at = |title: &str| {
+        slack
+            .iter()
+            .position(|l| l.ends_with(title))
+            .unwrap_or_else(|| panic!("no Slack message {title:?}: {slack:#?}"))
+    };
+    let action = at("web-release: action Staging › Migrate failed");
+    let message = slack[action..].join("\n");
+    assert!(
+        message.contains("essential container migrate exited with code 1"),
+        "{message}"
+    );
+    assert!(
+        message.contains("ERROR: relation \"order_history\" does not exist"),
+        "{message}"
+    );
+    assert!(!message.contains("rehearsal-lock-7f3a9c51"), "{message}");
+    at("web-release: pipeline failed");
+    assert!(!slack.iter().any(|l| l.ends_with("pipeline succeeded")));
+    run.has("STOPPED at Staging › Migrate: task ");
+    run.has("As expected: the failed migration stops the pipeline before anything is deployed (exit code 4)");
+    assert!(!run.file("slack.jsonl").contains("rehearsal-lock-7f3a9c51"));
+    assert!(
+        !run.file("pipeline-action.log")
+            .contains("rehearsal-lock-7f3a9c51")
+    );
 }
 
 #[test]

@@ -240,6 +240,15 @@ pub trait EcsApi: Send + Sync {
         tags: &[(String, String)],
     ) -> impl Future<Output = Result<TaskDefinitionView, EcsError>> + Send;
 
+    /// `RegisterTaskDefinition` of a whole document: `document` is the
+    /// operation's input as JSON (`taskdef.json`, tags included), sent as
+    /// written. `family` is the document's, for messages.
+    fn register_task_definition_document(
+        &self,
+        family: &str,
+        document: &str,
+    ) -> impl Future<Output = Result<TaskDefinitionView, EcsError>> + Send;
+
     /// `UpdateService` to a task definition.
     fn update_service(
         &self,

@@ -149,6 +149,9 @@ pub struct EcsState {
     /// RunTask loses a race: a concurrent delivery of the job starts the
     /// task (recorded as a run) and this call gets the error.
     pub run_raced: Option<EcsError>,
+    /// Every document RegisterTaskDefinition got whole (run-task's
+    /// `task_definition_file`).
+    pub documents: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Default)]
@@ -300,6 +303,45 @@ impl EcsApi for FakeEcs {
         }
         new.tags.retain(|(k, _)| k != JOB_TAG);
         new.tags.extend(tags.iter().cloned());
+        revs.push(new.clone());
+        Ok(new)
+    }
+
+    async fn register_task_definition_document(
+        &self,
+        family: &str,
+        document: &str,
+    ) -> Result<TaskDefinitionView, EcsError> {
+        let mut s = self.state.lock().expect("lock");
+        s.calls
+            .push(format!("RegisterTaskDefinition {family} (document)"));
+        if let Some(e) = s.register_error.clone() {
+            return Err(e);
+        }
+        let doc: serde_json::Value = serde_json::from_str(document).expect("a JSON document");
+        s.documents.push(doc.clone());
+        let revs = s.task_defs.entry(family.to_owned()).or_default();
+        let revision = revs.last().map_or(1, |t| t.revision + 1);
+        let str_of = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        let new = TaskDefinitionView {
+            arn: td_arn(family, revision),
+            family: family.to_owned(),
+            revision,
+            containers: doc["containerDefinitions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| (str_of(&c["name"]), str_of(&c["image"])))
+                .collect(),
+            tags: doc["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| (str_of(&t["key"]), str_of(&t["value"])))
+                .collect(),
+            task_role_arn: doc["taskRoleArn"].as_str().map(str::to_owned),
+            execution_role_arn: doc["executionRoleArn"].as_str().map(str::to_owned),
+        };
         revs.push(new.clone());
         Ok(new)
     }

@@ -54,6 +54,10 @@ pub mod vars {
     pub const ARTIFACT_MAX_BYTES: &str = "TOLLGATE_ARTIFACT_MAX_BYTES";
     /// Default wait limit for `ecs-deploy` / `ecs-wait`, in minutes.
     pub const ECS_WAIT_TIMEOUT_MINUTES: &str = "TOLLGATE_ECS_WAIT_TIMEOUT_MINUTES";
+    /// Roles (ARN patterns, comma-separated) the function may pass to ECS:
+    /// the stack's `EcsPassRoleArns`. `run-task` refuses a task definition
+    /// document naming another role before registering it.
+    pub const ECS_PASS_ROLE_ARNS: &str = "TOLLGATE_ECS_PASS_ROLE_ARNS";
 }
 
 /// Function-level settings, read once at init.
@@ -65,6 +69,9 @@ pub struct Settings {
     pub default_wait_timeout: Duration,
     /// The function's memory: caps the artifact size ([`Settings::artifact_limit`]).
     pub memory: tollgate_core::memory::MemoryBudget,
+    /// Roles the function may pass to ECS (`TOLLGATE_ECS_PASS_ROLE_ARNS`);
+    /// `None` when the variable is not set (IAM alone decides).
+    pub pass_roles: Option<Vec<String>>,
 }
 
 impl Default for Settings {
@@ -75,6 +82,7 @@ impl Default for Settings {
             memory: tollgate_core::memory::MemoryBudget::of_mb(
                 tollgate_core::memory::DEFAULT_MEMORY_MB,
             ),
+            pass_roles: None,
         }
     }
 }
@@ -103,6 +111,13 @@ impl Settings {
             max_artifact_bytes,
             default_wait_timeout: Duration::from_secs(minutes * 60),
             memory: tollgate_core::memory::MemoryBudget::from_env(env),
+            pass_roles: env.get(vars::ECS_PASS_ROLE_ARNS).map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }),
         })
     }
 

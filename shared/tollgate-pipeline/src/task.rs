@@ -93,7 +93,12 @@ pub struct NetworkConfig {
 }
 
 /// A container override: command and environment.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// Its `Debug` shows the environment's names only, never the values (they
+/// may be credentials someone put in `UserParameters`): the parameters,
+/// the `RunTask` request and every error or log line that formats them
+/// with `{:?}` stay clean.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct ContainerOverride {
     /// Container name.
     pub name: String,
@@ -101,6 +106,23 @@ pub struct ContainerOverride {
     pub command: Option<Vec<String>>,
     /// Added to (or replacing) the container's environment.
     pub environment: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for ContainerOverride {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContainerOverride")
+            .field("name", &self.name)
+            .field("command", &self.command)
+            .field(
+                "environment",
+                &self
+                    .environment
+                    .keys()
+                    .map(|k| (k.as_str(), "***"))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+            .finish()
+    }
 }
 
 /// One `RunTask` call.

@@ -6,20 +6,24 @@
 //! ```text
 //! rehearse                 # a healthy release: exit 0
 //! rehearse --break green   # the green task set is broken: the hook stops it, exit 3
+//! rehearse --break migration  # the migration task exits 1: the pipeline stops, exit 4
 //! ```
 //!
 //! Exit codes: 0 released, 3 stopped by a failed hook and rolled back (what
-//! `--break green` must produce), 1 the rehearsal went wrong or ended other
-//! than its scenario expects, 2 bad arguments.
+//! `--break green` must produce), 4 stopped by the failed migration before
+//! anything was deployed (what `--break migration` must produce), 1 the
+//! rehearsal went wrong or ended other than its scenario expects, 2 bad
+//! arguments.
 
 use std::path::PathBuf;
 use tollgate_tests::paths;
 use tollgate_tests::rehearsal::{self, EXIT_PROBLEM, EXIT_USAGE, Scenario};
 
-const USAGE: &str = "usage: rehearse [--break green] [--out DIR]
+const USAGE: &str = "usage: rehearse [--break green|migration] [--out DIR]
 
 Rehearses a whole release on loopback (no AWS account, no Docker): CodePipeline
-runs verify-artifact, ecs-deploy and a staging smoke test through the real
+runs verify-artifact, a migration task (run-task), ecs-deploy and a staging
+smoke test through the real
 pipeline-action binary; a CodeDeploy blue/green deployment runs the
 AfterAllowTestTraffic and BeforeAllowTraffic hooks through deploy-hook; the
 notifier renders every state change to a local Slack sink.
@@ -27,6 +31,10 @@ notifier renders every state change to a local Slack sink.
   --break green   make the green task set answer like a broken release: the
                   hook fails on its checks, the deployment is rolled back,
                   and the notifications say which hook failed
+  --break migration
+                  make the migration task exit 1: the pipeline stops at
+                  Staging › Migrate with the container, exit code and last
+                  log lines, in the failure and in Slack; nothing is deployed
   --out DIR       where to write function logs, Slack payloads and AWS calls
                   (default: target/rehearsal/<scenario>)
 
@@ -34,8 +42,9 @@ Function binaries: target/release/<function>, or $TOLLGATE_BIN_DIR/<function>.
 Set TOLLGATE_ECHO_LOGS=1 to echo the functions' logs to stderr.
 
 Exit codes: 0 released; 3 stopped by the failed hook and rolled back (the
-expected outcome of --break green); 1 the rehearsal went wrong or did not end
-as its scenario expects; 2 bad arguments.";
+expected outcome of --break green); 4 stopped by the failed migration before
+anything was deployed (the expected outcome of --break migration); 1 the
+rehearsal went wrong or did not end as its scenario expects; 2 bad arguments.";
 
 #[derive(Debug)]
 struct Args {
@@ -52,14 +61,16 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
             "-h" | "--help" => return Ok(None),
             "--break" => match it.next().map(String::as_str) {
                 Some("green") => scenario = Scenario::BrokenGreen,
+                Some("migration") => scenario = Scenario::BrokenMigration,
                 Some(other) => {
                     return Err(format!(
-                        "--break takes `green` (the only part that can be broken), not {other:?}"
+                        "--break takes `green` or `migration` (the parts that can be broken), not {other:?}"
                     ));
                 }
                 None => return Err("--break needs a value: --break green".to_owned()),
             },
             "--break=green" => scenario = Scenario::BrokenGreen,
+            "--break=migration" => scenario = Scenario::BrokenMigration,
             "--out" => match it.next() {
                 Some(dir) => out = Some(PathBuf::from(dir)),
                 None => return Err("--out needs a directory".to_owned()),
@@ -144,6 +155,10 @@ mod tests {
         assert_eq!(a.scenario, Scenario::BrokenGreen);
         assert_eq!(a.out, Some(PathBuf::from("/tmp/x")));
         assert!(parse(&args(&["--help"])).expect("ok").is_none());
+        let a = parse(&args(&["--break", "migration"]))
+            .expect("ok")
+            .expect("args");
+        assert_eq!(a.scenario, Scenario::BrokenMigration);
         assert!(
             parse(&args(&["--break", "blue"]))
                 .expect_err("blue")

@@ -25,6 +25,10 @@
 //! - `3` ([`EXIT_ROLLED_BACK`]): the release was stopped by a failed
 //!   deployment hook and rolled back, with production left on blue; this
 //!   is the expected outcome of `--break green`;
+//! - `4` ([`EXIT_MIGRATION_FAILED`]): the migration task (Staging ›
+//!   Migrate, `run-task`) exited non-zero and the pipeline stopped there,
+//!   before staging or production changed; this is the expected outcome of
+//!   `--break migration`;
 //! - `1` ([`EXIT_PROBLEM`]): the rehearsal itself went wrong, or the outcome
 //!   was not the one the scenario expects (a healthy release that did not
 //!   reach production, a broken green that was not stopped);
@@ -34,6 +38,7 @@ pub mod app;
 pub mod codepipeline;
 pub mod events;
 pub mod logs;
+mod migration;
 mod pipeline;
 mod production;
 pub mod sink;
@@ -62,6 +67,9 @@ pub const EXIT_PROBLEM: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 /// Exit code: a deployment hook stopped the release and it was rolled back.
 pub const EXIT_ROLLED_BACK: i32 = 3;
+/// Exit code: the migration task failed and the pipeline stopped before
+/// anything was deployed.
+pub const EXIT_MIGRATION_FAILED: i32 = 4;
 
 /// What to rehearse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +78,8 @@ pub enum Scenario {
     Healthy,
     /// The green task set answers like a broken release.
     BrokenGreen,
+    /// The migration task exits 1.
+    BrokenMigration,
 }
 
 impl Scenario {
@@ -78,6 +88,7 @@ impl Scenario {
         match self {
             Self::Healthy => "healthy",
             Self::BrokenGreen => "break-green",
+            Self::BrokenMigration => "break-migration",
         }
     }
 }
@@ -110,6 +121,14 @@ pub fn exit_code(scenario: Scenario, verdict: &Verdict) -> i32 {
                 rolled_back: true, ..
             },
         ) => EXIT_ROLLED_BACK,
+        (
+            Scenario::BrokenMigration,
+            Verdict::Stopped {
+                action,
+                rolled_back: false,
+                ..
+            },
+        ) if action == "Migrate" => EXIT_MIGRATION_FAILED,
         _ => EXIT_PROBLEM,
     }
 }
@@ -265,6 +284,7 @@ pub async fn run(
     let title = match scenario {
         Scenario::Healthy => "a healthy release",
         Scenario::BrokenGreen => "a release whose green task set is broken (--break green)",
+        Scenario::BrokenMigration => "a release whose database migration fails (--break migration)",
     };
     t.text(&format!(
         "Tollgate rehearsal: {title}, on loopback (no AWS account, no Docker)"
@@ -345,6 +365,16 @@ mod tests {
         assert_eq!(exit_code(Scenario::BrokenGreen, &stopped(true)), 3);
         assert_eq!(exit_code(Scenario::BrokenGreen, &stopped(false)), 1);
         assert_eq!(exit_code(Scenario::BrokenGreen, &Verdict::Released), 1);
+        let migrate = Verdict::Stopped {
+            stage: "Staging".into(),
+            action: "Migrate".into(),
+            reason: "task failed".into(),
+            rolled_back: false,
+        };
+        assert_eq!(exit_code(Scenario::BrokenMigration, &migrate), 4);
+        assert_eq!(exit_code(Scenario::BrokenMigration, &stopped(true)), 1);
+        assert_eq!(exit_code(Scenario::BrokenMigration, &Verdict::Released), 1);
+        assert_eq!(exit_code(Scenario::Healthy, &migrate), 1);
     }
 
     #[test]

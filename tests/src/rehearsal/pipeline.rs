@@ -1,5 +1,6 @@
 //! Phase 1: the CodePipeline execution. Source and Build are given (their
-//! artifacts are seeded); `verify-artifact`, `ecs-deploy` (with its
+//! artifacts are seeded); `verify-artifact`, the migration `run-task`
+//! ([`super::migration`]), `ecs-deploy` (with its
 //! continuation re-invocations) and `smoke` against staging run through the
 //! real pipeline-action; then the production deployment
 //! ([`super::production`]); every state change goes to the notifier.
@@ -90,9 +91,11 @@ impl World {
         {
             return Ok(v);
         }
+        // Staging: migrate the database, roll out, then smoke-test.
+        if let Some(v) = self.migrate().await? {
+            return Ok(v);
+        }
         let input = self.verified_input().await?;
-
-        // Staging: roll out, then smoke-test.
         let params = json!({"action": "ecs-deploy", "cluster": STAGING_CLUSTER,
             "service": SERVICE, "wait_timeout_minutes": 30});
         let report = self.ecs_deploy(&params, input).await?;

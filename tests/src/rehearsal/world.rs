@@ -133,7 +133,7 @@ impl World {
         )?;
         t.step("setup", "seeded moto:");
         t.detail(&format!(
-            "S3 s3://{BUCKET}: SourceOutput (checks/staging.yaml), BuildOutput (imagedefinitions.json, imageDetail.json, taskdef.json, appspec.yaml), SSE-KMS"
+            "S3 s3://{BUCKET}: SourceOutput (checks/staging.yaml), BuildOutput (imagedefinitions.json, imageDetail.json, taskdef.json, appspec.yaml, migrations/taskdef.json), SSE-KMS"
         ));
         t.detail(&format!(
             "ECS service {STAGING_CLUSTER}/{SERVICE}: 3 tasks of web:1 ({})",
@@ -369,6 +369,9 @@ impl World {
         let expected = match self.scenario {
             Scenario::Healthy => "the release reaches production",
             Scenario::BrokenGreen => "the broken green is stopped by the hook and rolled back",
+            Scenario::BrokenMigration => {
+                "the failed migration stops the pipeline before anything is deployed"
+            }
         };
         let code = exit_code(self.scenario, verdict);
         if code == EXIT_PROBLEM {
@@ -482,6 +485,7 @@ async fn seed_artifacts(sdk: &aws_config::SdkConfig, spec: &str) -> Result<(), S
     let definitions = json!([{"name": "web", "imageUri": image(TAG)}]).to_string();
     let detail = json!({"ImageURI": image(TAG)}).to_string();
     let appspec = appspec();
+    let migration = migration::migration_taskdef();
     seed::put_zip(
         &s3,
         BUCKET,
@@ -491,6 +495,7 @@ async fn seed_artifacts(sdk: &aws_config::SdkConfig, spec: &str) -> Result<(), S
             ("imageDetail.json", detail.as_str()),
             ("taskdef.json", TASKDEF),
             ("appspec.yaml", appspec.as_str()),
+            ("migrations/taskdef.json", migration.as_str()),
         ],
         Some(KMS_KEY),
     )

@@ -14,8 +14,14 @@ use aws_sdk_ecs::types::{
     LaunchType, LogDriver, NetworkConfiguration, Service, Tag, Task, TaskDefinition,
     TaskDefinitionField, TaskOverride,
 };
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -439,6 +445,42 @@ impl EcsApi for EcsClient {
         Ok(view(&new, &new_tags))
     }
 
+    async fn register_task_definition_document(
+        &self,
+        family: &str,
+        document: &str,
+    ) -> Result<TaskDefinitionView, EcsError> {
+        // The document is RegisterTaskDefinition's input as written (the
+        // JSON protocol's body is exactly that shape): the SDK builds and
+        // signs the request, and the interceptor puts the document in as
+        // the body before signing, so every field ECS takes passes through
+        // without a field-by-field copy that could drop one.
+        let out = self
+            .client
+            .register_task_definition()
+            .family(family)
+            .customize()
+            .interceptor(DocumentBody(document.as_bytes().to_vec()))
+            .send()
+            .await
+            .map_err(|e| {
+                to_ecs_error(e, "ecs:RegisterTaskDefinition", || {
+                    format!("task definition family {family}")
+                })
+            })?;
+        let new = out.task_definition.ok_or_else(|| EcsError::Rejected {
+            operation: "ecs:RegisterTaskDefinition",
+            code: "EmptyAnswer".to_owned(),
+            detail: "the answer held no task definition".to_owned(),
+        })?;
+        let new_tags = out.tags.unwrap_or_default();
+        tracing::info!(
+            task_definition = new.task_definition_arn.as_deref().unwrap_or_default(),
+            "task definition registered from a document"
+        );
+        Ok(view(&new, &new_tags))
+    }
+
     async fn update_service(
         &self,
         cluster: &str,
@@ -691,6 +733,30 @@ impl EcsApi for EcsClient {
             .send()
             .await
             .map_err(|e| to_ecs_error(e, "ecs:StopTask", || format!("task {task}")))?;
+        Ok(())
+    }
+}
+
+/// Replaces a request's body with a JSON document before it is signed.
+#[derive(Debug)]
+struct DocumentBody(Vec<u8>);
+
+impl Intercept for DocumentBody {
+    fn name(&self) -> &'static str {
+        "TollgateDocumentBody"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        request
+            .headers_mut()
+            .insert("content-length", self.0.len().to_string());
+        *request.body_mut() = SdkBody::from(self.0.clone());
         Ok(())
     }
 }

@@ -34,9 +34,10 @@
 
 use crate::actions::ecs_deploy::check_policy;
 use crate::artifact::ArtifactStore;
-use crate::deploy_files::parse_image_definitions;
+use crate::artifact::Archive;
+use crate::deploy_files::{parse_image_definitions, parse_image_detail};
 use crate::ecs::{
-    EcsApi, EcsError, JOB_TAG, MAX_POLL_ERRORS, MAX_WAIT_MINUTES, REGISTERED_AT_TAG,
+    EcsApi, EcsError, JOB_TAG, MAX_POLL_ERRORS, REGISTERED_AT_TAG,
     human_duration, revision_label,
 };
 use crate::image::{ImagePolicy, parse_image_policy};
@@ -64,6 +65,14 @@ pub const LOG_LINES: usize = 20;
 pub const LOG_LINE_CHARS: usize = 240;
 /// Characters of log lines quoted in all (the newest are kept).
 pub const LOG_TAIL_CHARS: usize = 2000;
+/// Longest time limit run-task takes, in minutes (23 h). CodePipeline
+/// times an action out 24 h after it started, and the first invocation can
+/// come up to 15 minutes late (the function's `MaximumEventAgeInSeconds`)
+/// with every poll some time apart: the cap leaves an hour so that Tollgate
+/// stops the task and reports before CodePipeline gives up on the action
+/// and leaves the task running.
+pub const MAX_TIME_LIMIT_MINUTES: u64 = 23 * 60;
+
 /// Longest `startedBy` ECS accepts.
 const STARTED_BY_MAX: usize = 128;
 /// Longest `StopTask` reason ECS accepts.
@@ -77,6 +86,18 @@ const REDACT_MIN_CHARS: usize = 4;
 pub enum Source {
     /// A task definition family, `family:revision` or ARN, run as it is.
     TaskDefinition(String),
+    /// A whole task definition document in the input artifact
+    /// (`taskdef.json`), registered as a revision tagged with the job id.
+    File {
+        /// Input artifact; `None` when there is one.
+        artifact: Option<String>,
+        /// The document's path inside it.
+        path: String,
+        /// Placeholder (without `<>`) filled with the artifact's image.
+        placeholder: Option<String>,
+        /// Policy for the images.
+        image_policy: ImagePolicy,
+    },
     /// The service's current revision, with the images of the input
     /// artifact's image definitions (when the job has an input artifact).
     Service {
@@ -115,9 +136,11 @@ pub fn parse(map: &Map<String, Value>) -> Result<RunTaskParams, ParamError> {
         "action",
         "cluster",
         "task_definition",
+        "task_definition_file",
         "service",
         "artifact",
         "file",
+        "image_placeholder",
         "image_policy",
         "launch_type",
         "network",
@@ -129,35 +152,81 @@ pub fn parse(map: &Map<String, Value>) -> Result<RunTaskParams, ParamError> {
         "task_definition",
         "a task definition family, family:revision or ARN",
     )?;
+    let task_definition_file = f.opt_string(
+        "task_definition_file",
+        "the path of a task definition document (taskdef.json) in the input artifact",
+    )?;
     let service = f.opt_string("service", "the ECS service whose task definition runs")?;
-    let source = match (task_definition, service) {
-        (Some(_), Some(_)) => {
-            return Err(f.err(
-                "task_definition",
-                "and \"service\" are both set; give one: \"task_definition\" runs that revision \
-                 as it is, \"service\" runs the service's revision with the artifact's new images",
-            ));
-        }
-        (None, None) => {
-            return Err(f.err(
-                "task_definition",
-                "is missing: give \"task_definition\" (family, family:revision or ARN) or \
-                 \"service\" (runs the service's task definition with the new images)",
-            ));
-        }
-        (Some(td), None) => {
-            for key in ["artifact", "file", "image_policy"] {
-                if map.contains_key(key) {
-                    return Err(f.err(
-                        key,
-                        "applies only with \"service\" (the new images replace the service's); \
-                         with \"task_definition\" the revision runs as it is",
-                    ));
-                }
+    let given: Vec<&str> = [
+        ("task_definition", task_definition.is_some()),
+        ("task_definition_file", task_definition_file.is_some()),
+        ("service", service.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, set)| set.then_some(k))
+    .collect();
+    const ONE_OF: &str = "give one of: \"task_definition\" (family, family:revision or ARN, run as it \
+         is), \"task_definition_file\" (a taskdef.json in the input artifact, registered and run) \
+         or \"service\" (the service's task definition with the artifact's new images)";
+    if given.len() > 1 {
+        return Err(f.err(
+            given[0],
+            format!("and \"{}\" are both set; {ONE_OF}", given[1]),
+        ));
+    }
+    let only_with = |f: &Fields<'_>, keys: &[&str], source: &str, why: &str| {
+        for key in keys {
+            if map.contains_key(*key) {
+                return Err(f.err(key, format!("applies only with {source}; {why}")));
             }
-            Source::TaskDefinition(td)
         }
-        (None, Some(service)) => Source::Service {
+        Ok(())
+    };
+    let source = if let Some(td) = task_definition {
+        only_with(
+            &f,
+            &["artifact", "file", "image_policy", "image_placeholder"],
+            "\"service\" or \"task_definition_file\"",
+            "with \"task_definition\" the revision runs as it is",
+        )?;
+        Source::TaskDefinition(td)
+    } else if let Some(path) = task_definition_file {
+        only_with(
+            &f,
+            &["file"],
+            "\"service\" (the image definitions to apply to its revision)",
+            "with \"task_definition_file\" the image comes from \"image_placeholder\"",
+        )?;
+        let placeholder = f.opt_string(
+            "image_placeholder",
+            "a placeholder name such as IMAGE1_NAME",
+        )?;
+        if let Some(p) = &placeholder
+            && (p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            return Err(f.err(
+                "image_placeholder",
+                "is not a placeholder name; use letters, digits and _ like IMAGE1_NAME \
+                 (written <IMAGE1_NAME> in taskdef.json)",
+            ));
+        }
+        Source::File {
+            artifact: f.opt_string(
+                "artifact",
+                "the input artifact holding the task definition document",
+            )?,
+            path,
+            placeholder,
+            image_policy: parse_image_policy(&mut f)?,
+        }
+    } else if let Some(service) = service {
+        only_with(
+            &f,
+            &["image_placeholder"],
+            "\"task_definition_file\"",
+            "with \"service\" the images come from imagedefinitions.json (\"file\")",
+        )?;
+        Source::Service {
             service,
             artifact: f.opt_string(
                 "artifact",
@@ -167,7 +236,9 @@ pub fn parse(map: &Map<String, Value>) -> Result<RunTaskParams, ParamError> {
                 .opt_string("file", "the image definitions file inside the artifact")?
                 .unwrap_or_else(|| "imagedefinitions.json".to_owned()),
             image_policy: parse_image_policy(&mut f)?,
-        },
+        }
+    } else {
+        return Err(f.err("task_definition", format!("is missing: {ONE_OF}")));
     };
     let launch_type = match f.opt_string("launch_type", "FARGATE or EC2")? {
         None => None,
@@ -223,8 +294,20 @@ pub fn parse(map: &Map<String, Value>) -> Result<RunTaskParams, ParamError> {
             });
         }
     }
+    if let Some(m) = map.get("timeout_minutes").and_then(Value::as_u64)
+        && m > MAX_TIME_LIMIT_MINUTES
+    {
+        return Err(f.err(
+            "timeout_minutes",
+            format!(
+                "is {m}, over run-task's cap of {MAX_TIME_LIMIT_MINUTES} minutes (23 h): \
+                 CodePipeline times an action out 24 h after it starts, and Tollgate must stop \
+                 the task and report before that; split the job or make it faster"
+            ),
+        ));
+    }
     let timeout = f
-        .opt_u64("timeout_minutes", 1, MAX_WAIT_MINUTES)?
+        .opt_u64("timeout_minutes", 1, MAX_TIME_LIMIT_MINUTES)?
         .map(|m| Duration::from_secs(m * 60));
     Ok(RunTaskParams {
         cluster,
@@ -295,12 +378,38 @@ impl TaskToken {
         Ok(t)
     }
 
+    /// The token that waits for `task`, which this job started (now, or
+    /// in an earlier or concurrent delivery): no statuses seen, no polls yet.
+    fn adopt(cluster: &str, task: String, job: &str, now: u64) -> Self {
+        Self {
+            v: 1,
+            action: NAME.to_owned(),
+            cluster: cluster.to_owned(),
+            task,
+            job: job.to_owned(),
+            started_at: now,
+            seen: Vec::new(),
+            polls: 0,
+            errors: 0,
+        }
+    }
+
     fn note(&mut self, status: &str) {
         // ECS has eight task statuses; the list never grows past them.
         if !status.is_empty() && self.seen.last().map(String::as_str) != Some(status) && self.seen.len() < 12 {
             self.seen.push(status.to_owned());
         }
     }
+}
+
+/// The time limit: `timeout_minutes`, else the function's default wait
+/// limit (`EcsWaitTimeoutMinutes`, which may be up to 24 h), never more
+/// than [`MAX_TIME_LIMIT_MINUTES`].
+pub fn time_limit(params: &RunTaskParams, settings: &crate::Settings) -> Duration {
+    params
+        .timeout
+        .unwrap_or(settings.default_wait_timeout)
+        .min(Duration::from_secs(MAX_TIME_LIMIT_MINUTES * 60))
 }
 
 /// `startedBy` for a job: its id, cut to ECS's limit.
@@ -321,7 +430,7 @@ where
     E: EcsApi,
     J: JobLiveness,
 {
-    let limit = params.timeout.unwrap_or(deps.settings.default_wait_timeout);
+    let limit = time_limit(params, &deps.settings);
     if let Some(raw) = &job.data.continuation_token {
         let token = TaskToken::decode(raw)?;
         return poll(deps, params, token, limit, step).await;
@@ -331,6 +440,7 @@ where
     // The service (for its revision, network and launch type).
     let (base, service) = match &params.source {
         Source::TaskDefinition(td) => (td.clone(), None),
+        Source::File { .. } => (String::new(), None),
         Source::Service { service, .. } => {
             step.enter(format!(
                 "describing ECS service {service} in cluster {cluster}"
@@ -359,50 +469,67 @@ where
         .next()
     {
         tracing::info!(task = %existing, "this job already started a task (duplicate delivery): waiting for it");
-        let token = TaskToken {
-            v: 1,
-            action: NAME.to_owned(),
-            cluster: cluster.clone(),
-            task: existing,
-            job: job.id.clone(),
-            started_at: deps.clock.now(),
-            seen: Vec::new(),
-            polls: 0,
-            errors: 0,
-        };
+        let token = TaskToken::adopt(cluster, existing, &job.id, deps.clock.now());
         return poll(deps, params, token, limit, step).await;
     }
 
-    // New images from the artifact (service source, job with an input artifact).
-    let images = match &params.source {
-        Source::Service {
+    let (spec, plan) = match &params.source {
+        Source::File {
             artifact,
-            file,
+            path,
+            placeholder,
             image_policy,
-            ..
-        } if !job.data.input_artifacts.is_empty() => {
-            read_images(deps, job, artifact.as_deref(), file, image_policy, step).await?
+        } => {
+            let prepared = read_taskdef(
+                deps,
+                job,
+                artifact.as_deref(),
+                path,
+                placeholder.as_deref(),
+                image_policy,
+                step,
+            )
+            .await?;
+            (prepared.spec.clone(), Plan::Document(prepared))
         }
-        _ => BTreeMap::new(),
+        _ => {
+            // New images from the artifact (service source, job with an input artifact).
+            let images = match &params.source {
+                Source::Service {
+                    artifact,
+                    file,
+                    image_policy,
+                    ..
+                } if !job.data.input_artifacts.is_empty() => {
+                    read_images(deps, job, artifact.as_deref(), file, image_policy, step).await?
+                }
+                _ => BTreeMap::new(),
+            };
+            step.enter(format!("describing task definition {}", revision_label(&base)));
+            let spec = deps.ecs.describe_task_spec(&base).await?;
+            let unknown: Vec<&str> = images
+                .keys()
+                .map(String::as_str)
+                .filter(|n| spec.container(n).is_none())
+                .collect();
+            if !unknown.is_empty() {
+                return Err(Failure::config(format!(
+                    "the image definitions name container(s) {} that task definition {} does not have \
+                     (its containers: {}); the names must match the task definition's container names",
+                    unknown.join(", "),
+                    revision_label(&spec.arn),
+                    spec.names()
+                )));
+            }
+            let plan = if images.is_empty() {
+                Plan::Existing
+            } else {
+                Plan::Images(images)
+            };
+            (spec, plan)
+        }
     };
-
-    step.enter(format!("describing task definition {}", revision_label(&base)));
-    let spec = deps.ecs.describe_task_spec(&base).await?;
     check_overrides(&spec, &params.overrides)?;
-    let unknown: Vec<&str> = images
-        .keys()
-        .map(String::as_str)
-        .filter(|n| spec.container(n).is_none())
-        .collect();
-    if !unknown.is_empty() {
-        return Err(Failure::config(format!(
-            "the image definitions name container(s) {} that task definition {} does not have \
-             (its containers: {}); the names must match the task definition's container names",
-            unknown.join(", "),
-            revision_label(&spec.arn),
-            spec.names()
-        )));
-    }
     let launch_type = params
         .launch_type
         .clone()
@@ -443,36 +570,38 @@ where
         return Err(liveness::gone(&job.id, &why));
     }
 
-    let task_definition = if images.is_empty() {
-        spec.arn.clone()
-    } else {
-        step.enter(format!(
-            "checking the latest revision of family {}",
-            spec.family
-        ));
-        let latest = deps.ecs.describe_task_definition(&spec.family).await?;
-        if latest.tagged_with(&job.id) {
-            tracing::info!(task_definition = %latest.arn, "reusing the revision an earlier delivery of this job registered");
-            latest.arn
-        } else {
+    let task_definition = match plan {
+        Plan::Existing => spec.arn.clone(),
+        Plan::Images(images) => {
             step.enter(format!(
-                "registering a new revision of {} with {}",
-                spec.family,
-                images
-                    .iter()
-                    .map(|(n, i)| format!("{n}={i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "checking the latest revision of family {}",
+                spec.family
             ));
-            let tags = vec![
-                (JOB_TAG.to_owned(), job.id.clone()),
-                (REGISTERED_AT_TAG.to_owned(), deps.clock.now_ms().to_string()),
-            ];
-            deps.ecs
-                .register_task_definition(&spec.arn, &images, &tags)
-                .await?
-                .arn
+            let latest = deps.ecs.describe_task_definition(&spec.family).await?;
+            if latest.tagged_with(&job.id) {
+                tracing::info!(task_definition = %latest.arn, "reusing the revision an earlier delivery of this job registered");
+                latest.arn
+            } else {
+                step.enter(format!(
+                    "registering a new revision of {} with {}",
+                    spec.family,
+                    images
+                        .iter()
+                        .map(|(n, i)| format!("{n}={i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                let tags = vec![
+                    (JOB_TAG.to_owned(), job.id.clone()),
+                    (REGISTERED_AT_TAG.to_owned(), deps.clock.now_ms().to_string()),
+                ];
+                deps.ecs
+                    .register_task_definition(&spec.arn, &images, &tags)
+                    .await?
+                    .arn
+            }
         }
+        Plan::Document(prepared) => register_document(deps, job, &prepared, step).await?,
     };
 
     step.enter(format!(
@@ -500,34 +629,14 @@ where
                 && let Some(existing) = found.into_iter().next()
             {
                 tracing::info!(task = %existing, "a concurrent delivery of this job started the task: waiting for it");
-                let token = TaskToken {
-                    v: 1,
-                    action: NAME.to_owned(),
-                    cluster: cluster.clone(),
-                    task: existing,
-                    job: job.id.clone(),
-                    started_at: deps.clock.now(),
-                    seen: Vec::new(),
-                    polls: 0,
-                    errors: 0,
-                };
+                let token = TaskToken::adopt(cluster, existing, &job.id, deps.clock.now());
                 return poll(deps, params, token, limit, step).await;
             }
             return Err(run_hint(e, &task_definition));
         }
     };
     tracing::info!(task = %task.arn, "task started");
-    let mut token = TaskToken {
-        v: 1,
-        action: NAME.to_owned(),
-        cluster: cluster.clone(),
-        task: task.arn.clone(),
-        job: job.id.clone(),
-        started_at: deps.clock.now(),
-        seen: Vec::new(),
-        polls: 0,
-        errors: 0,
-    };
+    let mut token = TaskToken::adopt(cluster, task.arn.clone(), &job.id, deps.clock.now());
     token.note(&task.last_status);
     Ok(waiting(&task, token, 0, limit))
 }
@@ -548,6 +657,145 @@ fn run_hint(e: EcsError, task_definition: &str) -> Failure {
         }),
         other => other.into(),
     }
+}
+
+/// What the task runs: a revision as it is, one registered with new images,
+/// or a document from the artifact.
+enum Plan {
+    Existing,
+    Images(BTreeMap<String, String>),
+    Document(taskdef::Prepared),
+}
+
+/// Reads, fills and checks the task definition document of the artifact.
+async fn read_taskdef<A: ArtifactStore, E, C, J>(
+    deps: &Deps<A, E, C, J>,
+    job: &Job,
+    artifact: Option<&str>,
+    path: &str,
+    placeholder: Option<&str>,
+    policy: &ImagePolicy,
+    step: &Step,
+) -> Result<taskdef::Prepared, Failure> {
+    if job.data.input_artifacts.is_empty() {
+        return Err(Failure::config(format!(
+            "invalid UserParameters: field \"task_definition_file\" names {path} in the input \
+             artifact, but this action has no input artifact; add the build output as its input"
+        )));
+    }
+    let mut archive = open_input(deps, job, artifact, step).await?;
+    let Some(text) = archive.read_text(path)? else {
+        return Err(Failure::job(format!(
+            "{path} is not in artifact {} (it contains: {}); set \"task_definition_file\" in \
+             UserParameters to its path",
+            archive.name(),
+            archive.listing()
+        )));
+    };
+    let fill = match placeholder {
+        None => None,
+        Some(p) => Some(placeholder_image(&mut archive, p)?),
+    };
+    // Within the function's memory: the text, its parsed value (bounded
+    // separately) and the request body are alive together, beside the
+    // artifact itself.
+    let max_bytes = taskdef::TASKDEF_MAX_BYTES.min(deps.settings.memory.work_bytes() / 64);
+    let rules = taskdef::Rules {
+        path,
+        fill: fill.as_ref(),
+        policy,
+        pass_roles: deps.settings.pass_roles.as_deref(),
+        max_bytes,
+    };
+    step.enter(format!("checking task definition {path} of artifact {}", archive.name()));
+    taskdef::prepare(&text, &rules, &job.id, deps.clock.now_ms())
+}
+
+/// The image for `<placeholder>`: imageDetail.json's `ImageURI`, else the
+/// one image of imagedefinitions.json (as CodeDeploy fills it).
+fn placeholder_image(archive: &mut Archive, placeholder: &str) -> Result<taskdef::Fill, Failure> {
+    if let Some(text) = archive.read_text("imageDetail.json")? {
+        let detail = parse_image_detail(&text).map_err(|p| {
+            Failure::job(format!(
+                "imageDetail.json in artifact {} is invalid: {}",
+                archive.name(),
+                p.join("; ")
+            ))
+        })?;
+        return Ok(taskdef::Fill {
+            placeholder: placeholder.to_owned(),
+            image: detail.image_uri,
+            from: "imageDetail.json".to_owned(),
+        });
+    }
+    if let Some(text) = archive.read_text("imagedefinitions.json")? {
+        let defs = parse_image_definitions(&text).map_err(|p| {
+            Failure::job(format!(
+                "imagedefinitions.json in artifact {} is invalid: {}",
+                archive.name(),
+                p.join("; ")
+            ))
+        })?;
+        if let [one] = defs.as_slice() {
+            return Ok(taskdef::Fill {
+                placeholder: placeholder.to_owned(),
+                image: one.image_uri.clone(),
+                from: "imagedefinitions.json".to_owned(),
+            });
+        }
+        return Err(Failure::job(format!(
+            "<{placeholder}> cannot be filled: artifact {} has no imageDetail.json and its \
+             imagedefinitions.json lists {} images; add imageDetail.json ({{\"ImageURI\":\"…\"}})",
+            archive.name(),
+            defs.len()
+        )));
+    }
+    Err(Failure::job(format!(
+        "<{placeholder}> cannot be filled: artifact {} holds neither imageDetail.json nor \
+         imagedefinitions.json (it contains: {}); write one in the build, or leave \
+         \"image_placeholder\" out when taskdef.json names its images",
+        archive.name(),
+        archive.listing()
+    )))
+}
+
+/// Registers the artifact's task definition, once per job: a revision an
+/// earlier delivery of this job registered (the family's latest, tagged
+/// with the job id) is reused.
+async fn register_document<A, E: EcsApi, C, J>(
+    deps: &Deps<A, E, C, J>,
+    job: &Job,
+    prepared: &taskdef::Prepared,
+    step: &Step,
+) -> Result<String, Failure> {
+    step.enter(format!(
+        "checking the latest revision of family {}",
+        prepared.family
+    ));
+    match deps.ecs.describe_task_definition(&prepared.family).await {
+        Ok(latest) if latest.tagged_with(&job.id) => {
+            tracing::info!(task_definition = %latest.arn, "reusing the revision an earlier delivery of this job registered");
+            return Ok(latest.arn);
+        }
+        Ok(_) | Err(EcsError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    step.enter(format!(
+        "registering task definition family {} from the artifact ({})",
+        prepared.family,
+        prepared
+            .images
+            .iter()
+            .map(|(n, i)| format!("{n}={i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let view = deps
+        .ecs
+        .register_task_definition_document(&prepared.family, &prepared.document)
+        .await?;
+    tracing::info!(task_definition = %view.arn, "registered the artifact's task definition");
+    Ok(view.arn)
 }
 
 /// Every overridden container must exist in the task definition.
@@ -929,7 +1177,6 @@ async fn log_tail<A, E, C, J>(
                 .iter()
                 .flat_map(|o| o.environment.values())
                 .map(String::as_str)
-                .filter(|v| v.chars().count() >= REDACT_MIN_CHARS)
                 .collect();
             let shown = bound_lines(&lines, &secrets);
             format!(
@@ -944,20 +1191,41 @@ async fn log_tail<A, E, C, J>(
     }
 }
 
+/// Control characters become spaces (in log lines and in the values
+/// redacted from them alike).
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The values to redact as they appear in a cleaned line: cleaned the same
+/// way, at least [`REDACT_MIN_CHARS`] long, without duplicates, longest
+/// first (a value that holds a shorter one is replaced whole, not left
+/// half shown around the shorter one's `***`).
+fn redaction_list(redact: &[&str]) -> Vec<String> {
+    let mut values: Vec<String> = redact
+        .iter()
+        .map(|v| clean(v))
+        .filter(|v| v.trim().chars().count() >= REDACT_MIN_CHARS)
+        .collect();
+    values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    values.dedup();
+    values
+}
+
 /// The newest lines that fit [`LOG_TAIL_CHARS`], each cut to
-/// [`LOG_LINE_CHARS`], control characters removed, `redact` values replaced.
+/// [`LOG_LINE_CHARS`], control characters removed, `redact` values replaced
+/// (longest first; values with control characters match the cleaned line).
 pub fn bound_lines(lines: &[String], redact: &[&str]) -> Vec<String> {
+    let redact = redaction_list(redact);
     let mut out = Vec::new();
     let mut used = 0;
     for line in lines.iter().rev().take(LOG_LINES) {
-        let mut text: String = line
-            .trim_end()
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        for value in redact {
-            if text.contains(value) {
-                text = text.replace(value, "***");
+        let mut text = clean(line.trim_end());
+        for value in &redact {
+            if text.contains(value.as_str()) {
+                text = text.replace(value.as_str(), "***");
             }
         }
         let mut cut: String = text.chars().take(LOG_LINE_CHARS).collect();
@@ -975,6 +1243,8 @@ pub fn bound_lines(lines: &[String], redact: &[&str]) -> Vec<String> {
     out.reverse();
     out
 }
+
+pub mod taskdef;
 
 #[cfg(test)]
 mod tests;

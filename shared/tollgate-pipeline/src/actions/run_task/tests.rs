@@ -503,7 +503,165 @@ fn malformed_parameters_name_the_field() {
         (
             r#"{"action":"run-task","cluster":"c","task_definition":"t","timeout_minutes":0}"#,
             "timeout_minutes",
-            "from 1 to 1440",
+            "from 1 to 1380",
+        ),
+        (
+            r#"{"action":"run-task","cluster":"c","task_definition":"t","timeout_minutes":1440}"#,
+            "timeout_minutes",
+            "over run-task's cap of 1380 minutes (23 h): CodePipeline times an action out 24 h",
+        ),
+        (
+            r#"{"action":"run-task","cluster":"c","task_definition_file":"taskdef.json","service":"s"}"#,
+            "task_definition_file",
+            "and \"service\" are both set",
+        ),
+        (
+            r#"{"action":"run-task","cluster":"c","task_definition_file":"taskdef.json","file":"i.json"}"#,
+            "file",
+            "applies only with \"service\"",
+        ),
+        (
+            r#"{"action":"run-task","cluster":"c","task_definition_file":"taskdef.json","image_placeholder":"<IMAGE1>"}"#,
+            "image_placeholder",
+            "is not a placeholder name",
+        ),
+        (
+            r#"{"action":"run-task","cluster":"c","service":"s","image_placeholder":"IMAGE1_NAME"}"#,
+            "image_placeholder",
+            "applies only with \"task_definition_file\"",
         ),
     ]);
 }
+
+#[test]
+fn the_time_limit_stays_below_codepipelines_action_timeout() {
+    let settings = crate::Settings {
+        default_wait_timeout: Duration::from_secs(24 * 3600),
+        ..crate::Settings::default()
+    };
+    let p = |raw: &str| {
+        let crate::params::Params::RunTask(p) = crate::params::parse(Some(raw)).expect("valid") else {
+            panic!("run-task")
+        };
+        p
+    };
+    let none = p(r#"{"action":"run-task","cluster":"c","task_definition":"t"}"#);
+    assert_eq!(time_limit(&none, &settings), Duration::from_secs(23 * 3600));
+    let max = p(r#"{"action":"run-task","cluster":"c","task_definition":"t","timeout_minutes":1380}"#);
+    assert_eq!(time_limit(&max, &settings), Duration::from_secs(23 * 3600));
+    let short = p(r#"{"action":"run-task","cluster":"c","task_definition":"t","timeout_minutes":5}"#);
+    assert_eq!(time_limit(&short, &settings), Duration::from_secs(300));
+}
+
+#[test]
+fn redaction_is_longest_first_and_matches_control_characters() {
+    // "abcd-1234" holds "abcd": replaced whole, not as "***-1234".
+    let shown = bound_lines(
+        &["token abcd-1234 and abcd".to_owned()],
+        &["abcd", "abcd-1234"],
+    );
+    assert_eq!(shown, ["| token *** and ***"]);
+    // A value with a tab is matched as the cleaned line shows it.
+    let shown = bound_lines(&["pw=ab\tcd-secret end".to_owned()], &["ab\tcd-secret"]);
+    assert_eq!(shown, ["| pw=*** end"]);
+    // Short values are left alone.
+    assert_eq!(bound_lines(&["on".to_owned()], &["on"]), ["| on"]);
+}
+
+#[test]
+fn override_debug_never_shows_environment_values() {
+    let crate::params::Params::RunTask(p) = crate::params::parse(Some(MIGRATE)).expect("valid") else {
+        panic!("run-task")
+    };
+    let debug = format!("{p:?}");
+    assert!(debug.contains("DB_PASSWORD"), "{debug}");
+    assert!(!debug.contains("hunter2-not-shown"), "{debug}");
+    let request = RunRequest {
+        overrides: p.overrides.clone(),
+        ..RunRequest::default()
+    };
+    assert!(!format!("{request:?}").contains("hunter2-not-shown"));
+    assert!(!format!("{request:#?}").contains("hunter2-not-shown"));
+}
+
+const TASKDEF_RUN: &str = r#"{"action":"run-task","cluster":"prod","task_definition_file":"taskdef.json","image_placeholder":"IMAGE1_NAME","network":{"subnets":["subnet-0abc"]},"overrides":{"migrate":{"command":["bin/migrate"],"environment":{"DB_PASSWORD":"hunter2-not-shown"}}}}"#;
+
+fn taskdef_doc(role: &str) -> String {
+    serde_json::json!({
+        "family": "migrate",
+        "executionRoleArn": role,
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "containerDefinitions": [{"name": "migrate", "image": "<IMAGE1_NAME>",
+            "environment": [{"name": "TOKEN", "value": "doc-secret-never-shown"}]}]
+    })
+    .to_string()
+}
+
+fn taskdef_setup(role: &str, pass_roles: Option<Vec<String>>) -> Arc<TestDeps> {
+    let artifacts = FakeArtifacts::with_zip(&[
+        ("taskdef.json", &taskdef_doc(role)),
+        ("imageDetail.json", &format!(r#"{{"ImageURI":"{SHA_IMAGE}"}}"#)),
+    ]);
+    let (mut deps, _) = fakes::deps(artifacts, FakeEcs::default());
+    Arc::get_mut(&mut deps).expect("one owner").settings.pass_roles = pass_roles;
+    deps
+}
+
+#[tokio::test]
+async fn a_taskdef_from_the_artifact_is_registered_once_tagged_and_run() {
+    let deps = taskdef_setup(
+        "arn:aws:iam::111111111111:role/ecs-exec",
+        Some(vec!["arn:aws:iam::111111111111:role/ecs-*".into()]),
+    );
+    let s = success(go(&deps, &fakes::job_with_id("job-td", TASKDEF_RUN, None)).await);
+    assert!(s.continuation_token.is_some());
+    {
+        let state = deps.ecs.state.lock().expect("lock");
+        assert_eq!(state.documents.len(), 1);
+        let doc = &state.documents[0];
+        assert_eq!(doc["containerDefinitions"][0]["image"], SHA_IMAGE);
+        assert_eq!(doc["tags"][0]["key"], JOB_TAG);
+        assert_eq!(doc["tags"][0]["value"], "job-td");
+        assert_eq!(state.runs.len(), 1);
+        assert_eq!(state.runs[0].task_definition, td_arn("migrate", 1));
+        assert_eq!(state.runs[0].launch_type, "FARGATE");
+        // Registered after the liveness check.
+        assert!(state.calls.iter().any(|c| c.starts_with("RegisterTaskDefinition")));
+    }
+    assert_eq!(deps.jobs.asked.lock().expect("lock").as_slice(), ["job-td"]);
+    // A redelivery whose earlier delivery registered but did not start: reuse the revision.
+    deps.ecs.state.lock().expect("lock").runs.clear();
+    deps.ecs.state.lock().expect("lock").tasks.clear();
+    success(go(&deps, &fakes::job_with_id("job-td", TASKDEF_RUN, None)).await);
+    let state = deps.ecs.state.lock().expect("lock");
+    assert_eq!(state.documents.len(), 1, "registered once per job");
+    assert_eq!(state.runs[0].task_definition, td_arn("migrate", 1));
+}
+
+#[tokio::test]
+async fn a_taskdef_role_outside_the_allowed_ones_is_refused_before_registering() {
+    let deps = taskdef_setup(
+        "arn:aws:iam::111111111111:role/admin",
+        Some(vec!["arn:aws:iam::111111111111:role/ecs-*".into()]),
+    );
+    let f = failure(go(&deps, &fakes::job_with_id("job-td", TASKDEF_RUN, None)).await);
+    assert_eq!(f.kind, FailureKind::ConfigurationError);
+    assert!(f.message.contains("\"executionRoleArn\" is arn:aws:iam::111111111111:role/admin"), "{}", f.message);
+    assert!(!f.message.contains("doc-secret-never-shown"));
+    let state = deps.ecs.state.lock().expect("lock");
+    assert!(state.documents.is_empty());
+    assert!(state.runs.is_empty());
+}
+
+#[tokio::test]
+async fn a_stale_taskdef_job_registers_nothing() {
+    let deps = taskdef_setup("arn:aws:iam::111111111111:role/ecs-exec", None);
+    deps.jobs.set("job-td", Liveness::Gone { why: "the action execution is Succeeded".into() });
+    let f = failure(go(&deps, &fakes::job_with_id("job-td", TASKDEF_RUN, None)).await);
+    assert!(f.message.contains("no longer live"), "{}", f.message);
+    let state = deps.ecs.state.lock().expect("lock");
+    assert!(state.documents.is_empty());
+    assert!(state.runs.is_empty());
+}
+
