@@ -1279,7 +1279,10 @@ async fn a_gate_failure_shows_the_failing_measurement_in_every_destination() {
         "{sns}"
     );
     let q = render::amazonq::render(&n).to_string();
-    assert!(q.contains("Metric gate failed") && q.contains("600 ms in 3 of 5 measurements"), "{q}");
+    assert!(
+        q.contains("Metric gate failed") && q.contains("600 ms in 3 of 5 measurements"),
+        "{q}"
+    );
     validate_slack("gate", &render::slack::render(&n));
     validate_teams("gate", &render::teams::render(&n));
 

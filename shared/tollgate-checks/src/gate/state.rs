@@ -91,7 +91,11 @@ fn compact(v: Option<f64>) -> String {
     // (1e300 is written out): take the shorter.
     let plain = format!("{rounded}");
     let short = format!("{rounded:e}");
-    if plain.len() <= short.len() { plain } else { short }
+    if plain.len() <= short.len() {
+        plain
+    } else {
+        short
+    }
 }
 
 impl Serialize for CondStat {
@@ -128,7 +132,11 @@ impl<'de> Deserialize<'de> for CondStat {
         }
         match Form::deserialize(d)? {
             Form::Text(text) => {
-                let bad = || serde::de::Error::custom("a condition's state is not \"fails [worst limit [baseline]]\"");
+                let bad = || {
+                    serde::de::Error::custom(
+                        "a condition's state is not \"fails [worst limit [baseline]]\"",
+                    )
+                };
                 let mut parts = text.split(' ');
                 let fails = parts
                     .next()

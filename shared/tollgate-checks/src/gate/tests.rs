@@ -830,7 +830,11 @@ fn the_token_is_bounded_by_design() {
         });
     }
     let raw = token(&state);
-    assert!(raw.chars().count() <= 2048, "{}: {raw}", raw.chars().count());
+    assert!(
+        raw.chars().count() <= 2048,
+        "{}: {raw}",
+        raw.chars().count()
+    );
     // A carrier with less room (ECS hookDetails, say) gets the same state
     // with a shorter last reason.
     let fitted = state.encode_within(1500, token).expect("fits");
