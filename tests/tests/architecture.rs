@@ -52,6 +52,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Each tool in `tools/` → the Tollgate crates it may depend on. Tools are
+/// never shipped in a function; they may put logic and adapters together.
+const TOOLS: &[(&str, &[&str])] = &[(
+    "tollgate-cli",
+    &[
+        "tollgate-core",
+        "tollgate-checks",
+        "tollgate-aws",
+        "tollgate-aws-cloudwatch",
+    ],
+)];
+
 /// Crates that hold logic: none may link an AWS SDK crate or its runtime.
 const LOGIC: &[&str] = &[
     "tollgate-core",
@@ -103,6 +115,48 @@ fn every_shared_crate_has_a_row_and_keeps_to_it() {
         ALLOWED.len(),
         "a row of ALLOWED names no crate in shared/"
     );
+}
+
+#[test]
+fn every_tool_has_a_row_and_keeps_to_it_and_no_function_links_one() {
+    let root = workspace_root().join("tools");
+    let tools: BTreeSet<String> = std::fs::read_dir(&root)
+        .expect("tools/ is readable")
+        .flatten()
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let allowed: BTreeMap<&str, &[&str]> = TOOLS.iter().copied().collect();
+    let deps = member_dependencies(cargo_metadata());
+    for tool in &tools {
+        let row = allowed.get(tool.as_str()).unwrap_or_else(|| {
+            panic!(
+                "tools/{tool}: add its row to TOOLS here and to the crate map in ARCHITECTURE.md"
+            )
+        });
+        let has = deps
+            .get(tool)
+            .unwrap_or_else(|| panic!("{tool} is not a workspace member"));
+        let wrong: Vec<&String> = has.iter().filter(|d| !row.contains(&d.as_str())).collect();
+        assert!(
+            wrong.is_empty(),
+            "{tool} depends on {wrong:?}, against its row in the crate map ({row:?})"
+        );
+    }
+    assert_eq!(
+        tools.len(),
+        TOOLS.len(),
+        "a row of TOOLS names no crate in tools/"
+    );
+    let closures = normal_closures(cargo_metadata());
+    for (function, _) in FUNCTIONS {
+        for tool in &tools {
+            assert!(
+                !closures[*function].contains(tool),
+                "{function} links the tool {tool}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -204,7 +258,7 @@ fn tools_never_build_with_the_functions_profile() {
     for (file, text) in texts {
         for line in text.lines() {
             let builds_tool =
-                line.contains("-p tollgate-tests") || line.contains("-p tollgate-checks");
+                line.contains("-p tollgate-tests") || line.contains("-p tollgate-cli");
             assert!(
                 !(builds_tool && line.contains("--release")),
                 "{file}: `{}` builds a tool with the release profile; use --profile tools",

@@ -1363,7 +1363,16 @@ async fn gate_fails_when_the_5xx_rate_rises_with_metric_math_on_the_standin() {
     assert_eq!(kind, "JobFailed");
     assert_eq!(
         message,
-        "metric gate failed: 5xx rate 3.222 % > 1 % in 1 of 1 measurements (0 successful, 1 failed (limit 0), 0 inconclusive (limit 0), 0 errors after 1 of 2 measurements)"
+        "metric gate failed: 5xx rate 3.222 % > 1 % in 1 of 1 measurements\n\
+         last measurement (1 of 2) failed: 5xx rate 3.222 % > 1 %\n\
+         measurements: 0 successful, 1 failed (limit 0), 0 inconclusive (limit 0), 0 errors; 1 of 2 taken\n\
+         what to do: the new version stays out: fix what the measurements show and release again, or change the gate's conditions if a limit is wrong"
+    );
+    // The notifier reads the same text back as the gate's result.
+    let report = tollgate_core::gate_report::GateReport::parse(&message).expect("a gate report");
+    assert_eq!(
+        report.headline,
+        "5xx rate 3.222 % > 1 % in 1 of 1 measurements"
     );
 }
 

@@ -1,8 +1,10 @@
 //! # tollgate-checks
 //!
 //! Invariant: knows no AWS service, no Lambda and no report: a spec, a
-//! target and a deadline in, a [`RunReport`] out; also the `tollgate` CLI
-//! (`tollgate check`, `tollgate validate`). Depends only on `tollgate-core`.
+//! target and a deadline in, a [`RunReport`] out. Depends only on
+//! `tollgate-core`. The `tollgate` CLI that runs it from a laptop or
+//! CodeBuild is its own crate (`tools/tollgate-cli`), so that it may link
+//! the CloudWatch adapter for `tollgate gate`.
 //!
 //! Declarative smoke checks: one spec (YAML or JSON) that runs the same way
 //! in a CodeDeploy hook, a CodePipeline action and on a laptop

@@ -7,13 +7,15 @@
 //! ([`doc_error`]), text helpers ([`text`]), the CA bundle ([`tls`]),
 //! logging ([`telemetry`]), the ports more than one function uses
 //! ([`ports`]), secret references and their resolution ([`secret_ref`]),
-//! and the hook-failure record deploy-hook writes and the
-//! notifier reads ([`hook_failures`]).
+//! the hook-failure record deploy-hook writes and the
+//! notifier reads ([`hook_failures`]), and the text of a metric gate's
+//! failure, which the gate writes and the notifier reads ([`gate_report`]).
 //!
 //! Invariant: depends on no other Tollgate crate and on no AWS SDK crate.
 
 pub mod config;
 pub mod doc_error;
+pub mod gate_report;
 pub mod hook_failures;
 pub mod memory;
 pub mod ports;

@@ -28,7 +28,7 @@
 use super::console;
 use super::events::{Detail, Event};
 use super::model::{
-    Commit, Enrichment, EnrichmentState, FailedChecks, Notification, SourceKind, Status,
+    Commit, Enrichment, EnrichmentState, FailedChecks, GateResult, Notification, SourceKind, Status,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -448,6 +448,8 @@ impl<S: SourceReader> Enricher<S> {
         for p in &n.enrichment.problems {
             tracing::warn!(event_id = %n.event_id, problem = %p, "enrichment lookup failed; sending without it");
         }
+        // A merged reason may carry a gate's full failure text again.
+        n.extract_gate();
     }
 
     /// `GetParameter` of a hook-failure record, bounded like every lookup.
@@ -806,6 +808,18 @@ pub fn apply_hook_failure(
             "the hook-failure record is for another deployment; leaving it out"
         );
         return RecordMatch::OtherDeployment;
+    }
+    // A metric gate's failure (deploy-hook records the gate's failure text
+    // as it records failed checks): shown as the gate's own section.
+    let text = std::iter::once(record.summary.as_str())
+        .chain(record.failures.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if record.summary.starts_with(tollgate_core::gate_report::HEAD)
+        && let Some(report) = tollgate_core::gate_report::GateReport::parse(&text)
+    {
+        n.gate = Some(GateResult::from_report(report, record.hook));
+        return RecordMatch::Shown;
     }
     n.failed_checks = Some(FailedChecks {
         deployment_id: record.deployment_id,

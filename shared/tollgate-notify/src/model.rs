@@ -309,6 +309,93 @@ impl Default for Enrichment {
     }
 }
 
+/// A metric gate that did not pass: the failing measurement, read back from
+/// the gate's failure text ([`tollgate_core::gate_report`]) in an action's
+/// failure reason or a deploy-hook's failure record. Every field is user
+/// text (query names, units, alarm names, CloudWatch's words).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GateResult {
+    /// `failed`, `inconclusive`, `could not measure`, `ran out of time`.
+    pub outcome: String,
+    /// The lifecycle event, when a deploy-hook's gate failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook: Option<String>,
+    /// The most telling sentence: `p99 812 ms > 600 ms in 3 of 5 measurements`.
+    pub headline: String,
+    /// Each missed condition or fired alarm, when more than one.
+    pub findings: Vec<String>,
+    /// Findings the gate left out to stay bounded.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub omitted: usize,
+    /// The last measurement: `(5 of 5) failed: requests 812, p99 812 ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_measurement: Option<String>,
+    /// The tallies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measurements: Option<String>,
+    /// What to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub what_to_do: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl GateResult {
+    /// From the gate's report.
+    pub fn from_report(r: tollgate_core::gate_report::GateReport, hook: Option<String>) -> Self {
+        GateResult {
+            outcome: r.outcome.phrase().to_owned(),
+            hook,
+            headline: r.headline,
+            findings: r.findings,
+            omitted: r.omitted,
+            last_measurement: r.last,
+            measurements: r.tally,
+            what_to_do: r.advice,
+        }
+    }
+
+    /// The section's title: `Metric gate failed (AfterAllowTraffic)`.
+    pub fn title(&self) -> String {
+        match &self.hook {
+            Some(h) => format!("Metric gate {} ({h})", self.outcome),
+            None => format!("Metric gate {}", self.outcome),
+        }
+    }
+
+    /// One line for previews: `metric gate failed: p99 812 ms > 600 ms in 3 of 5 measurements`.
+    pub fn headline_line(&self) -> String {
+        format!("metric gate {}: {}", self.outcome, self.headline)
+    }
+
+    /// The section's lines: what failed (each finding, or the headline),
+    /// what was left out, the last measurement, the tallies, what to do.
+    pub fn body_lines(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.findings.len() + 4);
+        if self.findings.is_empty() {
+            out.push(self.headline.clone());
+        } else {
+            out.extend(self.findings.iter().cloned());
+        }
+        if self.omitted > 0 {
+            out.push(format!("… and {} more", self.omitted));
+        }
+        if let Some(l) = &self.last_measurement {
+            out.push(format!("Last measurement {l}"));
+        }
+        if let Some(m) = &self.measurements {
+            out.push(format!("Measurements: {m}"));
+        }
+        if let Some(w) = &self.what_to_do {
+            out.push(format!("What to do: {w}"));
+        }
+        out
+    }
+}
+
 /// The checks a deploy-hook reported failed for this deployment, read back
 /// from its SSM record ([`tollgate_core::hook_failures`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -420,6 +507,10 @@ pub struct Notification {
     /// The failed deploy-hook checks (CodeDeploy failures, when recorded).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_checks: Option<FailedChecks>,
+    /// The metric gate that failed (a `gate` action's failure, or a
+    /// deploy-hook's gate), read back from its failure text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateResult>,
     /// How enrichment went.
     pub enrichment: Enrichment,
     /// The run this event belongs to, for destinations that thread
@@ -437,6 +528,26 @@ impl Notification {
     /// The severity of [`Notification::status`].
     pub fn severity(&self) -> Severity {
         self.status.severity()
+    }
+
+    /// Finds a metric gate's failure text in the reason (a `gate` action's
+    /// failure message, relayed as is or after `Stage › Action failed: `):
+    /// the gate becomes [`Notification::gate`], and the reason keeps only
+    /// the gate's first line in place of its block, so one-line previews
+    /// still say what failed and the details are shown once. Called when
+    /// the event is read and again after enrichment, which may merge the
+    /// full text back in; a gate already known (a deploy-hook's record,
+    /// which names the hook) is kept.
+    pub fn extract_gate(&mut self) {
+        let Some(reason) = &self.reason else {
+            return;
+        };
+        if let Some((report, reason)) = tollgate_core::gate_report::GateReport::find(reason) {
+            if self.gate.is_none() {
+                self.gate = Some(GateResult::from_report(report, None));
+            }
+            self.reason = Some(reason);
+        }
     }
 
     /// `payments-api: pipeline failed`, `web/prod: deployment failed (rolled back)`.
@@ -553,6 +664,7 @@ impl Notification {
             links: Vec::new(),
             duration_secs: None,
             failed_checks: None,
+            gate: None,
             enrichment: Enrichment::default(),
             thread: None,
         };
@@ -568,6 +680,7 @@ impl Notification {
             Detail::Unknown { raw } => n.other(raw, None, &env.resources),
             Detail::Malformed { problem, raw } => n.other(raw, Some(problem), &env.resources),
         }
+        n.extract_gate();
         n
     }
 

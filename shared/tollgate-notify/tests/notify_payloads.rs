@@ -52,6 +52,7 @@ const EXEC_FAILED: &str = "6a7c1e52-0d4b-4f8e-9a3c-2b1d0e9f8a71";
 const EXEC_SUCCEEDED: &str = "0b5e9d21-7c3a-4e6f-8b2d-1a9c8e7f6d53";
 const EXEC_RECOVERED: &str = "c4d8f2a6-3e1b-4a7c-9d5f-6b2e8a1c4f97";
 const EXEC_RETRIED: &str = "9d3f7b1e-5a2c-4e8d-b6f4-0c9a7e5d3b21";
+const EXEC_GATE: &str = "e7a1c3f5-9b2d-4f6e-8a0c-3d5f7b9e1a24";
 
 fn ts(rfc3339: &str) -> Option<i64> {
     time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
@@ -205,6 +206,47 @@ impl FakeSource {
         f.actions.insert(
             EXEC_RECOVERED.into(),
             vec![source_action(fix_commit, fix, "acme/payments-api", "main")],
+        );
+        // payments-api: a release the metric gate stopped during its bake
+        // (`events/notifier/action-failed-gate.json`). ListActionExecutions
+        // carries the gate's whole failure text as the error message.
+        let baked = "Cache exchange rates per request";
+        let baked_commit = "a1c3e5f7a9b1c3d5e7f9a1b3c5d7e9f1a3b5c7d9";
+        f.executions.insert(
+            EXEC_GATE.into(),
+            PipelineExecutionInfo {
+                status: Some("InProgress".into()),
+                trigger_type: Some("Webhook".into()),
+                trigger_detail: Some(CONNECTION.into()),
+                revisions: vec![revision(baked_commit, baked, "acme/payments-api")],
+                ..PipelineExecutionInfo::default()
+            },
+        );
+        let sample: Value = serde_json::from_str(include_str!(
+            "../../../events/notifier/action-failed-gate.json"
+        ))
+        .expect("the gate sample is JSON");
+        let gate_text = sample["detail"]["execution-result"]["external-execution-summary"]
+            .as_str()
+            .expect("the gate sample's summary")
+            .to_owned();
+        f.actions.insert(
+            EXEC_GATE.into(),
+            vec![
+                source_action(baked_commit, baked, "acme/payments-api", "main"),
+                ActionExecutionInfo {
+                    stage: "Deploy".into(),
+                    action: "Bake".into(),
+                    status: Some("Failed".into()),
+                    category: Some("Invoke".into()),
+                    provider: Some("Lambda".into()),
+                    error_code: Some("JobFailed".into()),
+                    error_message: Some(gate_text),
+                    started: ts("2024-05-14T11:25:40Z"),
+                    updated: ts("2024-05-14T11:31:01Z"),
+                    ..ActionExecutionInfo::default()
+                },
+            ],
         );
         let next = "Add invoice PDF footer";
         let next_commit = "d4e6f8a0b2c4d6e8f0a2b4c6d8e0f2a4b6c8d0e2";
@@ -1182,4 +1224,140 @@ async fn markup_in_user_text_is_inert_in_every_destination() {
         "{webhook}"
     );
     assert!(sns_text(&n).contains("<!channel> checkout: status 503 & body"));
+}
+
+/// A `gate` action's failure (`events/notifier/action-failed-gate.json`):
+/// the failing measurement is a section of its own in every destination,
+/// the reason keeps only the gate's first line, and the gate's user text
+/// (query names, units, alarm names) is inert markup.
+#[tokio::test]
+async fn a_gate_failure_shows_the_failing_measurement_in_every_destination() {
+    let by_name: HashMap<String, String> = fixtures().into_iter().collect();
+    let n = enriched(&by_name["action-failed-gate"]).await;
+    assert_eq!(
+        n.reason.as_deref(),
+        Some(
+            "metric gate failed: p99 812 ms > 600 ms in 3 of 5 measurements; 5xx rate 2.1 % > 1 % in 2 of 5 measurements"
+        ),
+        "enrichment merged the full text back; it is shown once, as the gate's section"
+    );
+    let g = n.gate.as_ref().expect("the gate is read back");
+    assert_eq!(g.title(), "Metric gate failed");
+    assert_eq!(
+        g.findings,
+        [
+            "p99 812 ms > 600 ms in 3 of 5 measurements",
+            "5xx rate 2.1 % > 1 % in 2 of 5 measurements"
+        ]
+    );
+    let want = "p99 812 ms > 600 ms in 3 of 5 measurements";
+    let slack = render::slack::render(&n).to_string();
+    assert!(
+        slack.contains(
+            "*Metric gate failed*\\n```p99 812 ms &gt; 600 ms in 3 of 5 measurements\\n5xx rate"
+        ),
+        "{slack}"
+    );
+    let teams = render::teams::render(&n).to_string();
+    assert!(
+        teams.contains("Metric gate failed") && teams.contains("600 ms in 3 of 5 measurements"),
+        "{teams}"
+    );
+    let hook = render::webhook::render(&n);
+    assert_eq!(hook["gate"]["outcome"], "failed");
+    assert_eq!(hook["gate"]["findings"][0], want);
+    assert_eq!(
+        hook["gate"]["measurements"],
+        "2 successful, 3 failed (limit 0), 0 inconclusive (limit 0), 0 errors; 5 of 5 taken"
+    );
+    let sns = sns_text(&n);
+    assert!(
+        sns.contains("\nMetric gate failed:\n  p99 812 ms > 600 ms in 3 of 5 measurements\n"),
+        "{sns}"
+    );
+    let q = render::amazonq::render(&n).to_string();
+    assert!(
+        q.contains("Metric gate failed") && q.contains("600 ms in 3 of 5 measurements"),
+        "{q}"
+    );
+    validate_slack("gate", &render::slack::render(&n));
+    validate_teams("gate", &render::teams::render(&n));
+
+    // Markup in the spec's names and CloudWatch's words stays text.
+    let mut n = n;
+    let evil = "p99 <!channel> *now* [x](https://evil.example/2) ```";
+    n.reason = None;
+    n.gate = None;
+    n.reason = Some(
+        tollgate_core::gate_report::GateReport::new(
+            tollgate_core::gate_report::GateOutcome::Failed,
+            vec![
+                format!("{evil} 812 ms > 600 ms in 3 of 5 measurements"),
+                "alarm <@U123> went to ALARM".into(),
+            ],
+            "",
+        )
+        .to_text(),
+    );
+    n.extract_gate();
+    assert!(n.gate.is_some());
+    let mut slack = Vec::new();
+    strings(&render::slack::render(&n), String::new(), &mut slack);
+    for (at, s) in &slack {
+        for bad in ["<!channel>", "<@U", "<https://evil"] {
+            assert!(!s.contains(bad), "slack {at} holds {bad}: {s}");
+        }
+    }
+    assert!(
+        slack
+            .iter()
+            .any(|(_, s)| s.starts_with("*Metric gate failed*") && s.contains("&lt;!channel&gt;")),
+        "{slack:#?}"
+    );
+    let mut teams = Vec::new();
+    strings(&render::teams::render(&n), String::new(), &mut teams);
+    for (at, s) in &teams {
+        for bad in ["](https://evil", "<!channel>", "<@U"] {
+            assert!(!unescaped(s, bad), "teams {at} holds {bad} unescaped: {s}");
+        }
+    }
+    let q = render::amazonq::render(&n);
+    let mut qs = Vec::new();
+    strings(&q, String::new(), &mut qs);
+    for (at, s) in &qs {
+        for bad in ["<!channel>", "<@U123>", "](https://evil"] {
+            assert!(!s.contains(bad), "amazonq {at} holds {bad}: {s}");
+        }
+    }
+}
+
+/// A deploy-hook's gate failure, recorded like failed checks: the gate's
+/// section, titled with the hook, instead of a "failed checks" list.
+#[test]
+fn a_deploy_hook_gate_record_becomes_the_gate_section() {
+    let by_name: HashMap<String, String> = fixtures().into_iter().collect();
+    let event = events::parse_str(&by_name["codedeploy-deployment-hook-failed"]);
+    let mut n = Notification::from_event(&event);
+    let text = "metric gate failed: 5xx rate 3.2 % > 1 % in 1 of 1 measurements\nmeasurements: 0 successful, 1 failed (limit 0), 0 inconclusive (limit 0), 0 errors; 1 of 5 taken";
+    let record = tollgate_core::hook_failures::HookFailureRecord::from_message(
+        "d-GATE00001",
+        Some("AfterAllowTraffic"),
+        text,
+        "2024-05-14T11:31:02Z",
+    );
+    let seen =
+        tollgate_notify::enrich::apply_hook_failure(&mut n, &record.encode(), "d-GATE00001", None);
+    assert_eq!(seen, tollgate_notify::enrich::RecordMatch::Shown);
+    assert!(n.failed_checks.is_none());
+    let g = n.gate.as_ref().expect("gate");
+    assert_eq!(g.title(), "Metric gate failed (AfterAllowTraffic)");
+    assert_eq!(g.headline, "5xx rate 3.2 % > 1 % in 1 of 1 measurements");
+    let slack = render::slack::render(&n);
+    assert!(
+        slack["text"]
+            .as_str()
+            .expect("fallback")
+            .ends_with(": metric gate failed: 5xx rate 3.2 % &gt; 1 % in 1 of 1 measurements"),
+        "{slack}"
+    );
 }

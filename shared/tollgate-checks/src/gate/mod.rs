@@ -31,7 +31,10 @@ pub use spec::{
     Condition, GateSpec, MAX_ALARMS, MAX_CONDITIONS, MAX_DATAPOINTS, MAX_MEASUREMENTS, MAX_QUERIES,
     MinRequests, NoData, Query, QueryKind, Reduce, Rule,
 };
-pub use state::{GateState, Verdict, format_value};
+pub use state::{
+    CondStat, GateState, STATE_ALARM_CHARS, STATE_ALARMS, STATE_REASON_CHARS, STATE_REASON_RESERVE,
+    Verdict, format_value,
+};
 
 #[cfg(test)]
 mod tests;

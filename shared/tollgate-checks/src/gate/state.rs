@@ -1,10 +1,19 @@
 //! The running verdict of a gate: what the measurements so far add up to,
 //! small enough to travel in a continuation token (2048 characters) or ECS
 //! `hookDetails`, and the sentences that report it.
+//!
+//! The state is bounded by design: one letter per measurement (at most
+//! 200), one short string per condition (at most 20) with numbers cut to 6
+//! significant digits, at most 3 alarm names of 64 characters, and the last
+//! reason, which [`GateState::encode_within`] shortens to what the carrier
+//! has room for. [`GateState::check_fits`] refuses at preflight a spec
+//! whose largest state could not fit.
 
 use super::measure::{Measurement, Outcome, relative_text};
 use super::spec::{GateSpec, Rule};
+use crate::error::SpecError;
 use serde::{Deserialize, Serialize};
+use tollgate_core::gate_report::{GateOutcome, GateReport};
 
 /// The verdict so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,21 +59,126 @@ impl Verdict {
 }
 
 /// Per condition: how often it was missed and its worst miss.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// In a token it is one string, `"fails worst limit baseline"`, with the
+/// absent tail left out and each number in its shorter form (`812`,
+/// `1.5e-7`) at 6 significant digits: what results show, in a bounded
+/// width (13 characters at most). The older `{"f": …, "w": …}` form is
+/// still read.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CondStat {
     /// Measurements in which it was missed.
-    #[serde(rename = "f")]
     pub fails: u32,
     /// The worst missed value.
-    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
     pub worst: Option<f64>,
     /// The limit at the worst miss.
-    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<f64>,
     /// The baseline at the worst miss (relative conditions).
-    #[serde(rename = "b", default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<f64>,
 }
+
+/// A number at 6 significant digits, in the shorter of its plain and
+/// exponent forms; `-` for none (or what is not finite).
+fn compact(v: Option<f64>) -> String {
+    let Some(v) = v.filter(|v| v.is_finite()) else {
+        return "-".to_owned();
+    };
+    let exp = format!("{v:.5e}");
+    let Ok(rounded) = exp.parse::<f64>() else {
+        return "-".to_owned();
+    };
+    // `{:e}` gives the shortest exponent form; `{}` may be very long
+    // (1e300 is written out): take the shorter.
+    let plain = format!("{rounded}");
+    let short = format!("{rounded:e}");
+    if plain.len() <= short.len() {
+        plain
+    } else {
+        short
+    }
+}
+
+impl Serialize for CondStat {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let tail = [self.worst, self.limit, self.baseline];
+        let used = tail
+            .iter()
+            .rposition(|v| v.is_some_and(f64::is_finite))
+            .map_or(0, |i| i + 1);
+        let mut text = self.fails.to_string();
+        for v in &tail[..used] {
+            text.push(' ');
+            text.push_str(&compact(*v));
+        }
+        s.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for CondStat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Text(String),
+            Map {
+                f: u32,
+                #[serde(default)]
+                w: Option<f64>,
+                #[serde(default)]
+                l: Option<f64>,
+                #[serde(default)]
+                b: Option<f64>,
+            },
+        }
+        match Form::deserialize(d)? {
+            Form::Text(text) => {
+                let bad = || {
+                    serde::de::Error::custom(
+                        "a condition's state is not \"fails [worst limit [baseline]]\"",
+                    )
+                };
+                let mut parts = text.split(' ');
+                let fails = parts
+                    .next()
+                    .and_then(|f| f.parse::<u32>().ok())
+                    .ok_or_else(bad)?;
+                let mut num = || -> Result<Option<f64>, D::Error> {
+                    match parts.next() {
+                        None | Some("-") => Ok(None),
+                        Some(t) => t.parse::<f64>().map(Some).map_err(|_| bad()),
+                    }
+                };
+                let (worst, limit, baseline) = (num()?, num()?, num()?);
+                if parts.next().is_some() {
+                    return Err(bad());
+                }
+                Ok(CondStat {
+                    fails,
+                    worst,
+                    limit,
+                    baseline,
+                })
+            }
+            Form::Map { f, w, l, b } => Ok(CondStat {
+                fails: f,
+                worst: w,
+                limit: l,
+                baseline: b,
+            }),
+        }
+    }
+}
+
+/// Alarm names a state keeps (the first seen in ALARM).
+pub const STATE_ALARMS: usize = 3;
+/// Characters of an alarm name a state keeps.
+pub const STATE_ALARM_CHARS: usize = 64;
+/// Characters of the last measurement's reason a state keeps at most (it
+/// is cut further when the token needs the room).
+pub const STATE_REASON_CHARS: usize = 300;
+/// Characters of the last reason a state always has room for: a spec whose
+/// state cannot fit with this much is refused ([`GateState::check_fits`]).
+pub const STATE_REASON_RESERVE: usize = 80;
 
 /// The measurements so far. Serialized with short keys (`to_json`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -78,10 +192,11 @@ pub struct GateState {
     /// Per condition, in spec order.
     #[serde(rename = "c")]
     pub conditions: Vec<CondStat>,
-    /// Alarms seen in ALARM (names, at most 5).
+    /// Alarms seen in ALARM (names, at most [`STATE_ALARMS`], each cut to
+    /// [`STATE_ALARM_CHARS`]).
     #[serde(rename = "a", default, skip_serializing_if = "Vec::is_empty")]
     pub alarms: Vec<String>,
-    /// The last measurement's reason, cut to 300 characters.
+    /// The last measurement's reason, cut to [`STATE_REASON_CHARS`].
     #[serde(rename = "r", default)]
     pub last_reason: String,
 }
@@ -160,11 +275,12 @@ impl GateState {
             }
         }
         for (name, _) in &m.alarms {
-            if !self.alarms.contains(name) && self.alarms.len() < 5 {
-                self.alarms.push(name.clone());
+            let name = tollgate_core::text::ellipsize(name, STATE_ALARM_CHARS);
+            if !self.alarms.contains(&name) && self.alarms.len() < STATE_ALARMS {
+                self.alarms.push(name);
             }
         }
-        self.last_reason = tollgate_core::text::ellipsize(&m.reason, 300);
+        self.last_reason = tollgate_core::text::ellipsize(&m.reason, STATE_REASON_CHARS);
     }
 
     /// Argo Rollouts' rules: failed past `failure_limit`, errored past
@@ -291,38 +407,164 @@ impl GateState {
         text
     }
 
-    /// The message of a gate that did not pass: what failed and by how much,
-    /// then the tallies and what to do.
-    pub fn failure_message(&self, spec: &GateSpec) -> String {
+    /// The report of a gate that did not pass: what failed and by how much
+    /// (one sentence per missed condition or fired alarm), the last
+    /// measurement, the tallies and what to do. Its text
+    /// ([`GateReport::to_text`]) is the failure message; the notifier reads
+    /// it back.
+    pub fn failure_report(&self, spec: &GateSpec) -> GateReport {
         let verdict = self.verdict(spec);
-        let sentences = self.condition_sentences(spec);
-        let head = match verdict {
-            Verdict::Failed => format!(
-                "metric gate failed: {}",
-                if sentences.is_empty() {
-                    self.last_reason.clone()
-                } else {
-                    sentences.join("; ")
-                }
-            ),
-            Verdict::Inconclusive => format!(
-                "metric gate inconclusive (fails unless the spec says inconclusive: pass): {}",
-                self.last_reason
-            ),
-            Verdict::Error => format!(
-                "metric gate could not measure: {} consecutive measurements failed to read CloudWatch (limit {}): {}",
-                self.consecutive_errors(),
-                spec.consecutive_error_limit,
-                self.last_reason
-            ),
-            Verdict::Running | Verdict::Successful => format!("metric gate {}", verdict.word()),
+        let last_word = match self.outcomes.chars().last() {
+            Some('S') => "successful",
+            Some('F') => "failed",
+            Some('I') => "inconclusive",
+            Some(_) => "error",
+            None => "",
         };
-        format!(
-            "{head} ({} after {} of {} measurements)",
+        let mut report = match verdict {
+            Verdict::Failed => {
+                let mut r = GateReport::new(
+                    GateOutcome::Failed,
+                    self.condition_sentences(spec),
+                    &self.last_reason,
+                );
+                r.advice = Some(
+                    "the new version stays out: fix what the measurements show and release again, or change the gate's conditions if a limit is wrong".to_owned(),
+                );
+                r
+            }
+            Verdict::Inconclusive => {
+                let mut r =
+                    GateReport::new(GateOutcome::Inconclusive, Vec::new(), &self.last_reason);
+                r.advice = Some(
+                    "too little data to judge the new version, which fails the gate unless the spec says inconclusive: pass; send traffic during the bake, or lower min_requests, or set no_data / inconclusive_limit".to_owned(),
+                );
+                r
+            }
+            Verdict::Error => {
+                let mut r = GateReport::new(
+                    GateOutcome::CouldNotMeasure,
+                    Vec::new(),
+                    &format!(
+                        "{} consecutive measurements failed to read CloudWatch (limit {}): {}",
+                        self.consecutive_errors(),
+                        spec.consecutive_error_limit,
+                        self.last_reason
+                    ),
+                );
+                r.advice = Some(
+                    "check the function's cloudwatch:GetMetricData and DescribeAlarms permissions and CloudWatch's health, then retry".to_owned(),
+                );
+                r
+            }
+            Verdict::Running | Verdict::Successful => {
+                GateReport::new(GateOutcome::Failed, Vec::new(), verdict.word())
+            }
+        };
+        if verdict == Verdict::Failed && !last_word.is_empty() {
+            report.last = Some(format!(
+                "({} of {}) {last_word}: {}",
+                self.taken(),
+                spec.count,
+                self.last_reason
+            ));
+        }
+        report.tally = Some(format!(
+            "{}; {} of {} taken",
             self.tally(spec),
             self.taken(),
             spec.count
-        )
+        ));
+        report
+    }
+
+    /// The message of a gate that did not pass ([`GateState::failure_report`]
+    /// as text, at most [`tollgate_core::gate_report::MAX_TEXT`] characters).
+    pub fn failure_message(&self, spec: &GateSpec) -> String {
+        self.failure_report(spec).to_text()
+    }
+
+    /// `encode`'s text of this state in at most `max` characters, the last
+    /// reason shortened as much as needed. `None` only when even an empty
+    /// reason does not fit, which [`GateState::check_fits`] rules out at
+    /// preflight.
+    pub fn encode_within(
+        &self,
+        max: usize,
+        encode: impl Fn(&GateState) -> String,
+    ) -> Option<String> {
+        let mut state = self.clone();
+        loop {
+            let text = encode(&state);
+            let len = text.chars().count();
+            if len <= max {
+                return Some(text);
+            }
+            let have = state.last_reason.chars().count();
+            if have == 0 {
+                return None;
+            }
+            // An escaped character may take more than one: cut at least
+            // the excess, plus the ellipsis.
+            let keep = have.saturating_sub(len - max + 1);
+            state.last_reason = if keep == 0 {
+                String::new()
+            } else {
+                tollgate_core::text::ellipsize(&state.last_reason, keep)
+            };
+        }
+    }
+
+    /// The largest state `spec` can lead to: every measurement counted,
+    /// every condition missed with the widest numbers, every alarm slot
+    /// taken by a name that escapes to twice its length, and the reserved
+    /// part of the last reason likewise.
+    pub fn worst_case(spec: &GateSpec) -> GateState {
+        let widest = (-330..=308)
+            .map(|e| -1.234_567_8 * 10f64.powi(e))
+            .filter(|v| v.is_finite() && *v != 0.0)
+            .max_by_key(|v| compact(Some(*v)).len());
+        GateState {
+            started_at: i64::MIN,
+            outcomes: "E".repeat(usize::try_from(spec.count).unwrap_or(usize::MAX)),
+            conditions: vec![
+                CondStat {
+                    fails: spec.count,
+                    worst: widest,
+                    limit: widest,
+                    baseline: widest,
+                };
+                spec.conditions.len()
+            ],
+            alarms: (0..spec.alarms.len().min(STATE_ALARMS))
+                .map(|_| "\"".repeat(STATE_ALARM_CHARS))
+                .collect(),
+            last_reason: "\"".repeat(STATE_REASON_RESERVE),
+        }
+    }
+
+    /// Refuses, saying what to reduce, a spec whose running verdict could
+    /// outgrow `max` characters of `encode` (`what` names the carrier, e.g.
+    /// "CodePipeline's continuation token").
+    pub fn check_fits(
+        spec: &GateSpec,
+        max: usize,
+        what: &str,
+        encode: impl Fn(&GateState) -> String,
+    ) -> Result<(), SpecError> {
+        let len = encode(&GateState::worst_case(spec)).chars().count();
+        if len <= max {
+            return Ok(());
+        }
+        Err(SpecError::invalid(
+            "gate",
+            format!(
+                "the running verdict of this gate (count {}, {} conditions, {} alarms) can take {len} characters, more than {what} holds ({max}); lower count (with a longer interval for the same bake), or split the conditions and alarms over two gates",
+                spec.count,
+                spec.conditions.len(),
+                spec.alarms.len(),
+            ),
+        ))
     }
 
     /// Compact JSON for a token or `hookDetails`.
@@ -337,12 +579,18 @@ impl GateState {
 }
 
 /// A number as results show it: at most three decimals, no trailing zeros,
-/// whole numbers from 100 up.
+/// whole numbers from 100 up, powers of ten from 10^12 up (a bounded width).
 pub fn format_value(v: f64) -> String {
     if !v.is_finite() {
         return v.to_string();
     }
-    let text = if v.abs() >= 100.0 {
+    let text = if v.abs() >= 1e12 {
+        let t = format!("{v:.3e}");
+        match t.split_once('e') {
+            Some((m, e)) => format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.')),
+            None => t,
+        }
+    } else if v.abs() >= 100.0 {
         format!("{v:.0}")
     } else {
         let t = format!("{v:.3}");

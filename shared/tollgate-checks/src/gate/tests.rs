@@ -731,8 +731,14 @@ fn results_read_as_sentences_and_the_state_round_trips() {
     let strict = spec(SPEC);
     assert_eq!(
         state.failure_message(&strict),
-        "metric gate failed: p99 950 ms > 600 ms in 3 of 5 measurements (2 successful, 3 failed (limit 0), 0 inconclusive (limit 0), 0 errors after 5 of 5 measurements)"
+        "metric gate failed: p99 950 ms > 600 ms in 3 of 5 measurements\n\
+         last measurement (5 of 5) successful: successful measurement\n\
+         measurements: 2 successful, 3 failed (limit 0), 0 inconclusive (limit 0), 0 errors; 5 of 5 taken\n\
+         what to do: the new version stays out: fix what the measurements show and release again, or change the gate's conditions if a limit is wrong"
     );
+    let report = tollgate_core::gate_report::GateReport::parse(&state.failure_message(&strict))
+        .expect("the notifier reads it back");
+    assert_eq!(report, state.failure_report(&strict));
     let back = GateState::from_json(&state.to_json()).expect("round trip");
     assert_eq!(back, state);
     assert!(
@@ -762,7 +768,131 @@ fn numbers_are_shown_briefly() {
         (0.0001, "0"),
         (-0.0, "0"),
         (1234.0, "1234"),
+        (1e308, "1e308"),
+        (-1.23456e15, "-1.235e15"),
     ] {
         assert_eq!(format_value(v), want);
     }
+}
+
+/// The token envelope the pipeline action wraps a state in (its length is
+/// what counts against CodePipeline's 2,048 characters).
+fn token(state: &GateState) -> String {
+    serde_json::json!({"v": 1, "action": "gate", "s": state.to_json()}).to_string()
+}
+
+/// The largest spec the parser allows: 200 measurements, 20 conditions,
+/// 100 alarms.
+fn largest_spec() -> GateSpec {
+    let conditions: String = (0..20)
+        .map(|i| format!("    - {{query: q{i}, max_vs_baseline: {{plus: 1, times: 1.5}}}}\n"))
+        .collect();
+    let queries: String = (0..20)
+        .map(|i| format!("    - {{id: q{i}, metric: {{namespace: N, name: M{i}, stat: p99}}}}\n"))
+        .collect();
+    let alarms: String = (0..100).map(|i| format!("    - alarm-{i}\n")).collect();
+    spec(&format!(
+        "gate:\n  interval: 1m\n  count: 200\n  queries:\n{queries}  conditions:\n{conditions}  alarms:\n{alarms}"
+    ))
+}
+
+#[test]
+fn the_token_is_bounded_by_design() {
+    let s = largest_spec();
+    let worst = GateState::worst_case(&s);
+    let len = token(&worst).chars().count();
+    assert!(
+        len <= 2048,
+        "the largest spec's worst state takes {len} characters"
+    );
+    GateState::check_fits(&s, 2048, "CodePipeline's continuation token", token)
+        .expect("every spec the parser allows fits a continuation token");
+
+    // A real bake at that size: every condition missed with long numbers,
+    // alarms with long names, a long reason full of characters JSON escapes.
+    let mut state = GateState::new(&s, NOW);
+    for i in 0..200 {
+        state.record(&Measurement {
+            outcome: Outcome::Failed,
+            checks: (0..20)
+                .map(|c| CondCheck {
+                    condition: c,
+                    value: Some(-123_456_789.123_456_78 * f64::from(i + 1)),
+                    baseline: Some(1.0e-7 / 3.0),
+                    limit: Some(-1.0e300 / 7.0),
+                    passed: Some(false),
+                })
+                .collect(),
+            alarms: (0..5)
+                .map(|a| (format!("{a}\"{}", "a\\".repeat(200)), "ALARM"))
+                .collect(),
+            reason: "\"quoted\" \\ ".repeat(100),
+        });
+    }
+    let raw = token(&state);
+    assert!(
+        raw.chars().count() <= 2048,
+        "{}: {raw}",
+        raw.chars().count()
+    );
+    // A carrier with less room (ECS hookDetails, say) gets the same state
+    // with a shorter last reason.
+    let fitted = state.encode_within(1500, token).expect("fits");
+    assert!(fitted.chars().count() <= 1500, "{}", fitted.chars().count());
+    assert!(fitted.chars().count() < raw.chars().count());
+    let v: serde_json::Value = serde_json::from_str(&fitted).expect("JSON");
+    let back = GateState::from_json(&v["s"]).expect("reads back");
+    assert_eq!(
+        back.outcomes, state.outcomes,
+        "the verdict's inputs are whole"
+    );
+    assert_eq!(back.conditions.len(), 20);
+    assert_eq!(back.conditions[0].fails, 200);
+    assert_eq!(back.verdict(&s), state.verdict(&s));
+    assert_eq!(back.alarms.len(), STATE_ALARMS);
+    assert!(
+        back.last_reason.starts_with("\"quoted\""),
+        "{}",
+        back.last_reason
+    );
+    assert!(
+        back.condition_sentences(&s)[0].starts_with(
+            "q0 -123457000 > -1.429e299 (baseline 0 × 1.5 + 1) in 200 of 200 measurements"
+        ),
+        "{:?}",
+        back.condition_sentences(&s)
+    );
+}
+
+#[test]
+fn a_state_that_cannot_fit_is_refused_at_preflight_saying_what_to_reduce() {
+    let s = largest_spec();
+    let err = GateState::check_fits(&s, 1000, "ECS hookDetails", token).expect_err("too big");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("gate: the running verdict of this gate (count 200, 20 conditions, 100 alarms) can take "),
+        "{text}"
+    );
+    assert!(
+        text.contains("more than ECS hookDetails holds (1000); lower count"),
+        "{text}"
+    );
+    assert!(GateState::new(&s, NOW).encode_within(10, token).is_none());
+}
+
+#[test]
+fn conditions_travel_as_short_strings_and_the_older_form_is_read() {
+    let s = spec(SPEC);
+    let mut state = GateState::new(&s, NOW);
+    state.record(&outcome_of('F'));
+    assert_eq!(
+        state.to_json(),
+        serde_json::json!({"t0": NOW, "o": "F", "c": ["0", "1 812 600"], "r": "failed measurement"})
+    );
+    let old = serde_json::json!({"t0": NOW, "o": "F", "c": [{"f": 0}, {"f": 1, "w": 812.0, "l": 600.0}], "r": "failed measurement"});
+    assert_eq!(GateState::from_json(&old), Some(state));
+    assert!(
+        GateState::from_json(&serde_json::json!({"t0": 1, "o": "", "c": [[1.5]], "r": ""}))
+            .is_none()
+    );
 }

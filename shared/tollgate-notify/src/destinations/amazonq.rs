@@ -243,6 +243,12 @@ pub fn render(n: &Notification) -> Value {
             description.push_str(&format!("• {}\n", inert(&line)));
         }
     }
+    if let Some(g) = &n.gate {
+        description.push_str(&format!("*{}:*\n", inert(&g.title())));
+        for line in g.body_lines() {
+            description.push_str(&format!("• {}\n", inert(&line)));
+        }
+    }
     if let Some(c) = &n.commit {
         description.push_str(&format!("*Commit:* {}\n", inert(&commit_line(c))));
     }

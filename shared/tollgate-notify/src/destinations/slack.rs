@@ -13,7 +13,7 @@
 
 use super::{Via, resolve_url};
 use crate::deliver::{Attempts, ChatTransport};
-use crate::model::{FailedChecks, Notification, Status};
+use crate::model::{FailedChecks, GateResult, Notification, Status};
 use crate::render::{commit_line, context_line, enrichment_note, facts_with_duration, link_target};
 use crate::secret_ref::{ResolveError, SecretCache, SecretRef, parse_secret_ref};
 use std::fmt;
@@ -171,6 +171,15 @@ fn failed_checks_text(f: &FailedChecks) -> String {
     format!("{label}```{}```", ellipsize(&body, budget))
 }
 
+/// The failed metric gate as mrkdwn: a bold title and a code block (its
+/// lines are user text: query names, units, alarm names).
+fn gate_text(g: &GateResult) -> String {
+    let label = format!("*{}*\n", escape(&g.title()));
+    let budget = limits::SECTION_TEXT - label.chars().count() - 8;
+    let body = escape(&g.body_lines().join("\n")).replace("```", "ˋˋˋ");
+    format!("{label}```{}```", ellipsize(&body, budget))
+}
+
 /// Renders the Slack payload.
 pub fn render(n: &Notification) -> Value {
     let title = format!("{} {}", n.status.emoji(), n.title());
@@ -184,6 +193,9 @@ pub fn render(n: &Notification) -> Value {
     }
     if let Some(f) = &n.failed_checks {
         blocks.push(json!({"type": "section", "text": mrkdwn(failed_checks_text(f))}));
+    }
+    if let Some(g) = &n.gate {
+        blocks.push(json!({"type": "section", "text": mrkdwn(gate_text(g))}));
     }
     if let Some(c) = &n.commit {
         let line = escape(&commit_line(c));
@@ -241,10 +253,11 @@ pub fn render(n: &Notification) -> Value {
     }
     blocks.push(json!({"type": "context", "elements": context}));
 
-    let fallback = match (&n.failed_checks, &n.reason) {
-        (Some(f), _) => format!("{title}: {}", f.headline()),
-        (None, Some(r)) => format!("{title}: {}", r.lines().next().unwrap_or_default().trim()),
-        (None, None) => title,
+    let fallback = match (&n.failed_checks, &n.gate, &n.reason) {
+        (Some(f), _, _) => format!("{title}: {}", f.headline()),
+        (None, Some(g), _) => format!("{title}: {}", g.headline_line()),
+        (None, None, Some(r)) => format!("{title}: {}", r.lines().next().unwrap_or_default().trim()),
+        (None, None, None) => title,
     };
     json!({
         "text": escape(&ellipsize(&fallback, limits::FALLBACK_TEXT)),

@@ -201,6 +201,14 @@ pub fn render(n: &Notification) -> SnsMessage {
             body.push('\n');
         }
     }
+    if let Some(g) = &n.gate {
+        body.push_str(&format!("\n{}:\n", g.title()));
+        for line in g.body_lines() {
+            body.push_str("  ");
+            body.push_str(&line);
+            body.push('\n');
+        }
+    }
     if let Some(c) = &n.commit {
         body.push_str(&format!("\nCommit: {}\n", commit_line(c)));
         if let Some(u) = &c.url {

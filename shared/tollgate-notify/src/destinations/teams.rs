@@ -215,6 +215,20 @@ fn render_within(
             "wrap": true,
         }));
     }
+    if let Some(g) = &n.gate {
+        body.push(json!({
+            "type": "TextBlock",
+            "text": md_escape(&ellipsize(&g.title(), 200)),
+            "weight": "Bolder",
+            "wrap": true,
+        }));
+        body.push(json!({
+            "type": "TextBlock",
+            "text": md_escape(&ellipsize(&g.body_lines().join("\n"), text_max)),
+            "fontType": "Monospace",
+            "wrap": true,
+        }));
+    }
     if let Some(c) = &n.commit {
         let line = md_escape(&commit_line(c));
         let url = c.url.as_deref().and_then(link_target);

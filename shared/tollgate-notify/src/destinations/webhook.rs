@@ -222,5 +222,8 @@ pub fn render(n: &Notification) -> Value {
     if let Some(f) = &n.failed_checks {
         payload["failedChecks"] = json!(f);
     }
+    if let Some(g) = &n.gate {
+        payload["gate"] = json!(g);
+    }
     payload
 }

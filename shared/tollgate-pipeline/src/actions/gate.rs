@@ -21,6 +21,7 @@ use tollgate_checks::gate::{
     AlarmState, GateError, GateSpec, GateState, MetricRequest, MetricSource, Series, SourceError,
     measure, preflight,
 };
+use tollgate_core::gate_report::GateOutcome;
 use tollgate_report::events::codepipeline::Job;
 use tollgate_report::limits::SUMMARY_MAX;
 use tollgate_report::{JobOutcome, JobSuccess, Step};
@@ -31,9 +32,16 @@ pub const NAME: &str = "gate";
 /// Valid `UserParameters`, shown in every error about this action.
 pub const EXAMPLE: &str = r#"{"action":"gate","gate":{"interval":"1m","count":10,"queries":[{"id":"p99","unit":"ms","scale":1000,"metric":{"namespace":"AWS/ApplicationELB","name":"TargetResponseTime","stat":"p99","dimensions":{"LoadBalancer":"${LOAD_BALANCER}","TargetGroup":"${TARGET_GROUP}"}}}],"conditions":[{"query":"p99","max":600}]},"vars":{"LOAD_BALANCER":"app/web/0123456789abcdef","TARGET_GROUP":"targetgroup/web-green/0123456789abcdef"}}"#;
 
-/// The longest bake (CodePipeline keeps an action in progress for 24 hours
-/// at most).
-pub const MAX_BAKE_MINUTES: u64 = 24 * 60;
+/// The longest time budget of a bake: 23 hours. CodePipeline ends an
+/// action that is still in progress after 24 hours, and the gate must fail
+/// with its own message (what was measured, what failed) before that; the
+/// hour between leaves room for CodePipeline's own re-invocation schedule.
+/// A `wait_timeout_minutes` above it is refused, and a longer function
+/// default (`TOLLGATE_ECS_WAIT_TIMEOUT_MINUTES`) is capped to it.
+pub const MAX_BAKE_MINUTES: u64 = 23 * 60;
+
+/// CodePipeline's limit on a continuation token (characters).
+pub const TOKEN_MAX: usize = 2048;
 
 /// `gate` parameters. `Debug` shows variable names, not values.
 #[derive(Clone, PartialEq)]
@@ -214,6 +222,18 @@ fn encode(state: &GateState) -> String {
     serde_json::json!({"v": 1, "action": NAME, "s": state.to_json()}).to_string()
 }
 
+/// The token for `state`, within [`TOKEN_MAX`]: the last measurement's
+/// reason is shortened when the room is needed. The preflight's
+/// [`GateState::check_fits`] makes the failure branch unreachable for a
+/// spec that passed it; it still fails the job with what to do.
+fn token(state: &GateState) -> Result<String, Failure> {
+    state.encode_within(TOKEN_MAX, encode).ok_or_else(|| {
+        Failure::config(
+            "the metric gate's running verdict does not fit CodePipeline's 2,048-character continuation token; lower count, or split the conditions and alarms over two gates",
+        )
+    })
+}
+
 fn gate_failure(e: &GateError) -> Failure {
     Failure::config(format!("the metric gate cannot run: {e}"))
 }
@@ -239,12 +259,15 @@ pub async fn run<A, E, C, J>(
     let spec = &params.gate;
     let limit = params
         .wait_timeout
-        .unwrap_or(deps.settings.default_wait_timeout);
+        .unwrap_or(deps.settings.default_wait_timeout)
+        .min(Duration::from_secs(MAX_BAKE_MINUTES * 60));
     spec.check_budget(
         limit,
-        "the action's time budget (wait_timeout_minutes, default TOLLGATE_ECS_WAIT_TIMEOUT_MINUTES)",
+        "the action's time budget (wait_timeout_minutes, default TOLLGATE_ECS_WAIT_TIMEOUT_MINUTES, at most 23h: CodePipeline ends an action at 24h)",
     )
     .map_err(|e| Failure::config(format!("the metric gate cannot run: {e}")))?;
+    GateState::check_fits(spec, TOKEN_MAX, "CodePipeline's continuation token", encode)
+        .map_err(|e| Failure::config(format!("the metric gate cannot run: {e}")))?;
     let green = to_vars(&params.vars);
     let baseline = params.baseline_vars.as_ref().map(to_vars);
     let source = Source(deps.metrics.as_ref());
@@ -259,16 +282,6 @@ pub async fn run<A, E, C, J>(
         }
         Some(raw) => decode(raw)?,
     };
-    let overdue = state.started_at + i64::try_from(limit.as_secs()).unwrap_or(i64::MAX);
-    if now > overdue && !state.verdict(spec).is_final() {
-        return Err(Failure::job(format!(
-            "the metric gate ran out of its time budget ({}) after {} of {} measurements; CodePipeline invoked the action too rarely. {}",
-            tollgate_core::text::human_duration(limit.as_secs()),
-            state.taken(),
-            spec.count,
-            state.summary(spec)
-        )));
-    }
     if now >= state.next_due(spec) {
         step.enter(format!(
             "taking measurement {} of {}",
@@ -280,6 +293,25 @@ pub async fn run<A, E, C, J>(
             .map_err(|e| gate_failure(&e))?;
         tracing::info!(outcome = m.outcome.word(), measurement = state.taken() + 1, "metric gate measurement");
         state.record(&m);
+    }
+    // The measurement that was due counts even when CodePipeline called
+    // late (a bake that fills its budget exactly ends with one); past the
+    // budget, a bake that still needs more fails with what it measured.
+    let overdue = state.started_at + i64::try_from(limit.as_secs()).unwrap_or(i64::MAX);
+    if now > overdue && !state.verdict(spec).is_final() {
+        let mut report = state.failure_report(spec);
+        report.outcome = GateOutcome::OutOfTime;
+        report.headline = format!(
+            "{} of {} measurements taken within the time budget ({}): CodePipeline invoked the action too rarely",
+            state.taken(),
+            spec.count,
+            tollgate_core::text::human_duration(limit.as_secs()),
+        );
+        report.findings = state.condition_sentences(spec);
+        report.advice = Some(
+            "retry the stage; if it happens again, lengthen wait_timeout_minutes or the interval".to_owned(),
+        );
+        return Err(Failure::job(report.to_text()));
     }
     let verdict = state.verdict(spec);
     let summary = if state.taken() == 0 {
@@ -296,7 +328,7 @@ pub async fn run<A, E, C, J>(
         return Ok(JobOutcome::Success(JobSuccess {
             summary: Some(tollgate_core::text::ellipsize(&summary, SUMMARY_MAX)),
             percent_complete: Some(state.percent(spec)),
-            continuation_token: Some(encode(&state)),
+            continuation_token: Some(token(&state)?),
             ..JobSuccess::default()
         }));
     }
@@ -437,8 +469,84 @@ mod tests {
         assert_eq!(f.kind, FailureKind::JobFailed);
         assert_eq!(
             f.message,
-            "metric gate failed: p99 812 ms > 600 ms in 1 of 1 measurements (0 successful, 1 failed (limit 0), 0 inconclusive (limit 0), 0 errors after 1 of 3 measurements)"
+            "metric gate failed: p99 812 ms > 600 ms in 1 of 1 measurements\n\
+             last measurement (1 of 3) failed: p99 812 ms > 600 ms\n\
+             measurements: 0 successful, 1 failed (limit 0), 0 inconclusive (limit 0), 0 errors; 1 of 3 taken\n\
+             what to do: the new version stays out: fix what the measurements show and release again, or change the gate's conditions if a limit is wrong"
         );
+    }
+
+    /// The sample event `events/pipeline-action/gate-continuation.json`: a
+    /// bake one measurement in, in the token form older versions wrote.
+    const CONTINUATION: &str =
+        include_str!("../../../../events/pipeline-action/gate-continuation.json");
+
+    #[tokio::test]
+    async fn the_continuation_sample_finishes_its_bake() {
+        let ev: tollgate_report::events::codepipeline::CodePipelineEvent =
+            serde_json::from_str(CONTINUATION).expect("the sample parses");
+        let raw = ev.job.data.action_configuration.configuration.user_parameters.clone().expect("UserParameters");
+        let token = ev.job.data.continuation_token.clone().expect("the sample carries a token");
+        let t0 = decode(&token).expect("the sample's token is one the gate reads").started_at;
+        let m = FakeMetrics {
+            alarms: vec![AlarmState { name: "web-5xx-high".into(), state: AlarmValue::Ok }],
+            ..FakeMetrics::default()
+        };
+        m.script.lock().expect("lock").push_back(FakeMetrics::answer(&[("requests", 640.0), ("latency", 0.25)]));
+        let (deps, now, shared) = setup(m);
+        // The second measurement is due two intervals into the bake.
+        now.store(u64::try_from(t0 + 125).expect("epoch"), Ordering::SeqCst);
+        let crate::params::Params::Gate(p) = crate::params::parse(Some(&raw)).expect("params") else {
+            panic!("gate params")
+        };
+        let out = run(&deps, &ev.job, &p, &Step::default(), Instant::now()).await;
+        let s = success(out);
+        assert_eq!(s.percent_complete, Some(100));
+        assert_eq!(s.output_variables["verdict"], "successful");
+        assert_eq!(s.output_variables["measurements"], "2");
+        assert_eq!(s.output_variables["last"], "requests 640, average latency 250 ms");
+        let calls = shared.calls.lock().expect("lock").clone();
+        assert_eq!(calls, ["DescribeAlarms", "GetMetricData"], "no preflight on a continuation");
+    }
+
+    #[tokio::test]
+    async fn the_time_limit_stays_below_codepipelines_and_a_late_bake_says_what_it_measured() {
+        // A function default above the cap is capped: a 23h bake is
+        // allowed, a 23h 01m one is not.
+        let (mut deps, _, _) = setup(FakeMetrics { alarms: ok_alarm(), ..FakeMetrics::default() });
+        Arc::get_mut(&mut deps).expect("unique").settings.default_wait_timeout = Duration::from_secs(24 * 3600);
+        let raw = GATE.replace("\"interval\":\"1m\",\"count\":3", "\"interval\":\"23m\",\"count\":60");
+        assert!(gate(&deps, &raw, None).await.is_ok());
+        let raw = GATE.replace("\"interval\":\"1m\",\"count\":3", "\"interval\":\"1381m\",\"count\":1");
+        let f = failure(gate(&deps, &raw, None).await);
+        assert_eq!(f.kind, FailureKind::ConfigurationError);
+        assert!(f.message.contains("lasts 23h 01m, longer than the action's time budget (wait_timeout_minutes, default TOLLGATE_ECS_WAIT_TIMEOUT_MINUTES, at most 23h: CodePipeline ends an action at 24h) (23h)"), "{}", f.message);
+
+        // Called too rarely: past the budget with measurements missing.
+        let m = FakeMetrics { alarms: ok_alarm(), ..FakeMetrics::default() };
+        m.script.lock().expect("lock").push_back(FakeMetrics::answer(&[("requests", 500.0), ("p99", 0.2)]));
+        let (deps, now, _) = setup(m);
+        let raw = GATE.replace("\"action\":\"gate\",", "\"action\":\"gate\",\"wait_timeout_minutes\":3,");
+        let first = success(gate(&deps, &raw, None).await);
+        now.fetch_add(4 * 60, Ordering::SeqCst);
+        let f = failure(gate(&deps, &raw, first.continuation_token.as_deref()).await);
+        assert_eq!(f.kind, FailureKind::JobFailed);
+        assert!(
+            f.message.starts_with("metric gate ran out of time: 1 of 3 measurements taken within the time budget (3m): CodePipeline invoked the action too rarely\n"),
+            "{}",
+            f.message
+        );
+        assert!(f.message.contains("\nwhat to do: retry the stage"), "{}", f.message);
+    }
+
+    #[test]
+    fn a_token_never_exceeds_codepipelines_limit() {
+        let spec = GateSpec::from_value(&serde_json::json!({"count": 2, "alarms": ["a"]}), "gate").expect("spec");
+        let mut state = GateState::new(&spec, 1);
+        state.last_reason = "\"".repeat(2000);
+        let t = token(&state).expect("fits");
+        assert!(t.chars().count() <= TOKEN_MAX, "{}", t.chars().count());
+        assert!(decode(&t).is_ok());
     }
 
     #[tokio::test]
@@ -446,7 +554,7 @@ mod tests {
         let (deps, now, _) = setup(FakeMetrics { alarms: ok_alarm(), ..FakeMetrics::default() });
         let (_, end) = bake(&deps, &now, GATE).await;
         let f = failure(end);
-        assert!(f.message.starts_with("metric gate inconclusive (fails unless the spec says inconclusive: pass): requests (no data) is below the minimum 100"), "{}", f.message);
+        assert!(f.message.starts_with("metric gate inconclusive: requests (no data) is below the minimum 100"), "{}", f.message);
     }
 
     #[tokio::test]
@@ -519,6 +627,7 @@ mod tests {
                 "is missing",
             ),
             (r#"{"action":"gate","gate":{"count":2,"alarms":["a"]},"wait_timeout_minutes":2000}"#, "wait_timeout_minutes", ""),
+            (r#"{"action":"gate","gate":{"count":2,"alarms":["a"]},"wait_timeout_minutes":1381}"#, "wait_timeout_minutes", "1380"),
         ]);
     }
 }

@@ -1,14 +1,24 @@
-//! `tollgate`: run a smoke-check spec from a laptop or CodeBuild, the same
-//! spec the deploy hooks and pipeline actions use.
+//! # tollgate-cli
+//!
+//! `tollgate`: run a smoke-check spec or a metric gate from a laptop or
+//! CodeBuild, the same spec the deploy hooks and pipeline actions use.
 //!
 //! ```text
 //! tollgate check --spec FILE --var TARGET=URL [--var K=V]... [--secret K[=V]]...
 //!                [--json] [--deadline 60s]
 //! tollgate validate --spec FILE [--var K=V]...
+//! tollgate gate --spec FILE [--var K=V]... [--baseline-var K=V]... [--once]
 //! ```
 //!
-//! Exit codes: 0 all checks passed, 1 a check failed or did not finish,
+//! Exit codes: 0 passed, 1 a check or the gate failed (or did not finish),
 //! 2 spec or usage error.
+//!
+//! Invariant: a tool, never shipped in a function; the only crate that
+//! puts the check engine, the metric gate and the CloudWatch adapter
+//! together outside Lambda. Reads AWS only for `gate` (credentials from
+//! the SDK's default chain, `AWS_ENDPOINT_URL` honoured).
+
+mod gate;
 
 use std::io::Read as _;
 use std::process::ExitCode;
@@ -20,10 +30,13 @@ usage:
   tollgate check --spec FILE --var TARGET=URL [--var NAME=VALUE]... [--secret NAME[=VALUE]]...
                  [--json] [--deadline DURATION]
   tollgate validate --spec FILE [--var NAME=VALUE]... [--secret NAME[=VALUE]]...
+  tollgate gate --spec FILE [--var NAME=VALUE]... [--baseline-var NAME=VALUE]... [--once]
 
 commands:
   check       run the checks of a spec and print a table (or JSON with --json)
   validate    parse the spec and apply the variables without sending anything
+  gate        run the spec's metric gate against CloudWatch: a measurement every
+              interval, count times, each printed, then the verdict
 
 options:
   --spec FILE            the check spec, YAML or JSON (- reads standard input)
@@ -32,11 +45,18 @@ options:
                          --secret NAME takes $NAME from the environment (keeps it out of shell history)
   --json                 print the structured result as JSON instead of the table
   --deadline DURATION    stop and report by then, e.g. 60s or 5m (default: the spec's deadline, else 5m)
+  --baseline-var NAME=VALUE
+                         gate: a value for ${NAME} when measuring the baseline (the blue target
+                         group), for max_vs_baseline conditions
+  --once                 gate: take one measurement now and judge it alone (for a CodeBuild loop)
   -h, --help             show this help
   -V, --version          show the version
 
+gate reads CloudWatch with the AWS SDK's default credential chain and region
+(AWS_PROFILE, AWS_REGION, ...); AWS_ENDPOINT_URL points it elsewhere.
+
 exit codes: 0 passed, 1 failed or not finished, 2 spec or usage error
-spec reference: docs/checks.md";
+spec reference: docs/checks.md (metric gates: docs/checks.md#metric-gates)";
 
 /// Default run deadline when neither the spec nor --deadline sets one.
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(300);
@@ -45,6 +65,7 @@ const DEFAULT_DEADLINE: Duration = Duration::from_secs(300);
 enum Command {
     Check,
     Validate,
+    Gate,
 }
 
 #[derive(Debug)]
@@ -54,6 +75,8 @@ struct Args {
     vars: Vars,
     json: bool,
     deadline: Option<Duration>,
+    baseline: Option<Vars>,
+    once: bool,
 }
 
 /// What the command line asked for, or why it cannot be run.
@@ -100,12 +123,20 @@ fn parse_args(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<P
         Some("-V" | "--version" | "version") => return Ok(Parsed::Version),
         Some("check") => Command::Check,
         Some("validate") => Command::Validate,
-        Some(other) => return Err(format!("unknown command {other:?}; use check or validate")),
+        Some("gate") => Command::Gate,
+        Some(other) => {
+            return Err(format!(
+                "unknown command {other:?}; use check, validate or gate"
+            ));
+        }
     };
     let mut spec = None;
     let mut vars = Vars::new();
     let mut json = false;
     let mut deadline = None;
+    let mut baseline: Option<Vars> = None;
+    let mut once = false;
+    let mut secrets = false;
     while let Some(arg) = iter.next() {
         // Accept both `--flag value` and `--flag=value`.
         let (flag, inline) = match arg.split_once('=') {
@@ -131,7 +162,13 @@ fn parse_args(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<P
             "--secret" => {
                 let (n, v) = var_value("--secret", &value("--secret")?, env)?;
                 vars.insert_secret(n, v);
+                secrets = true;
             }
+            "--baseline-var" => {
+                let (n, v) = var_value("--baseline-var", &value("--baseline-var")?, env)?;
+                baseline.get_or_insert_with(Vars::new).insert(n, v);
+            }
+            "--once" if inline.is_none() => once = true,
             "--json" if inline.is_none() => json = true,
             "--deadline" => {
                 let text = value("--deadline")?;
@@ -149,12 +186,23 @@ fn parse_args(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<P
     if command == Command::Validate && (json || deadline.is_some()) {
         return Err("validate takes only --spec, --var and --secret".to_owned());
     }
+    if command != Command::Gate && (baseline.is_some() || once) {
+        return Err("--baseline-var and --once are options of gate".to_owned());
+    }
+    if command == Command::Gate && (json || deadline.is_some() || secrets) {
+        return Err(
+            "gate takes --spec, --var, --baseline-var and --once (its values are not secret: dimensions and alarm names)"
+                .to_owned(),
+        );
+    }
     Ok(Parsed::Run(Box::new(Args {
         command,
         spec,
         vars,
         json,
         deadline,
+        baseline,
+        once,
     })))
 }
 
@@ -208,6 +256,15 @@ fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.command == Command::Gate {
+        return gate::run(&gate::Options {
+            spec_path: &args.spec,
+            text: &text,
+            vars: &args.vars,
+            baseline: args.baseline.as_ref(),
+            once: args.once,
+        });
+    }
     let spec = match Spec::from_yaml_or_json(&text) {
         Ok(s) => s,
         Err(e) => {
@@ -364,12 +421,30 @@ mod tests {
     }
 
     #[test]
+    fn parses_a_gate_command() {
+        let a = run_args(&[
+            "gate",
+            "--spec=gate.yaml",
+            "--var",
+            "TARGET_GROUP=targetgroup/green/1",
+            "--baseline-var",
+            "TARGET_GROUP=targetgroup/blue/2",
+            "--once",
+        ]);
+        assert_eq!(a.command, Command::Gate);
+        assert_eq!(a.vars.get("TARGET_GROUP"), Some("targetgroup/green/1"));
+        let baseline = a.baseline.expect("baseline vars");
+        assert_eq!(baseline.get("TARGET_GROUP"), Some("targetgroup/blue/2"));
+        assert!(a.once);
+    }
+
+    #[test]
     fn usage_errors_say_what_to_fix() {
         let err = |args: &[&str]| parse(args).expect_err("usage error");
         assert_eq!(err(&[]), "no command given");
         assert_eq!(
             err(&["run"]),
-            "unknown command \"run\"; use check or validate"
+            "unknown command \"run\"; use check, validate or gate"
         );
         assert_eq!(err(&["check"]), "--spec FILE is required");
         assert_eq!(err(&["check", "--spec"]), "--spec needs a value");
@@ -383,6 +458,14 @@ mod tests {
                 .contains("environment variable MISSING is not set")
         );
         assert!(err(&["check", "--spec", "f", "--var", "1X=y"]).contains("is not a variable name"));
+        assert_eq!(
+            err(&["check", "--spec", "f", "--once"]),
+            "--baseline-var and --once are options of gate"
+        );
+        assert!(err(&["gate", "--spec", "f", "--json"]).starts_with("gate takes --spec"));
+        assert!(
+            err(&["gate", "--spec", "f", "--secret", "API_TOKEN"]).starts_with("gate takes --spec")
+        );
         assert!(matches!(parse(&["--help"]), Ok(Parsed::Help)));
         assert!(matches!(parse(&["check", "-h"]), Ok(Parsed::Help)));
         assert!(matches!(parse(&["-V"]), Ok(Parsed::Version)));

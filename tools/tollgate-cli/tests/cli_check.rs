@@ -1,6 +1,8 @@
 //! The `tollgate check` CLI as a user runs it: exit codes, table, JSON,
 //! spec errors, secrets.
 
+// The check tests' local HTTP app, shared with tollgate-checks' own tests.
+#[path = "../../../shared/tollgate-checks/tests/checks_support/mod.rs"]
 mod checks_support;
 
 use checks_support::TestApp;
