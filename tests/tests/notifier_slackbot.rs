@@ -208,3 +208,79 @@ async fn one_execution_is_one_message_and_one_thread_across_environments() {
         );
     }
 }
+
+/// `auth.test` at init: a token Slack refuses, or one without `chat:write`,
+/// fails init with the reason (so every event fails with it and is kept
+/// by Lambda's retries and the failed-events queue), never with the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_or_a_missing_scope_fails_init_with_the_reason() {
+    let moto = Moto::shared();
+    let standin = AwsStandIn::start(Some(moto)).await;
+    let sdk = standin.sdk_config().await;
+    let n = SEQ.fetch_add(1, Ordering::SeqCst);
+    let tag = format!("{}-{n}", std::process::id());
+    let revoked = "xoxb-9999-REVOKED-NEVER-LOG";
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    for (name, value) in [("revoked", revoked), ("good", BOT_TOKEN)] {
+        ssm.put_parameter()
+            .name(format!("/tollgate/{tag}/{name}"))
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .expect("seed the token");
+    }
+    let slack = slack_api().await;
+    let env_for = |param: &str| {
+        let mut env = standin.lambda_env();
+        env.extend(
+            [
+                (
+                    "TOLLGATE_SLACK_BOT_TOKEN",
+                    format!("ssm:/tollgate/{tag}/{param}"),
+                ),
+                ("TOLLGATE_SLACK_CHANNEL_ID", CHANNEL.to_owned()),
+                ("TOLLGATE_SLACK_API_URL", slack.url("/api")),
+                ("TOLLGATE_NOTIFY_ENRICH", "false".to_owned()),
+            ]
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
+        env
+    };
+    let bin = paths::function_binary("notifier");
+    // Revoked.
+    let f = LocalLambda::spawn(&bin, &env_for("revoked")).await;
+    assert!(f.wait_exit(Duration::from_secs(20)).await, "init must stop");
+    let err = f.init_error().expect("init error posted");
+    assert_eq!(err.error_type, "SlackTokenRejected", "{err:?}");
+    assert!(err.error_message.contains("invalid_auth"), "{err:?}");
+    assert!(err.error_message.contains("reinstall"), "{err:?}");
+    assert!(!err.error_message.contains(revoked), "{err:?}");
+    assert!(!f.logs().contains(revoked), "{}", f.logs());
+    // A token without chat:write.
+    slack.script(
+        "/api/auth.test",
+        [Reply::json(
+            200,
+            &json!({"ok": true, "team_id": "T0LOCAL", "user_id": "U0LOCAL"}),
+        )
+        .header("x-oauth-scopes", "channels:read")],
+    );
+    let f = LocalLambda::spawn(&bin, &env_for("good")).await;
+    assert!(f.wait_exit(Duration::from_secs(20)).await, "init must stop");
+    let err = f.init_error().expect("init error posted");
+    assert_eq!(err.error_type, "SlackTokenRejected", "{err:?}");
+    assert!(err.error_message.contains("missing_scope"), "{err:?}");
+    assert!(err.error_message.contains("chat:write"), "{err:?}");
+    assert!(!f.logs().contains(BOT_TOKEN), "{}", f.logs());
+    // The good token: init completes, after one auth.test.
+    let f = LocalLambda::spawn(&bin, &env_for("good")).await;
+    assert!(
+        f.wait_init(Duration::from_secs(20)).await.is_some(),
+        "init failed: {:?}\n{}",
+        f.init_error(),
+        f.logs()
+    );
+    assert_eq!(slack.requests_to("/api/auth.test").len(), 3);
+    assert!(slack.requests_to("/api/chat.postMessage").is_empty());
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tollgate_aws_secretsmanager::SecretsManagerSecrets;
 use tollgate_aws_ssm::SsmParameters;
 use tollgate_core::config::ProcessEnv;
-use tollgate_notify::{Notifier, config, deliver::ReqwestTransport};
+use tollgate_notify::{Notifier, config, deliver::ReqwestTransport, destinations::slackbot};
 use tollgate_runtime::{Function, Init, fail_init};
 
 async fn init(init: Init) -> impl Function {
@@ -38,6 +38,12 @@ async fn init(init: Init) -> impl Function {
         Ok(h) => h,
         Err(e) => fail_init("HttpClient", &e).await,
     };
+    // A bot token Slack refuses fails init now, with the reason, rather
+    // than on each event's delivery.
+    let check = resolved.request_timeout.min(Duration::from_secs(4));
+    if let Err(e) = slackbot::check_tokens(&resolved.destinations, &http, check).await {
+        fail_init("SlackTokenRejected", &e.to_string()).await;
+    }
     config::log_ready(&resolved, &settings);
     let ledger = DynamoLedger::new(sdk, settings.dedupe_table.clone());
     ledger.warm().await;
