@@ -152,6 +152,7 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "codepipeline:GetPipelineExecution",
             "codepipeline:ListActionExecutions",
             "codepipeline:ListPipelineExecutions",
+            "codepipeline:GetPipeline",
             "codedeploy:GetDeployment",
             "secretsmanager:GetSecretValue",
             "ssm:GetParameter",
@@ -385,6 +386,7 @@ const CONDITION_SCOPED: &[(&str, &str)] = &[("ecs:ListTasks", "ecs:cluster")];
 /// Actions that support resource-level permissions: never `Resource: "*"`.
 const RESOURCE_LEVEL: &[&str] = &[
     "codepipeline:GetPipelineExecution",
+    "codepipeline:GetPipeline",
     "codepipeline:ListActionExecutions",
     "codepipeline:ListPipelineExecutions",
     "codedeploy:GetDeployment",

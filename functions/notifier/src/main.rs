@@ -15,7 +15,7 @@ use std::time::Duration;
 use tollgate_aws_secretsmanager::SecretsManagerSecrets;
 use tollgate_aws_ssm::SsmParameters;
 use tollgate_core::config::ProcessEnv;
-use tollgate_notify::{Notifier, config, deliver::ReqwestTransport};
+use tollgate_notify::{Notifier, config, deliver::ReqwestTransport, destinations::slackbot};
 use tollgate_runtime::{Function, Init, fail_init};
 
 async fn init(init: Init) -> impl Function {
@@ -38,18 +38,20 @@ async fn init(init: Init) -> impl Function {
         Ok(h) => h,
         Err(e) => fail_init("HttpClient", &e).await,
     };
+    // A bot token Slack refuses fails init, with the reason (auth.test).
+    let check = resolved.request_timeout.min(Duration::from_secs(4));
+    let checked = slackbot::check_tokens(&resolved.destinations, &http, check).await;
+    if let Err(e) = checked {
+        fail_init("SlackTokenRejected", &e.to_string()).await;
+    }
     config::log_ready(&resolved, &settings);
     let ledger = DynamoLedger::new(sdk, settings.dedupe_table.clone());
     ledger.warm().await;
     let releases = DynamoReleases::shared(sdk, settings.dedupe_table.as_deref());
-    Notifier::new(
-        resolved,
-        NotifySources::new(sdk),
-        http,
-        SnsPublisher::new(sdk),
-    )
-    .with_releases(releases)
-    .with_ledger(ledger)
+    let (sources, sns) = (NotifySources::new(sdk), SnsPublisher::new(sdk));
+    Notifier::new(resolved, sources, http, sns)
+        .with_releases(releases)
+        .with_ledger(ledger)
 }
 
 fn main() -> Result<(), lambda_runtime::Error> {

@@ -59,8 +59,11 @@ pub struct HttpAnswer {
     pub status: u16,
     /// Parsed `Retry-After`.
     pub retry_after: Option<Duration>,
-    /// The first 300 characters of the body.
+    /// The first 300 characters of the body (API answers: the first
+    /// [`API_ANSWER_MAX`] bytes).
     pub body: String,
+    /// Slack's `x-oauth-scopes` header (the token's scopes), when sent.
+    pub scopes: Option<String>,
 }
 
 /// Sorts an HTTP answer: 2xx delivered, 429/408/5xx retryable, the rest permanent.
@@ -159,6 +162,32 @@ pub trait ChatTransport: Send + Sync {
 
 /// The largest API answer read ([`ChatTransport::post_api`]).
 pub const API_ANSWER_MAX: usize = 64 * 1024;
+/// The most of a webhook's answer read (only its start is ever shown).
+pub const WEBHOOK_ANSWER_MAX: usize = 4 * 1024;
+
+/// Keeps at most `limit` bytes of a body fed to it chunk by chunk.
+#[derive(Debug)]
+struct BoundedBody {
+    kept: Vec<u8>,
+    limit: usize,
+}
+
+impl BoundedBody {
+    fn new(limit: usize) -> Self {
+        Self {
+            kept: Vec::new(),
+            limit,
+        }
+    }
+
+    /// Keeps what fits of `chunk`; `false` once the limit is reached (stop
+    /// reading: the rest is never read into memory).
+    fn push(&mut self, chunk: &[u8]) -> bool {
+        let room = self.limit.saturating_sub(self.kept.len());
+        self.kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        self.kept.len() < self.limit
+    }
+}
 
 /// [`ChatTransport`] over reqwest (rustls). Created at init; its client is
 /// built on the first webhook delivery (trust roots are most of a cold
@@ -265,7 +294,7 @@ impl ReqwestTransport {
             v.set_sensitive(true);
             req = req.header(*name, v);
         }
-        let resp = req.send().await.map_err(|e| {
+        let mut resp = req.send().await.map_err(|e| {
             if e.is_builder() {
                 DeliveryError::Permanent {
                     status: None,
@@ -291,19 +320,38 @@ impl ReqwestTransport {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
+        let scopes = resp
+            .headers()
+            .get("x-oauth-scopes")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(1000).collect::<String>());
         // The body only matters for messages; a slow body is not a failure
-        // once the status is known.
-        let body = match resp.bytes().await {
-            Ok(b) if whole => {
-                String::from_utf8_lossy(&b[..b.len().min(API_ANSWER_MAX)]).into_owned()
+        // once the status is known. It is read in chunks and never kept
+        // beyond the limit: a misbehaving endpoint cannot make the function
+        // hold an answer of any size.
+        let limit = if whole {
+            API_ANSWER_MAX
+        } else {
+            WEBHOOK_ANSWER_MAX
+        };
+        let mut kept = BoundedBody::new(limit);
+        // A body that fails midway keeps what arrived.
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            if !kept.push(&chunk) {
+                break;
             }
-            Ok(b) => crate::console::ellipsize(&String::from_utf8_lossy(&b), 300),
-            Err(_) => String::new(),
+        }
+        let bytes = kept.kept;
+        let body = if whole {
+            String::from_utf8_lossy(&bytes).into_owned()
+        } else {
+            crate::console::ellipsize(&String::from_utf8_lossy(&bytes), 300)
         };
         Ok(HttpAnswer {
             status,
             retry_after,
             body,
+            scopes,
         })
     }
 }
@@ -450,11 +498,25 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
+    #[test]
+    fn answer_bodies_are_kept_only_up_to_the_limit() {
+        let mut b = BoundedBody::new(10);
+        assert!(b.push(b"abcd"));
+        assert!(!b.push(b"efghijklmnop"), "full: stop reading");
+        assert_eq!(b.kept, b"abcdefghij");
+        assert!(!b.push(b"more"));
+        assert_eq!(b.kept.len(), 10);
+        let mut b = BoundedBody::new(API_ANSWER_MAX);
+        assert!(b.push(&[b'x'; 1000]));
+        assert_eq!(b.kept.len(), 1000);
+    }
+
     fn answer(status: u16, retry_after: Option<u64>) -> HttpAnswer {
         HttpAnswer {
             status,
             retry_after: retry_after.map(Duration::from_secs),
             body: "x".into(),
+            scopes: None,
         }
     }
 

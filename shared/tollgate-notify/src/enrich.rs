@@ -122,6 +122,10 @@ pub struct ActionExecutionInfo {
     pub output_variables: BTreeMap<String, String>,
     /// The action's configuration (source actions: BranchName, FullRepositoryId).
     pub configuration: BTreeMap<String, String>,
+    /// The run it started (`externalExecutionId`: build id, deployment id).
+    pub external_id: Option<String>,
+    /// The pipeline execution it belongs to.
+    pub execution_id: Option<String>,
 }
 
 /// One entry of `ListPipelineExecutions`, reduced.
@@ -222,6 +226,34 @@ pub trait SourceReader: Send + Sync {
         deployment_id: &str,
     ) -> impl Future<Output = Result<DeploymentInfo, SourceError>> + Send;
 
+    /// CodePipeline `GetPipeline` of one pipeline version: its stage names
+    /// in order. The default (a source without it) has none.
+    fn pipeline_stages(
+        &self,
+        region: &str,
+        pipeline: &str,
+        version: i32,
+    ) -> impl Future<Output = Result<Vec<String>, SourceError>> + Send {
+        let _ = (region, pipeline, version);
+        std::future::ready(Err(SourceError::Failed {
+            action: "codepipeline:GetPipeline",
+            detail: "not available from this source".to_owned(),
+        }))
+    }
+
+    /// CodePipeline `ListActionExecutions` of a pipeline, newest first, not
+    /// filtered to one execution (which execution started a build). The
+    /// default (a source without it) has none.
+    fn recent_action_executions(
+        &self,
+        region: &str,
+        pipeline: &str,
+        max_results: i32,
+    ) -> impl Future<Output = Result<Vec<ActionExecutionInfo>, SourceError>> + Send {
+        let _ = (region, pipeline, max_results);
+        std::future::ready(Ok(Vec::new()))
+    }
+
     /// SSM `GetParameter` of a deploy-hook failure record: the raw value,
     /// or `None` when there is no such parameter. The default (a source
     /// without SSM) never has one.
@@ -246,6 +278,70 @@ struct PipelineRef<'a> {
 /// How many recent executions are read to find the previous one.
 pub const HISTORY_DEPTH: i32 = 20;
 
+/// Pipeline structures kept (one per pipeline version) at most.
+pub const PLAN_CACHE_ENTRIES: usize = 64;
+/// Stage names kept per pipeline at most (CodePipeline allows 50).
+pub const PLAN_MAX_STAGES: usize = 50;
+/// Characters kept per stage name (CodePipeline allows 100).
+const PLAN_NAME_CHARS: usize = 100;
+/// A failed structure read is tried again after this long.
+const PLAN_RETRY: Duration = Duration::from_secs(60);
+
+/// Answers kept by key, bounded (oldest evicted past `cap`): stage plans by
+/// `region/pipeline/version` (a version's structure never changes), and
+/// the pipeline execution of a build. A failed read is remembered for
+/// [`PLAN_RETRY`] so that a denied or failing API is not asked per event.
+#[derive(Debug)]
+struct Memo<T> {
+    entries: std::collections::VecDeque<(String, Result<T, Instant>)>,
+    cap: usize,
+}
+
+impl<T: Clone> Memo<T> {
+    fn new(cap: usize) -> Self {
+        Self {
+            entries: std::collections::VecDeque::new(),
+            cap,
+        }
+    }
+
+    /// `Some(Some(v))`: known; `Some(None)`: failed recently; `None`: read it.
+    fn get(&self, key: &str) -> Option<Option<T>> {
+        let (_, v) = self.entries.iter().find(|(k, _)| k == key)?;
+        match v {
+            Ok(v) => Some(Some(v.clone())),
+            Err(at) if at.elapsed() < PLAN_RETRY => Some(None),
+            Err(_) => None,
+        }
+    }
+
+    fn put(&mut self, key: String, v: Result<T, Instant>) {
+        self.entries.retain(|(k, _)| *k != key);
+        self.entries.push_back((key, v));
+        while self.entries.len() > self.cap {
+            self.entries.pop_front();
+        }
+    }
+}
+
+/// Builds whose pipeline execution is remembered at most.
+pub const PARENT_CACHE_ENTRIES: usize = 256;
+/// Recent action executions read to find a build's pipeline execution.
+pub const PARENT_LOOKUP_DEPTH: i32 = 50;
+
+/// What the Slack bot mode reads beyond enrichment, with its caches.
+#[derive(Debug)]
+struct ReleaseReads {
+    plans: std::sync::Mutex<Memo<std::sync::Arc<Vec<String>>>>,
+    parents: std::sync::Mutex<Memo<Option<String>>>,
+}
+
+/// A pipeline version from an event (`3`, `3.0` or `"3"`).
+pub fn pipeline_version(v: Option<&str>) -> Option<i32> {
+    let f: f64 = v?.trim().parse().ok()?;
+    (f.is_finite() && f >= 1.0 && f.fract() == 0.0 && f <= f64::from(i32::MAX)).then_some(f as i32)
+}
+
 /// Runs the lookups for one notification.
 #[derive(Debug, Clone)]
 pub struct Enricher<S> {
@@ -253,6 +349,9 @@ pub struct Enricher<S> {
     timeout: Duration,
     enabled: bool,
     hook_failure_prefix: Option<String>,
+    /// The Slack bot mode's reads: the pipeline's structure (the stage
+    /// strip) and which execution started a build.
+    reads: Option<std::sync::Arc<ReleaseReads>>,
 }
 
 /// The time bound for one lookup.
@@ -279,7 +378,137 @@ impl<S: SourceReader> Enricher<S> {
             timeout,
             enabled,
             hook_failure_prefix: None,
+            reads: None,
         }
+    }
+
+    /// Also reads each pipeline version's structure (`GetPipeline`, cached
+    /// per version) into [`Notification::planned_stages`], so the Slack bot
+    /// mode's strip shows the stages not reached yet. A failed read leaves
+    /// it empty (the strip shows the stages seen) and is not a problem of
+    /// the enrichment.
+    ///
+    /// It also ties a CodeBuild build started by a pipeline (initiator
+    /// `codepipeline/<pipeline>`) to the execution that started it
+    /// ([`Notification::parent_run`]): one `ListActionExecutions` of the
+    /// pipeline, newest first, looking for the build's id; remembered per
+    /// build. Not found or failed: the build keeps its own message.
+    pub fn with_release_reads(mut self, on: bool) -> Self {
+        self.reads = on.then(|| {
+            std::sync::Arc::new(ReleaseReads {
+                plans: std::sync::Mutex::new(Memo::new(PLAN_CACHE_ENTRIES)),
+                parents: std::sync::Mutex::new(Memo::new(PARENT_CACHE_ENTRIES)),
+            })
+        });
+        self
+    }
+
+    /// The pipeline execution that started a build, from the cache or one
+    /// bounded read.
+    async fn build_parent(
+        &self,
+        event: &Event,
+        region: &str,
+        thread: Option<&str>,
+        deadline: Instant,
+    ) -> Option<String> {
+        let reads = self.reads.as_ref()?;
+        let Detail::Build(d) = &event.detail else {
+            return None;
+        };
+        let pipeline = d
+            .additional_information
+            .initiator
+            .as_deref()?
+            .strip_prefix("codepipeline/")?
+            .trim();
+        let thread = thread?;
+        let build = thread.strip_prefix("codebuild/")?;
+        if pipeline.is_empty() {
+            return None;
+        }
+        let key = format!("{region}/{thread}");
+        if let Some(known) = reads.parents.lock().ok().and_then(|c| c.get(&key)) {
+            return known.flatten();
+        }
+        let read = bounded(
+            deadline,
+            "codepipeline:ListActionExecutions",
+            self.source
+                .recent_action_executions(region, pipeline, PARENT_LOOKUP_DEPTH),
+        )
+        .await;
+        let entry = match read {
+            Ok(list) => Ok(list
+                .iter()
+                .find(|a| a.external_id.as_deref() == Some(build))
+                .and_then(|a| a.execution_id.as_deref())
+                .map(|exec| format!("codepipeline/{pipeline}/{exec}"))),
+            Err(e) => {
+                tracing::info!(pipeline = %pipeline, problem = %e, "could not tell which pipeline execution started this build; it keeps its own message");
+                Err(Instant::now())
+            }
+        };
+        let parent = entry.clone().ok().flatten();
+        // Not found yet (the action's id not listed yet) is not remembered.
+        if !matches!(entry, Ok(None))
+            && let Ok(mut c) = reads.parents.lock()
+        {
+            c.put(key, entry);
+        }
+        parent
+    }
+
+    /// The stage plan of a CodePipeline event's pipeline version: from the
+    /// cache, or read once (bounded by `deadline`).
+    async fn stage_plan(&self, event: &Event, region: &str, deadline: Instant) -> Vec<String> {
+        let Some(reads) = &self.reads else {
+            return Vec::new();
+        };
+        let cache = &reads.plans;
+        let (pipeline, version) = match &event.detail {
+            Detail::PipelineExecution(d) => (&d.pipeline, d.version.as_deref()),
+            Detail::StageExecution(d) => (&d.pipeline, d.version.as_deref()),
+            Detail::ActionExecution(d) => (&d.pipeline, d.version.as_deref()),
+            _ => return Vec::new(),
+        };
+        let Some(version) = pipeline_version(version) else {
+            return Vec::new();
+        };
+        let key = format!("{region}/{pipeline}/{version}");
+        match cache.lock().ok().and_then(|c| c.get(&key)) {
+            Some(Some(plan)) => return plan.as_ref().clone(),
+            Some(None) => return Vec::new(),
+            None => {}
+        }
+        let read = bounded(
+            deadline,
+            "codepipeline:GetPipeline",
+            self.source.pipeline_stages(region, pipeline, version),
+        )
+        .await;
+        let entry = match read {
+            Ok(stages) => {
+                let plan: Vec<String> = stages
+                    .into_iter()
+                    .take(PLAN_MAX_STAGES)
+                    .map(|s| s.chars().take(PLAN_NAME_CHARS).collect())
+                    .collect();
+                Ok(std::sync::Arc::new(plan))
+            }
+            Err(e) => {
+                tracing::info!(pipeline = %pipeline, version, problem = %e, "the pipeline's structure could not be read; the stage strip shows the stages seen so far");
+                Err(Instant::now())
+            }
+        };
+        let plan = entry
+            .as_ref()
+            .map(|p| p.as_ref().clone())
+            .unwrap_or_default();
+        if let Ok(mut c) = cache.lock() {
+            c.put(key, entry);
+        }
+        plan
     }
 
     /// Reads deploy-hook failure records under `prefix` (the value of
@@ -317,6 +546,29 @@ impl<S: SourceReader> Enricher<S> {
         }
         let deadline = deadline.min(Instant::now() + self.timeout);
         let region = n.region.clone();
+        let thread = n.thread.clone();
+        let plan = self.stage_plan(event, &region, deadline);
+        let parent = self.build_parent(event, &region, thread.as_deref(), deadline);
+        let lookups = self.lookups(event, n, &region, deadline, plain_success_notifies);
+        let (plan, parent, (problems, calls)) = tokio::join!(plan, parent, lookups);
+        n.planned_stages = plan;
+        if parent.is_some() {
+            n.parent_run = parent;
+        }
+        self.finish(n, problems, calls);
+    }
+
+    /// The lookups of [`Enricher::enrich_for`]: the problems and how many
+    /// calls were made.
+    async fn lookups(
+        &self,
+        event: &Event,
+        n: &mut Notification,
+        region: &str,
+        deadline: Instant,
+        plain_success_notifies: bool,
+    ) -> (Vec<String>, usize) {
+        let region = region.to_owned();
         let mut problems = Vec::new();
         let mut calls = 0usize;
         match &event.detail {
@@ -433,6 +685,11 @@ impl<S: SourceReader> Enricher<S> {
             }
             _ => {}
         }
+        (problems, calls)
+    }
+
+    /// Records how enrichment went.
+    fn finish(&self, n: &mut Notification, problems: Vec<String>, calls: usize) {
         n.enrichment = Enrichment {
             state: if calls == 0 {
                 EnrichmentState::None
@@ -579,6 +836,16 @@ pub fn apply_pipeline_execution(n: &mut Notification, info: &PipelineExecutionIn
 
 /// Applies `ListActionExecutions`.
 pub fn apply_action_executions(n: &mut Notification, list: &[ActionExecutionInfo]) {
+    // The runs the execution's actions started.
+    for a in list {
+        if let Some(child) = a
+            .external_id
+            .as_deref()
+            .and_then(|id| super::model::child_thread(a.provider.as_deref(), id))
+        {
+            n.add_child(child);
+        }
+    }
     // Branch and repository from the source action.
     if let Some(a) = list
         .iter()
@@ -863,6 +1130,10 @@ pub fn apply_deployment(n: &mut Notification, d: &DeploymentInfo) {
         }
     } else if let Some(orig) = &d.rollback_triggering_deployment_id {
         n.qualifier = Some(format!("rollback of {orig}"));
+        let related = format!("codedeploy/{orig}");
+        if !n.related_runs.contains(&related) {
+            n.related_runs.push(related);
+        }
         n.add_fact("Rolls back", orig.clone());
         let url = console::deployment(&n.region, orig);
         n.add_link("Open failed deployment", url);
@@ -1243,6 +1514,202 @@ mod tests {
                 )]
             );
             assert_eq!(n.failed_checks.expect("shown").deployment_id, undone);
+        }
+    }
+
+    mod release_reads {
+        use super::super::*;
+        use crate::events::parse;
+        use serde_json::json;
+        use std::sync::Mutex;
+
+        /// GetPipeline and the unfiltered ListActionExecutions, counted.
+        #[derive(Debug, Default)]
+        struct Src {
+            plan_reads: Mutex<Vec<(String, i32)>>,
+            recent_reads: Mutex<u32>,
+            fail_plan: bool,
+        }
+
+        fn none<T>() -> Result<T, SourceError> {
+            Err(SourceError::NotFound {
+                action: "x",
+                detail: "unused".into(),
+            })
+        }
+
+        impl SourceReader for Src {
+            async fn pipeline_execution(
+                &self,
+                _: &str,
+                _: &str,
+                _: &str,
+            ) -> Result<PipelineExecutionInfo, SourceError> {
+                Ok(PipelineExecutionInfo::default())
+            }
+            async fn action_executions(
+                &self,
+                _: &str,
+                _: &str,
+                _: &str,
+            ) -> Result<Vec<ActionExecutionInfo>, SourceError> {
+                Ok(vec![ActionExecutionInfo {
+                    stage: "Deploy".into(),
+                    action: "Blue".into(),
+                    provider: Some("CodeDeployToECS".into()),
+                    external_id: Some("d-ABC123".into()),
+                    ..ActionExecutionInfo::default()
+                }])
+            }
+            async fn pipeline_executions(
+                &self,
+                _: &str,
+                _: &str,
+                _: i32,
+            ) -> Result<Vec<ExecutionSummaryInfo>, SourceError> {
+                none()
+            }
+            async fn deployment(&self, _: &str, _: &str) -> Result<DeploymentInfo, SourceError> {
+                none()
+            }
+            async fn pipeline_stages(
+                &self,
+                _: &str,
+                pipeline: &str,
+                version: i32,
+            ) -> Result<Vec<String>, SourceError> {
+                self.plan_reads
+                    .lock()
+                    .expect("lock")
+                    .push((pipeline.to_owned(), version));
+                if self.fail_plan {
+                    return Err(SourceError::Denied {
+                        action: "codepipeline:GetPipeline",
+                        detail: "AccessDenied".into(),
+                    });
+                }
+                Ok(vec!["Source".into(), "Build".into(), "Prod".into()])
+            }
+            async fn recent_action_executions(
+                &self,
+                _: &str,
+                _: &str,
+                _: i32,
+            ) -> Result<Vec<ActionExecutionInfo>, SourceError> {
+                *self.recent_reads.lock().expect("lock") += 1;
+                Ok(vec![ActionExecutionInfo {
+                    provider: Some("CodeBuild".into()),
+                    external_id: Some("pay-build:1e6c4b9a-2d7f-4a3e-8c5b-0f9d2a7e4c61".into()),
+                    execution_id: Some("x1".into()),
+                    ..ActionExecutionInfo::default()
+                }])
+            }
+        }
+
+        fn stage_event(version: serde_json::Value) -> Event {
+            parse(json!({
+                "id": "s1", "detail-type": "CodePipeline Stage Execution State Change",
+                "source": "aws.codepipeline", "region": "eu-west-1", "account": "1",
+                "time": "2026-11-26T06:00:00Z",
+                "detail": {"pipeline": "pay", "execution-id": "x1", "stage": "Build", "state": "STARTED", "version": version}
+            }))
+        }
+
+        async fn enrich(e: &Enricher<Src>, event: &Event) -> Notification {
+            let mut n = Notification::from_event(event);
+            e.enrich(event, &mut n, Instant::now() + Duration::from_secs(2))
+                .await;
+            n
+        }
+
+        #[tokio::test]
+        async fn the_stage_plan_is_read_once_per_pipeline_version() {
+            let e = Enricher::new(Src::default(), Duration::from_secs(2), true)
+                .with_release_reads(true);
+            for v in [json!(3), json!("3"), json!(3.0)] {
+                let n = enrich(&e, &stage_event(v)).await;
+                assert_eq!(n.planned_stages, vec!["Source", "Build", "Prod"]);
+                assert_eq!(n.enrichment.state, EnrichmentState::Complete);
+                assert_eq!(n.children, vec!["codedeploy/d-ABC123".to_owned()]);
+            }
+            let n = enrich(&e, &stage_event(json!(4))).await;
+            assert_eq!(n.planned_stages.len(), 3);
+            assert_eq!(
+                *e.source().plan_reads.lock().expect("lock"),
+                vec![("pay".to_owned(), 3), ("pay".to_owned(), 4)]
+            );
+            // The cache is bounded.
+            for v in 0..(PLAN_CACHE_ENTRIES as i64 + 10) {
+                enrich(&e, &stage_event(json!(v + 10))).await;
+            }
+            let cache = e
+                .reads
+                .as_ref()
+                .expect("on")
+                .plans
+                .lock()
+                .expect("lock")
+                .entries
+                .len();
+            assert_eq!(cache, PLAN_CACHE_ENTRIES);
+        }
+
+        #[tokio::test]
+        async fn a_failed_structure_read_leaves_the_seen_stages_and_is_no_problem() {
+            let src = Src {
+                fail_plan: true,
+                ..Src::default()
+            };
+            let e = Enricher::new(src, Duration::from_secs(2), true).with_release_reads(true);
+            let n = enrich(&e, &stage_event(json!(3))).await;
+            assert!(n.planned_stages.is_empty());
+            assert_eq!(
+                n.enrichment.state,
+                EnrichmentState::Complete,
+                "{:?}",
+                n.enrichment
+            );
+            // Not asked again for every event.
+            enrich(&e, &stage_event(json!(3))).await;
+            assert_eq!(e.source().plan_reads.lock().expect("lock").len(), 1);
+        }
+
+        #[tokio::test]
+        async fn without_a_bot_destination_nothing_more_is_read() {
+            let e = Enricher::new(Src::default(), Duration::from_secs(2), true);
+            let n = enrich(&e, &stage_event(json!(3))).await;
+            assert!(n.planned_stages.is_empty());
+            assert!(e.source().plan_reads.lock().expect("lock").is_empty());
+        }
+
+        fn build_event(initiator: &str) -> Event {
+            parse(json!({
+                "id": "b1", "detail-type": "CodeBuild Build State Change",
+                "source": "aws.codebuild", "region": "eu-west-1", "account": "1",
+                "time": "2026-11-26T06:00:30Z",
+                "detail": {"build-status": "FAILED", "project-name": "pay-build",
+                           "build-id": "arn:aws:codebuild:eu-west-1:1:build/pay-build:1e6c4b9a-2d7f-4a3e-8c5b-0f9d2a7e4c61",
+                           "additional-information": {"initiator": initiator}}
+            }))
+        }
+
+        #[tokio::test]
+        async fn a_build_a_pipeline_started_is_tied_to_its_execution_once() {
+            let e = Enricher::new(Src::default(), Duration::from_secs(2), true)
+                .with_release_reads(true);
+            for _ in 0..3 {
+                let n = enrich(&e, &build_event("codepipeline/pay")).await;
+                assert_eq!(n.parent_run.as_deref(), Some("codepipeline/pay/x1"));
+            }
+            assert_eq!(
+                *e.source().recent_reads.lock().expect("lock"),
+                1,
+                "remembered"
+            );
+            // Started by someone else: no lookup, its own message.
+            let n = enrich(&e, &build_event("GitHub-Hookshot/4c1e9a2")).await;
+            assert!(n.parent_run.is_none());
+            assert_eq!(*e.source().recent_reads.lock().expect("lock"), 1);
         }
     }
 }

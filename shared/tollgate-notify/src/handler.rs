@@ -157,12 +157,18 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher> Notifier<S, H, P, NoL
     /// Builds the notifier from resolved configuration and its ports.
     pub fn new(cfg: NotifierConfig, source: S, http: H, sns: P) -> Self {
         let names = cfg.destinations.iter().map(|d| d.name.clone()).collect();
+        // Only the Slack bot mode's strip shows stages not reached yet.
+        let plans = cfg
+            .destinations
+            .iter()
+            .any(|d| d.kind() == destinations::DestinationKind::SlackBot);
         Self {
             rules: cfg.rules,
             destinations: cfg.destinations,
             names,
             enricher: Enricher::new(source, cfg.enrich_timeout, cfg.enrich)
-                .with_hook_failures(cfg.hook_failure_prefix),
+                .with_hook_failures(cfg.hook_failure_prefix)
+                .with_release_reads(plans),
             http,
             sns,
             policy: RetryPolicy {

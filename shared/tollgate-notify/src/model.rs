@@ -522,9 +522,63 @@ pub struct Notification {
     /// started them: each keeps a thread of its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thread: Option<String>,
+    /// The pipeline's stages in order, when its structure was read
+    /// (`GetPipeline`, for the Slack bot mode's stage strip): the strip
+    /// also shows the stages not reached yet. Empty when not read.
+    #[serde(skip)]
+    pub planned_stages: Vec<String>,
+    /// The runs this pipeline event shows it started (its actions'
+    /// external execution ids as threads: `codebuild/<build id>`,
+    /// `codedeploy/<deployment id>`, `ecs/<deployment id>`), at most
+    /// [`MAX_CHILDREN`]. The Slack bot mode links them to this execution.
+    #[serde(skip)]
+    pub children: Vec<String>,
+    /// The pipeline execution (its thread) that started this run, when
+    /// known from the event or a lookup (a CodeBuild build's initiator).
+    #[serde(skip)]
+    pub parent_run: Option<String>,
+    /// Other runs this one belongs with (a CodeDeploy rollback deployment:
+    /// the deployment it rolls back, as a thread).
+    #[serde(skip)]
+    pub related_runs: Vec<String>,
+}
+
+/// Child runs remembered per event at most.
+pub const MAX_CHILDREN: usize = 20;
+
+/// The thread of the run an action's external execution id names, when it
+/// is a run whose events the notifier receives: a CodeBuild build
+/// (`project:uuid`), a CodeDeploy deployment (`d-…`) or an ECS service
+/// deployment (`ecs-svc/…`, as pipeline-action's `ecs-deploy` reports it).
+pub fn child_thread(provider: Option<&str>, external_id: &str) -> Option<String> {
+    let id = external_id.trim();
+    if id.is_empty() || id.len() > 200 || id.contains(char::is_whitespace) {
+        return None;
+    }
+    if id.starts_with("d-") && id[2..].chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Some(format!("codedeploy/{id}"));
+    }
+    if id.starts_with("ecs-svc/") {
+        return Some(format!("ecs/{id}"));
+    }
+    let build_like = id
+        .rsplit_once(':')
+        .is_some_and(|(project, uuid)| !project.is_empty() && uuid.len() == 36);
+    if provider == Some("CodeBuild") || build_like {
+        let short = id.rsplit_once(":build/").map_or(id, |(_, b)| b);
+        return Some(format!("codebuild/{short}"));
+    }
+    None
 }
 
 impl Notification {
+    /// Notes a run this event's execution started (bounded, no repeats).
+    pub fn add_child(&mut self, child: String) {
+        if self.children.len() < MAX_CHILDREN && !self.children.contains(&child) {
+            self.children.push(child);
+        }
+    }
+
     /// The severity of [`Notification::status`].
     pub fn severity(&self) -> Severity {
         self.status.severity()
@@ -667,6 +721,10 @@ impl Notification {
             gate: None,
             enrichment: Enrichment::default(),
             thread: None,
+            planned_stages: Vec::new(),
+            children: Vec::new(),
+            parent_run: None,
+            related_runs: Vec::new(),
         };
         match &event.detail {
             Detail::PipelineExecution(d) => n.pipeline(d),
@@ -784,6 +842,14 @@ impl Notification {
             }
             if let Some(code) = &r.error_code {
                 self.add_fact("Error code", code.clone());
+            }
+            let provider = d.action_type.as_ref().and_then(|t| t.provider.as_deref());
+            if let Some(child) = r
+                .external_execution_id
+                .as_deref()
+                .and_then(|id| child_thread(provider, id))
+            {
+                self.add_child(child);
             }
             if let Some(url) = &r.external_execution_url {
                 let label = match d.action_type.as_ref().and_then(|t| t.provider.as_deref()) {
@@ -1268,6 +1334,37 @@ mod tests {
     use super::*;
     use crate::events::parse;
     use serde_json::json;
+
+    #[test]
+    fn external_ids_name_the_runs_an_action_started() {
+        assert_eq!(
+            child_thread(Some("CodeDeployToECS"), "d-7QXQ4LJ2B").as_deref(),
+            Some("codedeploy/d-7QXQ4LJ2B")
+        );
+        assert_eq!(
+            child_thread(Some("Lambda"), "ecs-svc/2001").as_deref(),
+            Some("ecs/ecs-svc/2001")
+        );
+        assert_eq!(
+            child_thread(
+                Some("CodeBuild"),
+                "payments:1e6c4b9a-2d7f-4a3e-8c5b-0f9d2a7e4c61"
+            )
+            .as_deref(),
+            Some("codebuild/payments:1e6c4b9a-2d7f-4a3e-8c5b-0f9d2a7e4c61")
+        );
+        assert_eq!(child_thread(Some("Lambda"), "a task id"), None);
+        assert_eq!(child_thread(Some("Manual"), "approval-1"), None);
+        let n = Notification::from_event(&parse(json!({
+            "id": "e", "detail-type": "CodePipeline Action Execution State Change",
+            "source": "aws.codepipeline", "region": "eu-west-1", "account": "1",
+            "time": "2026-11-26T06:00:00Z",
+            "detail": {"pipeline": "pay", "execution-id": "x1", "stage": "Deploy", "action": "Blue",
+                       "state": "SUCCEEDED", "type": {"provider": "CodeDeployToECS"},
+                       "execution-result": {"external-execution-id": "d-ABC123"}}
+        })));
+        assert_eq!(n.children, vec!["codedeploy/d-ABC123".to_owned()]);
+    }
 
     #[test]
     fn codebuild_times_parse() {

@@ -28,6 +28,8 @@ use std::sync::Mutex;
 pub const MAX_APPLIED: usize = 500;
 /// Stages shown at most (CodePipeline allows 50 per pipeline).
 pub const MAX_STAGES: usize = 50;
+/// Linked runs (builds, deployments) remembered per run.
+pub const MAX_CHILDREN: usize = 40;
 
 /// A boxed future (the port is used as a trait object).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -121,6 +123,48 @@ pub struct ReleaseRecord {
     pub applied: Vec<String>,
     /// Event ids already answered in the thread.
     pub replied: Vec<String>,
+    /// The pipeline's stages in order, when its structure was read: the
+    /// strip also shows the stages not reached yet.
+    #[serde(default)]
+    pub planned: Vec<String>,
+    /// The runs this execution started that are linked to it (their
+    /// events land in this thread).
+    #[serde(default)]
+    pub children: Vec<String>,
+    /// A rollback tied to this run (a CodeDeploy rollback, an ECS
+    /// rollback): what rolled back. Set once, never cleared.
+    #[serde(default)]
+    pub rolled_back: Option<String>,
+    /// A link record: the run (thread) this run belongs to.
+    #[serde(default)]
+    pub parent: Option<String>,
+}
+
+/// What rolled back, in words (`payments-api/prod (CodeDeploy)`).
+fn rollback_what(n: &Notification) -> String {
+    let service = if n.kind == SourceKind::EcsDeployment {
+        "ECS"
+    } else {
+        "CodeDeploy"
+    };
+    let name: String = n.name.chars().take(200).collect();
+    format!("{name} ({service})")
+}
+
+/// Whether a run-level event tells of a rollback: a CodeDeploy deployment
+/// that was rolled back, a rollback deployment, an ECS deployment that
+/// failed and rolled back.
+pub fn is_rollback(n: &Notification) -> bool {
+    let Some(q) = n.qualifier.as_deref() else {
+        return false;
+    };
+    match n.kind {
+        SourceKind::Deployment => q == "rolled back" || q.starts_with("rollback of"),
+        SourceKind::EcsDeployment => {
+            n.status == Status::Failed && (q.contains("rolling back") || q == "rollback")
+        }
+        _ => false,
+    }
 }
 
 /// Epoch seconds of the event, 0 when unknown.
@@ -170,11 +214,78 @@ impl ReleaseRecord {
             status: n.status,
             at,
         };
+        // An event of a run this one started (a build, a deployment) tells
+        // its failure and rollback here, but never moves the strip or the
+        // run's own state.
+        if let Some(parent) = &n.parent_run {
+            if self.name.is_empty()
+                && let Some(rest) = parent.strip_prefix("codepipeline/")
+                && let Some((pipeline, _)) = rest.rsplit_once('/')
+            {
+                self.name = pipeline.to_owned();
+                self.kind.get_or_insert(SourceKind::Pipeline);
+            }
+            if is_rollback(n) && self.rolled_back.is_none() {
+                self.rolled_back = Some(rollback_what(n));
+            }
+        } else {
+            self.merge_own(n, mark, at);
+        }
+        if self.planned.is_empty() && !n.planned_stages.is_empty() {
+            self.planned = n.planned_stages.iter().take(MAX_STAGES).cloned().collect();
+        }
+        for c in &n.children {
+            if self.children.len() < MAX_CHILDREN && !self.children.contains(c) {
+                self.children.push(c.clone());
+            }
+        }
+        if n.status == Status::Failed
+            && let Some(r) = &n.reason
+        {
+            let line = r.lines().next().unwrap_or_default().trim().to_owned();
+            if !line.is_empty() && !self.reasons.contains(&line) {
+                self.reasons.push(line);
+                if self.reasons.len() > 3 {
+                    self.reasons.remove(0);
+                }
+            }
+        }
+        if !n.event_id.is_empty() && !self.has_applied(&n.event_id) {
+            self.applied.push(n.event_id.clone());
+            trim(&mut self.applied);
+        }
+    }
+
+    /// The strip: the planned stages in order (those not reached yet
+    /// without a state), then any stage seen that the plan does not have.
+    pub fn strip(&self) -> Vec<(&str, Option<Status>)> {
+        let seen = |name: &str| {
+            self.stages
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.mark.status)
+        };
+        let mut out: Vec<(&str, Option<Status>)> =
+            self.planned.iter().map(|p| (p.as_str(), seen(p))).collect();
+        for s in &self.stages {
+            if !self.planned.contains(&s.name) {
+                out.push((s.name.as_str(), Some(s.mark.status)));
+            }
+        }
+        out
+    }
+
+    /// The run's own events: its state, the stages, name, kind, commit,
+    /// trigger and links.
+    fn merge_own(&mut self, n: &Notification, mark: Mark, at: i64) {
         if self.name.is_empty() {
             self.name.clone_from(&n.name);
         }
         if is_run_level(n) {
             self.kind.get_or_insert(n.kind);
+            if is_rollback(n) && self.rolled_back.is_none() {
+                self.rolled_back = Some(rollback_what(n));
+            }
         }
         if at > 0 {
             self.started = Some(self.started.map_or(at, |s| s.min(at)));
@@ -237,21 +348,6 @@ impl ReleaseRecord {
             if self.links.len() < 5 && !self.links.iter().any(|(_, u)| *u == l.url) {
                 self.links.push((l.label.clone(), l.url.clone()));
             }
-        }
-        if n.status == Status::Failed
-            && let Some(r) = &n.reason
-        {
-            let line = r.lines().next().unwrap_or_default().trim().to_owned();
-            if !line.is_empty() && !self.reasons.contains(&line) {
-                self.reasons.push(line);
-                if self.reasons.len() > 3 {
-                    self.reasons.remove(0);
-                }
-            }
-        }
-        if !n.event_id.is_empty() && !self.has_applied(&n.event_id) {
-            self.applied.push(n.event_id.clone());
-            trim(&mut self.applied);
         }
     }
 
@@ -327,6 +423,20 @@ impl ReleaseRecord {
         for e in &other.replied {
             self.mark_replied(e);
         }
+        if self.planned.is_empty() {
+            self.planned.clone_from(&other.planned);
+        }
+        for c in &other.children {
+            if self.children.len() < MAX_CHILDREN && !self.children.contains(c) {
+                self.children.push(c.clone());
+            }
+        }
+        if self.rolled_back.is_none() {
+            self.rolled_back.clone_from(&other.rolled_back);
+        }
+        if self.parent.is_none() {
+            self.parent.clone_from(&other.parent);
+        }
     }
 }
 
@@ -395,6 +505,12 @@ impl ReleaseStore for MemoryReleases {
 /// The record key of a run and destination.
 pub fn key(run: &str, destination: &str) -> String {
     format!("release#{destination}#{run}")
+}
+
+/// The key of the link record saying which run `child` (a thread such as
+/// `codedeploy/d-…`) belongs to, for a destination.
+pub fn link_key(child: &str, destination: &str) -> String {
+    format!("release#{destination}#link#{child}")
 }
 
 #[cfg(test)]
@@ -607,6 +723,123 @@ pub(crate) mod tests {
         }
         assert_eq!(r.applied.len(), MAX_APPLIED);
         assert!(r.has_applied(&format!("e{}", MAX_APPLIED + 19)));
+    }
+
+    #[test]
+    fn the_strip_shows_planned_stages_not_reached_yet() {
+        let mut r = ReleaseRecord::default();
+        let mut first = ev(
+            "2",
+            "stage",
+            "SUCCEEDED",
+            Some("Source"),
+            "2026-11-26T06:00:05Z",
+        );
+        first.planned_stages = vec!["Source".into(), "Build".into(), "Prod".into()];
+        r.merge(&first);
+        r.merge(&ev(
+            "3",
+            "stage",
+            "STARTED",
+            Some("Build"),
+            "2026-11-26T06:00:06Z",
+        ));
+        // A stage the plan does not have (the pipeline changed) still shows.
+        r.merge(&ev(
+            "4",
+            "stage",
+            "STARTED",
+            Some("Extra"),
+            "2026-11-26T06:00:07Z",
+        ));
+        assert_eq!(
+            r.strip(),
+            vec![
+                ("Source", Some(Status::Succeeded)),
+                ("Build", Some(Status::Started)),
+                ("Prod", None),
+                ("Extra", Some(Status::Started)),
+            ]
+        );
+        // Without a plan: the stages seen.
+        let mut seen = ReleaseRecord::default();
+        seen.merge(&ev(
+            "3",
+            "stage",
+            "STARTED",
+            Some("Build"),
+            "2026-11-26T06:00:06Z",
+        ));
+        assert_eq!(seen.strip(), vec![("Build", Some(Status::Started))]);
+    }
+
+    fn deployment(id: &str, state: &str, qualifier: Option<&str>, time: &str) -> Notification {
+        let mut n = Notification::from_event(&parse(json!({
+            "id": id, "detail-type": "CodeDeploy Deployment State-change Notification",
+            "source": "aws.codedeploy", "region": "eu-west-1", "account": "111122223333",
+            "time": time,
+            "detail": {"application": "pay", "deploymentGroup": "prod", "deploymentId": "d-ABC", "state": state}
+        })));
+        n.qualifier = qualifier.map(str::to_owned);
+        n.parent_run = Some("codepipeline/pay/x1".into());
+        n
+    }
+
+    #[test]
+    fn a_linked_deployment_never_moves_the_run_but_its_rollback_is_final() {
+        let evs = events();
+        let mut r = ReleaseRecord::default();
+        for e in &evs[..5] {
+            r.merge(e);
+        }
+        let started = r.overall;
+        // The deployment's own success does not end the pipeline.
+        r.merge(&deployment("d1", "SUCCESS", None, "2026-11-26T06:00:30Z"));
+        assert_eq!(r.overall, started);
+        assert!(r.rolled_back.is_none());
+        // Its rollback is remembered, in any order with the rest.
+        let rb = deployment("d2", "FAILURE", Some("rolled back"), "2026-11-26T06:00:50Z");
+        let mut a = r.clone();
+        a.merge(&rb);
+        for e in &evs[5..] {
+            a.merge(e);
+        }
+        let mut b = r.clone();
+        for e in evs[5..].iter().rev() {
+            b.merge(e);
+        }
+        b.merge(&rb);
+        b.merge(&evs[0]);
+        for x in [&a, &b] {
+            assert_eq!(x.overall.map(|m| m.status), Some(Status::Failed));
+            assert_eq!(x.rolled_back.as_deref(), Some("pay/prod (CodeDeploy)"));
+            assert_eq!(x.failed_stage(), Some("Build"));
+        }
+        // A late success of the deployment does not clear it.
+        a.merge(&deployment("d3", "SUCCESS", None, "2026-11-26T06:09:00Z"));
+        assert!(a.rolled_back.is_some());
+        // Absorbing keeps it.
+        let mut c = ReleaseRecord::default();
+        c.absorb(&a);
+        assert_eq!(c.rolled_back, a.rolled_back);
+    }
+
+    #[test]
+    fn a_linked_event_names_a_run_not_seen_yet() {
+        let mut r = ReleaseRecord::default();
+        r.merge(&deployment("d1", "START", None, "2026-11-26T06:00:30Z"));
+        assert_eq!(r.name, "pay");
+        assert_eq!(r.kind, Some(SourceKind::Pipeline));
+        assert!(r.overall.is_none() && r.stages.is_empty());
+    }
+
+    #[test]
+    fn children_are_remembered_bounded() {
+        let mut r = ReleaseRecord::default();
+        let mut n = ev("1", "pipeline", "STARTED", None, "2026-11-26T06:00:00Z");
+        n.children = (0..60).map(|i| format!("codebuild/p:{i}")).collect();
+        r.merge(&n);
+        assert_eq!(r.children.len(), MAX_CHILDREN);
     }
 
     #[tokio::test]

@@ -1,4 +1,5 @@
-//! A local Slack Web API ([`slack_api`]): `auth.test`, `chat.postMessage`
+//! A local Slack Web API ([`slack_api`]): `auth.test` (with the token's
+//! scopes in `x-oauth-scopes`), `chat.postMessage`
 //! and `chat.update` under `/api/`, answering with Slack's shapes (HTTP 200
 //! with `ok: true` and the message's `channel` / `ts`, or `ok: false` and
 //! an `error`: `invalid_auth`, `channel_not_found`, `message_not_found`).
@@ -12,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The only token the stand-in accepts.
 pub const BOT_TOKEN: &str = "xoxb-0000-LOCAL-NEVER-LOG";
+/// The scopes `auth.test` reports for [`BOT_TOKEN`] (`x-oauth-scopes`).
+pub const SCOPES: &str = "chat:write,chat:write.public";
 /// The only channel the bot is a member of.
 pub const CHANNEL: &str = "C0LOCAL0001";
 
@@ -29,11 +32,13 @@ fn answer(req: &Request, next: &AtomicU64) -> Reply {
     }
     let method = req.path.strip_prefix("/api/").unwrap_or_default();
     if method == "auth.test" {
+        // Slack sends the token's scopes in `x-oauth-scopes`.
         return Reply::json(
             200,
             &json!({"ok": true, "url": "https://local.slack.com/", "team": "Local",
                     "user": "tollgate", "team_id": "T0LOCAL", "user_id": "U0LOCAL", "bot_id": "B0LOCAL"}),
-        );
+        )
+        .header("x-oauth-scopes", SCOPES);
     }
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     let channel = body

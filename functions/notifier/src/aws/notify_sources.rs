@@ -1,5 +1,6 @@
 //! Read adapter for the notifier's enrichment: CodePipeline
 //! `GetPipelineExecution` / `ListActionExecutions` / `ListPipelineExecutions`
+//! / `GetPipeline` (the stage plan, Slack bot mode only)
 //! and CodeDeploy `GetDeployment`, reduced to the domain types of
 //! [`tollgate_notify::enrich`]; SSM `GetParameter` for deploy-hook's
 //! hook-failure records.
@@ -94,6 +95,29 @@ fn map(m: Option<&std::collections::HashMap<String, String>>) -> BTreeMap<String
 }
 
 impl SourceReader for NotifySources {
+    async fn pipeline_stages(
+        &self,
+        region: &str,
+        pipeline: &str,
+        version: i32,
+    ) -> Result<Vec<String>, SourceError> {
+        const ACTION: &str = "codepipeline:GetPipeline";
+        let mut op = self
+            .pipeline
+            .get_pipeline()
+            .name(pipeline)
+            .version(version)
+            .customize();
+        if let Some(r) = self.other_region(region) {
+            op = op.config_override(aws_sdk_codepipeline::config::Builder::default().region(r));
+        }
+        let out = op.send().await.map_err(|e| source_error(ACTION, e))?;
+        Ok(out
+            .pipeline
+            .map(|p| p.stages.into_iter().map(|s| s.name).collect())
+            .unwrap_or_default())
+    }
+
     async fn pipeline_execution(
         &self,
         region: &str,
@@ -186,6 +210,45 @@ impl SourceReader for NotifySources {
                         .as_ref()
                         .and_then(|o| o.output_variables.as_ref())),
                     configuration: map(d.input.as_ref().and_then(|i| i.configuration.as_ref())),
+                    external_id: result.and_then(|r| r.external_execution_id.clone()),
+                    execution_id: d.pipeline_execution_id.clone(),
+                }
+            })
+            .collect())
+    }
+
+    async fn recent_action_executions(
+        &self,
+        region: &str,
+        pipeline: &str,
+        max_results: i32,
+    ) -> Result<Vec<ActionExecutionInfo>, SourceError> {
+        const ACTION: &str = "codepipeline:ListActionExecutions";
+        let mut op = self
+            .pipeline
+            .list_action_executions()
+            .pipeline_name(pipeline)
+            .max_results(max_results)
+            .customize();
+        if let Some(r) = self.other_region(region) {
+            op = op.config_override(aws_sdk_codepipeline::config::Builder::default().region(r));
+        }
+        let out = op.send().await.map_err(|e| source_error(ACTION, e))?;
+        Ok(out
+            .action_execution_details
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| {
+                let result = d.output.as_ref().and_then(|o| o.execution_result.as_ref());
+                let type_id = d.input.as_ref().and_then(|i| i.action_type_id.as_ref());
+                ActionExecutionInfo {
+                    stage: d.stage_name.clone().unwrap_or_default(),
+                    action: d.action_name.clone().unwrap_or_default(),
+                    status: d.status.as_ref().map(|s| s.as_str().to_owned()),
+                    provider: type_id.map(|t| t.provider.clone()),
+                    external_id: result.and_then(|r| r.external_execution_id.clone()),
+                    execution_id: d.pipeline_execution_id.clone(),
+                    ..ActionExecutionInfo::default()
                 }
             })
             .collect())

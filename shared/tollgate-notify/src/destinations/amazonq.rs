@@ -20,15 +20,13 @@
 
 use super::Via;
 use super::sns::{SnsMessage, TopicPublisher, ascii_subject};
-use crate::deliver::{Attempts, with_retries};
+use crate::deliver::Attempts;
 use crate::model::Notification;
 use crate::render::{commit_line, context_line, enrichment_note, facts_with_duration, link_target};
-use crate::secret_ref::{ResolveError, SecretCache, is_arn_of};
 use serde_json::{Map, Value, json};
 use std::fmt;
 use tokio::time::Instant;
 use tollgate_core::config::{ConfigError, Env};
-use tollgate_core::ports::{ParameterStore, SecretStore};
 use tollgate_core::text::ellipsize;
 
 /// The `type` in the rules document.
@@ -73,77 +71,39 @@ impl fmt::Debug for Doc {
     }
 }
 
-/// Before resolution (nothing to resolve: the ARN is checked when read).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unresolved {
-    /// Topic ARN.
-    pub topic_arn: String,
-}
-
-/// Resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// Topic ARN.
-    pub topic_arn: String,
-}
+/// Before resolution and resolved: a topic ARN, as for [`super::sns`].
+pub use super::sns::{Target, Unresolved};
 
 fn topic_arn(origin: &str, raw: &str) -> Result<String, ConfigError> {
-    let raw = raw.trim();
-    if !(is_arn_of(raw, "sns") && raw.split(':').count() == 6) {
-        return Err(ConfigError::invalid(
-            origin,
-            raw,
-            "not an SNS topic ARN",
-            "arn:aws:sns:<region>:<account>:<topic>: the topic your Amazon Q chat channel configuration subscribes to",
-        ));
-    }
+    let raw = super::sns::check_topic_arn(
+        origin,
+        raw,
+        "arn:aws:sns:<region>:<account>:<topic>: the topic your Amazon Q chat channel configuration subscribes to",
+    )?;
     if raw.ends_with(".fifo") {
         // Q's channel configurations subscribe standard topics only.
         return Err(ConfigError::invalid(
             origin,
-            raw,
+            &raw,
             "a FIFO topic, which Amazon Q in chat cannot subscribe to",
             "a standard SNS topic",
         ));
     }
-    Ok(raw.to_owned())
+    Ok(raw)
 }
 
 /// From [`VAR`], when it is set.
 pub fn from_env(env: &impl Env) -> Result<Option<Unresolved>, ConfigError> {
-    env.get(VAR)
-        .map(|raw| {
-            Ok(Unresolved {
-                topic_arn: topic_arn(VAR, &raw)?,
-            })
-        })
-        .transpose()
+    super::sns::topic_from_env(env, VAR, topic_arn)
 }
 
 /// From the rules document; `origin` is the entry's path.
 pub fn from_doc(origin: &str, doc: Doc) -> Result<Unresolved, ConfigError> {
-    Ok(Unresolved {
-        topic_arn: topic_arn(&format!("{origin}.topic_arn"), &doc.topic_arn)?,
-    })
+    super::sns::topic_from_doc(origin, &doc.topic_arn, topic_arn)
 }
 
 /// Nothing to read: the topic ARN is not a secret.
-pub async fn resolve(
-    _origin: &str,
-    u: &Unresolved,
-    _cache: &mut SecretCache,
-    _secrets: &impl SecretStore,
-    _params: &impl ParameterStore,
-) -> Result<Target, ResolveError> {
-    Ok(Target {
-        topic_arn: u.topic_arn.clone(),
-    })
-}
-
-/// A topic ARN is never a secret.
-pub fn has_plain_secret(_: &Unresolved) -> bool {
-    false
-}
+pub use super::sns::{has_plain_secret, resolve};
 
 /// Publishes the custom notification; the deduplication id (used by FIFO
 /// topics only, which Q does not take) is `<event id>:<destination>`.
@@ -154,12 +114,7 @@ pub async fn deliver<H, P: TopicPublisher>(
     deadline: Instant,
     via: &Via<'_, H, P>,
 ) -> Attempts {
-    let msg = message(n);
-    let dedupe = format!("{}:{name}", n.event_id);
-    with_retries(name, deadline, via.policy, |_| {
-        via.sns.publish(&t.topic_arn, &msg, &dedupe)
-    })
-    .await
+    super::sns::publish(t, name, n, &message(n), deadline, via).await
 }
 
 /// The SNS message carrying [`render`]'s JSON, with the same subject and

@@ -68,8 +68,11 @@ pub mod limits {
 }
 
 /// How long a writer may take to post the first message before another
-/// may take over.
+/// may take over, at least; the lease also covers the writer's whole
+/// delivery deadline plus [`LEASE_MARGIN_SECS`].
 const CREATE_LEASE_SECS: i64 = 20;
+/// Added to the deadline in the creation lease.
+const LEASE_MARGIN_SECS: i64 = 5;
 /// Read-merge-write rounds at most per event.
 const MAX_ROUNDS: u32 = 12;
 
@@ -302,6 +305,133 @@ pub fn classify(method: &str, answer: &HttpAnswer) -> Result<Value, DeliveryErro
     })
 }
 
+/// The Web API refused the bot token at init (`auth.test`): revoked,
+/// invalid, or without the `chat:write` scope. Names the destination and
+/// what to do, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "slackbot destination {destination}: Slack refused the bot token at start ({detail}); \
+     no message can be posted, so every event fails with this reason (Lambda's retries and the \
+     failed-events queue keep them) until the token is fixed"
+)]
+pub struct TokenRejected {
+    /// The destination's name.
+    pub destination: String,
+    /// Slack's error and what to do.
+    pub detail: String,
+}
+
+/// The scope every bot-mode call needs.
+pub const REQUIRED_SCOPE: &str = "chat:write";
+
+/// `auth.test` for one bot destination, before any event is handled.
+/// `Err`: the token is refused or lacks [`REQUIRED_SCOPE`] (Slack's
+/// `x-oauth-scopes` header, when sent). Slack being unreachable or failing
+/// is not a verdict on the token: it is logged and deliveries go ahead
+/// (each sorts its own errors).
+pub async fn check_token<H: ChatTransport>(
+    name: &str,
+    t: &Target,
+    http: &H,
+    timeout: Duration,
+) -> Result<(), TokenRejected> {
+    let url = Secret::new(format!("{}/auth.test", t.api_url));
+    let headers = [("authorization", t.auth.clone())];
+    let answer = match tokio::time::timeout(
+        timeout,
+        http.post_api(&url, &headers, b"{}".to_vec(), timeout),
+    )
+    .await
+    {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            tracing::warn!(destination = %name, error = %e, "auth.test could not be made; the bot token is checked again on the first delivery");
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::warn!(destination = %name, timeout_ms = timeout.as_millis() as u64, "auth.test did not answer in time; the bot token is checked again on the first delivery");
+            return Ok(());
+        }
+    };
+    let rejected = |detail: String| TokenRejected {
+        destination: name.to_owned(),
+        detail,
+    };
+    match classify("auth.test", &answer) {
+        Ok(v) => {
+            if let Some(scopes) = &answer.scopes {
+                let list: Vec<String> = scopes
+                    .split(',')
+                    .map(|s| {
+                        s.trim()
+                            .chars()
+                            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '_' | '-'))
+                            .take(60)
+                            .collect::<String>()
+                    })
+                    .filter(|s| !s.is_empty())
+                    .take(40)
+                    .collect();
+                if !list.iter().any(|s| s == REQUIRED_SCOPE) {
+                    return Err(rejected(format!(
+                        "missing_scope: the token lacks the {REQUIRED_SCOPE} scope (it has: {}): add it under OAuth & Permissions › Bot Token Scopes and reinstall the app (docs/slack-app.md)",
+                        if list.is_empty() { "none".to_owned() } else { list.join(", ") }
+                    )));
+                }
+            }
+            let field = |k: &str| {
+                v.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                    .take(40)
+                    .collect::<String>()
+            };
+            tracing::info!(destination = %name, team_id = %field("team_id"), bot_user = %field("user_id"), "slack bot token verified (auth.test)");
+            Ok(())
+        }
+        Err(e @ DeliveryError::Permanent { .. }) => {
+            let detail = e.to_string();
+            Err(rejected(
+                detail
+                    .strip_prefix("HTTP 200: ")
+                    .unwrap_or(&detail)
+                    .to_owned(),
+            ))
+        }
+        Err(e) => {
+            tracing::warn!(destination = %name, error = %e, "auth.test failed on Slack's side; the bot token is checked again on the first delivery");
+            Ok(())
+        }
+    }
+}
+
+/// [`check_token`] for every bot destination (each distinct token and API
+/// once, concurrently), within `timeout`: the first refusal.
+pub async fn check_tokens<H: ChatTransport>(
+    destinations: &[super::Destination],
+    http: &H,
+    timeout: Duration,
+) -> Result<(), TokenRejected> {
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    let mut checks = Vec::new();
+    for d in destinations {
+        if let super::Target::SlackBot(t) = &d.target {
+            let k = (t.api_url.as_str(), t.auth.expose());
+            if !seen.contains(&k) {
+                seen.push(k);
+                checks.push(check_token(&d.name, t, http, timeout));
+            }
+        }
+    }
+    futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()
+        .map(|_| ())
+}
+
 /// Caps a payload to Slack's limits: at most [`limits::MAX_BLOCKS`] blocks
 /// (the last ones dropped) and [`limits::TEXT`] characters in every `text`.
 pub fn enforce_limits(mut payload: Value) -> Value {
@@ -361,6 +491,13 @@ fn headline(r: &ReleaseRecord, now: i64) -> (String, &'static str) {
         return (running, ":hourglass_flowing_sand:");
     };
     let total = elapsed.map(|e| format!(" in {e}")).unwrap_or_default();
+    if r.rolled_back.is_some() && m.status != Status::Succeeded && m.status != Status::Recovered {
+        let at = r
+            .failed_stage()
+            .map(|s| format!(" (failed at {})", escape(s)))
+            .unwrap_or_default();
+        return (format!("rolled back{at}{total}"), ":rewind:");
+    }
     match m.status {
         Status::Succeeded => (format!("succeeded{total}"), ":white_check_mark:"),
         Status::Recovered => (format!("succeeded (recovered){total}"), ":white_check_mark:"),
@@ -394,11 +531,11 @@ pub fn render_parent(r: &ReleaseRecord, channel: &str, now: i64) -> Value {
         "type": "section",
         "text": {"type": "mrkdwn", "text": format!("{emoji} *{name}* {what} {state}")}
     })];
-    if !r.stages.is_empty() {
-        let strip: Vec<String> = r
-            .stages
+    let cells = r.strip();
+    if !cells.is_empty() {
+        let strip: Vec<String> = cells
             .iter()
-            .map(|s| format!("{}{}", escape(&s.name), stage_mark(s.mark.status)))
+            .map(|(name, status)| format!("{}{}", escape(name), status.map_or("", stage_mark)))
             .collect();
         blocks.push(json!({
             "type": "section",
@@ -421,6 +558,9 @@ pub fn render_parent(r: &ReleaseRecord, channel: &str, now: i64) -> Value {
     }
     if let Some(t) = &r.trigger {
         context.push(format!("Trigger: {}", ellipsize(&escape(t), 300)));
+    }
+    if let Some(what) = &r.rolled_back {
+        context.push(format!("Rolled back: {}", ellipsize(&escape(what), 300)));
     }
     if !context.is_empty() {
         let elements: Vec<Value> = context
@@ -512,6 +652,42 @@ impl<H: ChatTransport, P> Api<'_, H, P> {
     }
 }
 
+/// When a creation lease taken at `now_epoch` ends: it covers this
+/// delivery's whole deadline (429 waits included) plus a margin, so no one
+/// else posts while this writer still may; at least [`CREATE_LEASE_SECS`].
+fn creation_lease(now_epoch: i64, now: Instant, deadline: Instant) -> i64 {
+    let left = i64::try_from(deadline.saturating_duration_since(now).as_secs()).unwrap_or(86_400);
+    now_epoch + CREATE_LEASE_SECS.max(left.min(86_400) + LEASE_MARGIN_SECS)
+}
+
+/// Whether Slack says the live message is gone (deleted).
+fn is_message_gone(e: &DeliveryError) -> bool {
+    matches!(e, DeliveryError::Permanent { detail, .. } if detail.starts_with("chat.update: message_not_found:"))
+}
+
+/// Clears a deleted message's `ts` from the record, unless another writer
+/// already replaced it.
+async fn forget_ts(
+    store: &dyn ReleaseStore,
+    key: &str,
+    gone: &str,
+) -> Result<(), (DeliveryError, String)> {
+    for _ in 0..MAX_ROUNDS {
+        let Some(mut cur) = store.load(key).await.map_err(store_error)? else {
+            return Ok(());
+        };
+        if cur.ts.as_deref() != Some(gone) {
+            return Ok(());
+        }
+        cur.ts = None;
+        cur.creating_until = None;
+        if store.store(key, &cur).await.map_err(store_error)? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 fn now_secs() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -549,7 +725,21 @@ pub async fn deliver<H: ChatTransport, P>(
             v["channel"] = json!(t.channel);
             api.call("chat.postMessage", enforce_limits(v)).await.map(|_| ())
         }
-        Some(run) => live(&mut api, via.releases, &release::key(run, name), n).await,
+        Some(run) => {
+            // A build or deployment an execution started lands in that
+            // execution's thread (unless it already has its own message).
+            let parent = find_parent(via.releases, name, run, n).await;
+            let mut ev = n.clone();
+            ev.parent_run.clone_from(&parent);
+            let home = parent.as_deref().unwrap_or(run);
+            match live(&mut api, via.releases, &release::key(home, name), &ev).await {
+                Ok(fresh) => {
+                    link_children(via.releases, name, home, &fresh).await;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }
     };
     Attempts {
         attempts: api.attempts.max(1),
@@ -557,14 +747,81 @@ pub async fn deliver<H: ChatTransport, P>(
     }
 }
 
+/// Which run's thread an event of a build or deployment (`run`) lands in:
+/// the pipeline execution that started it ([`Notification::parent_run`]
+/// from enrichment, or the link record an execution's events left for
+/// it or for the deployment it rolls back), unless the run already has a
+/// message of its own (its first events came before the link). `None`:
+/// its own message, as without a link.
+async fn find_parent(
+    store: &dyn ReleaseStore,
+    dest: &str,
+    run: &str,
+    n: &Notification,
+) -> Option<String> {
+    if !matches!(
+        n.kind,
+        SourceKind::Build | SourceKind::Deployment | SourceKind::Instance | SourceKind::EcsDeployment
+    ) {
+        return None;
+    }
+    let parent = match &n.parent_run {
+        Some(p) => p.clone(),
+        None => {
+            let mut found = None;
+            for t in std::iter::once(run).chain(n.related_runs.iter().map(String::as_str)).take(3) {
+                match store.load(&release::link_key(t, dest)).await {
+                    Ok(Some(r)) if r.parent.is_some() => {
+                        found = r.parent;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(run = %run, error = %e, "could not read which execution started this run; it keeps its own message");
+                        return None;
+                    }
+                }
+            }
+            found?
+        }
+    };
+    match store.load(&release::key(run, dest)).await {
+        Ok(Some(own)) if own.ts.is_some() || own.creating_until.is_some() => None,
+        Ok(_) => Some(parent),
+        Err(_) => None,
+    }
+}
+
+/// Leaves a link record for each run this execution started (first seen
+/// by this writer), so that their events land in its thread. A failed
+/// write only leaves that run on its own message.
+async fn link_children(store: &dyn ReleaseStore, dest: &str, home: &str, fresh: &[String]) {
+    for child in fresh {
+        let link = ReleaseRecord {
+            parent: Some(home.to_owned()),
+            ..ReleaseRecord::default()
+        };
+        match store.store(&release::link_key(child, dest), &link).await {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(run = %home, child = %child, error = %e, "could not link a run to its execution; its events keep their own message");
+            }
+        }
+    }
+}
+
+/// Merges `n` into the record at `key`, posts or updates the live message
+/// and answers in its thread. Returns the child runs this writer added to
+/// the record (to be linked).
 async fn live<H: ChatTransport, P>(
     api: &mut Api<'_, H, P>,
     store: &dyn ReleaseStore,
     key: &str,
     n: &Notification,
-) -> Result<(), (DeliveryError, String)> {
+) -> Result<Vec<String>, (DeliveryError, String)> {
     let channel = api.t.channel.clone();
     let mut rounds = 0;
+    let mut fresh: Vec<String>;
     // 1-2: merge, and post or update the parent.
     let (ts, shown) = loop {
         rounds += 1;
@@ -583,7 +840,14 @@ async fn live<H: ChatTransport, P>(
             channel: channel.clone(),
             ..ReleaseRecord::default()
         });
+        fresh = n
+            .children
+            .iter()
+            .filter(|c| !rec.children.contains(c))
+            .cloned()
+            .collect();
         rec.merge(n);
+        fresh.retain(|c| rec.children.contains(c));
         let now = now_secs();
         match rec.ts.clone() {
             Some(ts) => {
@@ -592,8 +856,18 @@ async fn live<H: ChatTransport, P>(
                 }
                 let mut body = render_parent(&rec, &rec.channel, now);
                 body["ts"] = json!(ts);
-                api.call("chat.update", body).await?;
-                break (ts, rec.version + 1);
+                match api.call("chat.update", body).await {
+                    Ok(_) => break (ts, rec.version + 1),
+                    Err((e, _)) if is_message_gone(&e) => {
+                        // Someone deleted the live message: forget its ts
+                        // (if no one did yet) so the next round posts a new
+                        // one, and the run goes on there.
+                        tracing::warn!(run = %key, "the live message was deleted in Slack; posting a new one");
+                        forget_ts(store, key, &ts).await?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             None if rec.creating_until.is_some_and(|u| u > now) => {
                 // Another writer is posting the message: wait for its ts.
@@ -611,7 +885,7 @@ async fn live<H: ChatTransport, P>(
                 }
             }
             None => {
-                rec.creating_until = Some(now + CREATE_LEASE_SECS);
+                rec.creating_until = Some(creation_lease(now, Instant::now(), api.deadline));
                 if !store.store(key, &rec).await.map_err(store_error)? {
                     continue;
                 }
@@ -650,14 +924,38 @@ async fn live<H: ChatTransport, P>(
                 let mut mine = rec.clone();
                 mine.ts = Some(ts.clone());
                 mine.creating_until = None;
+                // The message exists now: its ts must be stored, or a later
+                // writer would post a second one. Store errors are retried
+                // (with backoff, within the deadline) rather than returned.
                 let mut stored = false;
+                let mut backoff = Duration::from_millis(100);
                 for _ in 0..MAX_ROUNDS {
-                    if store.store(key, &mine).await.map_err(store_error)? {
+                    let written = match store.store(key, &mine).await {
+                        Ok(w) => w,
+                        Err(e) => {
+                            if Instant::now() + backoff >= api.deadline {
+                                tracing::error!(run = %key, error = %e, "the message was posted but its ts could not be stored before the deadline; the creation lease keeps others from posting until it ends");
+                                return Err(store_error(e));
+                            }
+                            tracing::warn!(run = %key, error = %e, "storing the new message's ts failed; retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(2));
+                            continue;
+                        }
+                    };
+                    if written {
                         stored = true;
                         break;
                     }
-                    let Some(cur) = store.load(key).await.map_err(store_error)? else {
-                        continue;
+                    let cur = match store.load(key).await {
+                        Ok(Some(cur)) => cur,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            tracing::warn!(run = %key, error = %e, "reading the record to store the new message's ts failed; retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(2));
+                            continue;
+                        }
                     };
                     if cur.ts.as_deref().is_some_and(|other| other != ts) {
                         tracing::warn!(run = %key, "another environment posted this run's message after our lease expired; two messages exist");
@@ -712,7 +1010,7 @@ async fn live<H: ChatTransport, P>(
         api.call("chat.update", body).await?;
         shown = cur.version;
     }
-    Ok(())
+    Ok(fresh)
 }
 
 #[cfg(test)]
@@ -724,6 +1022,7 @@ mod tests {
             status,
             retry_after: retry.map(Duration::from_secs),
             body: body.into(),
+            scopes: None,
         }
     }
 
@@ -805,11 +1104,84 @@ mod tests {
         assert!(!text.contains("<!channel>"), "{text}");
     }
 
+    /// Answers every call with one scripted answer (or a transport error).
+    #[derive(Debug)]
+    struct Scripted(Result<HttpAnswer, DeliveryError>);
+
+    impl ChatTransport for Scripted {
+        async fn post_json(
+            &self,
+            _url: &Secret,
+            _headers: &[(&'static str, Secret)],
+            _body: Vec<u8>,
+            _timeout: Duration,
+        ) -> Result<HttpAnswer, DeliveryError> {
+            self.0.clone()
+        }
+    }
+
+    fn bot(name: &str) -> super::super::Destination {
+        super::super::Destination {
+            name: name.into(),
+            target: super::super::Target::SlackBot(Target {
+                auth: Secret::new("Bearer xoxb-SECRET-1"),
+                channel: "C0123456789".into(),
+                api_url: "http://127.0.0.1:9".into(),
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn auth_test_at_init_refuses_a_revoked_token_or_a_missing_scope() {
+        let t = Duration::from_secs(1);
+        let ok = |scopes: Option<&str>| {
+            Scripted(Ok(HttpAnswer {
+                scopes: scopes.map(str::to_owned),
+                ..answer(200, r#"{"ok":true,"team_id":"T1","user_id":"U1"}"#, None)
+            }))
+        };
+        let dests = [bot("bot"), bot("again")];
+        assert!(check_tokens(&dests, &ok(Some("chat:write,channels:read")), t).await.is_ok());
+        // Slack did not say which scopes: nothing to hold against the token.
+        assert!(check_tokens(&dests, &ok(None), t).await.is_ok());
+        let e = check_tokens(&dests, &ok(Some("channels:read, users:read")), t)
+            .await
+            .expect_err("no chat:write");
+        assert!(e.detail.contains("missing_scope") && e.detail.contains("chat:write"), "{e}");
+        assert!(e.detail.contains("channels:read, users:read"), "{e}");
+        for code in ["invalid_auth", "token_revoked", "account_inactive"] {
+            let s = Scripted(Ok(answer(
+                200,
+                &format!(r#"{{"ok":false,"error":"{code}"}}"#),
+                None,
+            )));
+            let e = check_tokens(&dests, &s, t).await.expect_err(code);
+            assert_eq!(e.destination, "bot");
+            let text = e.to_string();
+            assert!(text.contains(code) && text.contains("reinstall"), "{text}");
+            assert!(text.contains("every event fails"), "{text}");
+            assert!(!text.contains("SECRET"), "{text}");
+        }
+        // Slack down or unreachable is no verdict on the token.
+        let down = Scripted(Ok(answer(503, "", None)));
+        assert!(check_tokens(&dests, &down, t).await.is_ok());
+        let unreachable = Scripted(Err(DeliveryError::Retryable {
+            status: None,
+            retry_after: None,
+            detail: "connection refused".into(),
+        }));
+        assert!(check_tokens(&dests, &unreachable, t).await.is_ok());
+        // No bot destination: nothing is called.
+        assert!(check_tokens(&[], &down, t).await.is_ok());
+    }
+
     /// A Slack Web API in memory: answers like Slack, records every call.
     #[derive(Debug, Default)]
     struct FakeSlack {
         calls: Mutex<Vec<(String, Value)>>,
         next_ts: std::sync::atomic::AtomicU64,
+        /// Messages deleted in Slack (`chat.update` answers message_not_found).
+        gone: Mutex<Vec<String>>,
     }
 
     impl ChatTransport for FakeSlack {
@@ -838,13 +1210,22 @@ mod tests {
                 "1700000000.{:06}",
                 self.next_ts.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
             );
-            let answer = json!({"ok": true, "channel": v["channel"], "ts": v.get("ts").cloned().unwrap_or(json!(ts))});
+            let deleted = method == "chat.update"
+                && v["ts"]
+                    .as_str()
+                    .is_some_and(|t| self.gone.lock().expect("lock").iter().any(|g| g == t));
+            let answer = if deleted {
+                json!({"ok": false, "error": "message_not_found"})
+            } else {
+                json!({"ok": true, "channel": v["channel"], "ts": v.get("ts").cloned().unwrap_or(json!(ts))})
+            };
             self.calls.lock().expect("lock").push((method, v));
             tokio::task::yield_now().await;
             Ok(HttpAnswer {
                 status: 200,
                 retry_after: None,
                 body: answer.to_string(),
+                scopes: None,
             })
         }
     }
@@ -932,5 +1313,176 @@ mod tests {
         let text = last.1.to_string();
         assert!(text.contains("Source ✓ · Build ✗"), "{text}");
         assert!(text.contains("failed at Build"), "{text}");
+    }
+
+    fn bot_target() -> Target {
+        Target {
+            auth: Secret::new("Bearer xoxb-test"),
+            channel: "C0123456789".into(),
+            api_url: "http://127.0.0.1:9".into(),
+        }
+    }
+
+    fn parents(slack: &FakeSlack) -> Vec<Value> {
+        slack
+            .calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(m, v)| m == "chat.postMessage" && v.get("thread_ts").is_none())
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_deleted_live_message_is_posted_again_and_the_run_goes_on() {
+        let slack = FakeSlack::default();
+        let store = Interleaving::default();
+        let policy = crate::deliver::RetryPolicy::default();
+        let via = Via { http: &slack, sns: &(), policy: &policy, releases: &store };
+        let t = bot_target();
+        let evs = crate::release::tests::events();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for n in &evs[..3] {
+            assert!(deliver(&t, "bot", n, deadline, &via).await.result.is_ok());
+        }
+        assert_eq!(parents(&slack).len(), 1);
+        let key = release::key(evs[0].thread.as_deref().expect("run"), "bot");
+        let ts = store.0.load(&key).await.expect("load").expect("rec").ts.expect("ts");
+        slack.gone.lock().expect("lock").push(ts.clone());
+        for n in &evs[3..] {
+            let out = deliver(&t, "bot", n, deadline, &via).await;
+            assert!(out.result.is_ok(), "{out:?}");
+        }
+        assert_eq!(parents(&slack).len(), 2, "one new message after the deletion");
+        let rec = store.0.load(&key).await.expect("load").expect("rec");
+        let new_ts = rec.ts.expect("new ts");
+        assert_ne!(new_ts, ts);
+        let calls = slack.calls.lock().expect("lock").clone();
+        let last = calls.iter().rev().find(|(m, v)| m == "chat.update" && v["ts"] == new_ts.as_str());
+        let text = last.expect("the new message is updated").1.to_string();
+        assert!(text.contains("failed at Build"), "{text}");
+        let replies: Vec<_> = calls
+            .iter()
+            .filter(|(m, v)| m == "chat.postMessage" && v.get("thread_ts").is_some())
+            .collect();
+        assert!(replies.iter().all(|(_, v)| v["thread_ts"] == new_ts.as_str()), "{replies:#?}");
+    }
+
+    /// Fails the first write of a posted message's ts (a DynamoDB error
+    /// after a successful post).
+    #[derive(Debug, Default)]
+    struct FailTsOnce {
+        inner: crate::release::MemoryReleases,
+        failed: std::sync::atomic::AtomicBool,
+    }
+
+    impl ReleaseStore for FailTsOnce {
+        fn load<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> release::BoxFuture<'a, Result<Option<ReleaseRecord>, String>> {
+            self.inner.load(key)
+        }
+        fn store<'a>(
+            &'a self,
+            key: &'a str,
+            r: &'a ReleaseRecord,
+        ) -> release::BoxFuture<'a, Result<bool, String>> {
+            if r.ts.is_some() && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return Box::pin(async { Err("ProvisionedThroughputExceededException".to_owned()) });
+            }
+            self.inner.store(key, r)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_error_after_the_post_is_retried_so_no_second_message_is_posted() {
+        let slack = FakeSlack::default();
+        let store = FailTsOnce::default();
+        let policy = crate::deliver::RetryPolicy::default();
+        let via = Via { http: &slack, sns: &(), policy: &policy, releases: &store };
+        let t = bot_target();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for n in &crate::release::tests::events() {
+            let out = deliver(&t, "bot", n, deadline, &via).await;
+            assert!(out.result.is_ok(), "{out:?}");
+        }
+        assert!(store.failed.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(parents(&slack).len(), 1);
+    }
+
+    #[test]
+    fn the_creation_lease_covers_the_deadline() {
+        let now = Instant::now();
+        // A short deadline: the floor.
+        assert_eq!(creation_lease(1000, now, now + Duration::from_secs(3)), 1020);
+        // A long one (429 waits): all of it, plus the margin.
+        assert_eq!(creation_lease(1000, now, now + Duration::from_secs(300)), 1305);
+        // Past the deadline: the floor.
+        assert_eq!(creation_lease(1000, now + Duration::from_secs(9), now), 1020);
+    }
+
+    #[tokio::test]
+    async fn a_deployment_the_execution_started_lands_in_its_thread() {
+        use crate::events::parse;
+        let slack = FakeSlack::default();
+        let store = Interleaving::default();
+        let policy = crate::deliver::RetryPolicy::default();
+        let via = Via { http: &slack, sns: &(), policy: &policy, releases: &store };
+        let t = bot_target();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let deploy = |id: &str, state: &str, time: &str| {
+            Notification::from_event(&parse(json!({
+                "id": id, "detail-type": "CodeDeploy Deployment State-change Notification",
+                "source": "aws.codedeploy", "region": "eu-west-1", "account": "111122223333",
+                "time": time,
+                "detail": {"application": "pay", "deploymentGroup": "prod", "deploymentId": "d-ABC123", "state": state}
+            })))
+        };
+        // A deployment nobody linked yet keeps its own message.
+        let other = Notification::from_event(&parse(json!({
+            "id": "o1", "detail-type": "CodeDeploy Deployment State-change Notification",
+            "source": "aws.codedeploy", "region": "eu-west-1", "account": "111122223333",
+            "time": "2026-11-26T06:00:10Z",
+            "detail": {"application": "pay", "deploymentGroup": "dev", "deploymentId": "d-OTHER1", "state": "START"}
+        })));
+        assert!(deliver(&t, "bot", &other, deadline, &via).await.result.is_ok());
+        assert_eq!(parents(&slack).len(), 1);
+        // The pipeline's action event names the deployment it started.
+        let mut action = crate::release::tests::ev("a1", "action", "STARTED", Some("Deploy"), "2026-11-26T06:00:20Z");
+        action.add_child("codedeploy/d-ABC123".into());
+        assert!(deliver(&t, "bot", &action, deadline, &via).await.result.is_ok());
+        assert_eq!(parents(&slack).len(), 2);
+        let run_ts = store
+            .0
+            .load(&release::key(action.thread.as_deref().expect("run"), "bot"))
+            .await
+            .expect("load")
+            .expect("rec")
+            .ts
+            .expect("ts");
+        // Its failure is told in the execution's thread, broadcast.
+        let mut failed = deploy("d1", "FAILURE", "2026-11-26T06:01:00Z");
+        failed.reason = Some("the deployment failed <!here>".into());
+        failed.qualifier = Some("rolled back".into());
+        assert!(deliver(&t, "bot", &failed, deadline, &via).await.result.is_ok());
+        assert_eq!(parents(&slack).len(), 2, "no message of its own");
+        let calls = slack.calls.lock().expect("lock").clone();
+        let reply = calls
+            .iter()
+            .find(|(m, v)| m == "chat.postMessage" && v.to_string().contains("the deployment failed"))
+            .expect("a reply");
+        assert!(!reply.1.to_string().contains("<!here>"), "escaped");
+        assert_eq!(reply.1["thread_ts"], run_ts.as_str());
+        assert_eq!(reply.1["reply_broadcast"], true);
+        // The run's message shows the rollback once the pipeline ends.
+        let end = crate::release::tests::ev("p9", "pipeline", "FAILED", None, "2026-11-26T06:01:05Z");
+        assert!(deliver(&t, "bot", &end, deadline, &via).await.result.is_ok());
+        let calls = slack.calls.lock().expect("lock").clone();
+        let last = calls.iter().rev().find(|(m, _)| m == "chat.update").expect("update");
+        let text = last.1.to_string();
+        assert!(text.contains("rolled back"), "{text}");
+        assert!(text.contains("pay/prod (CodeDeploy)"), "{text}");
     }
 }

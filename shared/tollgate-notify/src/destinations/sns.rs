@@ -54,36 +54,59 @@ pub struct Target {
     pub topic_arn: String,
 }
 
-fn topic_arn(origin: &str, raw: &str) -> Result<String, ConfigError> {
+/// Checks a topic ARN (`hint`: what to give instead).
+pub(crate) fn check_topic_arn(origin: &str, raw: &str, hint: &str) -> Result<String, ConfigError> {
     let raw = raw.trim();
     if is_arn_of(raw, "sns") && raw.split(':').count() == 6 {
         Ok(raw.to_owned())
     } else {
-        Err(ConfigError::invalid(
-            origin,
-            raw,
-            "not an SNS topic ARN",
-            "arn:aws:sns:<region>:<account>:<topic>, e.g. arn:aws:sns:eu-west-1:111122223333:deployments",
-        ))
+        Err(ConfigError::invalid(origin, raw, "not an SNS topic ARN", hint))
     }
 }
 
-/// From [`VAR`], when it is set.
-pub fn from_env(env: &impl Env) -> Result<Option<Unresolved>, ConfigError> {
-    env.get(VAR)
+fn topic_arn(origin: &str, raw: &str) -> Result<String, ConfigError> {
+    check_topic_arn(
+        origin,
+        raw,
+        "arn:aws:sns:<region>:<account>:<topic>, e.g. arn:aws:sns:eu-west-1:111122223333:deployments",
+    )
+}
+
+/// A topic destination's configuration from `var` (when set), each value
+/// checked by `check` (shared by [`super::amazonq`]).
+pub(crate) fn topic_from_env(
+    env: &impl Env,
+    var: &str,
+    check: fn(&str, &str) -> Result<String, ConfigError>,
+) -> Result<Option<Unresolved>, ConfigError> {
+    env.get(var)
         .map(|raw| {
             Ok(Unresolved {
-                topic_arn: topic_arn(VAR, &raw)?,
+                topic_arn: check(var, &raw)?,
             })
         })
         .transpose()
 }
 
+/// A topic destination's `topic_arn` from the rules document.
+pub(crate) fn topic_from_doc(
+    origin: &str,
+    topic: &str,
+    check: fn(&str, &str) -> Result<String, ConfigError>,
+) -> Result<Unresolved, ConfigError> {
+    Ok(Unresolved {
+        topic_arn: check(&format!("{origin}.topic_arn"), topic)?,
+    })
+}
+
+/// From [`VAR`], when it is set.
+pub fn from_env(env: &impl Env) -> Result<Option<Unresolved>, ConfigError> {
+    topic_from_env(env, VAR, topic_arn)
+}
+
 /// From the rules document; `origin` is the entry's path.
 pub fn from_doc(origin: &str, doc: Doc) -> Result<Unresolved, ConfigError> {
-    Ok(Unresolved {
-        topic_arn: topic_arn(&format!("{origin}.topic_arn"), &doc.topic_arn)?,
-    })
+    topic_from_doc(origin, &doc.topic_arn, topic_arn)
 }
 
 /// Nothing to read: the topic ARN is not a secret.
@@ -123,10 +146,22 @@ pub async fn deliver<H, P: TopicPublisher>(
     deadline: Instant,
     via: &Via<'_, H, P>,
 ) -> Attempts {
-    let msg = render(n);
+    publish(t, name, n, &render(n), deadline, via).await
+}
+
+/// Publishes `msg` with retries; the deduplication id (FIFO topics only) is
+/// `<event id>:<destination>` (shared by [`super::amazonq`]).
+pub(crate) async fn publish<H, P: TopicPublisher>(
+    t: &Target,
+    name: &str,
+    n: &Notification,
+    msg: &SnsMessage,
+    deadline: Instant,
+    via: &Via<'_, H, P>,
+) -> Attempts {
     let dedupe = format!("{}:{name}", n.event_id);
     with_retries(name, deadline, via.policy, |_| {
-        via.sns.publish(&t.topic_arn, &msg, &dedupe)
+        via.sns.publish(&t.topic_arn, msg, &dedupe)
     })
     .await
 }
