@@ -243,7 +243,13 @@ async fn seed(standin: &AwsStandIn, name: &str, test_port: Option<u16>, prod_por
 /// Scripts the ECS target CodeDeploy would show: `hook` in progress, and a
 /// green task set with the given counts.
 fn script_target(standin: &AwsStandIn, deployment_id: &str, hook: &str, green: (i64, i64, i64)) {
-    script_target_groups(standin, deployment_id, hook, green, ("web-blue", "web-green"));
+    script_target_groups(
+        standin,
+        deployment_id,
+        hook,
+        green,
+        ("web-blue", "web-green"),
+    );
 }
 
 /// [`script_target`] with the blue and green task sets' target groups named.
@@ -1350,7 +1356,12 @@ async fn a_secret_variable_is_sent_but_never_reported_or_logged() {
 /// Blue and green target groups in moto's ELBv2 and their CloudWatch
 /// `TargetGroup` dimensions (`targetgroup/<name>/<id>`), with `errors`
 /// 5xx responses and 500 requests seeded for each.
-async fn seed_gate(standin: &AwsStandIn, name: &str, blue_errors: f64, green_errors: f64) -> (String, String) {
+async fn seed_gate(
+    standin: &AwsStandIn,
+    name: &str,
+    blue_errors: f64,
+    green_errors: f64,
+) -> (String, String) {
     use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
     let sdk = standin.sdk_config().await;
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
@@ -1367,7 +1378,10 @@ async fn seed_gate(standin: &AwsStandIn, name: &str, blue_errors: f64, green_err
             .send()
             .await
             .expect("CreateTargetGroup");
-        let arn = tg.target_groups()[0].target_group_arn().expect("arn").to_owned();
+        let arn = tg.target_groups()[0]
+            .target_group_arn()
+            .expect("arn")
+            .to_owned();
         let dim = arn[arn.find(":targetgroup/").expect("tg arn") + 1..].to_owned();
         let at = aws_sdk_cloudwatch::primitives::DateTime::from_secs(
             i64::try_from(
@@ -1379,7 +1393,10 @@ async fn seed_gate(standin: &AwsStandIn, name: &str, blue_errors: f64, green_err
             .expect("epoch")
                 - 90,
         );
-        for (metric, value) in [("RequestCount", 500.0), ("HTTPCode_Target_5XX_Count", errors)] {
+        for (metric, value) in [
+            ("RequestCount", 500.0),
+            ("HTTPCode_Target_5XX_Count", errors),
+        ] {
             cw.put_metric_data()
                 .namespace("AWS/ApplicationELB")
                 .metric_data(
@@ -1424,8 +1441,13 @@ gate:
 /// `n`th ticket the function sent.
 fn ticket_delivery(standin: &AwsStandIn, n: usize) -> (Value, Value) {
     let sent = standin.calls_of("SendMessage");
-    let call = sent.get(n).unwrap_or_else(|| panic!("ticket {n} was sent: {sent:#?}"));
-    let body = call.request["MessageBody"].as_str().expect("a body").to_owned();
+    let call = sent
+        .get(n)
+        .unwrap_or_else(|| panic!("ticket {n} was sent: {sent:#?}"));
+    let body = call.request["MessageBody"]
+        .as_str()
+        .expect("a body")
+        .to_owned();
     (
         json!({"Records": [{"messageId": format!("m-{n}"), "eventSource": "aws:sqs",
             "eventSourceARN": "arn:aws:sqs:us-east-1:111111111111:gates", "body": body}]}),
@@ -1450,9 +1472,11 @@ async fn after_allow_traffic_gates_on_green_against_blue_through_the_queue() {
     // a hook runs.
     standin.script(
         "GetDeployment",
-        vec![json!({"deploymentInfo": {"deploymentId": seeded.deployment_id,
+        vec![
+            json!({"deploymentInfo": {"deploymentId": seeded.deployment_id,
             "applicationName": "gatecd-app", "deploymentGroupName": "gatecd-dg",
-            "computePlatform": "ECS", "status": "InProgress"}})],
+            "computePlatform": "ECS", "status": "InProgress"}}),
+        ],
     );
     let sqs = aws_sdk_sqs::Client::new(&standin.sdk_config().await);
     let queue = sqs
@@ -1481,11 +1505,21 @@ async fn after_allow_traffic_gates_on_green_against_blue_through_the_queue() {
     // 1. The hook: the checks pass, the gate starts, nothing is reported.
     let out = f.invoke(ev, DEADLINE).await;
     assert_eq!(out.response()["report"], "baking", "{}", f.logs());
-    assert!(standin.reports_for(&execution).is_empty(), "not reported while baking");
-    let (delivery, delay) = ticket_delivery(&standin, 0);
-    assert_eq!(delay, json!(1), "the first measurement is due one interval later");
     assert!(
-        standin.calls_of("SendMessage").iter().all(|c| c.forwarded && c.status == 200),
+        standin.reports_for(&execution).is_empty(),
+        "not reported while baking"
+    );
+    let (delivery, delay) = ticket_delivery(&standin, 0);
+    assert_eq!(
+        delay,
+        json!(1),
+        "the first measurement is due one interval later"
+    );
+    assert!(
+        standin
+            .calls_of("SendMessage")
+            .iter()
+            .all(|c| c.forwarded && c.status == 200),
         "moto's SQS took the ticket"
     );
 
@@ -1497,13 +1531,16 @@ async fn after_allow_traffic_gates_on_green_against_blue_through_the_queue() {
     assert_eq!(only_report(&standin, &execution), "Failed");
     let logs = f.logs();
     assert!(
-        logs.contains("metric gate failed: 5xx count 60 > 6 (baseline 1 + 5) in 1 of 1 measurements"),
+        logs.contains(
+            "metric gate failed: 5xx count 60 > 6 (baseline 1 + 5) in 1 of 1 measurements"
+        ),
         "{logs}"
     );
     let reads = standin.calls_of("GetMetricData");
     assert_eq!(reads.len(), 2, "green, then blue");
     let dimension = |i: usize| {
-        reads[i].request["MetricDataQueries"][0]["MetricStat"]["Metric"]["Dimensions"][0]["Value"].clone()
+        reads[i].request["MetricDataQueries"][0]["MetricStat"]["Metric"]["Dimensions"][0]["Value"]
+            .clone()
     };
     assert_eq!(dimension(0), json!(green));
     assert_eq!(dimension(1), json!(blue));

@@ -41,17 +41,13 @@ async fn init(init: Init) -> impl Function {
                 ecs,
             )
             .await?;
-            // Hook-failure records for the notifier, when the prefix is set;
-            // CloudWatch for the specs' metric gates.
-            let queue = app.config.gate_queue_url.clone();
-            let app = app
+            // Hook-failure records for the notifier (when the prefix is set),
+            // CloudWatch and the CodeDeploy gate queue for metric gates.
+            let queue = (app.config.gate_queue_url.clone()).map(|u| SqsGateQueue::new(&sdk, u));
+            Ok(app
                 .with_failure_records(SsmParameterWriter::new(&sdk))
-                .with_metrics(CloudWatchMetrics::new(&sdk));
-            // The queue that carries CodeDeploy metric gates, when set.
-            Ok(match queue {
-                Some(url) => app.with_gate_queue(SqsGateQueue::new(&sdk, url)),
-                None => app,
-            })
+                .with_metrics(CloudWatchMetrics::new(&sdk))
+                .with_gate_queue(queue))
         }
     };
     HookFunction::init(&ProcessEnv, reporter, ecs, build).await

@@ -264,7 +264,11 @@ where
 {
     let id = ticket.deployment_id.clone();
     let hook = ticket.hook.clone();
-    let fail = |text: String| TicketEnd::Report(HookOutcome::failed(format!("{hook} failed for {id}: {text}")));
+    let fail = |text: String| {
+        TicketEnd::Report(HookOutcome::failed(format!(
+            "{hook} failed for {id}: {text}"
+        )))
+    };
 
     // Still wanted?
     let deployment = match read_deployment(&app.codedeploy, &id).await {
@@ -406,7 +410,9 @@ where
                     Ok(c) => out.push(serde_json::json!({"gate": "reported", "report": c.report})),
                     Err(e) => {
                         tracing::error!(deployment_id = %event.deployment_id, error = %e, "metric gate verdict not delivered");
-                        out.push(serde_json::json!({"gate": "undelivered", "error": e.to_string()}));
+                        out.push(
+                            serde_json::json!({"gate": "undelivered", "error": e.to_string()}),
+                        );
                     }
                 }
             }
@@ -518,7 +524,14 @@ gate:
 
     /// The SQS event SQS delivers for the last ticket queued.
     fn delivery(rig: &Rig) -> serde_json::Value {
-        let (body, _) = rig.queue.sent.lock().expect("lock").last().cloned().expect("a ticket");
+        let (body, _) = rig
+            .queue
+            .sent
+            .lock()
+            .expect("lock")
+            .last()
+            .cloned()
+            .expect("a ticket");
         serde_json::json!({"Records": [{"messageId": "m-1", "eventSource": "aws:sqs", "body": body}]})
     }
 
@@ -544,7 +557,11 @@ gate:
 
     #[tokio::test]
     async fn after_allow_traffic_bakes_through_the_queue_then_reports_once() {
-        let rig = rig("InProgress", "AfterAllowTraffic", Some(FakeQueue::default()));
+        let rig = rig(
+            "InProgress",
+            "AfterAllowTraffic",
+            Some(FakeQueue::default()),
+        );
         let out = handle(&rig, hook_event()).await;
         assert_eq!(out["report"], "baking", "{out}");
         assert!(rig.reports.calls().is_empty(), "not reported while baking");
@@ -585,13 +602,23 @@ gate:
             .filter(|c| c.starts_with("GetMetricData"))
             .collect::<Vec<_>>();
         assert_eq!(gets.len(), 4, "green and blue per measurement: {gets:?}");
-        assert!(gets[0].contains("targetgroup/web-green/2222222222222222"), "{gets:?}");
-        assert!(gets[1].contains("targetgroup/web-blue/1111111111111111"), "{gets:?}");
+        assert!(
+            gets[0].contains("targetgroup/web-green/2222222222222222"),
+            "{gets:?}"
+        );
+        assert!(
+            gets[1].contains("targetgroup/web-blue/1111111111111111"),
+            "{gets:?}"
+        );
     }
 
     #[tokio::test]
     async fn a_5xx_rise_reports_failed_saying_by_how_much() {
-        let rig = rig("InProgress", "AfterAllowTraffic", Some(FakeQueue::default()));
+        let rig = rig(
+            "InProgress",
+            "AfterAllowTraffic",
+            Some(FakeQueue::default()),
+        );
         handle(&rig, hook_event()).await;
         healthy(&rig, 12.0);
         rig.now.fetch_add(60, Ordering::SeqCst);
@@ -609,13 +636,20 @@ gate:
 
     #[tokio::test]
     async fn an_early_or_duplicate_ticket_measures_nothing_and_queues_the_next() {
-        let rig = rig("InProgress", "AfterAllowTraffic", Some(FakeQueue::default()));
+        let rig = rig(
+            "InProgress",
+            "AfterAllowTraffic",
+            Some(FakeQueue::default()),
+        );
         handle(&rig, hook_event()).await;
         rig.now.fetch_add(30, Ordering::SeqCst);
         let out = handle(&rig, delivery(&rig)).await;
         assert_eq!(out[0]["gate"], "baking", "{out}");
         assert!(
-            !rig.metrics.calls().iter().any(|c| c.starts_with("GetMetricData")),
+            !rig.metrics
+                .calls()
+                .iter()
+                .any(|c| c.starts_with("GetMetricData")),
             "not due yet"
         );
         let tickets = rig.queue.tickets();
@@ -626,10 +660,17 @@ gate:
     #[tokio::test]
     async fn stale_tickets_report_nothing() {
         // The deployment is over, or the hook is no longer the one running.
-        for (status, running) in [("Stopped", "AfterAllowTraffic"), ("InProgress", "AllowTraffic")] {
+        for (status, running) in [
+            ("Stopped", "AfterAllowTraffic"),
+            ("InProgress", "AllowTraffic"),
+        ] {
             let rig = rig(status, running, Some(FakeQueue::default()));
             let ticket = {
-                let start = self::rig("InProgress", "AfterAllowTraffic", Some(FakeQueue::default()));
+                let start = self::rig(
+                    "InProgress",
+                    "AfterAllowTraffic",
+                    Some(FakeQueue::default()),
+                );
                 handle(&start, hook_event()).await;
                 delivery(&start)
             };
@@ -664,7 +705,11 @@ gate:
 
     #[tokio::test]
     async fn a_bake_longer_than_the_hook_hour_fails_naming_the_limit() {
-        let rig = rig("InProgress", "AfterAllowTraffic", Some(FakeQueue::default()));
+        let rig = rig(
+            "InProgress",
+            "AfterAllowTraffic",
+            Some(FakeQueue::default()),
+        );
         let long = GateSpec::from_document(&GATE.replace("count: 2", "count: 55"))
             .expect("valid")
             .expect("gate");
@@ -683,6 +728,9 @@ gate:
         )
         .await
         .expect_err("too long");
-        assert!(err.contains("lasts 55m, longer than CodeDeploy's hook timeout"), "{err}");
+        assert!(
+            err.contains("lasts 55m, longer than CodeDeploy's hook timeout"),
+            "{err}"
+        );
     }
 }

@@ -360,10 +360,16 @@ where
                 application: deployment.application.clone(),
                 group: deployment.group.clone(),
             };
-            return crate::codedeploy_gate::start(app, ticket, &gate, &gate_base, targets.as_deref())
-                .await
-                .map(|gate_summary| HookEnd::Baking(format!("{summary}; {gate_summary}")))
-                .map_err(|text| Problem::new(hook_opt, text));
+            return crate::codedeploy_gate::start(
+                app,
+                ticket,
+                &gate,
+                &gate_base,
+                targets.as_deref(),
+            )
+            .await
+            .map(|gate_summary| HookEnd::Baking(format!("{summary}; {gate_summary}")))
+            .map_err(|text| Problem::new(hook_opt, text));
         }
         Ok(HookEnd::Report(HookOutcome::succeeded(summary)))
     } else {

@@ -9,20 +9,20 @@
 //! keys that were seen, never the values).
 
 use super::DeployHook;
+use super::codedeploy_mode::HookEnd;
 use super::discovery::{DeploymentReader, ListenerReader};
 use super::rollback::ServiceDeployments;
 use super::smoke::SmokeRunner;
-use super::codedeploy_mode::HookEnd;
 use super::{codedeploy_gate, codedeploy_mode, ecs_native};
-use tollgate_report::events::CodeDeployHookEvent;
-use tollgate_report::hook::report_hook;
-use tollgate_report::{ReportFailure, Step, WorkEnd, describe_json_error, run_work};
 use lambda_runtime::Diagnostic;
 use std::sync::Arc;
+use tollgate_report::events::CodeDeployHookEvent;
 use tollgate_report::events::ecs_hook::SHAPE_KEYS;
+use tollgate_report::hook::report_hook;
 use tollgate_report::hook::run_hook;
 use tollgate_report::lambda::InitFailure;
 use tollgate_report::{Budget, HookOutcome, HookReporter, ReportConfig};
+use tollgate_report::{ReportFailure, Step, WorkEnd, describe_json_error, run_work};
 
 /// The payload kinds deploy-hook accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,10 +215,15 @@ pub async fn handle_misconfigured<R: HookReporter, E: ServiceDeployments>(
                     continue;
                 };
                 failure.log_refused(&event.lifecycle_event_hook_execution_id);
-                let completion =
-                    report_hook(reporter, &event, HookOutcome::failed(reason.clone()), budget, cfg)
-                        .await
-                        .map_err(Diagnostic::from)?;
+                let completion = report_hook(
+                    reporter,
+                    &event,
+                    HookOutcome::failed(reason.clone()),
+                    budget,
+                    cfg,
+                )
+                .await
+                .map_err(Diagnostic::from)?;
                 out.push(completion);
             }
             serde_json::to_value(&out)

@@ -12,15 +12,15 @@ use super::DeployHook;
 use super::codedeploy_mode::CHECKS_MARGIN;
 use super::config::{parse_target_url, target_text};
 use super::discovery::{DeploymentReader, ListenerReader};
-use super::rollback::{ServiceDeployments, is_rollback_status};
 use super::gate_hook::{
     BASELINE_KEY, ECS_BUDGET, HookGateState, VARS_KEY, advance, gate_vars, string_map,
 };
+use super::rollback::{ServiceDeployments, is_rollback_status};
 use super::smoke::{SmokeRunner, SpecTarget};
 use serde::{Deserialize, Serialize};
-use tollgate_checks::gate::GateSpec;
 use std::sync::Arc;
 use tokio::time::Instant;
+use tollgate_checks::gate::GateSpec;
 use tollgate_checks::{RunOptions, Vars};
 use tollgate_report::events::ecs_hook::{EcsHookEvent, LifecycleStage};
 use tollgate_report::{Budget, Step, WorkEnd, describe_json_error, run_work};
@@ -1185,11 +1185,15 @@ gate:
             // The same payload again (a retry), at the same time.
             let before = rig.metrics.calls().len();
             let mut again = e.clone();
-            again["hookDetails"] = serde_json::Value::Object(first.hook_details.clone().expect("d"));
+            again["hookDetails"] =
+                serde_json::Value::Object(first.hook_details.clone().expect("d"));
             let dup = handle(rig.app.clone(), again, budget(5000)).await;
             assert_eq!(rig.metrics.calls().len(), before, "no second measurement");
             assert_eq!(dup.hook_status, EcsHookStatus::InProgress);
-            assert_eq!(dup.hook_details.as_ref().map(|d| &d[GATE_KEY]), first.hook_details.as_ref().map(|d| &d[GATE_KEY]));
+            assert_eq!(
+                dup.hook_details.as_ref().map(|d| &d[GATE_KEY]),
+                first.hook_details.as_ref().map(|d| &d[GATE_KEY])
+            );
         }
 
         #[tokio::test]
@@ -1209,7 +1213,10 @@ gate:
             assert_eq!(r.hook_status, EcsHookStatus::InProgress);
             assert_eq!(rig.app.smoke.runs().len(), 2, "a new step checks again");
             assert!(
-                !rig.metrics.calls().iter().any(|c| c.starts_with("GetMetricData")),
+                !rig.metrics
+                    .calls()
+                    .iter()
+                    .any(|c| c.starts_with("GetMetricData")),
                 "a new bake starts without a measurement"
             );
             // Test-traffic stages and a step where green has no production
@@ -1224,7 +1231,8 @@ gate:
                         .as_str()
                         .expect("arn")
                         .to_owned();
-                    e["executionDetails"]["productionTrafficWeights"][&green] = serde_json::json!(0);
+                    e["executionDetails"]["productionTrafficWeights"][&green] =
+                        serde_json::json!(0);
                 }
                 let r = invoke(&rig, &mut e).await;
                 assert_eq!(r.hook_status, EcsHookStatus::Succeeded, "{r:?}");
@@ -1238,11 +1246,15 @@ gate:
                 "- {query: error_rate, max_vs_baseline: {plus: 0.5}}",
             ));
             let mut e = sample(PROD);
-            e["hookDetails"] = serde_json::json!({"gateVariables": {"TARGET_GROUP": "targetgroup/web-green/1"}});
+            e["hookDetails"] =
+                serde_json::json!({"gateVariables": {"TARGET_GROUP": "targetgroup/web-green/1"}});
             let r = invoke(&rig, &mut e).await;
             assert_eq!(r.hook_status, EcsHookStatus::Failed);
             let reason = state(&r).reason.expect("reason");
-            assert!(reason.contains("set hookDetails.gateBaselineVariables"), "{reason}");
+            assert!(
+                reason.contains("set hookDetails.gateBaselineVariables"),
+                "{reason}"
+            );
         }
 
         #[tokio::test]
@@ -1271,7 +1283,10 @@ gate:
                 "{reason}"
             );
             let calls = rig.metrics.calls();
-            assert!(calls.iter().any(|c| c.contains("targetgroup/web-blue/2")), "{calls:?}");
+            assert!(
+                calls.iter().any(|c| c.contains("targetgroup/web-blue/2")),
+                "{calls:?}"
+            );
         }
 
         #[tokio::test]
@@ -1285,7 +1300,10 @@ gate:
             let r = handle(app, event(PROD), budget(5000)).await;
             assert_eq!(r.hook_status, EcsHookStatus::Failed);
             let reason = state(&r).reason.expect("reason");
-            assert!(reason.contains("the metric gate at PRODUCTION_TRAFFIC_SHIFT cannot run"), "{reason}");
+            assert!(
+                reason.contains("the metric gate at PRODUCTION_TRAFFIC_SHIFT cannot run"),
+                "{reason}"
+            );
             assert!(reason.contains("no CloudWatch client"), "{reason}");
         }
     }

@@ -480,7 +480,10 @@ pub(crate) mod fakes {
                 .unwrap_or(Ok(Vec::new()))
         }
         async fn alarm_states(&self, _names: &[String]) -> Result<Vec<AlarmState>, SourceError> {
-            self.calls.lock().expect("lock").push("DescribeAlarms".into());
+            self.calls
+                .lock()
+                .expect("lock")
+                .push("DescribeAlarms".into());
             Ok(self.alarms.clone())
         }
         async fn metric_exists(&self, _ns: &str, name: &str) -> Result<bool, SourceError> {

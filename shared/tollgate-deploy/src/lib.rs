@@ -101,9 +101,11 @@ impl<D, L, S, E> DeployHook<D, L, S, E> {
     }
 
     /// Attaches the queue that carries a CodeDeploy hook's metric gate from
-    /// one measurement to the next ([`codedeploy_gate`]).
-    pub fn with_gate_queue(mut self, queue: impl gate_hook::GateQueue + 'static) -> Self {
-        self.gates.queue = Some(Arc::new(queue));
+    /// one measurement to the next ([`codedeploy_gate`]), when configured.
+    pub fn with_gate_queue(mut self, queue: Option<impl gate_hook::GateQueue + 'static>) -> Self {
+        if let Some(q) = queue {
+            self.gates.queue = Some(Arc::new(q));
+        }
         self
     }
 }

@@ -5,9 +5,7 @@
 use super::codedeploy_read::read_error;
 use aws_sdk_elasticloadbalancingv2::Client;
 use tollgate_aws::SdkConfig;
-use tollgate_deploy::discovery::{
-    Listener, ListenerReader, LoadBalancer, ReadError, TargetGroup,
-};
+use tollgate_deploy::discovery::{Listener, ListenerReader, LoadBalancer, ReadError, TargetGroup};
 
 /// Reads listeners and load balancers.
 #[derive(Debug, Clone)]
@@ -73,7 +71,10 @@ impl ListenerReader for ElbReader {
             .collect())
     }
 
-    async fn describe_target_groups(&self, names: &[String]) -> Result<Vec<TargetGroup>, ReadError> {
+    async fn describe_target_groups(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<TargetGroup>, ReadError> {
         const ACTION: &str = "elasticloadbalancing:DescribeTargetGroups";
         let out = self
             .client
