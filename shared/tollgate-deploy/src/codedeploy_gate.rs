@@ -19,7 +19,8 @@
 //!    the notifier's record.
 //! 3. Fail closed: anything that stops the chain (the queue refuses the
 //!    next ticket, CloudWatch refuses the gate, the spec lost its gate, the
-//!    deployment cannot be read) reports `Failed` at once with the reason.
+//!    deployment cannot be read, a ticket arrives more than 55 minutes
+//!    after the bake started) reports `Failed` at once with the reason.
 //!    A ticket the function cannot finish (a crash or a timeout) is
 //!    retried by SQS; if every retry fails, it goes to the queue's dead
 //!    letter queue, and CodeDeploy's own hook timeout fails the
@@ -62,6 +63,10 @@ pub struct Start {
     /// Deployment group.
     pub group: String,
 }
+
+/// A ticket taken this long after its bake started fails the hook: the
+/// bake fits 50 minutes, CodeDeploy gives up at 60.
+const LATE_AFTER_S: i64 = 55 * 60;
 
 const BUDGET_TEXT: &str =
     "CodeDeploy's hook timeout (1 hour, less 10 minutes for the checks and the report)";
@@ -320,6 +325,18 @@ where
         }
         Err(e) => return fail(e.to_string()),
     };
+    // Tickets that arrive too late (SQS delays, retries) end the bake with
+    // a Failed report before CodeDeploy's hour is up.
+    let elapsed = app.gates.now() - ticket.state.started_at;
+    if elapsed > LATE_AFTER_S {
+        return fail(format!(
+            "the metric gate ran out of the hook's hour: {} after the bake started, {} of {} measurements taken; {}",
+            tollgate_core::text::human_duration(u64::try_from(elapsed).unwrap_or(0)),
+            ticket.state.taken(),
+            gate.count,
+            ticket.state.summary(&gate)
+        ));
+    }
     let green = map_vars(&ticket.green);
     let baseline = ticket.baseline.as_ref().map(map_vars);
     let advanced = match advance(
@@ -701,6 +718,29 @@ gate:
                 ..FakeQueue::default()
             }),
         )
+    }
+
+    #[tokio::test]
+    async fn a_ticket_arriving_near_the_hour_fails_the_hook_before_codedeploy_does() {
+        let rig = rig(
+            "InProgress",
+            "AfterAllowTraffic",
+            Some(FakeQueue::default()),
+        );
+        handle(&rig, hook_event()).await;
+        rig.now.fetch_add(56 * 60, Ordering::SeqCst);
+        let out = handle(&rig, delivery(&rig)).await;
+        assert_eq!(out[0]["gate"], "reported", "{out}");
+        let calls = rig.reports.calls();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].2, HookStatus::Failed);
+        assert!(
+            !rig.metrics
+                .calls()
+                .iter()
+                .any(|c| c.starts_with("GetMetricData")),
+            "nothing measured that late"
+        );
     }
 
     #[tokio::test]

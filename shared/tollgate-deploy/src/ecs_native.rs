@@ -515,12 +515,20 @@ fn green_weight(event: &EcsHookEvent) -> Option<f64> {
 }
 
 /// Whether the stage is one where green takes production traffic: the
-/// gate runs at PRE_PRODUCTION_TRAFFIC_SHIFT (of a later linear or canary
-/// step), PRODUCTION_TRAFFIC_SHIFT (every step) and
-/// POST_PRODUCTION_TRAFFIC_SHIFT (before the bake), unless the weights say
-/// green has none yet.
+/// gate runs at PRODUCTION_TRAFFIC_SHIFT (every step) and
+/// POST_PRODUCTION_TRAFFIC_SHIFT (before the bake) unless the weights say
+/// green has none, and at PRE_PRODUCTION_TRAFFIC_SHIFT only when they say
+/// it has some (a later linear or canary step; before the first shift
+/// green has no production traffic to measure).
 fn gate_stage(event: &EcsHookEvent) -> bool {
-    event.lifecycle_stage.is_production() && green_weight(event).is_none_or(|w| w > 0.0)
+    let weight = green_weight(event);
+    match event.lifecycle_stage {
+        LifecycleStage::PreProductionTrafficShift => weight.is_some_and(|w| w > 0.0),
+        LifecycleStage::ProductionTrafficShift | LifecycleStage::PostProductionTrafficShift => {
+            weight.is_none_or(|w| w > 0.0)
+        }
+        _ => false,
+    }
 }
 
 /// Which bake a state belongs to: this hook execution, stage and traffic
@@ -1219,24 +1227,35 @@ gate:
                     .any(|c| c.starts_with("GetMetricData")),
                 "a new bake starts without a measurement"
             );
-            // Test-traffic stages and a step where green has no production
-            // traffic yet run the smoke checks only.
-            for text in [
-                POST_TEST,
-                include_str!("../../../events/deploy-hook/ecs-pre-production-traffic-shift.json"),
-            ] {
+            // Test-traffic stages, and PRE_PRODUCTION_TRAFFIC_SHIFT before
+            // green has production traffic (weight 0, or no weights at
+            // all), run the smoke checks only.
+            const PRE_PROD: &str =
+                include_str!("../../../events/deploy-hook/ecs-pre-production-traffic-shift.json");
+            for (text, no_weights) in [(POST_TEST, false), (PRE_PROD, false), (PRE_PROD, true)] {
                 let mut e = event(text);
-                if text.contains("PRE_PRODUCTION") {
-                    let green = e["executionDetails"]["targetServiceRevisionArn"]
-                        .as_str()
-                        .expect("arn")
-                        .to_owned();
-                    e["executionDetails"]["productionTrafficWeights"][&green] =
-                        serde_json::json!(0);
+                if no_weights {
+                    e["executionDetails"]["productionTrafficWeights"] = serde_json::json!({});
                 }
                 let r = invoke(&rig, &mut e).await;
                 assert_eq!(r.hook_status, EcsHookStatus::Succeeded, "{r:?}");
             }
+        }
+
+        #[tokio::test]
+        async fn a_later_steps_pre_production_shift_bakes_too() {
+            let rig = rig(GATE);
+            let mut e = event(include_str!(
+                "../../../events/deploy-hook/ecs-pre-production-traffic-shift.json"
+            ));
+            let green = e["executionDetails"]["targetServiceRevisionArn"]
+                .as_str()
+                .expect("arn")
+                .to_owned();
+            e["executionDetails"]["productionTrafficWeights"][&green] = serde_json::json!(25);
+            let r = invoke(&rig, &mut e).await;
+            assert_eq!(r.hook_status, EcsHookStatus::InProgress, "{r:?}");
+            assert_eq!(r.call_back_delay, Some(60));
         }
 
         #[tokio::test]
