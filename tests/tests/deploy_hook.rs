@@ -76,6 +76,11 @@ impl App {
 /// A default subnet from moto's EC2 (the SDK for EC2 is not a dependency:
 /// one query call is enough).
 async fn default_subnet() -> String {
+    tag_of_default_subnet("subnetId").await
+}
+
+/// A field of moto's first default subnet (`subnetId`, `vpcId`).
+async fn tag_of_default_subnet(tag: &str) -> String {
     let moto = Moto::shared();
     let body = "Action=DescribeSubnets&Version=2016-11-15";
     let request = format!(
@@ -97,7 +102,8 @@ async fn default_subnet() -> String {
         .read_to_string(&mut answer)
         .await
         .expect("read DescribeSubnets");
-    let start = answer.find("<subnetId>").expect("a default subnet") + "<subnetId>".len();
+    let open = format!("<{tag}>");
+    let start = answer.find(&open).expect("a default subnet") + open.len();
     let end = answer[start..].find('<').expect("closing tag") + start;
     answer[start..end].to_owned()
 }
@@ -237,6 +243,23 @@ async fn seed(standin: &AwsStandIn, name: &str, test_port: Option<u16>, prod_por
 /// Scripts the ECS target CodeDeploy would show: `hook` in progress, and a
 /// green task set with the given counts.
 fn script_target(standin: &AwsStandIn, deployment_id: &str, hook: &str, green: (i64, i64, i64)) {
+    script_target_groups(
+        standin,
+        deployment_id,
+        hook,
+        green,
+        ("web-blue", "web-green"),
+    );
+}
+
+/// [`script_target`] with the blue and green task sets' target groups named.
+fn script_target_groups(
+    standin: &AwsStandIn,
+    deployment_id: &str,
+    hook: &str,
+    green: (i64, i64, i64),
+    (blue_group, green_group): (&str, &str),
+) {
     let (desired, running, pending) = green;
     let order = [
         "BeforeInstall",
@@ -279,10 +302,10 @@ fn script_target(standin: &AwsStandIn, deployment_id: &str, hook: &str, green: (
                 "taskSetsInfo": [
                     {"identifer": "ecs-svc/1111111111111111111", "desiredCount": 2, "pendingCount": 0,
                      "runningCount": 2, "status": "PRIMARY", "trafficWeight": 100.0,
-                     "targetGroup": {"name": "web-blue"}, "taskSetLabel": "Blue"},
+                     "targetGroup": {"name": blue_group}, "taskSetLabel": "Blue"},
                     {"identifer": "ecs-svc/2222222222222222222", "desiredCount": desired,
                      "pendingCount": pending, "runningCount": running, "status": "ACTIVE",
-                     "trafficWeight": 0.0, "targetGroup": {"name": "web-green"}, "taskSetLabel": "Green"}
+                     "trafficWeight": 0.0, "targetGroup": {"name": green_group}, "taskSetLabel": "Green"}
                 ]
             }
         }})],
@@ -1327,4 +1350,199 @@ async fn a_secret_variable_is_sent_but_never_reported_or_logged() {
         1,
         "read once, then cached with the spec"
     );
+}
+
+// ------------------------------------------------------- metric gate (CodeDeploy)
+
+/// Blue and green target groups in moto's ELBv2 and their CloudWatch
+/// `TargetGroup` dimensions (`targetgroup/<name>/<id>`), with `errors`
+/// 5xx responses and 500 requests seeded for each.
+async fn seed_gate(
+    standin: &AwsStandIn,
+    name: &str,
+    blue_errors: f64,
+    green_errors: f64,
+) -> (String, String) {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    let sdk = standin.sdk_config().await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+    let vpc = tag_of_default_subnet("vpcId").await;
+    let cw = aws_sdk_cloudwatch::Client::new(&sdk);
+    let mut dims = Vec::new();
+    for (color, errors) in [("blue", blue_errors), ("green", green_errors)] {
+        let tg = elb
+            .create_target_group()
+            .name(format!("{name}-{color}"))
+            .protocol(ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(&vpc)
+            .send()
+            .await
+            .expect("CreateTargetGroup");
+        let arn = tg.target_groups()[0]
+            .target_group_arn()
+            .expect("arn")
+            .to_owned();
+        let dim = arn[arn.find(":targetgroup/").expect("tg arn") + 1..].to_owned();
+        let at = aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+            i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("clock")
+                    .as_secs(),
+            )
+            .expect("epoch")
+                - 90,
+        );
+        for (metric, value) in [
+            ("RequestCount", 500.0),
+            ("HTTPCode_Target_5XX_Count", errors),
+        ] {
+            cw.put_metric_data()
+                .namespace("AWS/ApplicationELB")
+                .metric_data(
+                    MetricDatum::builder()
+                        .metric_name(metric)
+                        .dimensions(Dimension::builder().name("TargetGroup").value(&dim).build())
+                        .timestamp(at)
+                        .value(value)
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("PutMetricData through the stand-in's CBOR translation");
+        }
+        dims.push(dim);
+    }
+    (dims[0].clone(), dims[1].clone())
+}
+
+/// A spec with a metric gate: green's 5xx count at most blue's + 5, two
+/// measurements one second apart (CloudWatch windows of five minutes, so
+/// the seeded datapoints are in every one).
+const GATE_SPEC: &str = r#"
+checks:
+  - name: health
+    url: "${TARGET}/health"
+    expect: {status: 200}
+gate:
+  interval: 1s
+  count: 2
+  window: 5m
+  period: 5m
+  queries:
+    - {id: requests, metric: {namespace: AWS/ApplicationELB, name: RequestCount, stat: Sum, dimensions: {TargetGroup: "${TARGET_GROUP}"}}}
+    - {id: errors, name: 5xx count, metric: {namespace: AWS/ApplicationELB, name: HTTPCode_Target_5XX_Count, stat: Sum, dimensions: {TargetGroup: "${TARGET_GROUP}"}}}
+  min_requests: {query: requests, at_least: 100}
+  conditions:
+    - {query: errors, max_vs_baseline: {plus: 5}}
+"#;
+
+/// The SQS event Lambda's event source mapping would deliver for the
+/// `n`th ticket the function sent.
+fn ticket_delivery(standin: &AwsStandIn, n: usize) -> (Value, Value) {
+    let sent = standin.calls_of("SendMessage");
+    let call = sent
+        .get(n)
+        .unwrap_or_else(|| panic!("ticket {n} was sent: {sent:#?}"));
+    let body = call.request["MessageBody"]
+        .as_str()
+        .expect("a body")
+        .to_owned();
+    (
+        json!({"Records": [{"messageId": format!("m-{n}"), "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:111111111111:gates", "body": body}]}),
+        call.request["DelaySeconds"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn after_allow_traffic_gates_on_green_against_blue_through_the_queue() {
+    let app = App::start(Mode::Healthy).await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let seeded = seed(&standin, "gatecd", None, app.addr().port()).await;
+    let (blue, green) = seed_gate(&standin, "gatecd", 1.0, 60.0).await;
+    script_target_groups(
+        &standin,
+        &seeded.deployment_id,
+        "AfterAllowTraffic",
+        (2, 2, 0),
+        ("gatecd-blue", "gatecd-green"),
+    );
+    // moto's deployments stay "Created"; CodeDeploy's are InProgress while
+    // a hook runs.
+    standin.script(
+        "GetDeployment",
+        vec![
+            json!({"deploymentInfo": {"deploymentId": seeded.deployment_id,
+            "applicationName": "gatecd-app", "deploymentGroupName": "gatecd-dg",
+            "computePlatform": "ECS", "status": "InProgress"}}),
+        ],
+    );
+    let sqs = aws_sdk_sqs::Client::new(&standin.sdk_config().await);
+    let queue = sqs
+        .create_queue()
+        .queue_name("gatecd-gates")
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url
+        .expect("url");
+    let (ev, execution) = hook_event(
+        &standin,
+        "codedeploy-after-allow-traffic",
+        &seeded.deployment_id,
+    );
+    let mut f = function(
+        &standin,
+        &[
+            (pin(&seeded).0, pin(&seeded).1),
+            ("TOLLGATE_CHECK_SPEC", GATE_SPEC.to_owned()),
+            ("TOLLGATE_GATE_QUEUE_URL", queue),
+        ],
+    )
+    .await;
+
+    // 1. The hook: the checks pass, the gate starts, nothing is reported.
+    let out = f.invoke(ev, DEADLINE).await;
+    assert_eq!(out.response()["report"], "baking", "{}", f.logs());
+    assert!(
+        standin.reports_for(&execution).is_empty(),
+        "not reported while baking"
+    );
+    let (delivery, delay) = ticket_delivery(&standin, 0);
+    assert_eq!(
+        delay,
+        json!(1),
+        "the first measurement is due one interval later"
+    );
+    assert!(
+        standin
+            .calls_of("SendMessage")
+            .iter()
+            .all(|c| c.forwarded && c.status == 200),
+        "moto's SQS took the ticket"
+    );
+
+    // 2. The ticket: green's 5xx count against blue's, read from moto's
+    // CloudWatch with the target groups found from the deployment.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let out = f.invoke(delivery, DEADLINE).await;
+    assert_eq!(out.response()[0]["gate"], "reported", "{}", f.logs());
+    assert_eq!(only_report(&standin, &execution), "Failed");
+    let logs = f.logs();
+    assert!(
+        logs.contains(
+            "metric gate failed: 5xx count 60 > 6 (baseline 1 + 5) in 1 of 1 measurements"
+        ),
+        "{logs}"
+    );
+    let reads = standin.calls_of("GetMetricData");
+    assert_eq!(reads.len(), 2, "green, then blue");
+    let dimension = |i: usize| {
+        reads[i].request["MetricDataQueries"][0]["MetricStat"]["Metric"]["Dimensions"][0]["Value"]
+            .clone()
+    };
+    assert_eq!(dimension(0), json!(green));
+    assert_eq!(dimension(1), json!(blue));
 }

@@ -124,6 +124,14 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "ssm:GetParameter",
             "ssm:PutParameter",
             "secretsmanager:GetSecretValue",
+            // The spec's metric gate (tollgate-aws-cloudwatch).
+            "cloudwatch:GetMetricData",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:ListMetrics",
+            // CodeDeploy metric gates: the next measurement's ticket, and
+            // the blue and green target groups' CloudWatch dimensions.
+            "sqs:SendMessage",
+            "elasticloadbalancing:DescribeTargetGroups",
         ],
         other_credentials: &[],
         config_sources: &[
@@ -142,7 +150,7 @@ const FUNCTIONS: &[FunctionSpec] = &[
                 "pins discovered hosts to loopback addresses for local rehearsals only",
             ),
         ],
-        platform: ASYNC_VPC_PLATFORM,
+        platform: DEPLOY_HOOK_PLATFORM,
         never_called: &[],
     },
     FunctionSpec {
@@ -328,6 +336,33 @@ const ASYNC_VPC_PLATFORM: &[(&str, &str)] = &[
     ),
 ];
 
+/// deploy-hook: invoked asynchronously (CodeDeploy), maybe in a VPC
+/// ([`ASYNC_VPC_PLATFORM`]), and by the event source mapping of its own
+/// metric gate queue (the SQS half of [`SQS_PLATFORM`]).
+const DEPLOY_HOOK_PLATFORM: &[(&str, &str)] = &[
+    ASYNC_VPC_PLATFORM[0],
+    ASYNC_VPC_PLATFORM[1],
+    ASYNC_VPC_PLATFORM[2],
+    ASYNC_VPC_PLATFORM[3],
+    ASYNC_VPC_PLATFORM[4],
+    ASYNC_VPC_PLATFORM[5],
+    ASYNC_VPC_PLATFORM[6],
+    ASYNC_VPC_PLATFORM[7],
+    ASYNC_VPC_PLATFORM[8],
+    (
+        "sqs:ReceiveMessage",
+        "the metric gate queue's event source mapping polls it with the role",
+    ),
+    (
+        "sqs:DeleteMessage",
+        "the event source mapping deletes the tickets the function handled",
+    ),
+    (
+        "sqs:GetQueueAttributes",
+        "the event source mapping reads the queue's attributes",
+    ),
+];
+
 /// Functions with a `VpcConfig` when `SubnetIds` is set: the two whose
 /// checks reach the user's (often internal) targets. The notifier posts to
 /// public chat webhooks and dead-letter calls AWS APIs only.
@@ -372,6 +407,7 @@ const NO_RESOURCE_LEVEL: &[&str] = &[
     "codedeploy:GetDeploymentTarget",
     "elasticloadbalancing:DescribeListeners",
     "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeTargetGroups",
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeSubnets",
     "cloudwatch:GetMetricData",
@@ -435,6 +471,7 @@ const SERVICE_PREFIX: &[(&str, &str)] = &[
     ("s3", "s3"),
     ("secretsmanager", "secretsmanager"),
     ("sns", "sns"),
+    ("sqs", "sqs"),
     ("ssm", "ssm"),
 ];
 

@@ -1,15 +1,17 @@
 //! deploy-hook: smoke-tests a blue/green deployment's new version before it
-//! takes production traffic: CodeDeploy lifecycle hooks and Amazon ECS
-//! native lifecycle hooks. The logic is `tollgate-deploy` (the function is
+//! takes production traffic, and gates it on its metrics while it does:
+//! CodeDeploy lifecycle hooks and Amazon ECS native lifecycle hooks. The logic is `tollgate-deploy` (the function is
 //! `app::HookFunction`); the adapters only this function uses are in
 //! [`aws`].
 
 mod aws;
 
+use aws::sqs_gate::SqsGateQueue;
 use aws::ssm_write::SsmParameterWriter;
 use aws::{
     codedeploy_read::CodeDeployReader, ecs_deployments::EcsServiceDeployments, elbv2::ElbReader,
 };
+use tollgate_aws_cloudwatch::CloudWatchMetrics;
 use tollgate_aws_codedeploy::CodeDeployReporter;
 use tollgate_aws_secretsmanager::SecretsManagerSecrets;
 use tollgate_aws_ssm::SsmParameters;
@@ -39,8 +41,13 @@ async fn init(init: Init) -> impl Function {
                 ecs,
             )
             .await?;
-            // Hook-failure records for the notifier, when the prefix is set.
-            Ok(app.with_failure_records(SsmParameterWriter::new(&sdk)))
+            // Hook-failure records for the notifier (when the prefix is set),
+            // CloudWatch and the CodeDeploy gate queue for metric gates.
+            let queue = (app.config.gate_queue_url.clone()).map(|u| SqsGateQueue::new(&sdk, u));
+            Ok(app
+                .with_failure_records(SsmParameterWriter::new(&sdk))
+                .with_metrics(CloudWatchMetrics::new(&sdk))
+                .with_gate_queue(queue))
         }
     };
     HookFunction::init(&ProcessEnv, reporter, ecs, build).await

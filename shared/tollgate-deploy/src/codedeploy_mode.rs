@@ -34,6 +34,27 @@ pub const CHECKS_MARGIN: Duration = Duration::from_millis(300);
 /// status; the text goes to the log and to notifications).
 pub const MAX_MESSAGE: usize = 5000;
 
+/// How a CodeDeploy hook invocation ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookEnd {
+    /// Report this outcome now.
+    Report(HookOutcome),
+    /// The smoke checks passed and the spec's metric gate is baking: its
+    /// next measurement is queued, and the hook is reported when the
+    /// verdict is in ([`crate::codedeploy_gate`]). Carries the summary.
+    Baking(String),
+}
+
+impl HookEnd {
+    /// The outcome to report, if this invocation reports.
+    pub fn outcome(&self) -> Option<&HookOutcome> {
+        match self {
+            Self::Report(o) => Some(o),
+            Self::Baking(_) => None,
+        }
+    }
+}
+
 /// The hook's work for one CodeDeploy invocation. Never panics on bad
 /// answers: every problem becomes a `Failed` outcome naming the step and
 /// the fix.
@@ -47,7 +68,7 @@ pub async fn run<D, L, S, E>(
     event: CodeDeployHookEvent,
     step: Step,
     work_deadline: Instant,
-) -> HookOutcome
+) -> HookEnd
 where
     D: DeploymentReader,
     L: ListenerReader,
@@ -65,7 +86,7 @@ where
         .unwrap_or(work_deadline);
     let mut group: Option<(String, String)> = None;
     let (outcome, hook) = match work(&app, &event, &step, checks_deadline, &mut group).await {
-        Ok(outcome) => return outcome,
+        Ok(end) => return end,
         Err(Problem { hook, text }) => {
             let name = hook.map_or_else(|| "hook".to_owned(), |h| h.to_string());
             (
@@ -74,12 +95,36 @@ where
             )
         }
     };
+    record_failure(
+        &app,
+        &id,
+        group.as_ref(),
+        hook,
+        &outcome,
+        &step,
+        work_deadline,
+    )
+    .await;
+    HookEnd::Report(outcome)
+}
+
+/// Leaves a `Failed` outcome in SSM for the notifier (bounded, best
+/// effort), before the report lets CodeDeploy roll back.
+pub(crate) async fn record_failure<D, L, S, E>(
+    app: &DeployHook<D, L, S, E>,
+    id: &str,
+    group: Option<&(String, String)>,
+    hook: Option<HookName>,
+    outcome: &HookOutcome,
+    step: &Step,
+    work_deadline: Instant,
+) {
     if let Some(recorder) = &app.recorder {
-        match &group {
+        match group {
             Some((application, group)) => {
                 step.enter("recording the failed checks for the notifier (ssm:PutParameter)");
                 let record = HookFailureRecord::from_message(
-                    &id,
+                    id,
                     hook.map(HookName::as_str),
                     &outcome.message,
                     &now_rfc3339(),
@@ -108,7 +153,6 @@ where
             ),
         }
     }
-    outcome
 }
 
 /// Kept between the end of the record write and the work deadline.
@@ -134,7 +178,7 @@ async fn work<D, L, S, E>(
     step: &Step,
     work_deadline: Instant,
     group: &mut Option<(String, String)>,
-) -> Result<HookOutcome, Problem>
+) -> Result<HookEnd, Problem>
 where
     D: DeploymentReader,
     L: ListenerReader,
@@ -262,6 +306,7 @@ where
     };
     let target = target_text(&target);
     vars.insert("TARGET", target.as_str());
+    let gate_base = vars.clone();
 
     step.enter(format!("running the smoke checks against {target}"));
     let deadline = work_deadline
@@ -295,10 +340,38 @@ where
         .map(|n| format!("; {n}"))
         .collect::<String>();
     if report.is_success() {
-        Ok(HookOutcome::succeeded(format!(
+        let summary = format!(
             "{hook} passed for {id} against {target}: {}{notes}",
             report.summary_line(1000)
-        )))
+        );
+        // The metric gate, once production traffic is on green.
+        if hook == HookName::AfterAllowTraffic
+            && let Some(gate) = app
+                .smoke
+                .gate(&spec_target)
+                .await
+                .map_err(|e| Problem::new(hook_opt, e))?
+        {
+            step.enter("starting the metric gate's bake");
+            let ticket = crate::codedeploy_gate::Start {
+                deployment_id: id.clone(),
+                hook_execution_id: event.lifecycle_event_hook_execution_id.clone(),
+                hook,
+                application: deployment.application.clone(),
+                group: deployment.group.clone(),
+            };
+            return crate::codedeploy_gate::start(
+                app,
+                ticket,
+                &gate,
+                &gate_base,
+                targets.as_deref(),
+            )
+            .await
+            .map(|gate_summary| HookEnd::Baking(format!("{summary}; {gate_summary}")))
+            .map_err(|text| Problem::new(hook_opt, text));
+        }
+        Ok(HookEnd::Report(HookOutcome::succeeded(summary)))
     } else {
         let context = if notes.is_empty() {
             String::new()
@@ -363,6 +436,7 @@ mod tests {
             ecs: FakeDeployments::default(),
             smoke: FakeRunner::new(script),
             recorder: None,
+            gates: crate::gate_hook::Gates::default(),
         })
     }
 
@@ -376,13 +450,17 @@ mod tests {
     async fn go(
         app: &Arc<DeployHook<FakeCodeDeploy, FakeElb, FakeRunner, FakeDeployments>>,
     ) -> HookOutcome {
-        run(
+        match run(
             app.clone(),
             event(),
             Step::default(),
             Instant::now() + Duration::from_secs(10),
         )
         .await
+        {
+            HookEnd::Report(o) => o,
+            HookEnd::Baking(s) => panic!("no gate in these tests, yet baking: {s}"),
+        }
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@
 //! | `TOLLGATE_SOAK_ROUNDS` | ECS native hooks: rounds of checks, one per invocation | `1` |
 //! | `TOLLGATE_SOAK_INTERVAL_S` | ECS native hooks: `callBackDelay` between rounds, seconds | `30` |
 //! | `TOLLGATE_RESOLVE` | `host=ip` pairs: connect to `ip` for a discovered `host` (local rehearsals) | none |
+//! | `TOLLGATE_GATE_QUEUE_URL` | SQS queue that carries a CodeDeploy hook's metric gate from one measurement to the next (`DelaySeconds`); the function consumes it ([`crate::codedeploy_gate`]) | unset: a CodeDeploy hook whose spec has a `gate:` fails, naming it |
 //! | `TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX` | SSM path under which a failed CodeDeploy hook leaves its failed checks for the notifier (`<prefix>/<application>/<group>`; [`tollgate_core::hook_failures`]) | unset: off |
 //!
 //! `TOLLGATE_HOOK=auto` reads the running hook from the deployment target's
@@ -48,6 +49,8 @@ pub mod vars {
     pub const SOAK_INTERVAL_S: &str = "TOLLGATE_SOAK_INTERVAL_S";
     /// Host pins for rehearsals.
     pub const RESOLVE: &str = "TOLLGATE_RESOLVE";
+    /// The CodeDeploy metric gate's queue.
+    pub const GATE_QUEUE_URL: &str = "TOLLGATE_GATE_QUEUE_URL";
 }
 
 /// The CodeDeploy lifecycle hooks of an ECS blue/green deployment (the
@@ -190,6 +193,9 @@ pub struct DeployConfig {
     /// Where failed hooks leave their failed checks for the notifier
     /// (`None`: not recorded).
     pub failure_record_prefix: Option<String>,
+    /// The SQS queue of CodeDeploy metric gates (`None`: a CodeDeploy
+    /// hook with a gate fails, naming the setting).
+    pub gate_queue_url: Option<String>,
     /// The report core's settings.
     pub report: ReportConfig,
 }
@@ -317,6 +323,10 @@ impl DeployConfig {
             soak_interval,
             resolve,
             failure_record_prefix: tollgate_core::hook_failures::prefix_from_env(env)?,
+            gate_queue_url: env
+                .get(vars::GATE_QUEUE_URL)
+                .map(|u| u.trim().to_owned())
+                .filter(|u| !u.is_empty()),
             report: report_config(env)?,
         })
     }

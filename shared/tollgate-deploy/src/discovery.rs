@@ -176,6 +176,31 @@ pub struct LoadBalancer {
     pub scheme: Option<String>,
 }
 
+/// ELBv2 target group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetGroup {
+    /// Name.
+    pub name: String,
+    /// ARN.
+    pub arn: String,
+    /// The load balancers that route to it.
+    pub load_balancer_arns: Vec<String>,
+}
+
+impl TargetGroup {
+    /// CloudWatch's `TargetGroup` dimension: `targetgroup/<name>/<id>`.
+    pub fn dimension(&self) -> Option<&str> {
+        self.arn.find(":targetgroup/").map(|i| &self.arn[i + 1..])
+    }
+}
+
+/// CloudWatch's `LoadBalancer` dimension of a load balancer ARN:
+/// `app/<name>/<id>`.
+pub fn load_balancer_dimension(arn: &str) -> Option<&str> {
+    const MARK: &str = ":loadbalancer/";
+    arn.find(MARK).map(|i| &arn[i + MARK.len()..])
+}
+
 /// Port: CodeDeploy reads.
 pub trait DeploymentReader: Send + Sync {
     /// `GetDeployment`.
@@ -214,6 +239,11 @@ pub trait ListenerReader: Send + Sync {
         &self,
         arns: &[String],
     ) -> impl Future<Output = Result<Vec<LoadBalancer>, ReadError>> + Send;
+    /// `DescribeTargetGroups` by name (the metric gate's dimensions).
+    fn describe_target_groups(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<Vec<TargetGroup>, ReadError>> + Send;
 }
 
 /// Which listener route a hook tests through.
@@ -606,6 +636,7 @@ pub(crate) mod fakes {
     pub struct FakeElb {
         pub listeners: Vec<Listener>,
         pub balancers: Vec<LoadBalancer>,
+        pub target_groups: Vec<TargetGroup>,
         pub fail: HashMap<&'static str, ReadError>,
         pub calls: Mutex<Vec<String>>,
     }
@@ -654,6 +685,36 @@ pub(crate) mod fakes {
                 .filter(|b| arns.contains(&b.arn))
                 .cloned()
                 .collect())
+        }
+
+        async fn describe_target_groups(
+            &self,
+            names: &[String],
+        ) -> Result<Vec<TargetGroup>, ReadError> {
+            self.calls
+                .lock()
+                .expect("lock")
+                .push("DescribeTargetGroups".into());
+            if let Some(e) = self.fail.get("DescribeTargetGroups") {
+                return Err(e.clone());
+            }
+            Ok(self
+                .target_groups
+                .iter()
+                .filter(|t| names.contains(&t.name))
+                .cloned()
+                .collect())
+        }
+    }
+
+    /// A target group `web-<color>` on [`LB`].
+    pub fn target_group(color: &str, id: &str) -> TargetGroup {
+        TargetGroup {
+            name: format!("web-{color}"),
+            arn: format!(
+                "arn:aws:elasticloadbalancing:eu-west-1:111122223333:targetgroup/web-{color}/{id}"
+            ),
+            load_balancer_arns: vec![LB.into()],
         }
     }
 
@@ -712,6 +773,10 @@ pub(crate) mod fakes {
                 dns_name: "web-1234567890.eu-west-1.elb.amazonaws.com".into(),
                 scheme: Some("internet-facing".into()),
             }],
+            target_groups: vec![
+                target_group("blue", "1111111111111111"),
+                target_group("green", "2222222222222222"),
+            ],
             ..FakeElb::default()
         }
     }

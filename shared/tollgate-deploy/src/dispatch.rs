@@ -9,16 +9,20 @@
 //! keys that were seen, never the values).
 
 use super::DeployHook;
+use super::codedeploy_mode::HookEnd;
 use super::discovery::{DeploymentReader, ListenerReader};
 use super::rollback::ServiceDeployments;
 use super::smoke::SmokeRunner;
-use super::{codedeploy_mode, ecs_native};
+use super::{codedeploy_gate, codedeploy_mode, ecs_native};
 use lambda_runtime::Diagnostic;
 use std::sync::Arc;
+use tollgate_report::events::CodeDeployHookEvent;
 use tollgate_report::events::ecs_hook::SHAPE_KEYS;
+use tollgate_report::hook::report_hook;
 use tollgate_report::hook::run_hook;
 use tollgate_report::lambda::InitFailure;
 use tollgate_report::{Budget, HookOutcome, HookReporter, ReportConfig};
+use tollgate_report::{ReportFailure, Step, WorkEnd, describe_json_error, run_work};
 
 /// The payload kinds deploy-hook accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +31,8 @@ pub enum Shape {
     CodeDeploy,
     /// An ECS native lifecycle hook.
     EcsNative,
+    /// An SQS event of the gate queue: CodeDeploy metric gate tickets.
+    GateQueue,
     /// Neither; carries a description of what was seen.
     Unrecognised(String),
 }
@@ -53,6 +59,9 @@ pub fn recognise(raw: &serde_json::Value) -> Shape {
         };
         return Shape::Unrecognised(format!("the payload is {kind}"));
     };
+    if codedeploy_gate::is_queue_event(raw) {
+        return Shape::GateQueue;
+    }
     if CODEDEPLOY_KEYS.iter().any(|k| obj.contains_key(*k)) {
         return Shape::CodeDeploy;
     }
@@ -103,19 +112,60 @@ where
 {
     match recognise(&raw) {
         Shape::CodeDeploy => {
-            let work_deadline = budget.work_deadline;
-            let app = app.clone();
-            let completion = run_hook(reporter, raw, budget, &app.config.report.clone(), {
-                move |event, step| codedeploy_mode::run(app, event, step, work_deadline)
-            })
-            .await
-            .map_err(Diagnostic::from)?;
+            let event: CodeDeployHookEvent = serde_json::from_value(raw).map_err(|e| {
+                Diagnostic::from(ReportFailure::NotAnEvent(format!(
+                    "the event is not a CodeDeploy lifecycle hook ({}): expected \
+                     {{\"DeploymentId\": \"d-…\", \"LifecycleEventHookExecutionId\": \"…\"}}; nothing was reported",
+                    describe_json_error(&e)
+                )))
+            })?;
+            tracing::info!(deployment_id = %event.deployment_id, "hook invocation received");
+            let step = Step::default();
+            let work = {
+                let (app, event, step) = (app.clone(), event.clone(), step.clone());
+                let work_deadline = budget.work_deadline;
+                async move { codedeploy_mode::run(app, event, step, work_deadline).await }
+            };
+            let end = run_work(work, &step, &budget).await;
+            let outcome = match end.failure_text(&budget) {
+                Some(text) => HookOutcome::failed(text),
+                None => match end {
+                    WorkEnd::Done(HookEnd::Report(outcome)) => outcome,
+                    // The metric gate's bake is queued: the hook is
+                    // reported when its verdict is in.
+                    WorkEnd::Done(HookEnd::Baking(summary)) => {
+                        tracing::info!(deployment_id = %event.deployment_id, summary = %summary, "hook handed to the metric gate; not reported yet");
+                        return Ok(serde_json::json!({"report": "baking", "summary": summary}));
+                    }
+                    WorkEnd::Panicked { .. } | WorkEnd::TimedOut { .. } => {
+                        HookOutcome::failed("internal error")
+                    }
+                },
+            };
+            let completion = report_hook(reporter, &event, outcome, budget, &app.config.report)
+                .await
+                .map_err(Diagnostic::from)?;
             serde_json::to_value(&completion).map_err(|e| Diagnostic {
                 error_type: "InternalError".to_owned(),
                 error_message: format!(
                     "the hook was reported, but its summary could not be serialised: {e}"
                 ),
             })
+        }
+        Shape::GateQueue => {
+            let out = codedeploy_gate::handle(app, reporter, &raw, budget).await;
+            let undelivered = out
+                .as_array()
+                .is_some_and(|a| a.iter().any(|r| r["gate"] == "undelivered"));
+            if undelivered {
+                // SQS delivers the ticket again: its verdict is reported
+                // then, or the hook's hour runs out (fail closed).
+                return Err(Diagnostic {
+                    error_type: "ReportUndelivered".to_owned(),
+                    error_message: format!("a metric gate verdict could not be delivered: {out}"),
+                });
+            }
+            Ok(out)
         }
         Shape::EcsNative => {
             let answer = ecs_native::handle(app.clone(), raw, budget).await;
@@ -154,6 +204,29 @@ pub async fn handle_misconfigured<R: HookReporter, E: ServiceDeployments>(
             .await
             .map_err(Diagnostic::from)?;
             serde_json::to_value(&completion)
+        }
+        Shape::GateQueue => {
+            let mut out = Vec::new();
+            for ticket in codedeploy_gate::tickets(&raw) {
+                let Ok(event) = serde_json::from_value::<CodeDeployHookEvent>(serde_json::json!({
+                    "DeploymentId": ticket.deployment_id,
+                    "LifecycleEventHookExecutionId": ticket.hook_execution_id,
+                })) else {
+                    continue;
+                };
+                failure.log_refused(&event.lifecycle_event_hook_execution_id);
+                let completion = report_hook(
+                    reporter,
+                    &event,
+                    HookOutcome::failed(reason.clone()),
+                    budget,
+                    cfg,
+                )
+                .await
+                .map_err(Diagnostic::from)?;
+                out.push(completion);
+            }
+            serde_json::to_value(&out)
         }
         Shape::EcsNative => {
             let id = raw
@@ -252,6 +325,7 @@ mod tests {
             ecs: FakeDeployments::default(),
             smoke: FakeRunner::new(script),
             recorder: None,
+            gates: crate::gate_hook::Gates::default(),
         })
     }
 
@@ -424,6 +498,7 @@ mod tests {
             ecs: FakeDeployments::default(),
             smoke: FakeRunner::new(script),
             recorder: None,
+            gates: crate::gate_hook::Gates::default(),
         }
         .with_failure_records(writer);
         Arc::new(app)

@@ -12,11 +12,15 @@ use super::DeployHook;
 use super::codedeploy_mode::CHECKS_MARGIN;
 use super::config::{parse_target_url, target_text};
 use super::discovery::{DeploymentReader, ListenerReader};
+use super::gate_hook::{
+    BASELINE_KEY, ECS_BUDGET, HookGateState, VARS_KEY, advance, gate_vars, string_map,
+};
 use super::rollback::{ServiceDeployments, is_rollback_status};
 use super::smoke::{SmokeRunner, SpecTarget};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::time::Instant;
+use tollgate_checks::gate::GateSpec;
 use tollgate_checks::{RunOptions, Vars};
 use tollgate_report::events::ecs_hook::{EcsHookEvent, LifecycleStage};
 use tollgate_report::{Budget, Step, WorkEnd, describe_json_error, run_work};
@@ -433,6 +437,25 @@ where
         },
         None => SpecTarget::EcsUnnamed,
     };
+    // The metric gate, where green takes production traffic: carried on
+    // from an earlier IN_PROGRESS answer of this step, or started below
+    // once the smoke checks pass.
+    let gate = if gate_stage(event) {
+        match app.smoke.gate(&spec_target).await {
+            Ok(g) => g,
+            Err(e) => return EcsHookResponse::failed(e.to_string(), Some(state)),
+        }
+    } else {
+        None
+    };
+    let key = gate_key(event);
+    if let Some(gate) = &gate
+        && let Some(previous) = previous_gate(event, &key)
+    {
+        state.round = previous_round(event).unwrap_or(state.round);
+        return gate_round(app, event, gate, &vars, Some(previous), key, state).await;
+    }
+    let gate_vars = gate.as_ref().map(|_| vars.clone());
     let report = match app.smoke.run(&spec_target, vars, deadline, options).await {
         Ok(r) => r,
         Err(e) => return EcsHookResponse::failed(e.to_string(), Some(state)),
@@ -457,6 +480,9 @@ where
     }
     state.passed_rounds += 1;
     state.last_summary = Some(report.summary_line(300));
+    if let (Some(gate), Some(vars)) = (&gate, &gate_vars) {
+        return gate_round(app, event, gate, vars, None, key, state).await;
+    }
     if round < rounds {
         tracing::info!(
             round,
@@ -475,6 +501,147 @@ where
         call_back_delay: None,
         hook_details: Some(state_details(&state)),
     }
+}
+
+/// `hookDetails` key of the metric gate's state.
+pub const GATE_KEY: &str = "tollgateGate";
+
+/// Green's share of production traffic, when the payload gives it.
+fn green_weight(event: &EcsHookEvent) -> Option<f64> {
+    let d = &event.execution_details;
+    d.production_traffic_weights
+        .get(&d.target_service_revision_arn)
+        .copied()
+}
+
+/// Whether the stage is one where green takes production traffic: the
+/// gate runs at PRODUCTION_TRAFFIC_SHIFT (every step) and
+/// POST_PRODUCTION_TRAFFIC_SHIFT (before the bake) unless the weights say
+/// green has none, and at PRE_PRODUCTION_TRAFFIC_SHIFT only when they say
+/// it has some (a later linear or canary step; before the first shift
+/// green has no production traffic to measure).
+fn gate_stage(event: &EcsHookEvent) -> bool {
+    let weight = green_weight(event);
+    match event.lifecycle_stage {
+        LifecycleStage::PreProductionTrafficShift => weight.is_some_and(|w| w > 0.0),
+        LifecycleStage::ProductionTrafficShift | LifecycleStage::PostProductionTrafficShift => {
+            weight.is_none_or(|w| w > 0.0)
+        }
+        _ => false,
+    }
+}
+
+/// Which bake a state belongs to: this hook execution, stage and traffic
+/// step (a new linear or canary step starts a new bake).
+fn gate_key(event: &EcsHookEvent) -> String {
+    format!(
+        "{}|{}|{}",
+        event.execution_id,
+        event.lifecycle_stage,
+        green_weight(event).map_or_else(|| "-".to_owned(), tollgate_checks::gate::format_value)
+    )
+}
+
+fn previous_gate(event: &EcsHookEvent, key: &str) -> Option<tollgate_checks::gate::GateState> {
+    let v = event.hook_details.get(GATE_KEY)?;
+    match serde_json::from_value::<HookGateState>(v.clone()) {
+        Ok(g) if g.key == key => Some(g.state),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %describe_json_error(&e), "ignoring unreadable hookDetails.tollgateGate; starting the bake over");
+            None
+        }
+    }
+}
+
+fn previous_round(event: &EcsHookEvent) -> Option<u32> {
+    let v = event.hook_details.get(DETAILS_KEY)?;
+    serde_json::from_value::<SoakState>(v.clone())
+        .ok()
+        .map(|s| s.round)
+}
+
+/// One invocation of the metric gate: start the bake (after the smoke
+/// checks passed) or take the measurement that is due, then `IN_PROGRESS`
+/// with `callBackDelay` until the next one, or the verdict.
+async fn gate_round<D, L, S, E>(
+    app: &DeployHook<D, L, S, E>,
+    event: &EcsHookEvent,
+    gate: &GateSpec,
+    base: &Vars,
+    previous: Option<tollgate_checks::gate::GateState>,
+    key: String,
+    mut state: SoakState,
+) -> EcsHookResponse {
+    let stage = &event.lifecycle_stage;
+    let extra = match string_map(&event.hook_details, VARS_KEY) {
+        Ok(v) => v.unwrap_or_default(),
+        Err(e) => return EcsHookResponse::failed(e, Some(state)),
+    };
+    let baseline = match string_map(&event.hook_details, BASELINE_KEY) {
+        Ok(v) => v,
+        Err(e) => return EcsHookResponse::failed(e, Some(state)),
+    };
+    if gate.needs_baseline() && baseline.is_none() {
+        return EcsHookResponse::failed(
+            format!(
+                "the metric gate at {stage} compares green with blue (max_vs_baseline), but the \
+                 hook names no baseline; set hookDetails.{BASELINE_KEY} in the service's hook \
+                 configuration to blue's variables, e.g. {{\"TARGET_GROUP\": \"targetgroup/web-blue/…\"}}"
+            ),
+            Some(state),
+        );
+    }
+    let (green, baseline) = gate_vars(base, &extra, baseline.as_deref());
+    let advanced = match advance(
+        gate,
+        &app.gates,
+        &green,
+        baseline.as_ref(),
+        previous,
+        (ECS_BUDGET, "the ECS hook's longest timeout"),
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            return EcsHookResponse::failed(
+                format!("the metric gate at {stage} cannot run: {e}"),
+                Some(state),
+            );
+        }
+    };
+    let summary = advanced.summary(gate);
+    state.last_summary = Some(clip(&summary, MAX_REASON));
+    if !advanced.verdict.is_final() {
+        tracing::info!(%stage, delay_s = advanced.next_in, summary = %summary, "metric gate baking; asking ECS to call again");
+        let mut details = state_details(&state);
+        details.insert(
+            GATE_KEY.to_owned(),
+            serde_json::to_value(HookGateState {
+                key,
+                state: advanced.state,
+            })
+            .unwrap_or(serde_json::Value::Null),
+        );
+        return EcsHookResponse {
+            hook_status: EcsHookStatus::InProgress,
+            call_back_delay: Some(advanced.next_in),
+            hook_details: Some(details),
+        };
+    }
+    if advanced.verdict.passes(gate) {
+        tracing::info!(%stage, summary = %summary, "metric gate passed");
+        return EcsHookResponse {
+            hook_status: EcsHookStatus::Succeeded,
+            call_back_delay: None,
+            hook_details: Some(state_details(&state)),
+        };
+    }
+    EcsHookResponse::failed(
+        format!("{stage}: {}", advanced.state.failure_message(gate)),
+        Some(state),
+    )
 }
 
 fn succeeded(note: String) -> EcsHookResponse {
@@ -533,6 +700,7 @@ mod tests {
             ecs,
             smoke: FakeRunner::new(script),
             recorder: None,
+            gates: crate::gate_hook::Gates::default(),
         })
     }
 
@@ -838,6 +1006,325 @@ mod tests {
             assert_eq!(r.hook_status, EcsHookStatus::Succeeded, "{r:?}");
         }
         assert_eq!(app.smoke.runs().len(), 6);
+    }
+
+    mod gate {
+        //! The metric gate at production stages: one measurement per
+        //! invocation, IN_PROGRESS + callBackDelay between them.
+
+        use super::*;
+        use crate::gate_hook::Gates;
+        use crate::gate_hook::fakes::FakeMetrics;
+        use std::sync::atomic::{AtomicI64, Ordering};
+
+        const GATE: &str = r#"
+checks: [{name: h, url: '${TARGET}/h', expect: {status: 200}}]
+gate:
+  interval: 1m
+  count: 3
+  min_requests: {query: requests, at_least: 10}
+  queries:
+    - {id: requests, metric: {namespace: AWS/ApplicationELB, name: RequestCount, stat: Sum, dimensions: {TargetGroup: '${TARGET_GROUP}'}}}
+    - {id: errors, missing: zero, metric: {namespace: AWS/ApplicationELB, name: HTTPCode_Target_5XX_Count, stat: Sum, dimensions: {TargetGroup: '${TARGET_GROUP}'}}}
+    - {id: error_rate, name: 5xx rate, unit: '%', expression: 100 * errors / requests}
+  conditions:
+    - {query: error_rate, max: 1}
+"#;
+
+        struct Rig {
+            app: Arc<DeployHook<FakeCodeDeploy, FakeElb, FakeRunner, FakeDeployments>>,
+            metrics: Arc<FakeMetrics>,
+            now: Arc<AtomicI64>,
+        }
+
+        fn rig(spec: &str) -> Rig {
+            let gate = tollgate_checks::gate::GateSpec::from_document(spec)
+                .expect("valid")
+                .expect("gate");
+            let mut runner = FakeRunner::new(Script::Pass(1));
+            runner.gate = Some(Arc::new(gate));
+            let env: std::collections::HashMap<String, String> = [
+                (env::CHECK_SPEC.to_owned(), SPEC.to_owned()),
+                (env::TARGET_URL.to_owned(), "http://web.internal".to_owned()),
+            ]
+            .into();
+            let metrics = Arc::new(FakeMetrics::default());
+            let now = Arc::new(AtomicI64::new(1_764_000_000));
+            let clock = now.clone();
+            let app = Arc::new(DeployHook {
+                config: DeployConfig::from_env(&env).expect("config"),
+                codedeploy: FakeCodeDeploy::default(),
+                elb: FakeElb::default(),
+                ecs: FakeDeployments::default(),
+                smoke: runner,
+                recorder: None,
+                gates: Gates {
+                    metrics: metrics.clone(),
+                    queue: None,
+                    clock: Arc::new(move || clock.load(Ordering::SeqCst)),
+                },
+            });
+            Rig { app, metrics, now }
+        }
+
+        fn event(stage_sample: &str) -> serde_json::Value {
+            let mut e = sample(stage_sample);
+            e["hookDetails"] = serde_json::json!({
+                "gateVariables": {"TARGET_GROUP": "targetgroup/web-green/1"},
+                "gateBaselineVariables": {"TARGET_GROUP": "targetgroup/web-blue/2"}
+            });
+            e
+        }
+
+        /// Invokes, then feeds the answer's hookDetails back the way ECS
+        /// does (replacing them) and moves the clock by the delay asked.
+        async fn invoke(rig: &Rig, e: &mut serde_json::Value) -> EcsHookResponse {
+            let r = handle(rig.app.clone(), e.clone(), budget(5000)).await;
+            if let Some(d) = &r.hook_details {
+                e["hookDetails"] = serde_json::Value::Object(d.clone());
+            }
+            if let Some(delay) = r.call_back_delay {
+                rig.now
+                    .fetch_add(i64::try_from(delay).expect("delay"), Ordering::SeqCst);
+            }
+            r
+        }
+
+        const PROD: &str =
+            include_str!("../../../events/deploy-hook/ecs-production-traffic-shift.json");
+        const POST_PROD: &str =
+            include_str!("../../../events/deploy-hook/ecs-post-production-traffic-shift.json");
+
+        #[tokio::test]
+        async fn a_healthy_bake_answers_in_progress_per_measurement_then_succeeds() {
+            let rig = rig(GATE);
+            for _ in 0..3 {
+                rig.metrics.push(FakeMetrics::answer(&[
+                    ("requests", 500.0),
+                    ("errors", 1.0),
+                    ("error_rate", 0.2),
+                ]));
+            }
+            let mut e = event(PROD);
+            let mut statuses = Vec::new();
+            let mut last = None;
+            for _ in 0..4 {
+                let r = invoke(&rig, &mut e).await;
+                statuses.push((r.hook_status, r.call_back_delay));
+                last = Some(r);
+            }
+            assert_eq!(
+                statuses,
+                [
+                    (EcsHookStatus::InProgress, Some(60)),
+                    (EcsHookStatus::InProgress, Some(60)),
+                    (EcsHookStatus::InProgress, Some(60)),
+                    (EcsHookStatus::Succeeded, None),
+                ]
+            );
+            // The smoke checks ran once, before the bake.
+            assert_eq!(rig.app.smoke.runs().len(), 1);
+            let calls = rig.metrics.calls();
+            assert_eq!(
+                calls[..2],
+                [
+                    "ListMetrics RequestCount",
+                    "ListMetrics HTTPCode_Target_5XX_Count"
+                ]
+            );
+            assert_eq!(
+                calls
+                    .iter()
+                    .filter(|c| *c
+                        == "GetMetricData TargetGroup=targetgroup/web-green/1;TargetGroup=targetgroup/web-green/1")
+                    .count(),
+                3,
+                "{calls:?}"
+            );
+            let s = state(&last.expect("answer"));
+            assert!(
+                s.last_summary
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("metric gate successful: 3 of 3")),
+                "{s:?}"
+            );
+        }
+
+        #[tokio::test]
+        async fn a_5xx_rise_fails_the_hook_saying_which_measurement_and_by_how_much() {
+            let rig = rig(GATE);
+            rig.metrics.push(FakeMetrics::answer(&[
+                ("requests", 500.0),
+                ("errors", 0.0),
+                ("error_rate", 0.0),
+            ]));
+            rig.metrics.push(FakeMetrics::answer(&[
+                ("requests", 500.0),
+                ("errors", 60.0),
+                ("error_rate", 12.0),
+            ]));
+            let mut e = event(POST_PROD);
+            let mut last = None;
+            for _ in 0..3 {
+                last = Some(invoke(&rig, &mut e).await);
+            }
+            let r = last.expect("answer");
+            assert_eq!(r.hook_status, EcsHookStatus::Failed, "{r:?}");
+            assert_eq!(
+                state(&r).reason.as_deref(),
+                Some(
+                    "POST_PRODUCTION_TRAFFIC_SHIFT: metric gate failed: 5xx rate 12 % > 1 % in 1 of 2 measurements (1 successful, 1 failed (limit 0), 0 inconclusive (limit 0), 0 errors after 2 of 3 measurements)"
+                )
+            );
+        }
+
+        #[tokio::test]
+        async fn a_duplicate_invocation_before_the_next_is_due_measures_nothing() {
+            let rig = rig(GATE);
+            rig.metrics.push(FakeMetrics::answer(&[
+                ("requests", 500.0),
+                ("errors", 0.0),
+                ("error_rate", 0.0),
+            ]));
+            let mut e = event(PROD);
+            invoke(&rig, &mut e).await; // starts; clock +60
+            let first = invoke(&rig, &mut e).await; // measurement 1; clock +60
+            rig.now.fetch_sub(60, Ordering::SeqCst);
+            // The same payload again (a retry), at the same time.
+            let before = rig.metrics.calls().len();
+            let mut again = e.clone();
+            again["hookDetails"] =
+                serde_json::Value::Object(first.hook_details.clone().expect("d"));
+            let dup = handle(rig.app.clone(), again, budget(5000)).await;
+            assert_eq!(rig.metrics.calls().len(), before, "no second measurement");
+            assert_eq!(dup.hook_status, EcsHookStatus::InProgress);
+            assert_eq!(
+                dup.hook_details.as_ref().map(|d| &d[GATE_KEY]),
+                first.hook_details.as_ref().map(|d| &d[GATE_KEY])
+            );
+        }
+
+        #[tokio::test]
+        async fn each_traffic_step_bakes_anew_and_test_stages_have_no_gate() {
+            let rig = rig(GATE);
+            let mut e = event(PROD);
+            let r = invoke(&rig, &mut e).await;
+            assert_eq!(r.hook_status, EcsHookStatus::InProgress);
+            // The next canary step: green at 50 % now; ECS hands back the
+            // old state, which belongs to another step.
+            let green = e["executionDetails"]["targetServiceRevisionArn"]
+                .as_str()
+                .expect("arn")
+                .to_owned();
+            e["executionDetails"]["productionTrafficWeights"][&green] = serde_json::json!(50);
+            let r = invoke(&rig, &mut e).await;
+            assert_eq!(r.hook_status, EcsHookStatus::InProgress);
+            assert_eq!(rig.app.smoke.runs().len(), 2, "a new step checks again");
+            assert!(
+                !rig.metrics
+                    .calls()
+                    .iter()
+                    .any(|c| c.starts_with("GetMetricData")),
+                "a new bake starts without a measurement"
+            );
+            // Test-traffic stages, and PRE_PRODUCTION_TRAFFIC_SHIFT before
+            // green has production traffic (weight 0, or no weights at
+            // all), run the smoke checks only.
+            const PRE_PROD: &str =
+                include_str!("../../../events/deploy-hook/ecs-pre-production-traffic-shift.json");
+            for (text, no_weights) in [(POST_TEST, false), (PRE_PROD, false), (PRE_PROD, true)] {
+                let mut e = event(text);
+                if no_weights {
+                    e["executionDetails"]["productionTrafficWeights"] = serde_json::json!({});
+                }
+                let r = invoke(&rig, &mut e).await;
+                assert_eq!(r.hook_status, EcsHookStatus::Succeeded, "{r:?}");
+            }
+        }
+
+        #[tokio::test]
+        async fn a_later_steps_pre_production_shift_bakes_too() {
+            let rig = rig(GATE);
+            let mut e = event(include_str!(
+                "../../../events/deploy-hook/ecs-pre-production-traffic-shift.json"
+            ));
+            let green = e["executionDetails"]["targetServiceRevisionArn"]
+                .as_str()
+                .expect("arn")
+                .to_owned();
+            e["executionDetails"]["productionTrafficWeights"][&green] = serde_json::json!(25);
+            let r = invoke(&rig, &mut e).await;
+            assert_eq!(r.hook_status, EcsHookStatus::InProgress, "{r:?}");
+            assert_eq!(r.call_back_delay, Some(60));
+        }
+
+        #[tokio::test]
+        async fn a_relative_condition_without_a_baseline_fails_naming_the_fix() {
+            let rig = rig(&GATE.replace(
+                "- {query: error_rate, max: 1}",
+                "- {query: error_rate, max_vs_baseline: {plus: 0.5}}",
+            ));
+            let mut e = sample(PROD);
+            e["hookDetails"] =
+                serde_json::json!({"gateVariables": {"TARGET_GROUP": "targetgroup/web-green/1"}});
+            let r = invoke(&rig, &mut e).await;
+            assert_eq!(r.hook_status, EcsHookStatus::Failed);
+            let reason = state(&r).reason.expect("reason");
+            assert!(
+                reason.contains("set hookDetails.gateBaselineVariables"),
+                "{reason}"
+            );
+        }
+
+        #[tokio::test]
+        async fn green_against_blue_queries_both_target_groups() {
+            let rig = rig(&GATE.replace(
+                "- {query: error_rate, max: 1}",
+                "- {query: error_rate, max_vs_baseline: {plus: 0.5}}",
+            ));
+            rig.metrics.push(FakeMetrics::answer(&[
+                ("requests", 500.0),
+                ("errors", 10.0),
+                ("error_rate", 2.0),
+            ]));
+            rig.metrics.push(FakeMetrics::answer(&[
+                ("requests", 900.0),
+                ("errors", 9.0),
+                ("error_rate", 1.0),
+            ]));
+            let mut e = event(PROD);
+            invoke(&rig, &mut e).await;
+            let r = invoke(&rig, &mut e).await;
+            assert_eq!(r.hook_status, EcsHookStatus::Failed, "{r:?}");
+            let reason = state(&r).reason.expect("reason");
+            assert!(
+                reason.contains("5xx rate 2 % > 1.5 % (baseline 1 % + 0.5)"),
+                "{reason}"
+            );
+            let calls = rig.metrics.calls();
+            assert!(
+                calls.iter().any(|c| c.contains("targetgroup/web-blue/2")),
+                "{calls:?}"
+            );
+        }
+
+        #[tokio::test]
+        async fn without_cloudwatch_the_gate_fails_never_passes() {
+            let rig = rig(GATE);
+            let app = {
+                let mut a = Arc::try_unwrap(rig.app).expect("sole");
+                a.gates = Gates::default();
+                Arc::new(a)
+            };
+            let r = handle(app, event(PROD), budget(5000)).await;
+            assert_eq!(r.hook_status, EcsHookStatus::Failed);
+            let reason = state(&r).reason.expect("reason");
+            assert!(
+                reason.contains("the metric gate at PRODUCTION_TRAFFIC_SHIFT cannot run"),
+                "{reason}"
+            );
+            assert!(reason.contains("no CloudWatch client"), "{reason}");
+        }
     }
 
     #[test]

@@ -24,6 +24,11 @@
 //!   CodeDeploy deployment group or ECS service read from SSM on first use
 //!   and cached within the function's memory), their `variables:` resolved
 //!   from Secrets Manager / SSM, run through [`tollgate_checks`].
+//! - [`gate_hook`]: the spec's metric gate (`gate:`), one measurement per
+//!   invocation: ECS native hooks answer `IN_PROGRESS` + `callBackDelay`
+//!   with the running verdict in `hookDetails`; a CodeDeploy
+//!   `AfterAllowTraffic` hook carries its bake on an SQS queue and reports
+//!   the verdict ([`codedeploy_gate`]).
 //! - `tollgate_core::hook_failures`: a failed CodeDeploy hook's checks, left in SSM for
 //!   the notifier before the `Failed` report (when configured).
 //!
@@ -31,12 +36,14 @@
 //! [`dispatch::handle`] per invocation.
 
 pub mod app;
+pub mod codedeploy_gate;
 pub mod codedeploy_mode;
 pub mod config;
 pub mod discovery;
 pub mod dispatch;
 pub mod ecs_native;
 pub mod failure_records;
+pub mod gate_hook;
 pub mod green;
 pub mod rollback;
 pub mod smoke;
@@ -67,6 +74,8 @@ pub struct DeployHook<D, L, S, E> {
     /// Writes failed hooks' records for the notifier; `None` when
     /// `TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX` is unset.
     pub recorder: Option<FailureRecorder>,
+    /// CloudWatch and the clock for the specs' metric gates (`gate:`).
+    pub gates: gate_hook::Gates,
 }
 
 impl<D, L, S, E> DeployHook<D, L, S, E> {
@@ -79,6 +88,24 @@ impl<D, L, S, E> DeployHook<D, L, S, E> {
             .failure_record_prefix
             .as_ref()
             .map(|prefix| FailureRecorder::new(prefix.clone(), writer));
+        self
+    }
+
+    /// Attaches the CloudWatch reads the specs' metric gates use (without
+    /// them, a gate fails with a configuration error, never passes).
+    pub fn with_metrics(mut self, metrics: impl gate_hook::HookMetrics + 'static) -> Self {
+        let queue = self.gates.queue.take();
+        self.gates = gate_hook::Gates::new(metrics);
+        self.gates.queue = queue;
+        self
+    }
+
+    /// Attaches the queue that carries a CodeDeploy hook's metric gate from
+    /// one measurement to the next ([`codedeploy_gate`]), when configured.
+    pub fn with_gate_queue(mut self, queue: Option<impl gate_hook::GateQueue + 'static>) -> Self {
+        if let Some(q) = queue {
+            self.gates.queue = Some(Arc::new(q));
+        }
         self
     }
 }
@@ -119,6 +146,7 @@ impl<D: DeploymentReader, L: ListenerReader, E: ServiceDeployments>
             ecs,
             smoke,
             recorder: None,
+            gates: gate_hook::Gates::default(),
         })
     }
 }

@@ -29,6 +29,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
+use tollgate_checks::gate::GateSpec;
 use tollgate_checks::{
     Engine, EngineConfig, EngineError, ResolvedVariables, RunOptions, RunReport, SecretVariables,
     Spec, SpecError, Vars,
@@ -263,6 +264,15 @@ pub fn parse_checked(text: &str, source_name: &str, supplied: &[&str]) -> Result
     Ok(spec)
 }
 
+/// The spec document's `gate:` section (the metric gate), if it has one;
+/// an invalid one is the same error as an invalid check spec.
+pub fn parse_gate(text: &str, source_name: &str) -> Result<Option<GateSpec>, InitError> {
+    GateSpec::from_document(text).map_err(|error| InitError::Spec {
+        source_name: source_name.to_owned(),
+        error,
+    })
+}
+
 /// Every variable either entry point supplies: what the default spec,
 /// which serves both, is checked against.
 fn all_supplied() -> Vec<&'static str> {
@@ -401,12 +411,20 @@ pub trait SmokeRunner: Send + Sync + 'static {
         deadline: Instant,
         options: RunOptions,
     ) -> impl Future<Output = Result<RunReport, SmokeError>> + Send;
+
+    /// The metric gate of `target`'s spec (its `gate:` section), if any.
+    fn gate(
+        &self,
+        target: &SpecTarget,
+    ) -> impl Future<Output = Result<Option<Arc<GateSpec>>, SmokeError>> + Send;
 }
 
 /// A spec ready to run: parsed, its `variables:` resolved.
 struct Loaded {
     spec: Spec,
     secrets: ResolvedVariables,
+    /// The document's metric gate, if any.
+    gate: Option<Arc<GateSpec>>,
 }
 
 impl fmt::Debug for Loaded {
@@ -414,6 +432,7 @@ impl fmt::Debug for Loaded {
         f.debug_struct("Loaded")
             .field("checks", &self.spec.len())
             .field("secrets", &self.secrets)
+            .field("gate", &self.gate.is_some())
             .finish()
     }
 }
@@ -545,15 +564,21 @@ impl SpecRunner {
             None => None,
             Some(source) => {
                 let source_name = source.describe();
-                let spec = match source {
-                    SpecSource::Inline(text) => parse_checked(text, &source_name, &all_supplied())?,
+                let (spec, gate) = match source {
+                    SpecSource::Inline(text) => (
+                        parse_checked(text, &source_name, &all_supplied())?,
+                        parse_gate(text, &source_name)?,
+                    ),
                     SpecSource::Parameter(name) => {
                         let value = stores.parameter(name).await?;
-                        parse_checked(value.expose(), &source_name, &all_supplied())?
+                        (
+                            parse_checked(value.expose(), &source_name, &all_supplied())?,
+                            parse_gate(value.expose(), &source_name)?,
+                        )
                     }
                 };
                 Some(Arc::new(
-                    prepare(&engine, stores.as_ref(), spec, &source_name).await?,
+                    prepare(&engine, stores.as_ref(), spec, gate, &source_name).await?,
                 ))
             }
         };
@@ -678,7 +703,8 @@ impl SpecRunner {
         };
         let spec =
             parse_checked(text.expose(), &source_name, target.supplied()).map_err(invalid)?;
-        let loaded = prepare(&self.engine, self.stores.as_ref(), spec, &source_name)
+        let gate = parse_gate(text.expose(), &source_name).map_err(invalid)?;
+        let loaded = prepare(&self.engine, self.stores.as_ref(), spec, gate, &source_name)
             .await
             .map_err(invalid)?;
         tracing::info!(
@@ -700,6 +726,7 @@ async fn prepare(
     engine: &Engine,
     stores: &dyn SpecStores,
     spec: Spec,
+    gate: Option<GateSpec>,
     source_name: &str,
 ) -> Result<Loaded, InitError> {
     engine
@@ -715,7 +742,11 @@ async fn prepare(
             source_name: source_name.to_owned(),
             error,
         })?;
-    Ok(Loaded { spec, secrets })
+    Ok(Loaded {
+        spec,
+        secrets,
+        gate: gate.map(Arc::new),
+    })
 }
 
 impl SmokeRunner for SpecRunner {
@@ -732,6 +763,10 @@ impl SmokeRunner for SpecRunner {
             .engine
             .run_with(&loaded.spec, &vars, deadline, &options)
             .await?)
+    }
+
+    async fn gate(&self, target: &SpecTarget) -> Result<Option<Arc<GateSpec>>, SmokeError> {
+        Ok(self.spec_for(target).await?.gate.clone())
     }
 }
 
@@ -765,6 +800,7 @@ pub(crate) mod fakes {
         pub script: Script,
         pub runs: Mutex<Vec<Run>>,
         pub targets: Mutex<Vec<SpecTarget>>,
+        pub gate: Option<Arc<GateSpec>>,
     }
 
     impl FakeRunner {
@@ -773,6 +809,7 @@ pub(crate) mod fakes {
                 script,
                 runs: Mutex::new(Vec::new()),
                 targets: Mutex::new(Vec::new()),
+                gate: None,
             }
         }
 
@@ -868,6 +905,10 @@ pub(crate) mod fakes {
                 }
                 Script::Panic => panic!("fake runner exploded"),
             }
+        }
+
+        async fn gate(&self, _target: &SpecTarget) -> Result<Option<Arc<GateSpec>>, SmokeError> {
+            Ok(self.gate.clone())
         }
     }
 }

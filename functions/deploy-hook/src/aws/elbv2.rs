@@ -1,10 +1,11 @@
 //! Elastic Load Balancing v2 read adapter: implements [`ListenerReader`]
-//! (`DescribeListeners`, `DescribeLoadBalancers`).
+//! (`DescribeListeners`, `DescribeLoadBalancers`, and `DescribeTargetGroups`
+//! for the metric gate's dimensions).
 
 use super::codedeploy_read::read_error;
 use aws_sdk_elasticloadbalancingv2::Client;
 use tollgate_aws::SdkConfig;
-use tollgate_deploy::discovery::{Listener, ListenerReader, LoadBalancer, ReadError};
+use tollgate_deploy::discovery::{Listener, ListenerReader, LoadBalancer, ReadError, TargetGroup};
 
 /// Reads listeners and load balancers.
 #[derive(Debug, Clone)]
@@ -65,6 +66,31 @@ impl ListenerReader for ElbReader {
                     arn: b.load_balancer_arn()?.to_owned(),
                     dns_name: b.dns_name().unwrap_or_default().to_owned(),
                     scheme: b.scheme().map(|s| s.as_str().to_owned()),
+                })
+            })
+            .collect())
+    }
+
+    async fn describe_target_groups(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<TargetGroup>, ReadError> {
+        const ACTION: &str = "elasticloadbalancing:DescribeTargetGroups";
+        let out = self
+            .client
+            .describe_target_groups()
+            .set_names(Some(names.to_vec()))
+            .send()
+            .await
+            .map_err(|e| read_error(ACTION, e, &["TargetGroupNotFound"]))?;
+        Ok(out
+            .target_groups()
+            .iter()
+            .filter_map(|t| {
+                Some(TargetGroup {
+                    name: t.target_group_name()?.to_owned(),
+                    arn: t.target_group_arn()?.to_owned(),
+                    load_balancer_arns: t.load_balancer_arns().to_vec(),
                 })
             })
             .collect())
