@@ -24,6 +24,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("tollgate-notify", &["tollgate-core", "tollgate-report"]),
     ("tollgate-deadletter", &["tollgate-core", "tollgate-report"]),
+    ("tollgate-approvals", &["tollgate-core", "tollgate-report"]),
     ("tollgate-aws", &["tollgate-core", "tollgate-report"]),
     (
         "tollgate-aws-codepipeline",
@@ -61,6 +62,7 @@ const LOGIC: &[&str] = &[
     "tollgate-deploy",
     "tollgate-notify",
     "tollgate-deadletter",
+    "tollgate-approvals",
     "tollgate-test-support",
 ];
 

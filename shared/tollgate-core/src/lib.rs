@@ -7,11 +7,14 @@
 //! ([`doc_error`]), text helpers ([`text`]), the CA bundle ([`tls`]),
 //! logging ([`telemetry`]), the ports more than one function uses
 //! ([`ports`]), secret references and their resolution ([`secret_ref`]),
-//! and the hook-failure record deploy-hook writes and the
-//! notifier reads ([`hook_failures`]).
+//! the hook-failure record deploy-hook writes and the
+//! notifier reads ([`hook_failures`]), and the approval request's button
+//! contract between the notifier and the approvals function
+//! ([`approval_request`]).
 //!
 //! Invariant: depends on no other Tollgate crate and on no AWS SDK crate.
 
+pub mod approval_request;
 pub mod config;
 pub mod doc_error;
 pub mod hook_failures;
