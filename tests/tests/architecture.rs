@@ -72,6 +72,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("deploy-hook", "tollgate-deploy"),
     ("notifier", "tollgate-notify"),
     ("dead-letter", "tollgate-deadletter"),
+    ("approvals", "tollgate-approvals"),
 ];
 
 fn shared_crates() -> BTreeSet<String> {
