@@ -858,11 +858,8 @@ fn own_answer(state: &Mutex<State>, operation: &str, req: &Value) -> Option<(u16
         "PutJobFailureResult" => put_job_failure(&mut s, req),
         "PutLifecycleEventHookExecutionStatus" => put_hook_status(&mut s, req),
         "PutApprovalResult" => put_approval(&mut s, req),
-        "GetPipelineState" => match pipeline_state(&s, req) {
-            Some(answer) => answer,
-            // Not a pipeline with a registered approval: moto answers.
-            None => return None,
-        },
+        // Not a pipeline with a registered approval (None): moto answers.
+        "GetPipelineState" => pipeline_state(&s, req)?,
         "GetJobDetails" => job_details(&s, req),
         // Not a registered job's execution (answered above): moto answers.
         "ListActionExecutions" => return None,

@@ -359,14 +359,14 @@ async fn a_double_click_and_two_approvers_at_once_record_one_result() {
     w.waiting("exec-1", "token-race-1");
     let mut a = w.function().await;
     let mut b = w.function().await;
-    let mut member = |p: &mut Value| p["user"] = json!({"id": GROUP_MEMBER, "username": "bo"});
+    let member = |p: &mut Value| p["user"] = json!({"id": GROUP_MEMBER, "username": "bo"});
     let (x, y) = tokio::join!(
         a.invoke(
             w.event("approve-click", now(), SIGNING_SECRET, |_| {}),
             DEADLINE
         ),
         b.invoke(
-            w.event("approve-click", now(), SIGNING_SECRET, &mut member),
+            w.event("approve-click", now(), SIGNING_SECRET, member),
             DEADLINE
         ),
     );
