@@ -132,10 +132,32 @@ struct State {
     deployments: HashSet<String>,
     hooks: HashMap<(String, String), bool>,
     approvals: HashMap<String, bool>,
+    /// Manual approval actions by token (`register_approval_action`).
+    approval_actions: HashMap<String, ApprovalAction>,
     faults: Vec<FaultRule>,
     scripts: HashMap<String, VecDeque<(u16, Value)>>,
     calls: Vec<Call>,
     reports: Vec<Report>,
+}
+
+/// A manual approval action as `GetPipelineState` shows it.
+#[derive(Debug, Clone)]
+struct ApprovalAction {
+    pipeline: String,
+    stage: String,
+    action: String,
+    execution: String,
+    status: String,
+    summary: Option<String>,
+    error: Option<String>,
+    changed_at: f64,
+}
+
+fn epoch_secs_f64() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// The running stand-in. Stops when dropped.
@@ -278,6 +300,48 @@ impl AwsStandIn {
     /// Makes a manual-approval token known.
     pub fn register_approval(&self, token: &str) {
         lock(&self.state).approvals.insert(token.to_owned(), false);
+    }
+
+    /// Makes a manual approval action of `pipeline` / `stage` / `action`
+    /// waiting (`InProgress`) in pipeline execution `execution` with
+    /// `token`: `GetPipelineState` shows it with its token (the latest one
+    /// registered for that action wins), and `PutApprovalResult` accepts
+    /// the token only for that action and only while it waits.
+    pub fn register_approval_action(
+        &self,
+        pipeline: &str,
+        stage: &str,
+        action: &str,
+        execution: &str,
+        token: &str,
+    ) {
+        let mut s = lock(&self.state);
+        s.approvals.insert(token.to_owned(), false);
+        s.approval_actions.insert(
+            token.to_owned(),
+            ApprovalAction {
+                pipeline: pipeline.to_owned(),
+                stage: stage.to_owned(),
+                action: action.to_owned(),
+                execution: execution.to_owned(),
+                status: "InProgress".to_owned(),
+                summary: None,
+                error: None,
+                changed_at: epoch_secs_f64(),
+            },
+        );
+    }
+
+    /// Lets a registered approval expire, as CodePipeline does after its
+    /// timeout (7 days): the action fails and its token is refused.
+    pub fn expire_approval(&self, token: &str) {
+        let mut s = lock(&self.state);
+        if let Some(a) = s.approval_actions.get_mut(token) {
+            a.status = "Failed".to_owned();
+            a.error = Some("The approval action timed out".to_owned());
+            a.changed_at = epoch_secs_f64();
+        }
+        s.approvals.insert(token.to_owned(), true);
     }
 
     /// Injects `fault` into the next `times` calls of `operation` (every call
@@ -794,6 +858,8 @@ fn own_answer(state: &Mutex<State>, operation: &str, req: &Value) -> Option<(u16
         "PutJobFailureResult" => put_job_failure(&mut s, req),
         "PutLifecycleEventHookExecutionStatus" => put_hook_status(&mut s, req),
         "PutApprovalResult" => put_approval(&mut s, req),
+        // Not a pipeline with a registered approval (None): moto answers.
+        "GetPipelineState" => pipeline_state(&s, req)?,
         "GetJobDetails" => job_details(&s, req),
         // Not a registered job's execution (answered above): moto answers.
         "ListActionExecutions" => return None,
@@ -1101,6 +1167,50 @@ fn put_hook_status(s: &mut State, req: &Value) -> Result<Value, Rejection> {
     Ok(json!({"lifecycleEventHookExecutionId": execution_id}))
 }
 
+/// `GetPipelineState` for a pipeline with registered approval actions: each
+/// action's latest registration, its token only while it waits.
+fn pipeline_state(s: &State, req: &Value) -> Option<Result<Value, Rejection>> {
+    let name = req.get("name").and_then(Value::as_str).unwrap_or_default();
+    let mut latest: Vec<(&String, &ApprovalAction)> = s
+        .approval_actions
+        .iter()
+        .filter(|(_, a)| a.pipeline == name)
+        .collect();
+    if latest.is_empty() {
+        return None;
+    }
+    latest.sort_by(|x, y| x.1.changed_at.total_cmp(&y.1.changed_at));
+    let mut stages: Vec<(String, Value)> = Vec::new();
+    for (token, a) in latest {
+        let mut execution = json!({"actionExecutionId": format!("{ACTION_EXECUTION_PREFIX}{token}"),
+                                   "status": a.status, "lastStatusChange": a.changed_at});
+        if a.status == "InProgress" {
+            execution["token"] = json!(token);
+        }
+        if let Some(summary) = &a.summary {
+            execution["summary"] = json!(summary);
+        }
+        if let Some(e) = &a.error {
+            execution["errorDetails"] = json!({"code": "TimeoutError", "message": e});
+        }
+        let stage = json!({
+            "stageName": a.stage,
+            "latestExecution": {"pipelineExecutionId": a.execution,
+                                 "status": if a.status == "InProgress" { "InProgress" } else { "Stopped" }},
+            "actionStates": [{"actionName": a.action, "latestExecution": execution}]
+        });
+        match stages.iter_mut().find(|(n, _)| *n == a.stage) {
+            Some(existing) => existing.1 = stage,
+            None => stages.push((a.stage.clone(), stage)),
+        }
+    }
+    Some(Ok(json!({
+        "pipelineName": name,
+        "pipelineVersion": 1,
+        "stageStates": stages.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+    })))
+}
+
 fn put_approval(s: &mut State, req: &Value) -> Result<Value, Rejection> {
     check_len(req, "/result/summary", "result.summary", 0, 512, true)?;
     let status = req
@@ -1119,6 +1229,23 @@ fn put_approval(s: &mut State, req: &Value) -> Result<Value, Rejection> {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    if let Some(a) = s.approval_actions.get(&token) {
+        let named = |field: &str| {
+            req.get(field)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        if named("pipelineName") != a.pipeline
+            || named("stageName") != a.stage
+            || named("actionName") != a.action
+        {
+            return Err((
+                "InvalidApprovalTokenException",
+                "The approval token is not valid for this action".into(),
+            ));
+        }
+    }
     match s.approvals.get(&token) {
         None => {
             return Err((
@@ -1135,6 +1262,19 @@ fn put_approval(s: &mut State, req: &Value) -> Result<Value, Rejection> {
         Some(false) => {}
     }
     s.approvals.insert(token.clone(), true);
+    if let Some(a) = s.approval_actions.get_mut(&token) {
+        a.status = if status == "Approved" {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
+        .to_owned();
+        a.summary = req
+            .pointer("/result/summary")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        a.changed_at = epoch_secs_f64();
+    }
     s.reports.push(Report::Approval {
         token,
         status,

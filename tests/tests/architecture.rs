@@ -24,6 +24,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("tollgate-notify", &["tollgate-core", "tollgate-report"]),
     ("tollgate-deadletter", &["tollgate-core", "tollgate-report"]),
+    ("tollgate-approvals", &["tollgate-core", "tollgate-report"]),
     ("tollgate-aws", &["tollgate-core", "tollgate-report"]),
     (
         "tollgate-aws-codepipeline",
@@ -73,6 +74,7 @@ const LOGIC: &[&str] = &[
     "tollgate-deploy",
     "tollgate-notify",
     "tollgate-deadletter",
+    "tollgate-approvals",
     "tollgate-test-support",
 ];
 
@@ -82,6 +84,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("deploy-hook", "tollgate-deploy"),
     ("notifier", "tollgate-notify"),
     ("dead-letter", "tollgate-deadletter"),
+    ("approvals", "tollgate-approvals"),
 ];
 
 fn shared_crates() -> BTreeSet<String> {

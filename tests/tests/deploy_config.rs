@@ -153,7 +153,13 @@ fn real_x86_64_binaries_match_x86_64_only() {
     let mut binaries = vec![me];
     if let Ok(dir) = std::env::var("TOLLGATE_BIN_DIR") {
         let dir = root().join(dir);
-        for f in ["pipeline-action", "deploy-hook", "notifier", "dead-letter"] {
+        for f in [
+            "pipeline-action",
+            "deploy-hook",
+            "notifier",
+            "dead-letter",
+            "approvals",
+        ] {
             for candidate in [dir.join(f), dir.join(f).join("bootstrap")] {
                 if candidate.is_file() {
                     binaries.push(candidate);

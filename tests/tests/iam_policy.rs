@@ -228,6 +228,32 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "tollgate_deadletter::FailuresOnly wraps its reporter: a success report never reaches the SDK",
         )],
     },
+    FunctionSpec {
+        logical_id: "ApprovalsFunction",
+        package: "approvals",
+        calls: &[
+            "codepipeline:GetPipelineState",
+            "codepipeline:PutApprovalResult",
+            "secretsmanager:GetSecretValue",
+        ],
+        other_credentials: &[],
+        config_sources: &[
+            "functions/approvals/src/config.rs",
+            "shared/tollgate-approvals/src/policy.rs",
+        ],
+        env_not_in_template: &[
+            (
+                "TOLLGATE_SLACK_API_URL",
+                "the Slack Web API base defaults to https://slack.com/api; other values are for local stand-ins",
+            ),
+            (
+                "TOLLGATE_SLACK_RESPONSE_URL_PREFIX",
+                "response URLs must be Slack's (https://hooks.slack.com/); other values are for local stand-ins",
+            ),
+        ],
+        platform: URL_PLATFORM,
+        never_called: &[],
+    },
 ];
 
 /// Permissions an SDK call needs besides its own action: `(call, action, why)`.
@@ -368,6 +394,19 @@ const DEPLOY_HOOK_PLATFORM: &[(&str, &str)] = &[
 /// public chat webhooks and dead-letter calls AWS APIs only.
 const VPC_FUNCTIONS: &[&str] = &["PipelineActionFunction", "DeployHookFunction"];
 
+/// What Lambda does with the role of a function invoked synchronously
+/// through its function URL (approvals): its logs only.
+const URL_PLATFORM: &[(&str, &str)] = &[
+    (
+        "logs:CreateLogStream",
+        "Lambda writes the function's logs with its role",
+    ),
+    (
+        "logs:PutLogEvents",
+        "Lambda writes the function's logs with its role",
+    ),
+];
+
 /// What Lambda does with the role of a function its SQS event source
 /// mappings invoke: `(action, why)`.
 const SQS_PLATFORM: &[(&str, &str)] = &[
@@ -421,6 +460,8 @@ const CONDITION_SCOPED: &[(&str, &str)] = &[("ecs:ListTasks", "ecs:cluster")];
 
 /// Actions that support resource-level permissions: never `Resource: "*"`.
 const RESOURCE_LEVEL: &[&str] = &[
+    "codepipeline:GetPipelineState",
+    "codepipeline:PutApprovalResult",
     "codepipeline:GetPipelineExecution",
     "codepipeline:GetPipeline",
     "codepipeline:ListActionExecutions",

@@ -8,11 +8,14 @@
 //! logging ([`telemetry`]), the ports more than one function uses
 //! ([`ports`]), secret references and their resolution ([`secret_ref`]),
 //! the hook-failure record deploy-hook writes and the
-//! notifier reads ([`hook_failures`]), and the text of a metric gate's
-//! failure, which the gate writes and the notifier reads ([`gate_report`]).
+//! notifier reads ([`hook_failures`]), the text of a metric gate's
+//! failure, which the gate writes and the notifier reads ([`gate_report`]),
+//! and the approval request's button contract between the notifier and the
+//! approvals function ([`approval_request`]).
 //!
 //! Invariant: depends on no other Tollgate crate and on no AWS SDK crate.
 
+pub mod approval_request;
 pub mod config;
 pub mod doc_error;
 pub mod gate_report;

@@ -50,6 +50,7 @@
 //! destination type's own settings: [`destinations`]). Rules document:
 //! [`rules`].
 
+pub mod approval_request;
 pub mod config;
 pub mod console;
 pub mod deliver;

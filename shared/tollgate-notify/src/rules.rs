@@ -43,7 +43,8 @@
 //!   execution failed (found with `ListPipelineExecutions`) or the execution
 //!   succeeded on a retry attempt;
 //! - ECS service actions also notify on WARN events (tasks failing to start);
-//! - STARTED, SUPERSEDED, STOPPED and the rest stay quiet unless listed;
+//! - STARTED, SUPERSEDED, STOPPED and the rest stay quiet unless listed,
+//!   except a manual approval starting (the Slack bot's approval request);
 //! - unknown detail-types get a generic message.
 //!
 //! A `recovered` event also notifies where only `succeeded` is listed: a
@@ -446,7 +447,13 @@ impl Rules {
                 n.detail_type
             ));
         }
-        let global = self.global_set(n.kind);
+        let mut global = self.global_set(n.kind);
+        // A manual approval waiting for a decision notifies (the Slack bot
+        // posts its approval request, crate::approval_request); a route's
+        // own `notify` list can still keep it quiet.
+        if crate::approval_request::approval_of(n).is_some() {
+            global.insert(Status::Started);
+        }
         let mut out: Vec<String> = Vec::new();
         let mut matched = false;
         let mut quiet_routes = 0usize;

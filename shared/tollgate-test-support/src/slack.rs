@@ -1,6 +1,8 @@
 //! A local Slack Web API ([`slack_api`]): `auth.test` (with the token's
 //! scopes in `x-oauth-scopes`), `chat.postMessage`
-//! and `chat.update` under `/api/`, answering with Slack's shapes (HTTP 200
+//! and `chat.update` under `/api/` (and, for the approvals endpoint,
+//! `views.open`, `users.info`, `usergroups.users.list` and interaction
+//! response URLs under `/hooks/`), answering with Slack's shapes (HTTP 200
 //! with `ok: true` and the message's `channel` / `ts`, or `ok: false` and
 //! an `error`: `invalid_auth`, `channel_not_found`, `message_not_found`).
 //! A 429 with `Retry-After` or any other error is scripted on the stub
@@ -22,7 +24,57 @@ fn err(code: &str) -> Reply {
     Reply::json(200, &json!({"ok": false, "error": code}))
 }
 
+/// A user group whose only member is [`GROUP_MEMBER`] (`usergroups.users.list`).
+pub const GROUP: &str = "S0LOCALAPPROVERS";
+/// The member of [`GROUP`].
+pub const GROUP_MEMBER: &str = "U0LOCALGROUPMEMBER";
+/// `users.info` shows every user's e-mail as `<user id, lower-cased>@example.com`.
+pub const EMAIL_DOMAIN: &str = "example.com";
+
+/// `users.info`, `usergroups.users.list` (form bodies) and `views.open`
+/// (JSON): what the approvals endpoint asks of Slack besides the chat methods.
+fn approvals_method(method: &str, req: &Request) -> Option<Reply> {
+    let form = |field: &str| -> Option<String> {
+        req.text()
+            .split('&')
+            .find_map(|p| p.strip_prefix(&format!("{field}=")).map(str::to_owned))
+    };
+    match method {
+        "users.info" => Some(match form("user") {
+            Some(u) => Reply::json(
+                200,
+                &json!({"ok": true, "user": {"id": u, "profile": {"email": format!("{}@{EMAIL_DOMAIN}", u.to_lowercase())}}}),
+            ),
+            None => err("user_not_found"),
+        }),
+        "usergroups.users.list" => Some(match form("usergroup").as_deref() {
+            Some(GROUP) => Reply::json(200, &json!({"ok": true, "users": [GROUP_MEMBER]})),
+            _ => err("no_such_subteam"),
+        }),
+        "views.open" => {
+            let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            Some(
+                if body
+                    .get("trigger_id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| !t.is_empty())
+                    && body.pointer("/view/type").and_then(Value::as_str) == Some("modal")
+                {
+                    Reply::json(200, &json!({"ok": true, "view": {"id": "V0LOCAL"}}))
+                } else {
+                    err("invalid_arguments")
+                },
+            )
+        }
+        _ => None,
+    }
+}
+
 fn answer(req: &Request, next: &AtomicU64) -> Reply {
+    // Interaction response URLs (`/hooks/…`) take no token.
+    if req.path.starts_with("/hooks/") {
+        return Reply::text(200, "ok");
+    }
     if req.header("authorization") != Some(&format!("Bearer {BOT_TOKEN}")) {
         return err(if req.header("authorization").is_none() {
             "not_authed"
@@ -39,6 +91,9 @@ fn answer(req: &Request, next: &AtomicU64) -> Reply {
                     "user": "tollgate", "team_id": "T0LOCAL", "user_id": "U0LOCAL", "bot_id": "B0LOCAL"}),
         )
         .header("x-oauth-scopes", SCOPES);
+    }
+    if let Some(reply) = approvals_method(method, req) {
+        return reply;
     }
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     let channel = body

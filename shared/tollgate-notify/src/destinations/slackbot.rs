@@ -976,16 +976,19 @@ async fn live<H: ChatTransport, P>(
         }
     };
     // 3: the thread reply, once per event.
+    // A manual approval starting is answered with its approval request
+    // (crate::approval_request), once, like a reply.
+    let approval = crate::approval_request::approval_of(n);
     let current = store.load(key).await.map_err(store_error)?;
     if let Some(rec) = current.as_ref()
-        && let Some(broadcast) = reply_kind(n, rec)
+        && let Some(broadcast) = reply_kind(n, rec).or(approval.as_ref().map(|_| true))
         && !rec.has_replied(&n.event_id)
     {
-        api.call(
-            "chat.postMessage",
-            render_reply(n, &rec.channel, &ts, broadcast),
-        )
-        .await?;
+        let body = match &approval {
+            Some(a) => enforce_limits(crate::approval_request::render(n, a, &rec.channel, Some(&ts))),
+            None => render_reply(n, &rec.channel, &ts, broadcast),
+        };
+        api.call("chat.postMessage", body).await?;
         for _ in 0..MAX_ROUNDS {
             let Some(mut cur) = store.load(key).await.map_err(store_error)? else {
                 break;
@@ -1484,5 +1487,48 @@ mod tests {
         let text = last.1.to_string();
         assert!(text.contains("rolled back"), "{text}");
         assert!(text.contains("pay/prod (CodeDeploy)"), "{text}");
+
+    #[tokio::test]
+    async fn a_starting_manual_approval_posts_its_request_once_in_the_thread() {
+        let slack = FakeSlack::default();
+        let store = Interleaving::default();
+        let policy = crate::deliver::RetryPolicy::default();
+        let via = Via {
+            http: &slack,
+            sns: &(),
+            policy: &policy,
+            releases: &store,
+        };
+        let t = Target {
+            auth: Secret::new("Bearer xoxb-test"),
+            channel: "C0123456789".into(),
+            api_url: "http://127.0.0.1:9".into(),
+        };
+        let mut n = crate::release::tests::events()
+            .into_iter()
+            .find(|n| n.kind == SourceKind::Action && n.thread.is_some())
+            .expect("an action event of a run");
+        n.status = Status::Started;
+        n.route.retain(|(k, _)| k != "stage" && k != "action");
+        n.route.push(("stage".into(), "Prod".into()));
+        n.route.push(("action".into(), "Approve".into()));
+        n.facts.retain(|f| f.label != "Provider");
+        n.facts.push(crate::model::Fact {
+            label: "Provider".into(),
+            value: "Approval / Manual".into(),
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for _ in 0..2 {
+            assert!(deliver(&t, "bot", &n, deadline, &via).await.result.is_ok());
+        }
+        let calls = slack.calls.lock().expect("lock").clone();
+        let requests: Vec<_> = calls
+            .iter()
+            .filter(|(m, v)| m == "chat.postMessage" && v.get("thread_ts").is_some())
+            .collect();
+        assert_eq!(requests.len(), 1, "once: {calls:#?}");
+        let buttons = &requests[0].1["blocks"][2];
+        assert_eq!(buttons["block_id"], tollgate_core::approval_request::BLOCK);
+        assert_eq!(requests[0].1["reply_broadcast"], true);
     }
 }

@@ -1,0 +1,147 @@
+//! [`Pipelines`] over `aws-sdk-codepipeline`: `GetPipelineState` (the
+//! approval's latest execution and its token) and `PutApprovalResult`.
+//! SDK retries: 2 attempts; the endpoint bounds the whole request to
+//! Slack's 3 seconds anyway. Errors carry the service's code and what to
+//! do, never the token.
+
+use aws_sdk_codepipeline::Client;
+use aws_sdk_codepipeline::types::{ApprovalResult, ApprovalStatus};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use tollgate_approvals::ports::{ApprovalState, Pipelines, PortError, PutOutcome};
+use tollgate_aws::SdkConfig;
+use tollgate_core::approval_request::ApprovalRef;
+use tollgate_core::secret::Secret;
+
+/// CodePipeline's manual approvals.
+#[derive(Debug, Clone)]
+pub struct CodePipelineApprovals {
+    client: Client,
+}
+
+impl CodePipelineApprovals {
+    /// Builds the client.
+    pub fn new(sdk: &SdkConfig) -> Self {
+        let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(2);
+        Self {
+            client: Client::from_conf(
+                aws_sdk_codepipeline::config::Builder::from(sdk)
+                    .retry_config(retry)
+                    .build(),
+            ),
+        }
+    }
+}
+
+fn port_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    call: &str,
+    approval: &ApprovalRef,
+    code: &str,
+    e: &E,
+) -> PortError {
+    let detail = DisplayErrorContext(e).to_string();
+    match code {
+        "PipelineNotFoundException" | "StageNotFoundException" | "ActionNotFoundException" => {
+            PortError::NotFound(format!(
+                "{call}: {code}: the pipeline {:?} has no stage {:?} with an action {:?}",
+                approval.pipeline, approval.stage, approval.action
+            ))
+        }
+        "AccessDeniedException" => PortError::Denied(format!(
+            "{call}: AccessDenied: grant codepipeline:{call} on the pipeline to the approvals function's role (ApprovalPipelineArns)"
+        )),
+        _ => PortError::Failed(format!(
+            "{call}: {}",
+            tollgate_core::text::ellipsize(&detail, 300)
+        )),
+    }
+}
+
+impl Pipelines for CodePipelineApprovals {
+    async fn approval_state(&self, approval: &ApprovalRef) -> Result<ApprovalState, PortError> {
+        let out = self
+            .client
+            .get_pipeline_state()
+            .name(&approval.pipeline)
+            .send()
+            .await
+            .map_err(|e| {
+                let code = e.code().unwrap_or_default().to_owned();
+                port_error("GetPipelineState", approval, &code, &e)
+            })?;
+        let not_found = || {
+            PortError::NotFound(format!(
+                "the pipeline {:?} has no stage {:?} with an action {:?}",
+                approval.pipeline, approval.stage, approval.action
+            ))
+        };
+        let stage = out
+            .stage_states()
+            .iter()
+            .find(|s| s.stage_name() == Some(approval.stage.as_str()))
+            .ok_or_else(not_found)?;
+        let action = stage
+            .action_states()
+            .iter()
+            .find(|a| a.action_name() == Some(approval.action.as_str()))
+            .ok_or_else(not_found)?;
+        let mut state = ApprovalState {
+            execution: stage
+                .latest_execution()
+                .map(|e| e.pipeline_execution_id().to_owned()),
+            ..ApprovalState::default()
+        };
+        if let Some(x) = action.latest_execution() {
+            state.status = x.status().map(|s| s.as_str().to_owned());
+            state.token = x.token().map(Secret::new);
+            state.changed_at = x.last_status_change().map(|t| t.secs());
+            state.summary = x.summary().map(str::to_owned);
+            state.updated_by = x.last_updated_by().map(str::to_owned);
+            state.error = x
+                .error_details()
+                .and_then(|d| d.message().or(d.code()))
+                .map(str::to_owned);
+        }
+        Ok(state)
+    }
+
+    async fn put_result(
+        &self,
+        approval: &ApprovalRef,
+        token: &Secret,
+        approved: bool,
+        summary: &str,
+    ) -> Result<PutOutcome, PortError> {
+        let status = if approved {
+            ApprovalStatus::Approved
+        } else {
+            ApprovalStatus::Rejected
+        };
+        let result = ApprovalResult::builder()
+            .summary(summary)
+            .status(status)
+            .build()
+            .map_err(|e| PortError::Failed(format!("PutApprovalResult: {e}")))?;
+        let sent = self
+            .client
+            .put_approval_result()
+            .pipeline_name(&approval.pipeline)
+            .stage_name(&approval.stage)
+            .action_name(&approval.action)
+            .result(result)
+            .token(token.expose())
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(PutOutcome::Recorded),
+            Err(e) => {
+                let code = e.code().unwrap_or_default().to_owned();
+                match code.as_str() {
+                    "ApprovalAlreadyCompletedException" => Ok(PutOutcome::AlreadyCompleted),
+                    "InvalidApprovalTokenException" => Ok(PutOutcome::InvalidToken),
+                    _ => Err(port_error("PutApprovalResult", approval, &code, &e)),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The AWS adapters only this function uses.
+
+pub mod codepipeline;

@@ -1,0 +1,35 @@
+//! # tollgate-approvals
+//!
+//! The approvals endpoint's logic: Slack posts a click on an approval
+//! request's Approve or Reject button (or the reject-reason modal) to the
+//! `approvals` function's URL, and this crate decides what happens.
+//!
+//! - [`signature`]: Slack's v0 request signature, constant-time, with a
+//!   5-minute window against replays;
+//! - [`interaction`]: the `payload=` form field (`block_actions`,
+//!   `view_submission`), the action ids and button value of
+//!   `tollgate_core::approval_request`;
+//! - [`policy`]: who may decide (`TOLLGATE_APPROVERS`: Slack user and user
+//!   group IDs per pipeline, the commit-author rule);
+//! - [`ports`]: CodePipeline (`GetPipelineState`, `PutApprovalResult`) and
+//!   Slack (`chat.update`, `response_url`, `views.open`,
+//!   `usergroups.users.list`, `users.info`);
+//! - [`render`]: the decided message, ephemeral answers, the modal;
+//! - [`app`]: the function (`Approvals`), its audit line and its idempotency
+//!   (a decision already taken, lost to a concurrent click, or expired shows
+//!   the recorded state, never a second result).
+//!
+//! Invariant: links no AWS SDK; never logs a request body, a header value,
+//! the signing secret or an approval token.
+
+pub mod app;
+pub mod interaction;
+pub mod policy;
+pub mod ports;
+pub mod render;
+pub mod signature;
+
+pub use app::{Approvals, Outcome, Ready};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+//! Who may decide: the approvers document, `TOLLGATE_APPROVERS` (JSON),
+//! read and checked once at init.
+//!
+//! ```json
+//! {"pipelines": {
+//!    "pay-prod": {"users": ["U0123ABCD"], "groups": ["S0456EFGH"], "author_may_not_approve": true},
+//!    "*":        {"users": ["U0999ZZZZ"]}
+//! }}
+//! ```
+//!
+//! - A pipeline's entry lists Slack user IDs (`U…`/`W…`) and user group IDs
+//!   (`S…`); a click from anyone else is refused. `*` is the entry for
+//!   pipelines not named; without it an unnamed pipeline cannot be decided
+//!   in Slack at all (fail closed).
+//! - `author_may_not_approve`: the commit's author may not approve it
+//!   (rejecting stays allowed). The author comes from the request's button
+//!   (the notifier's enrichment), the clicker's e-mail from Slack
+//!   (`users.info`); when either is unknown, the approval is refused rather
+//!   than let through.
+//! - Names are checked at init; a typo (`"user"`) is an error, not a silent
+//!   "nobody may approve".
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use tollgate_core::config::{ConfigError, Env};
+
+/// The variable holding the approvers document.
+pub const VAR: &str = "TOLLGATE_APPROVERS";
+
+/// One pipeline's approvers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Approvers {
+    /// Slack user IDs.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Slack user group IDs.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The commit's author may not approve it.
+    #[serde(default)]
+    pub author_may_not_approve: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Doc {
+    pipelines: BTreeMap<String, Approvers>,
+}
+
+/// The approvers of every pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Policy {
+    pipelines: BTreeMap<String, Approvers>,
+}
+
+fn is_id(s: &str, first: &[char]) -> bool {
+    (9..=24).contains(&s.len())
+        && s.starts_with(first)
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+impl Policy {
+    /// Reads [`VAR`]; unset is an error (the function has nothing to do
+    /// without approvers).
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let raw = env.get(VAR).ok_or_else(|| ConfigError::Missing {
+            var: VAR.to_owned(),
+            hint: "a JSON document naming who may approve each pipeline, e.g. \
+                   {\"pipelines\": {\"pay-prod\": {\"users\": [\"U0123ABCD\"]}}} (docs/approvals.md)"
+                .to_owned(),
+        })?;
+        Self::parse(&raw)
+    }
+
+    /// Parses and checks a document.
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let expected = "{\"pipelines\": {\"<pipeline or *>\": {\"users\": [\"U…\"], \"groups\": [\"S…\"], \"author_may_not_approve\": true}}}";
+        let invalid = |problem: String| ConfigError::Invalid {
+            var: VAR.to_owned(),
+            shown: "<document>".to_owned(),
+            problem,
+            expected: expected.to_owned(),
+        };
+        let doc: Doc = serde_json::from_str(raw)
+            .map_err(|e| invalid(tollgate_core::text::describe_json_error(&e)))?;
+        if doc.pipelines.is_empty() {
+            return Err(invalid("it names no pipeline".into()));
+        }
+        for (pipeline, a) in &doc.pipelines {
+            if a.users.is_empty() && a.groups.is_empty() {
+                return Err(invalid(format!(
+                    "pipeline {pipeline:?} lists no users and no groups (remove it to refuse every click)"
+                )));
+            }
+            if let Some(u) = a.users.iter().find(|u| !is_id(u, &['U', 'W'])) {
+                return Err(invalid(format!(
+                    "pipeline {pipeline:?}: {:?} is not a Slack user ID (U… or W…; a name or e-mail does not work: \
+                     in Slack, the member's profile › ⋮ › Copy member ID)",
+                    tollgate_core::text::ellipsize(u, 40)
+                )));
+            }
+            if let Some(g) = a.groups.iter().find(|g| !is_id(g, &['S'])) {
+                return Err(invalid(format!(
+                    "pipeline {pipeline:?}: {:?} is not a Slack user group ID (S…)",
+                    tollgate_core::text::ellipsize(g, 40)
+                )));
+            }
+        }
+        Ok(Self {
+            pipelines: doc.pipelines,
+        })
+    }
+
+    /// The approvers of `pipeline` (its own entry, else `*`).
+    pub fn for_pipeline(&self, pipeline: &str) -> Option<&Approvers> {
+        self.pipelines
+            .get(pipeline)
+            .or_else(|| self.pipelines.get("*"))
+    }
+
+    /// Whether any pipeline uses user groups (the bot then needs
+    /// `usergroups:read`).
+    pub fn uses_groups(&self) -> bool {
+        self.pipelines.values().any(|a| !a.groups.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_is_read_with_a_default_entry() {
+        let p = Policy::parse(
+            r#"{"pipelines": {"pay": {"users": ["U0123ABCD"], "author_may_not_approve": true},
+                              "*": {"groups": ["S0456EFGH"]}}}"#,
+        )
+        .expect("valid");
+        assert!(p.for_pipeline("pay").expect("pay").author_may_not_approve);
+        assert_eq!(p.for_pipeline("other").expect("*").groups, ["S0456EFGH"]);
+        assert!(p.uses_groups());
+        let only =
+            Policy::parse(r#"{"pipelines": {"pay": {"users": ["W0123ABCD"]}}}"#).expect("valid");
+        assert!(only.for_pipeline("other").is_none(), "no default: refused");
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        for (doc, says) in [
+            (
+                r#"{"pipelines": {"pay": {"user": ["U0123ABCD"]}}}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"pipelines": {"pay": {}}}"#,
+                "lists no users and no groups",
+            ),
+            (
+                r#"{"pipelines": {"pay": {"users": ["@ana"]}}}"#,
+                "not a Slack user ID",
+            ),
+            (
+                r#"{"pipelines": {"pay": {"groups": ["U0123ABCD"]}}}"#,
+                "not a Slack user group ID",
+            ),
+            (r#"{"pipelines": {}}"#, "names no pipeline"),
+            ("not json", "expected"),
+        ] {
+            let e = Policy::parse(doc).expect_err(doc).to_string();
+            assert!(e.contains(says), "{doc}: {e}");
+            assert!(e.contains(VAR), "{e}");
+        }
+        assert!(matches!(
+            Policy::from_env(&[("X", "y")]),
+            Err(ConfigError::Missing { .. })
+        ));
+    }
+}
