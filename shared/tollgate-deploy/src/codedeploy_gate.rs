@@ -47,7 +47,7 @@ use tollgate_checks::Vars;
 use tollgate_checks::gate::GateSpec;
 use tollgate_report::events::CodeDeployHookEvent;
 use tollgate_report::hook::report_hook;
-use tollgate_report::{Budget, HookOutcome, HookReporter, Step};
+use tollgate_report::{Budget, HookOutcome, HookReporter, Step, WorkEnd, run_work};
 
 /// What [`start`] needs to know about the hook.
 #[derive(Debug, Clone)]
@@ -382,9 +382,10 @@ pub async fn handle<R, D, L, S, E>(
 ) -> serde_json::Value
 where
     R: HookReporter,
-    D: DeploymentReader,
-    L: ListenerReader,
+    D: DeploymentReader + 'static,
+    L: ListenerReader + 'static,
     S: SmokeRunner,
+    E: Send + Sync + 'static,
 {
     let mut out = Vec::new();
     for ticket in tickets(raw) {
@@ -400,7 +401,28 @@ where
         };
         let group = (ticket.application.clone(), ticket.group.clone());
         let hook = HookName::parse(&ticket.hook);
-        let end = take(&**app, ticket).await;
+        // The same guard as the hook path: a panic or the function's
+        // deadline in a measurement reports Failed now, rather than leave
+        // the hook to CodeDeploy's hour (fail closed, fast).
+        let step = Step::new("taking a metric gate measurement");
+        let hook_text = ticket.hook.clone();
+        let work = {
+            let app = Arc::clone(app);
+            async move { take(&*app, ticket).await }
+        };
+        let guarded = run_work(work, &step, &budget).await;
+        let end = match guarded.failure_text(&budget) {
+            Some(text) => TicketEnd::Report(HookOutcome::failed(format!(
+                "{hook_text} failed for {}: {text}",
+                event.deployment_id
+            ))),
+            None => match guarded {
+                WorkEnd::Done(end) => end,
+                WorkEnd::Panicked { .. } | WorkEnd::TimedOut { .. } => {
+                    TicketEnd::Report(HookOutcome::failed("internal error"))
+                }
+            },
+        };
         match end {
             TicketEnd::Dropped(why) => {
                 tracing::warn!(deployment_id = %event.deployment_id, why = %why, "metric gate ticket dropped; nothing reported");
@@ -649,6 +671,26 @@ gate:
             outcome.message,
             "AfterAllowTraffic failed for d-TOLLGATE1: metric gate failed: 5xx rate 12 % > 0.7 % (baseline 0.2 % + 0.5) in 1 of 1 measurements (0 successful, 1 failed (limit 0), 0 inconclusive (limit 0), 0 errors after 1 of 2 measurements)"
         );
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_measurement_reports_failed_at_once() {
+        let rig = rig(
+            "InProgress",
+            "AfterAllowTraffic",
+            Some(FakeQueue::default()),
+        );
+        handle(&rig, hook_event()).await;
+        rig.metrics.panics.store(true, Ordering::SeqCst);
+        rig.now.fetch_add(60, Ordering::SeqCst);
+        let out = handle(&rig, delivery(&rig)).await;
+        assert_eq!(out[0]["gate"], "reported", "{out}");
+        let calls = rig.reports.calls();
+        assert_eq!(calls.len(), 1, "reported once, not left to CodeDeploy's hour");
+        assert_eq!(calls[0].2, HookStatus::Failed);
+        let text = out[0].to_string();
+        assert_eq!(rig.queue.tickets().len(), 1, "no next ticket after a failure");
+        assert!(!text.contains("baking"), "{text}");
     }
 
     #[tokio::test]

@@ -428,6 +428,8 @@ pub(crate) mod fakes {
         pub script: Mutex<VecDeque<Result<Vec<Series>, SourceError>>>,
         pub alarms: Vec<AlarmState>,
         pub calls: Mutex<Vec<String>>,
+        /// Makes the next GetMetricData panic (a bug in a measurement).
+        pub panics: std::sync::atomic::AtomicBool,
     }
 
     impl FakeMetrics {
@@ -455,6 +457,10 @@ pub(crate) mod fakes {
 
     impl MetricSource for FakeMetrics {
         async fn metric_data(&self, r: &MetricRequest) -> Result<Vec<Series>, SourceError> {
+            assert!(
+                !self.panics.load(std::sync::atomic::Ordering::SeqCst),
+                "the fake metric source exploded"
+            );
             let dims: Vec<String> = r
                 .queries
                 .iter()
