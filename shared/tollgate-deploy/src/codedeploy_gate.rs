@@ -20,10 +20,12 @@
 //! 3. Fail closed: anything that stops the chain (the queue refuses the
 //!    next ticket, CloudWatch refuses the gate, the spec lost its gate, the
 //!    deployment cannot be read, a ticket arrives more than 55 minutes
-//!    after the bake started) reports `Failed` at once with the reason.
-//!    A ticket the function cannot finish (a crash or a timeout) is
-//!    retried by SQS; if every retry fails, it goes to the queue's dead
-//!    letter queue, and CodeDeploy's own hook timeout fails the
+//!    after the bake started, a panic or the deadline in a measurement)
+//!    reports `Failed` at once with the reason. A ticket whose verdict
+//!    could not be delivered is received again after the queue's
+//!    visibility timeout (11 minutes, three receives; the queue keeps
+//!    tickets 4 hours so every retry happens); then it goes to the
+//!    unreported queue, and CodeDeploy's own hook timeout fails the
 //!    deployment at the hour.
 //!
 //! A duplicated delivery of a ticket forks the chain: both copies measure

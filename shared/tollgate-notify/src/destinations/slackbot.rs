@@ -1487,6 +1487,7 @@ mod tests {
         let text = last.1.to_string();
         assert!(text.contains("rolled back"), "{text}");
         assert!(text.contains("pay/prod (CodeDeploy)"), "{text}");
+    }
 
     #[tokio::test]
     async fn a_starting_manual_approval_posts_its_request_once_in_the_thread() {
