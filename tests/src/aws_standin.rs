@@ -906,6 +906,31 @@ fn list_action_executions(s: &State, req: &Value) -> Option<Value> {
     let execution = req
         .pointer("/filter/pipelineExecutionId")
         .and_then(Value::as_str)?;
+    // A pipeline with registered approval actions: that execution's.
+    let pipeline = req
+        .get("pipelineName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if s.approval_actions.values().any(|a| a.pipeline == pipeline) {
+        let details: Vec<Value> = s
+            .approval_actions
+            .iter()
+            .filter(|(_, a)| a.pipeline == pipeline && a.execution == execution)
+            .map(|(token, a)| {
+                json!({
+                    "pipelineExecutionId": execution,
+                    "actionExecutionId": format!("{ACTION_EXECUTION_PREFIX}{token}"),
+                    "pipelineVersion": 1,
+                    "stageName": a.stage,
+                    "actionName": a.action,
+                    "startTime": a.changed_at,
+                    "lastUpdateTime": a.changed_at,
+                    "status": a.status,
+                })
+            })
+            .collect();
+        return Some(json!({ "actionExecutionDetails": details }));
+    }
     let job_id = execution.strip_prefix(EXECUTION_PREFIX)?;
     let (status, started_ms) = s.actions.get(job_id)?;
     Some(json!({"actionExecutionDetails": [{

@@ -437,7 +437,7 @@ async fn an_expired_approval_and_a_newer_execution_are_never_decided() {
     assert!(w.approvals().is_empty(), "{:?}", w.approvals());
     let said = w.ephemeral();
     assert!(
-        said.iter().any(|t| t.contains("newer execution")),
+        said.iter().any(|t| t.contains("another execution")),
         "{said:?}"
     );
 }

@@ -233,6 +233,7 @@ const FUNCTIONS: &[FunctionSpec] = &[
         package: "approvals",
         calls: &[
             "codepipeline:GetPipelineState",
+            "codepipeline:ListActionExecutions",
             "codepipeline:PutApprovalResult",
             "secretsmanager:GetSecretValue",
         ],

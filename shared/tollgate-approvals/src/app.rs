@@ -405,12 +405,27 @@ impl<P: Pipelines, C: Chat> Ready<P, C> {
                 };
                 let outcome = self.decide(&approval, false, &summary, deadline).await;
                 audit(request_id, "reject", &user, &approval, &outcome, &slack_id);
-                if let Outcome::Failed(e) = &outcome {
+                // A view submission has no response URL: whatever did not
+                // record a decision is said in the dialog, which stays open,
+                // never by closing it as if the reject worked (review finding).
+                let refused = match &outcome {
+                    Outcome::Recorded { .. } | Outcome::AlreadyDecided { .. } | Outcome::Expired => None,
+                    Outcome::OtherExecution => Some(
+                        "Not rejected: this request is for another run; use that run's request."
+                            .to_owned(),
+                    ),
+                    Outcome::NotWaiting => {
+                        Some("Not rejected: this approval is not waiting for a decision.".to_owned())
+                    }
+                    Outcome::Refused(e) => Some(format!("Not rejected: {e}.")),
+                    Outcome::Failed(e) => Some(format!("Not recorded: {e}. Try again.")),
+                };
+                if let Some(text) = refused {
                     return answer(
                         200,
                         Some(json!({"response_action": "errors",
                                     "errors": {tollgate_core::approval_request::REASON_INPUT:
-                                        tollgate_core::text::ellipsize(&format!("Not recorded: {e}. Try again."), 150)}})),
+                                        tollgate_core::text::ellipsize(&text, 150)}})),
                     );
                 }
                 self.show(
@@ -613,7 +628,7 @@ impl<P: Pipelines, C: Chat> Ready<P, C> {
             Outcome::OtherExecution => {
                 self.tell(
                     response_url,
-                    ":information_source: This request is for an earlier run: the approval waiting now belongs to a newer execution. Use that run's request. Nothing was changed.",
+                    ":information_source: This request is for another run: the approval waiting now belongs to another execution. Use that run's request. Nothing was changed.",
                     request_id,
                     deadline,
                 )

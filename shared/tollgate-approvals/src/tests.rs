@@ -287,7 +287,7 @@ async fn a_newer_execution_is_never_decided_from_an_older_message() {
         said[0]["text"]
             .as_str()
             .expect("t")
-            .contains("newer execution")
+            .contains("another execution")
     );
 }
 

@@ -1,5 +1,6 @@
 //! [`Pipelines`] over `aws-sdk-codepipeline`: `GetPipelineState` (the
-//! approval's latest execution and its token) and `PutApprovalResult`.
+//! approval's latest execution and its token), `ListActionExecutions` (that
+//! the token is the button's execution's) and `PutApprovalResult`.
 //! SDK retries: 2 attempts; the endpoint bounds the whole request to
 //! Slack's 3 seconds anyway. Errors carry the service's code and what to
 //! do, never the token.
@@ -57,6 +58,42 @@ fn port_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     }
 }
 
+impl CodePipelineApprovals {
+    /// Whether the action execution `id` (GetPipelineState's latest of the
+    /// approval action) is the approval's execution's own, by
+    /// `ListActionExecutions` of that execution. An unreadable answer is an
+    /// error: no token is used on a guess.
+    async fn belongs_to(
+        &self,
+        approval: &ApprovalRef,
+        id: Option<&str>,
+    ) -> Result<bool, PortError> {
+        let Some(id) = id else {
+            return Ok(false);
+        };
+        let filter = aws_sdk_codepipeline::types::ActionExecutionFilter::builder()
+            .pipeline_execution_id(&approval.execution)
+            .build();
+        let out = self
+            .client
+            .list_action_executions()
+            .pipeline_name(&approval.pipeline)
+            .filter(filter)
+            .max_results(100)
+            .send()
+            .await
+            .map_err(|e| {
+                let code = e.code().unwrap_or_default().to_owned();
+                port_error("ListActionExecutions", approval, &code, &e)
+            })?;
+        Ok(out.action_execution_details().iter().any(|d| {
+            d.stage_name() == Some(approval.stage.as_str())
+                && d.action_name() == Some(approval.action.as_str())
+                && d.action_execution_id() == Some(id)
+        }))
+    }
+}
+
 impl Pipelines for CodePipelineApprovals {
     async fn approval_state(&self, approval: &ApprovalRef) -> Result<ApprovalState, PortError> {
         let out = self
@@ -92,6 +129,18 @@ impl Pipelines for CodePipelineApprovals {
             ..ApprovalState::default()
         };
         if let Some(x) = action.latest_execution() {
+            // GetPipelineState's action execution names no pipeline
+            // execution, and in PARALLEL mode the stage's latest execution
+            // need not be the one whose approval is waiting: tie the two
+            // before a token is used (review finding), so a click on one
+            // release's request can never decide another's.
+            if state.execution.as_deref() == Some(approval.execution.as_str())
+                && x.token().is_some()
+                && !self.belongs_to(approval, x.action_execution_id()).await?
+            {
+                state.execution = Some("(another execution)".to_owned());
+                return Ok(state);
+            }
             state.status = x.status().map(|s| s.as_str().to_owned());
             state.token = x.token().map(Secret::new);
             state.changed_at = x.last_status_change().map(|t| t.secs());

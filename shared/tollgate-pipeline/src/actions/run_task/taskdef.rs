@@ -245,19 +245,39 @@ fn placeholder_in(image: &str) -> Option<&str> {
 }
 
 /// Whether `arn` matches an IAM resource pattern (`*` and `?` wildcards).
+/// Iterative, backtracking only to the last `*`: at most pattern × ARN
+/// steps, whatever the pattern (a recursive match is exponential in the
+/// number of `*`; review finding).
 pub fn arn_matches(pattern: &str, arn: &str) -> bool {
-    fn go(p: &[char], a: &[char]) -> bool {
-        match p.split_first() {
-            None => a.is_empty(),
-            Some(('*', rest)) => (0..=a.len()).any(|i| go(rest, &a[i..])),
-            Some(('?', rest)) => !a.is_empty() && go(rest, &a[1..]),
-            Some((c, rest)) => a.first() == Some(c) && go(rest, &a[1..]),
-        }
-    }
     let p: Vec<char> = pattern.chars().collect();
     let a: Vec<char> = arn.chars().collect();
-    go(&p, &a)
+    let (mut pi, mut ai) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ai < a.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ai));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || c == a[ai] => {
+                pi += 1;
+                ai += 1;
+            }
+            _ => match star {
+                Some((s, matched)) => {
+                    star = Some((s, matched + 1));
+                    pi = s + 1;
+                    ai = matched + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
 }
+
+/// IAM's longest ARN; a longer "role" is no role and is not matched.
+const MAX_ARN_CHARS: usize = 2048;
 
 fn check_roles(path: &str, doc: &Map<String, Value>, allowed: Option<&[String]>) -> Result<(), Failure> {
     for field in ["taskRoleArn", "executionRoleArn"] {
@@ -267,6 +287,11 @@ fn check_roles(path: &str, doc: &Map<String, Value>, allowed: Option<&[String]>)
                 "{path}: \"{field}\" must be a role ARN string"
             )));
         };
+        if role.chars().count() > MAX_ARN_CHARS {
+            return Err(Failure::job(format!(
+                "{path}: \"{field}\" is longer than {MAX_ARN_CHARS} characters, so it is not a role ARN"
+            )));
+        }
         let Some(allowed) = allowed else { continue };
         if !allowed.iter().any(|p| arn_matches(p.trim(), role)) {
             return Err(Failure::config(format!(
@@ -485,5 +510,13 @@ mod tests {
         assert!(arn_matches("arn:aws:iam::1:role/web-?", "arn:aws:iam::1:role/web-1"));
         assert!(!arn_matches("arn:aws:iam::1:role/web-?", "arn:aws:iam::1:role/web-12"));
         assert!(!arn_matches("arn:aws:iam::1:role/web", "arn:aws:iam::1:role/web2"));
+        assert!(arn_matches("*", ""));
+        assert!(arn_matches("a*b*c", "aXXbYYc"));
+        assert!(arn_matches("a*b*c", "abbc"));
+        assert!(!arn_matches("a*b*c", "aXXbYY"));
+        assert!(arn_matches("arn:*:role/*-deploy", "arn:aws:iam::1:role/web-x-deploy"));
+        // Many stars against a long non-matching string end at once.
+        let long = "a".repeat(2048);
+        assert!(!arn_matches("*a*a*a*a*a*a*a*a*a*a*b", &long));
     }
 }
