@@ -279,10 +279,7 @@ const FEATURE_SPLITS_ALLOWED: &[(&str, &str)] = &[
         "the notifier and dead-letter only filter logs (tracing-subscriber's \
          minimal set); the Unicode tables of full regex would grow their zips",
     ),
-    (
-        "regex-syntax",
-        "as regex-automata",
-    ),
+    ("regex-syntax", "as regex-automata"),
 ];
 
 /// `sam build` builds each function alone (`cargo lambda build --bin <f>`

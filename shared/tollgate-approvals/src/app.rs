@@ -409,14 +409,16 @@ impl<P: Pipelines, C: Chat> Ready<P, C> {
                 // record a decision is said in the dialog, which stays open,
                 // never by closing it as if the reject worked (review finding).
                 let refused = match &outcome {
-                    Outcome::Recorded { .. } | Outcome::AlreadyDecided { .. } | Outcome::Expired => None,
+                    Outcome::Recorded { .. }
+                    | Outcome::AlreadyDecided { .. }
+                    | Outcome::Expired => None,
                     Outcome::OtherExecution => Some(
                         "Not rejected: this request is for another run; use that run's request."
                             .to_owned(),
                     ),
-                    Outcome::NotWaiting => {
-                        Some("Not rejected: this approval is not waiting for a decision.".to_owned())
-                    }
+                    Outcome::NotWaiting => Some(
+                        "Not rejected: this approval is not waiting for a decision.".to_owned(),
+                    ),
                     Outcome::Refused(e) => Some(format!("Not rejected: {e}.")),
                     Outcome::Failed(e) => Some(format!("Not recorded: {e}. Try again.")),
                 };

@@ -340,6 +340,9 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("variables.E"), "{text}");
         assert!(text.contains("at most 16384"), "{text}");
-        assert!(!text.contains("x-small") && !text.contains("yyyy"), "{text}");
+        assert!(
+            !text.contains("x-small") && !text.contains("yyyy"),
+            "{text}"
+        );
     }
 }

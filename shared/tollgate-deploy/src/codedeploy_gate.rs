@@ -671,7 +671,10 @@ gate:
         assert_eq!(outcome.status, HookStatus::Failed);
         assert_eq!(
             outcome.message,
-            "AfterAllowTraffic failed for d-TOLLGATE1: metric gate failed: 5xx rate 12 % > 0.7 % (baseline 0.2 % + 0.5) in 1 of 1 measurements (0 successful, 1 failed (limit 0), 0 inconclusive (limit 0), 0 errors after 1 of 2 measurements)"
+            "AfterAllowTraffic failed for d-TOLLGATE1: metric gate failed: 5xx rate 12 % > 0.7 % (baseline 0.2 % + 0.5) in 1 of 1 measurements\n\
+             last measurement (1 of 2) failed: 5xx rate 12 % > 0.7 % (baseline 0.2 % + 0.5)\n\
+             measurements: 0 successful, 1 failed (limit 0), 0 inconclusive (limit 0), 0 errors; 1 of 2 taken\n\
+             what to do: the new version stays out: fix what the measurements show and release again, or change the gate's conditions if a limit is wrong"
         );
     }
 
@@ -688,10 +691,18 @@ gate:
         let out = handle(&rig, delivery(&rig)).await;
         assert_eq!(out[0]["gate"], "reported", "{out}");
         let calls = rig.reports.calls();
-        assert_eq!(calls.len(), 1, "reported once, not left to CodeDeploy's hour");
+        assert_eq!(
+            calls.len(),
+            1,
+            "reported once, not left to CodeDeploy's hour"
+        );
         assert_eq!(calls[0].2, HookStatus::Failed);
         let text = out[0].to_string();
-        assert_eq!(rig.queue.tickets().len(), 1, "no next ticket after a failure");
+        assert_eq!(
+            rig.queue.tickets().len(),
+            1,
+            "no next ticket after a failure"
+        );
         assert!(!text.contains("baking"), "{text}");
     }
 

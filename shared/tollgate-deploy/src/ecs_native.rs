@@ -1173,7 +1173,10 @@ gate:
             assert_eq!(
                 state(&r).reason.as_deref(),
                 Some(
-                    "POST_PRODUCTION_TRAFFIC_SHIFT: metric gate failed: 5xx rate 12 % > 1 % in 1 of 2 measurements (1 successful, 1 failed (limit 0), 0 inconclusive (limit 0), 0 errors after 2 of 3 measurements)"
+                    "POST_PRODUCTION_TRAFFIC_SHIFT: metric gate failed: 5xx rate 12 % > 1 % in 1 of 2 measurements\n\
+                     last measurement (2 of 3) failed: 5xx rate 12 % > 1 %\n\
+                     measurements: 1 successful, 1 failed (limit 0), 0 inconclusive (limit 0), 0 errors; 2 of 3 taken\n\
+                     what to do: the new version stays out: fix what the measurements show and release again, or change the gate's conditions if a limit is wrong"
                 )
             );
         }
