@@ -21,8 +21,6 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tollgate_checks::Vars;
@@ -31,65 +29,12 @@ use tollgate_checks::gate::{
     SourceErrorKind, Verdict, measure, preflight,
 };
 
-/// A boxed future, for the object-safe port.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The object-safe form of [`MetricSource`]; every `MetricSource` is one.
-pub trait HookMetrics: Send + Sync + fmt::Debug {
-    /// [`MetricSource::metric_data`].
-    fn metric_data<'a>(
-        &'a self,
-        request: &'a MetricRequest,
-    ) -> BoxFuture<'a, Result<Vec<Series>, SourceError>>;
-    /// [`MetricSource::alarm_states`].
-    fn alarm_states<'a>(
-        &'a self,
-        names: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<AlarmState>, SourceError>>;
-    /// [`MetricSource::metric_exists`].
-    fn metric_exists<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<bool, SourceError>>;
-}
-
-impl<M: MetricSource + fmt::Debug> HookMetrics for M {
-    fn metric_data<'a>(
-        &'a self,
-        request: &'a MetricRequest,
-    ) -> BoxFuture<'a, Result<Vec<Series>, SourceError>> {
-        Box::pin(MetricSource::metric_data(self, request))
-    }
-    fn alarm_states<'a>(
-        &'a self,
-        names: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<AlarmState>, SourceError>> {
-        Box::pin(MetricSource::alarm_states(self, names))
-    }
-    fn metric_exists<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<bool, SourceError>> {
-        Box::pin(MetricSource::metric_exists(self, namespace, name))
-    }
-}
-
-/// A `&dyn HookMetrics` as a [`MetricSource`] again.
-struct Source<'a>(&'a dyn HookMetrics);
-
-impl MetricSource for Source<'_> {
-    async fn metric_data(&self, request: &MetricRequest) -> Result<Vec<Series>, SourceError> {
-        self.0.metric_data(request).await
-    }
-    async fn alarm_states(&self, names: &[String]) -> Result<Vec<AlarmState>, SourceError> {
-        self.0.alarm_states(names).await
-    }
-    async fn metric_exists(&self, namespace: &str, name: &str) -> Result<bool, SourceError> {
-        self.0.metric_exists(namespace, name).await
-    }
-}
+use tollgate_checks::gate::AsSource;
+/// A boxed future, for the object-safe ports.
+pub use tollgate_checks::gate::BoxFuture;
+/// The object-safe form of [`MetricSource`] (one definition, in
+/// `tollgate_checks::gate`); every `MetricSource` is one.
+pub use tollgate_checks::gate::DynMetricSource as HookMetrics;
 
 /// No CloudWatch client: every call is a configuration error (a function
 /// built without one fails a gate at once, it never passes it).
@@ -330,7 +275,7 @@ pub async fn advance(
     state: Option<GateState>,
     budget: (Duration, &str),
 ) -> Result<Advanced, GateError> {
-    let source = Source(gates.metrics.as_ref());
+    let source = AsSource(gates.metrics.as_ref());
     spec.check_budget(budget.0, budget.1)?;
     let now = gates.now();
     let mut state = match state {

@@ -18,10 +18,12 @@
 //! the state back to whoever calls again (CodePipeline's continuation token,
 //! ECS's `callBackDelay`).
 
+mod dyn_source;
 mod measure;
 mod spec;
 mod state;
 
+pub use dyn_source::{AsSource, BoxFuture, DynMetricSource};
 pub use measure::{
     AlarmState, AlarmValue, CondCheck, GateError, Measurement, MetricRequest, MetricSource,
     Outcome, RequestKind, RequestQuery, Series, SeriesStatus, SourceError, SourceErrorKind,

@@ -12,15 +12,10 @@ use crate::{Deps, Failure};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 use tokio::time::Instant;
 use tollgate_checks::Vars;
-use tollgate_checks::gate::{
-    AlarmState, GateError, GateSpec, GateState, MetricRequest, MetricSource, Series, SourceError,
-    measure, preflight,
-};
+use tollgate_checks::gate::{GateError, GateSpec, GateState, measure, preflight};
 use tollgate_core::gate_report::GateOutcome;
 use tollgate_report::events::codepipeline::Job;
 use tollgate_report::limits::SUMMARY_MAX;
@@ -134,66 +129,11 @@ fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}\n")).collect()
 }
 
-/// A boxed future, for the object-safe port.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The object-safe form of [`MetricSource`], so [`Deps`] holds one without
-/// another type parameter; every `MetricSource` is one.
-pub trait Metrics: Send + Sync + fmt::Debug {
-    /// [`MetricSource::metric_data`].
-    fn metric_data<'a>(
-        &'a self,
-        request: &'a MetricRequest,
-    ) -> BoxFuture<'a, Result<Vec<Series>, SourceError>>;
-    /// [`MetricSource::alarm_states`].
-    fn alarm_states<'a>(
-        &'a self,
-        names: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<AlarmState>, SourceError>>;
-    /// [`MetricSource::metric_exists`].
-    fn metric_exists<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<bool, SourceError>>;
-}
-
-impl<M: MetricSource + fmt::Debug> Metrics for M {
-    fn metric_data<'a>(
-        &'a self,
-        request: &'a MetricRequest,
-    ) -> BoxFuture<'a, Result<Vec<Series>, SourceError>> {
-        Box::pin(MetricSource::metric_data(self, request))
-    }
-    fn alarm_states<'a>(
-        &'a self,
-        names: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<AlarmState>, SourceError>> {
-        Box::pin(MetricSource::alarm_states(self, names))
-    }
-    fn metric_exists<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<bool, SourceError>> {
-        Box::pin(MetricSource::metric_exists(self, namespace, name))
-    }
-}
-
-/// A `&dyn Metrics` as a [`MetricSource`] again.
-struct Source<'a>(&'a dyn Metrics);
-
-impl MetricSource for Source<'_> {
-    async fn metric_data(&self, request: &MetricRequest) -> Result<Vec<Series>, SourceError> {
-        self.0.metric_data(request).await
-    }
-    async fn alarm_states(&self, names: &[String]) -> Result<Vec<AlarmState>, SourceError> {
-        self.0.alarm_states(names).await
-    }
-    async fn metric_exists(&self, namespace: &str, name: &str) -> Result<bool, SourceError> {
-        self.0.metric_exists(namespace, name).await
-    }
-}
+/// The object-safe form of [`tollgate_checks::gate::MetricSource`], so [`Deps`] holds one without
+/// another type parameter (one definition, in `tollgate_checks::gate`);
+/// every `MetricSource` is one.
+pub use tollgate_checks::gate::DynMetricSource as Metrics;
+use tollgate_checks::gate::AsSource;
 
 /// The continuation token: format version, action, the running state.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -270,7 +210,7 @@ pub async fn run<A, E, C, J>(
         .map_err(|e| Failure::config(format!("the metric gate cannot run: {e}")))?;
     let green = to_vars(&params.vars);
     let baseline = params.baseline_vars.as_ref().map(to_vars);
-    let source = Source(deps.metrics.as_ref());
+    let source = AsSource(deps.metrics.as_ref());
     let now = i64::try_from(deps.clock.now()).unwrap_or(i64::MAX);
     let mut state = match &job.data.continuation_token {
         None => {
@@ -355,6 +295,7 @@ pub async fn run<A, E, C, J>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tollgate_checks::gate::{MetricRequest, MetricSource, Series, SourceError};
     use crate::fakes::rollouts::{failure, success};
     use crate::fakes::{self, FakeArtifacts, FakeEcs, FakeMetrics, TestDeps};
     use crate::params::testing::assert_rejected;
