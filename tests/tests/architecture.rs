@@ -55,15 +55,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
 
 /// Each tool in `tools/` → the Tollgate crates it may depend on. Tools are
 /// never shipped in a function; they may put logic and adapters together.
-const TOOLS: &[(&str, &[&str])] = &[(
-    "tollgate-cli",
-    &[
-        "tollgate-core",
-        "tollgate-checks",
-        "tollgate-aws",
-        "tollgate-aws-cloudwatch",
-    ],
-)];
+const TOOLS: &[(&str, &[&str])] = &[
+    (
+        "tollgate-cli",
+        &[
+            "tollgate-core",
+            "tollgate-checks",
+            "tollgate-aws",
+            "tollgate-aws-cloudwatch",
+        ],
+    ),
+    // The bench's floor: lambda_runtime alone, nothing of Tollgate's.
+    ("bench-floor", &[]),
+];
 
 /// Crates that hold logic: none may link an AWS SDK crate or its runtime.
 const LOGIC: &[&str] = &[
@@ -287,12 +291,13 @@ const FEATURE_SPLITS_ALLOWED: &[(&str, &str)] = &[
 /// resolved with other features in one function (or depending on such a
 /// crate) is compiled again for it: the SDK and HTTP stack was compiled
 /// twice in CI. `tollgate-aws` names the union; this keeps it complete.
-#[test]
-fn every_function_resolves_shared_crates_with_one_feature_set() {
+/// Per function: each registry package of its normal dependency graph, as
+/// `name vX.Y.Z`, and the features cargo resolves for it when the function
+/// is built alone (as `sam build` builds it).
+fn feature_sets_per_function() -> BTreeMap<&'static str, BTreeMap<String, String>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let target = tollgate_tests::paths::host_triple();
-    // package -> feature set -> functions resolving it so.
-    let mut seen: BTreeMap<String, BTreeMap<String, Vec<&str>>> = BTreeMap::new();
+    let mut all = BTreeMap::new();
     for (function, _) in FUNCTIONS {
         let out = std::process::Command::new(&cargo)
             .args(["tree", "--offline", "-p", function, "-e", "normal"])
@@ -306,20 +311,38 @@ fn every_function_resolves_shared_crates_with_one_feature_set() {
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8_lossy(&out.stdout);
-        let lines: BTreeSet<&str> = text
+        let mut packages = BTreeMap::new();
+        for line in text
             .lines()
             .map(|l| l.trim_end_matches(" (*)").trim_end_matches(" (proc-macro)"))
-            .collect();
-        for line in lines {
+        {
             let Some((package, features)) = line.split_once('|') else {
                 continue;
             };
             if package.contains(" (/") {
                 continue; // a workspace crate: its hash follows its dependencies'
             }
-            seen.entry(package.to_owned())
+            packages.insert(package.to_owned(), features.to_owned());
+        }
+        assert!(
+            packages.len() > 50,
+            "cargo tree -p {function} listed only {} packages; the parsing is wrong",
+            packages.len()
+        );
+        all.insert(*function, packages);
+    }
+    all
+}
+
+#[test]
+fn every_function_resolves_shared_crates_with_one_feature_set() {
+    // package -> feature set -> functions resolving it so.
+    let mut seen: BTreeMap<String, BTreeMap<String, Vec<&str>>> = BTreeMap::new();
+    for (function, packages) in feature_sets_per_function() {
+        for (package, features) in packages {
+            seen.entry(package)
                 .or_default()
-                .entry(features.to_owned())
+                .entry(features)
                 .or_default()
                 .push(function);
         }
@@ -345,4 +368,115 @@ fn every_function_resolves_shared_crates_with_one_feature_set() {
          missing features to the unifying list in shared/tollgate-aws/Cargo.toml:\n{}",
         split.join("\n")
     );
+}
+
+/// `scripts/check-template` builds the functions in groups, one cargo run
+/// per group, so that their fat-LTO links share the cores; `sam build`
+/// then finds them built. That holds only if cargo resolves, in one run for
+/// the group, every package exactly as it does for each function alone:
+/// the functions of a group must resolve every shared package alike
+/// (including the splits allowed above), and every function must be in
+/// exactly one group.
+#[test]
+fn the_release_groups_of_check_template_are_functions_with_one_feature_set() {
+    let script = std::fs::read_to_string(workspace_root().join("scripts/check-template"))
+        .expect("scripts/check-template is readable");
+    let line = script
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("release_groups=\""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("scripts/check-template sets release_groups=\"a,b c,d\"");
+    let groups: Vec<Vec<&str>> = line.split(' ').map(|g| g.split(',').collect()).collect();
+    let mut listed: Vec<&str> = groups.iter().flatten().copied().collect();
+    listed.sort_unstable();
+    let mut functions: Vec<&str> = FUNCTIONS.iter().map(|(f, _)| *f).collect();
+    functions.sort_unstable();
+    assert_eq!(
+        listed, functions,
+        "release_groups in scripts/check-template must name every function exactly once"
+    );
+    let sets = feature_sets_per_function();
+    for group in &groups {
+        let first = group[0];
+        for other in &group[1..] {
+            let differing: Vec<&String> = sets[first]
+                .iter()
+                .filter(|(package, features)| {
+                    sets[other].get(*package).is_some_and(|f| f != *features)
+                })
+                .map(|(package, _)| package)
+                .collect();
+            assert!(
+                differing.is_empty(),
+                "{first} and {other} share a release group in scripts/check-template but \
+                 resolve these packages with other features, so `sam build` would compile \
+                 them again: move one to another group: {differing:?}"
+            );
+        }
+    }
+    // Each group shares nothing it must not: two groups that resolve alike
+    // could be one (one cargo run, more links side by side).
+    for (i, a) in groups.iter().enumerate() {
+        for b in &groups[i + 1..] {
+            let (a, b) = (a[0], b[0]);
+            let same = sets[a]
+                .iter()
+                .all(|(package, features)| sets[b].get(package).is_none_or(|f| f == features));
+            assert!(
+                !same,
+                "{a}'s and {b}'s groups resolve every shared package alike: merge them"
+            );
+        }
+    }
+}
+
+/// A library that is also a `cdylib` or `staticlib` (crc-fast, through S3's
+/// checksums) makes cargo build its dependencies as object code as well as
+/// bitcode under fat LTO, which changes their hash and that of every crate
+/// above them. If only some functions link it, `sam build` compiles the SDK
+/// stack twice. Every function must link the same such libraries
+/// (shared/tollgate-aws names them).
+#[test]
+fn every_function_links_the_same_object_code_libraries() {
+    let meta = cargo_metadata();
+    let object_code: BTreeSet<String> = meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| {
+            p["targets"].as_array().into_iter().flatten().any(|t| {
+                t["kind"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|k| k == "lib")
+                    && t["crate_types"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c == "cdylib" || c == "staticlib" || c == "dylib")
+            })
+        })
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    let closures = normal_closures(meta);
+    let per_function: BTreeMap<&str, BTreeSet<&String>> = FUNCTIONS
+        .iter()
+        .map(|(f, _)| {
+            let closure = closures
+                .get(*f)
+                .expect("every function is a workspace member");
+            (*f, closure.intersection(&object_code).collect())
+        })
+        .collect();
+    let first = &per_function[FUNCTIONS[0].0];
+    for (function, libs) in &per_function {
+        assert_eq!(
+            libs, first,
+            "{function} links other cdylib/staticlib libraries than {}: name the missing \
+             ones in shared/tollgate-aws/Cargo.toml so every function classifies them alike",
+            FUNCTIONS[0].0
+        );
+    }
 }

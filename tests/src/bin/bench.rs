@@ -58,6 +58,11 @@ const TARGET_WARM_MS: f64 = 0.5;
 const TARGET_RSS_KIB: u64 = 16 * 1024;
 const TARGET_ZIP_BYTES: u64 = 4 * 1024 * 1024;
 const TARGET_CLEAN_BUILD_S: f64 = 8.0 * 60.0;
+/// Issue 21: each function's cold init and peak RSS at most this many times
+/// the floor's (a bare lambda_runtime function, tools/bench-floor).
+const TARGET_FLOOR_RATIO: f64 = 1.5;
+/// The floor's name in the figures (never a function's).
+const FLOOR: &str = "bench-floor";
 
 /// Lambda deadline given to every invocation.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -114,11 +119,15 @@ struct Options {
     clean_build_json: Option<PathBuf>,
     wrap: Option<String>,
     extra_env: Vec<(String, String)>,
+    /// The floor's binary (tools/bench-floor, built with the functions'
+    /// profile), measured in the same run; none: no floor figures.
+    floor: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: bench [--quick] [--functions a,b] [--bin-dir DIR] [--zip-dir DIR] \
 [--callgrind|--no-callgrind] [--cold N] [--warm N] [--json FILE] [--markdown FILE] \
-[--date D] [--revision R] [--build-secs S] [--clean-build-json FILE] [--wrap CMD] [--env NAME=VALUE]";
+[--date D] [--revision R] [--build-secs S] [--clean-build-json FILE] [--wrap CMD] [--env NAME=VALUE] \
+[--floor FILE]";
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, BenchError> {
     let mut o = Options {
@@ -137,6 +146,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, BenchEr
         clean_build_json: None,
         wrap: None,
         extra_env: Vec::new(),
+        floor: None,
     };
     let mut cold = None;
     let mut warm = None;
@@ -186,6 +196,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, BenchEr
             }
             "--clean-build-json" => o.clean_build_json = Some(value("--clean-build-json")?.into()),
             "--wrap" => o.wrap = Some(value("--wrap")?),
+            "--floor" => o.floor = Some(value("--floor")?.into()),
             "--env" => {
                 let kv = value("--env")?;
                 let (k, v) = kv.split_once('=').ok_or_else(|| {
@@ -388,6 +399,9 @@ impl Scenario {
                 script_notifier(&standin, &app);
                 "pipeline FAILED event (events/notifier/pipeline-failed.json), Slack webhook resolved from an SSM SecureString at init, enrichment on (GetPipelineExecution, ListActionExecutions, ListPipelineExecutions), one Slack webhook POST to the local sink"
             }
+            FLOOR => {
+                "the floor: a bare lambda_runtime function (tools/bench-floor, same release profile) answering every event with {\"ok\": true}; its \"first report\" is that answer"
+            }
             other => return Err(BenchError::Usage(format!("unknown function {other}"))),
         };
         Ok(Scenario {
@@ -432,6 +446,10 @@ impl Scenario {
                 ev["LifecycleEventHookExecutionId"] = json!(id);
                 self.standin.register_hook(DEPLOYMENT_ID, &id);
                 (ev, id)
+            }
+            FLOOR => {
+                let id = format!("bench-floor-{n:06}");
+                (json!({"bench": id}), id)
             }
             _ => {
                 let mut ev = paths::event("notifier", "pipeline-failed");
@@ -491,6 +509,13 @@ impl Scenario {
                     })
                     .map(|c| c.at)
                     .ok_or_else(|| format!("no accepted hook status for {}", p.id))
+            }
+            FLOOR => {
+                // Its only output is the answer, which has just arrived.
+                if *response != json!({"ok": true}) {
+                    return Err(format!("the floor answered {response}"));
+                }
+                Ok(Instant::now())
             }
             _ => {
                 if response["decision"] != "sent" {
@@ -907,6 +932,11 @@ fn valgrind_available() -> bool {
 }
 
 fn binary_for(function: &str, o: &Options) -> Result<PathBuf, BenchError> {
+    if function == FLOOR {
+        return o.floor.clone().filter(|p| p.exists()).ok_or_else(|| {
+            BenchError::Setup("the floor's binary is missing (--floor FILE)".into())
+        });
+    }
     let binary = match &o.bin_dir {
         Some(d) => paths::binary_in(d, function),
         None => paths::function_binary(function),
@@ -933,7 +963,7 @@ async fn measure(function: &str, o: &Options, work: &Path) -> Result<Figures, Be
         binary: binary.clone(),
         ..Figures::default()
     };
-    if let Some(dir) = &o.zip_dir {
+    if let Some(dir) = o.zip_dir.as_ref().filter(|_| function != FLOOR) {
         let zip = dir.join(function).join("bootstrap.zip");
         let len = std::fs::metadata(&zip).map_err(io_err("stat", &zip))?.len();
         f.zip = Some((zip, len));
@@ -1164,6 +1194,7 @@ fn markdown(doc: &Value) -> String {
             show(&p["after_warm"])
         ));
     }
+    md.push_str(&floor_markdown(doc));
     let b = &doc["build"];
     md.push_str("\nBuild:\n\n");
     if let Some(s) = b["incremental_release_secs"].as_f64() {
@@ -1184,6 +1215,54 @@ fn markdown(doc: &Value) -> String {
             ));
         }
         None => md.push_str("- clean build: not measured yet (`scripts/bench --clean-build`)\n"),
+    }
+    md
+}
+
+/// Each function against the floor (issue 21: cold init and peak RSS at
+/// most 1.5 times a bare lambda_runtime function's, same profile, same run).
+fn floor_markdown(doc: &Value) -> String {
+    let floor = &doc["floor"];
+    if floor.is_null() {
+        return "\nAgainst the floor: not measured in this run (`scripts/bench` without \
+                `--quick` builds and measures tools/bench-floor).\n"
+            .to_owned();
+    }
+    let init = |f: &Value| f["cold_init_ms"]["median"].as_f64();
+    let rss = |f: &Value| f["peak_rss_kib"]["peak"].as_u64().map(|k| k as f64);
+    let instr = |f: &Value| f["instructions"]["to_init"].as_u64().map(|i| i as f64);
+    let ratio = |a: Option<f64>, b: Option<f64>, target: bool| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => {
+            let r = a / b;
+            if target {
+                format!("{} {r:.2}×", ok(r <= TARGET_FLOOR_RATIO))
+            } else {
+                format!("{r:.2}×")
+            }
+        }
+        _ => "not measured".to_owned(),
+    };
+    let mut md = format!(
+        "\nAgainst the floor (tools/bench-floor: a bare lambda_runtime function, same profile, same run): \
+         cold init median {:.2} ms, peak RSS {}, instructions to init {}. Target: at most {TARGET_FLOOR_RATIO}× on init and RSS.\n\n\
+         | function | cold init ÷ floor | peak RSS ÷ floor | instructions to init ÷ floor |\n|---|---|---|---|\n",
+        init(floor).unwrap_or(f64::NAN),
+        floor["peak_rss_kib"]["peak"]
+            .as_u64()
+            .map_or_else(|| "n/a".to_owned(), mib),
+        instr(floor).map_or_else(
+            || "not measured".to_owned(),
+            |i| format!("{:.1} M", i / 1e6)
+        ),
+    );
+    let empty = serde_json::Map::new();
+    for (name, f) in doc["functions"].as_object().unwrap_or(&empty) {
+        md.push_str(&format!(
+            "| {name} | {} | {} | {} |\n",
+            ratio(init(f), init(floor), true),
+            ratio(rss(f), rss(floor), true),
+            ratio(instr(f), instr(floor), false),
+        ));
     }
     md
 }
@@ -1244,6 +1323,10 @@ async fn run(o: Options) -> Result<(), BenchError> {
         let f = measure(function, &o, &work).await?;
         functions.insert(function.clone(), figures_json(&f));
     }
+    let floor = match &o.floor {
+        Some(_) => Some(figures_json(&measure(FLOOR, &o, &work).await?)),
+        None => None,
+    };
     let _ = std::fs::remove_dir_all(&work);
     // The clean build is measured rarely (it is expensive): carry the last
     // figure over from the file it was recorded in.
@@ -1284,12 +1367,14 @@ async fn run(o: Options) -> Result<(), BenchError> {
             "peak_rss_kib": TARGET_RSS_KIB,
             "zip_bytes": TARGET_ZIP_BYTES,
             "clean_build_secs": TARGET_CLEAN_BUILD_S,
+            "floor_ratio": TARGET_FLOOR_RATIO,
         },
         "build": {
             "incremental_release_secs": o.build_secs,
             "clean": clean,
         },
         "functions": functions,
+        "floor": floor,
     });
     print_summary(&doc);
     let text = serde_json::to_string_pretty(&doc)
