@@ -285,22 +285,29 @@ impl World {
 
         let sqs = aws_sdk_sqs::Client::new(&self.seed_sdk);
         let queue = self.gate.queue_url.clone();
-        for measurement in 0..6 {
-            let traffic = green_traffic(self.scenario, measurement);
-            put_traffic(
-                &self.moto,
-                &self.gate.load_balancer,
-                &self.gate.green,
-                traffic,
-            )
-            .await?;
-            self.t.step(
-                "cloudwatch",
-                &format!(
-                    "green's traffic since the last look (PutMetricData): {} requests, {} 5xx",
-                    traffic.0, traffic.1
-                ),
-            );
+        // Measurements taken, and traffic slices seeded: a ticket that
+        // arrives early measures nothing, and green's traffic is seeded
+        // once per measurement.
+        let (mut taken, mut seeded) = (0, 0);
+        for _ in 0..6 {
+            if seeded == taken {
+                let traffic = green_traffic(self.scenario, taken);
+                put_traffic(
+                    &self.moto,
+                    &self.gate.load_balancer,
+                    &self.gate.green,
+                    traffic,
+                )
+                .await?;
+                seeded += 1;
+                self.t.step(
+                    "cloudwatch",
+                    &format!(
+                        "green's traffic since the last look (PutMetricData): {} requests, {} 5xx",
+                        traffic.0, traffic.1
+                    ),
+                );
+            }
             let Some(message) = self.next_ticket(&sqs, &queue).await? else {
                 return Err(RehearsalError::Invocation {
                     function: "deploy-hook",
@@ -331,6 +338,7 @@ impl World {
                 .iter()
                 .filter(|r| r.event() == Some("metric gate measurement"))
             {
+                taken += 1;
                 self.t.step(
                     "deploy-hook",
                     &format!(
