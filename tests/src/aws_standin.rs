@@ -10,7 +10,8 @@
 //! - Everything else is forwarded unchanged to moto, except Smithy RPC v2
 //!   CBOR requests (CloudWatch's SDK), which moto does not read: they are
 //!   translated to the service's awsJson 1.0 form and the answer back to
-//!   CBOR (`forward_cbor`).
+//!   CBOR (`forward_cbor`); `GetMetricData`'s metric math, which moto
+//!   leaves empty, is computed over its answer ([`crate::metric_math`]).
 //! - Every call is recorded ([`AwsStandIn::calls`]); faults can be injected
 //!   per operation ([`AwsStandIn::inject`]).
 
@@ -740,7 +741,11 @@ async fn forward_cbor(
         .await
         .map_err(|e| e.to_string())?
         .to_bytes();
-    let answer: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
+    let mut answer: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
+    if status < 300 && operation == "GetMetricData" {
+        // moto answers no metric math beyond a bare id.
+        crate::metric_math::complete(request, &mut answer);
+    }
     if status >= 300 {
         let code = answer
             .get("__type")

@@ -24,6 +24,7 @@ pub mod async_invoke;
 pub mod aws_standin;
 pub mod cbor;
 pub mod cgroup;
+pub mod metric_math;
 pub mod moto;
 pub mod paths;
 pub mod rehearsal;

@@ -336,6 +336,15 @@ pub struct BlueGreenSpec<'a> {
 
 /// A default subnet from moto's EC2 (one query call; the EC2 SDK is not a dependency).
 pub async fn default_subnet(moto: &Moto) -> Result<String, SeedError> {
+    default_subnet_field(moto, "subnetId").await
+}
+
+/// The default VPC of moto's EC2 (that of its first default subnet).
+pub async fn default_vpc(moto: &Moto) -> Result<String, SeedError> {
+    default_subnet_field(moto, "vpcId").await
+}
+
+async fn default_subnet_field(moto: &Moto, field: &str) -> Result<String, SeedError> {
     let body = "Action=DescribeSubnets&Version=2016-11-15";
     let request = format!(
         "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
@@ -357,14 +366,15 @@ pub async fn default_subnet(moto: &Moto) -> Result<String, SeedError> {
         .read_to_string(&mut answer)
         .await
         .map_err(|e| fail(step)(e.to_string()))?;
+    let open = format!("<{field}>");
     let start = answer
-        .find("<subnetId>")
-        .map(|i| i + "<subnetId>".len())
-        .ok_or_else(|| fail(step)("no <subnetId> in the answer".into()))?;
+        .find(&open)
+        .map(|i| i + open.len())
+        .ok_or_else(|| fail(step)(format!("no {open} in the answer")))?;
     let end = answer[start..]
         .find('<')
         .map(|i| i + start)
-        .ok_or_else(|| fail(step)("unterminated <subnetId>".into()))?;
+        .ok_or_else(|| fail(step)(format!("unterminated {open}")))?;
     Ok(answer[start..end].to_owned())
 }
 

@@ -1,11 +1,13 @@
 //! The local rehearsal (`scripts/rehearse`) as an integration test: the
-//! `rehearse` binary is run healthy, with `--break green` and with
-//! `--break migration`, and its exit
+//! `rehearse` binary is run healthy, with `--break green`, with
+//! `--break migration` and with `--break metrics`, and its exit
 //! code, the key lines of its timeline and the files it writes are checked.
 //!
 //! Exit codes: 0 when the release reaches production, 3 when the failed hook
 //! stops and rolls it back (the defined outcome of `--break green`), 4 when
-//! the failed migration stops the pipeline (`--break migration`), 1 when
+//! the failed migration stops the pipeline (`--break migration`), 5 when
+//! the metric gate fails green during the bake and it is rolled back
+//! (`--break metrics`), 1 when
 //! the rehearsal goes wrong or ends otherwise, 2 for bad arguments.
 
 use regex::Regex;
@@ -149,6 +151,14 @@ fn a_healthy_release_reaches_production() {
     run.has("AfterAllowTestTraffic passed: PutLifecycleEventHookExecutionStatus Succeeded");
     run.has("BeforeAllowTraffic passed: PutLifecycleEventHookExecutionStatus Succeeded");
     run.has("AllowTraffic: production listener");
+    // The metric gate baked through the queue and passed: green's 5xx rate
+    // stayed within blue's + 0.5 points in each of its three measurements.
+    run.has("AfterAllowTraffic: smoke checks passed against production; the metric gate starts its bake");
+    for n in 1..=3 {
+        run.has(&format!("measurement {n} of 3: successful"));
+    }
+    run.has("SQS event source mapping: delivers the gate ticket to deploy-hook");
+    run.has("AfterAllowTraffic passed: PutLifecycleEventHookExecutionStatus Succeeded");
     let slack = run.slack_lines();
     for title in [
         "web-release: pipeline started",
@@ -309,6 +319,77 @@ fn a_failed_migration_stops_the_pipeline_before_anything_is_deployed() {
         !run.file("pipeline-action.log")
             .contains("rehearsal-lock-7f3a9c51")
     );
+}
+
+#[test]
+fn a_rising_5xx_rate_fails_the_metric_gate_and_rolls_back() {
+    let run = rehearse(&["--break", "metrics"], "break-metrics");
+    assert_eq!(run.code, 5, "exit code");
+    run.common();
+    // Green passes its smoke checks at every hook, production moves to it.
+    run.has("AfterAllowTestTraffic passed: PutLifecycleEventHookExecutionStatus Succeeded");
+    run.has("BeforeAllowTraffic passed: PutLifecycleEventHookExecutionStatus Succeeded");
+    run.has("AllowTraffic: production listener");
+    run.has("AfterAllowTraffic: smoke checks passed against production; the metric gate starts its bake");
+    // Each ticket comes through moto's SQS and takes one measurement from
+    // moto's CloudWatch (metric math by the stand-in).
+    run.has("the gate ticket is delayed 2s (DelaySeconds): no invocation waits for it");
+    run.has("SQS event source mapping: delivers the gate ticket to deploy-hook");
+    run.has("GetMetricData ×2, SendMessage");
+    run.has("measurement 1 of 3: successful");
+    let failed = Regex::new(
+        r"measurement 2 of 3: failed\n\s+5xx rate 4\.167 % > 0\.722 % \(baseline 0\.222 % \+ 0\.5\)",
+    )
+    .expect("regex");
+    assert!(
+        failed.is_match(&run.stdout),
+        "the failed measurement, by how much"
+    );
+    run.lacks("measurement 3 of 3");
+    run.has("AfterAllowTraffic FAILED: PutLifecycleEventHookExecutionStatus Failed");
+    // The failure is left in SSM for the notifier before the report.
+    run.has("GetMetricData ×2, PutParameter, PutLifecycleEventHookExecutionStatus");
+    // CodeDeploy rolls back: production goes back to blue.
+    run.has("AfterAllowTraffic reported Failed: deployment");
+    let prod = Regex::new(
+        r"production listener :\d+ → blue: GET /health 200 .*\x22version\x22:\x221\.4\.2\x22",
+    )
+    .expect("regex");
+    assert!(
+        prod.is_match(&run.stdout),
+        "production is back on blue 1.4.2"
+    );
+    // Slack: the deployment's failure names the measurement and by how much.
+    let slack = run.slack_lines();
+    let at = |title: &str| {
+        slack
+            .iter()
+            .position(|l| l.ends_with(title))
+            .unwrap_or_else(|| panic!("no Slack message {title:?}: {slack:#?}"))
+    };
+    let deployment = at("web-prod-app/web-prod-dg: deployment failed (rolled back)");
+    let message = slack[deployment..].join("\n");
+    assert!(
+        message.contains("Metric gate failed (AfterAllowTraffic)"),
+        "{message}"
+    );
+    assert!(
+        message
+            .contains("5xx rate 4.167 % > 0.722 % (baseline 0.222 % + 0.5) in 1 of 2 measurements"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "Last measurement (2 of 3) failed: 5xx rate 4.167 % > 0.722 % (baseline 0.222 % + 0.5)"
+        ),
+        "{message}"
+    );
+    at("web-release: action Production › BlueGreen failed");
+    at("web-release: pipeline failed");
+    assert!(!slack.iter().any(|l| l.ends_with("pipeline succeeded")));
+    run.has("STOPPED at Production › BlueGreen: AfterAllowTraffic failed: metric gate failed: 5xx rate 4.167 %");
+    run.has("rolled back; production stays on blue");
+    run.has("As expected: the metric gate fails green's rising 5xx rate during the bake and the deployment is rolled back (exit code 5)");
 }
 
 #[test]

@@ -1077,12 +1077,14 @@ pub fn apply_hook_failure(
         return RecordMatch::OtherDeployment;
     }
     // A metric gate's failure (deploy-hook records the gate's failure text
-    // as it records failed checks): shown as the gate's own section.
+    // as it records failed checks, after its own prefix, e.g.
+    // `AfterAllowTraffic failed for d-…: metric gate failed: …`): shown as
+    // the gate's own section.
     let text = std::iter::once(record.summary.as_str())
         .chain(record.failures.iter().map(String::as_str))
         .collect::<Vec<_>>()
         .join("\n");
-    if record.summary.starts_with(tollgate_core::gate_report::HEAD)
+    if record.summary.contains(tollgate_core::gate_report::HEAD)
         && let Some(report) = tollgate_core::gate_report::GateReport::parse(&text)
     {
         n.gate = Some(GateResult::from_report(report, record.hook));

@@ -1332,17 +1332,26 @@ async fn a_gate_failure_shows_the_failing_measurement_in_every_destination() {
 }
 
 /// A deploy-hook's gate failure, recorded like failed checks: the gate's
-/// section, titled with the hook, instead of a "failed checks" list.
+/// section, titled with the hook, instead of a "failed checks" list; with
+/// or without the prefix deploy-hook's gate tickets write before it.
 #[test]
 fn a_deploy_hook_gate_record_becomes_the_gate_section() {
+    for prefix in ["", "AfterAllowTraffic failed for d-GATE00001: "] {
+        gate_record_becomes_the_gate_section(prefix);
+    }
+}
+
+fn gate_record_becomes_the_gate_section(prefix: &str) {
     let by_name: HashMap<String, String> = fixtures().into_iter().collect();
     let event = events::parse_str(&by_name["codedeploy-deployment-hook-failed"]);
     let mut n = Notification::from_event(&event);
-    let text = "metric gate failed: 5xx rate 3.2 % > 1 % in 1 of 1 measurements\nmeasurements: 0 successful, 1 failed (limit 0), 0 inconclusive (limit 0), 0 errors; 1 of 5 taken";
+    let text = format!(
+        "{prefix}metric gate failed: 5xx rate 3.2 % > 1 % in 1 of 1 measurements\nmeasurements: 0 successful, 1 failed (limit 0), 0 inconclusive (limit 0), 0 errors; 1 of 5 taken"
+    );
     let record = tollgate_core::hook_failures::HookFailureRecord::from_message(
         "d-GATE00001",
         Some("AfterAllowTraffic"),
-        text,
+        &text,
         "2024-05-14T11:31:02Z",
     );
     let seen =

@@ -7,11 +7,14 @@
 //! rehearse                 # a healthy release: exit 0
 //! rehearse --break green   # the green task set is broken: the hook stops it, exit 3
 //! rehearse --break migration  # the migration task exits 1: the pipeline stops, exit 4
+//! rehearse --break metrics    # green's 5xx rate rises: the metric gate rolls it back, exit 5
 //! ```
 //!
 //! Exit codes: 0 released, 3 stopped by a failed hook and rolled back (what
 //! `--break green` must produce), 4 stopped by the failed migration before
-//! anything was deployed (what `--break migration` must produce), 1 the
+//! anything was deployed (what `--break migration` must produce), 5 failed by
+//! the metric gate during the bake and rolled back (what `--break metrics`
+//! must produce), 1 the
 //! rehearsal went wrong or ended other than its scenario expects, 2 bad
 //! arguments.
 
@@ -19,13 +22,15 @@ use std::path::PathBuf;
 use tollgate_tests::paths;
 use tollgate_tests::rehearsal::{self, EXIT_PROBLEM, EXIT_USAGE, Scenario};
 
-const USAGE: &str = "usage: rehearse [--break green|migration] [--out DIR]
+const USAGE: &str = "usage: rehearse [--break green|migration|metrics] [--out DIR]
 
 Rehearses a whole release on loopback (no AWS account, no Docker): CodePipeline
 runs verify-artifact, a migration task (run-task), ecs-deploy and a staging
 smoke test through the real
 pipeline-action binary; a CodeDeploy blue/green deployment runs the
-AfterAllowTestTraffic and BeforeAllowTraffic hooks through deploy-hook; the
+AfterAllowTestTraffic, BeforeAllowTraffic and AfterAllowTraffic hooks through
+deploy-hook, AfterAllowTraffic with a metric gate (green's 5xx rate against
+blue's, in moto's CloudWatch) baked through the gate queue (moto's SQS); the
 notifier renders every state change to a local Slack sink.
 
   --break green   make the green task set answer like a broken release: the
@@ -35,6 +40,10 @@ notifier renders every state change to a local Slack sink.
                   make the migration task exit 1: the pipeline stops at
                   Staging › Migrate with the container, exit code and last
                   log lines, in the failure and in Slack; nothing is deployed
+  --break metrics green passes its smoke checks, but its 5xx rate rises
+                  during the bake: the metric gate fails, production goes
+                  back to blue, and Slack says which measurement failed and
+                  by how much
   --out DIR       where to write function logs, Slack payloads and AWS calls
                   (default: target/rehearsal/<scenario>)
 
@@ -43,8 +52,10 @@ Set TOLLGATE_ECHO_LOGS=1 to echo the functions' logs to stderr.
 
 Exit codes: 0 released; 3 stopped by the failed hook and rolled back (the
 expected outcome of --break green); 4 stopped by the failed migration before
-anything was deployed (the expected outcome of --break migration); 1 the
-rehearsal went wrong or did not end as its scenario expects; 2 bad arguments.";
+anything was deployed (the expected outcome of --break migration); 5 failed by
+the metric gate during the bake and rolled back (the expected outcome of
+--break metrics); 1 the rehearsal went wrong or did not end as its scenario
+expects; 2 bad arguments.";
 
 #[derive(Debug)]
 struct Args {
@@ -62,15 +73,17 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
             "--break" => match it.next().map(String::as_str) {
                 Some("green") => scenario = Scenario::BrokenGreen,
                 Some("migration") => scenario = Scenario::BrokenMigration,
+                Some("metrics") => scenario = Scenario::BrokenMetrics,
                 Some(other) => {
                     return Err(format!(
-                        "--break takes `green` or `migration` (the parts that can be broken), not {other:?}"
+                        "--break takes `green`, `migration` or `metrics` (the parts that can be broken), not {other:?}"
                     ));
                 }
                 None => return Err("--break needs a value: --break green".to_owned()),
             },
             "--break=green" => scenario = Scenario::BrokenGreen,
             "--break=migration" => scenario = Scenario::BrokenMigration,
+            "--break=metrics" => scenario = Scenario::BrokenMetrics,
             "--out" => match it.next() {
                 Some(dir) => out = Some(PathBuf::from(dir)),
                 None => return Err("--out needs a directory".to_owned()),
@@ -159,6 +172,15 @@ mod tests {
             .expect("ok")
             .expect("args");
         assert_eq!(a.scenario, Scenario::BrokenMigration);
+        for form in [&["--break", "metrics"][..], &["--break=metrics"][..]] {
+            let a = parse(&args(form)).expect("ok").expect("args");
+            assert_eq!(a.scenario, Scenario::BrokenMetrics);
+        }
+        assert!(
+            parse(&args(&["--break", "blue"]))
+                .expect_err("blue")
+                .contains("`metrics`")
+        );
         assert!(
             parse(&args(&["--break", "blue"]))
                 .expect_err("blue")

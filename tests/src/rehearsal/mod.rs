@@ -29,6 +29,10 @@
 //!   Migrate, `run-task`) exited non-zero and the pipeline stopped there,
 //!   before staging or production changed; this is the expected outcome of
 //!   `--break migration`;
+//! - `5` ([`EXIT_GATE_FAILED`]): green passed its smoke checks, but the
+//!   metric gate of `AfterAllowTraffic` failed it during the bake (its 5xx
+//!   rate against blue's) and the deployment was rolled back, production
+//!   back on blue; this is the expected outcome of `--break metrics`;
 //! - `1` ([`EXIT_PROBLEM`]): the rehearsal itself went wrong, or the outcome
 //!   was not the one the scenario expects (a healthy release that did not
 //!   reach production, a broken green that was not stopped);
@@ -38,6 +42,7 @@ pub mod app;
 pub mod codepipeline;
 pub mod events;
 pub mod logs;
+mod metrics;
 mod migration;
 mod pipeline;
 mod production;
@@ -70,6 +75,9 @@ pub const EXIT_ROLLED_BACK: i32 = 3;
 /// Exit code: the migration task failed and the pipeline stopped before
 /// anything was deployed.
 pub const EXIT_MIGRATION_FAILED: i32 = 4;
+/// Exit code: the metric gate failed green during the bake after
+/// AllowTraffic, and the deployment was rolled back.
+pub const EXIT_GATE_FAILED: i32 = 5;
 
 /// What to rehearse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +88,9 @@ pub enum Scenario {
     BrokenGreen,
     /// The migration task exits 1.
     BrokenMigration,
+    /// Green passes its smoke checks, but its 5xx rate rises during the
+    /// metric gate's bake.
+    BrokenMetrics,
 }
 
 impl Scenario {
@@ -89,6 +100,7 @@ impl Scenario {
             Self::Healthy => "healthy",
             Self::BrokenGreen => "break-green",
             Self::BrokenMigration => "break-migration",
+            Self::BrokenMetrics => "break-metrics",
         }
     }
 }
@@ -129,6 +141,14 @@ pub fn exit_code(scenario: Scenario, verdict: &Verdict) -> i32 {
                 ..
             },
         ) if action == "Migrate" => EXIT_MIGRATION_FAILED,
+        (
+            Scenario::BrokenMetrics,
+            Verdict::Stopped {
+                reason,
+                rolled_back: true,
+                ..
+            },
+        ) if reason.starts_with("AfterAllowTraffic failed: metric gate failed") => EXIT_GATE_FAILED,
         _ => EXIT_PROBLEM,
     }
 }
@@ -269,7 +289,7 @@ notify:
 const TASKDEF: &str = r#"{"family":"web","containerDefinitions":[{"name":"web","image":"<IMAGE1_NAME>","essential":true,"portMappings":[{"containerPort":8080}]}]}"#;
 
 fn appspec() -> String {
-    "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: <TASK_DEFINITION>\n        LoadBalancerInfo:\n          ContainerName: web\n          ContainerPort: 8080\nHooks:\n  - AfterAllowTestTraffic: CodeDeployHook_tollgate\n  - BeforeAllowTraffic: CodeDeployHook_tollgate\n".to_owned()
+    "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: <TASK_DEFINITION>\n        LoadBalancerInfo:\n          ContainerName: web\n          ContainerPort: 8080\nHooks:\n  - AfterAllowTestTraffic: CodeDeployHook_tollgate\n  - BeforeAllowTraffic: CodeDeployHook_tollgate\n  - AfterAllowTraffic: CodeDeployHook_tollgate\n".to_owned()
 }
 
 /// Runs the rehearsal, printing to `out`; returns the verdict and the
@@ -285,6 +305,7 @@ pub async fn run(
         Scenario::Healthy => "a healthy release",
         Scenario::BrokenGreen => "a release whose green task set is broken (--break green)",
         Scenario::BrokenMigration => "a release whose database migration fails (--break migration)",
+        Scenario::BrokenMetrics => "a release whose 5xx rate rises in production (--break metrics)",
     };
     t.text(&format!(
         "Tollgate rehearsal: {title}, on loopback (no AWS account, no Docker)"
@@ -375,6 +396,17 @@ mod tests {
         assert_eq!(exit_code(Scenario::BrokenMigration, &stopped(true)), 1);
         assert_eq!(exit_code(Scenario::BrokenMigration, &Verdict::Released), 1);
         assert_eq!(exit_code(Scenario::Healthy, &migrate), 1);
+        let gate = Verdict::Stopped {
+            stage: "Production".into(),
+            action: "BlueGreen".into(),
+            reason: "AfterAllowTraffic failed: metric gate failed: 5xx rate 4.2 % > 0.72 %".into(),
+            rolled_back: true,
+        };
+        assert_eq!(exit_code(Scenario::BrokenMetrics, &gate), 5);
+        assert_eq!(exit_code(Scenario::BrokenMetrics, &stopped(true)), 1);
+        assert_eq!(exit_code(Scenario::BrokenMetrics, &Verdict::Released), 1);
+        assert_eq!(exit_code(Scenario::BrokenGreen, &gate), 3);
+        assert_eq!(exit_code(Scenario::Healthy, &gate), 1);
     }
 
     #[test]

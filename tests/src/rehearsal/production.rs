@@ -2,7 +2,8 @@
 //! deployment is created in moto; the rehearsal plays CodeDeploy: it
 //! re-points the loopback listeners, shows each hook in progress on the
 //! deployment target, invokes the real deploy-hook for
-//! `AfterAllowTestTraffic` and `BeforeAllowTraffic`, and on a failed hook
+//! `AfterAllowTestTraffic`, `BeforeAllowTraffic` and `AfterAllowTraffic`
+//! (its metric gate is in [`super::metrics`]), and on a failed hook
 //! stops, rolls back and records why, as CodeDeploy does.
 
 use super::pipeline::action_run;
@@ -77,6 +78,9 @@ impl World {
                 self.prod_listener.routes_to()
             ),
         );
+        if let Some(v) = self.after_allow_traffic(&deployment_id).await? {
+            return Ok(v);
+        }
         self.t.step(
             "codedeploy",
             &format!("deployment {deployment_id} Succeeded; blue task set {BLUE_TASK_SET} drained"),
@@ -128,40 +132,9 @@ impl World {
         hook: &str,
         sample: &str,
     ) -> Result<(String, String), RehearsalError> {
-        let target = seed::EcsTarget {
-            deployment_id,
-            cluster: PROD_CLUSTER,
-            service: SERVICE,
-            in_progress: hook,
-            target_groups: "web-prod",
-            blue_task_set: BLUE_TASK_SET,
-            green_task_set: GREEN_TASK_SET,
-            green: seed::TaskSetCounts {
-                desired: 2,
-                running: 2,
-                pending: 0,
-            },
-        };
-        self.standin.script(
-            "ListDeploymentTargets",
-            vec![seed::list_targets_answer(&target)],
-        );
-        self.standin.script(
-            "GetDeploymentTarget",
-            vec![seed::ecs_target_answer(&target)],
-        );
-        let mut event = paths::event("deploy-hook", sample);
-        let execution = format!("{hook}-{}", events::uuid_like());
-        event["DeploymentId"] = json!(deployment_id);
-        event["LifecycleEventHookExecutionId"] = json!(execution);
-        self.standin.register_hook(deployment_id, &execution);
-        self.t.step(
-            "codedeploy",
-            &format!("{hook}: invokes CodeDeployHook_tollgate"),
-        );
+        self.script_hook_target(deployment_id, hook);
+        let execution = self.start_hook(deployment_id, hook, sample).await?;
         let what = format!("{hook} of {deployment_id}");
-        let outcome = self.deploy_hook.invoke(event, INVOKE_DEADLINE).await;
-        self.expect_response("deploy-hook", &what, &outcome)?;
         let reports = self.standin.reports_for(&execution);
         let status = match reports.as_slice() {
             [Report::Hook { status, .. }] => status.clone(),
@@ -209,6 +182,56 @@ impl World {
         Ok((status, why))
     }
 
+    /// Scripts the deployment target CodeDeploy shows while `hook` runs
+    /// (moto lacks the calls).
+    pub(super) fn script_hook_target(&self, deployment_id: &str, hook: &str) {
+        let target = seed::EcsTarget {
+            deployment_id,
+            cluster: PROD_CLUSTER,
+            service: SERVICE,
+            in_progress: hook,
+            target_groups: "web-prod",
+            blue_task_set: BLUE_TASK_SET,
+            green_task_set: GREEN_TASK_SET,
+            green: seed::TaskSetCounts {
+                desired: 2,
+                running: 2,
+                pending: 0,
+            },
+        };
+        self.standin.script(
+            "ListDeploymentTargets",
+            vec![seed::list_targets_answer(&target)],
+        );
+        self.standin.script(
+            "GetDeploymentTarget",
+            vec![seed::ecs_target_answer(&target)],
+        );
+    }
+
+    /// Invokes deploy-hook for `hook` (the event from the sample `sample`);
+    /// returns the hook execution id.
+    pub(super) async fn start_hook(
+        &mut self,
+        deployment_id: &str,
+        hook: &str,
+        sample: &str,
+    ) -> Result<String, RehearsalError> {
+        let mut event = paths::event("deploy-hook", sample);
+        let execution = format!("{hook}-{}", events::uuid_like());
+        event["DeploymentId"] = json!(deployment_id);
+        event["LifecycleEventHookExecutionId"] = json!(execution);
+        self.standin.register_hook(deployment_id, &execution);
+        self.t.step(
+            "codedeploy",
+            &format!("{hook}: invokes CodeDeployHook_tollgate"),
+        );
+        let what = format!("{hook} of {deployment_id}");
+        let outcome = self.deploy_hook.invoke(event, INVOKE_DEADLINE).await;
+        self.expect_response("deploy-hook", &what, &outcome)?;
+        Ok(execution)
+    }
+
     /// A failed hook: CodeDeploy stops, rolls back, and says why; the
     /// pipeline's deploy action and the pipeline fail.
     pub(super) async fn roll_back(
@@ -222,9 +245,16 @@ impl World {
             "codedeploy",
             &format!("{hook} reported Failed: deployment {deployment_id} stops and rolls back"),
         );
-        self.t.detail("the later hooks and AllowTraffic do not run");
+        // After AllowTraffic, production is on green: rolling back moves it back.
+        let production = if self.prod_listener.routes_to() == "blue" {
+            self.t.detail("the later hooks and AllowTraffic do not run");
+            "never left"
+        } else {
+            self.prod_listener.route_to(&self.blue);
+            "is back on"
+        };
         self.t.detail(&format!(
-            "test listener :{} → {}; production :{} never left {}; green task set {GREEN_TASK_SET} removed",
+            "test listener :{} → {}; production :{} {production} {}; green task set {GREEN_TASK_SET} removed",
             self.test_listener.port(),
             self.test_listener.routes_to(),
             self.prod_listener.port(),

@@ -23,6 +23,8 @@ pub(super) struct World {
     pub(super) test_listener: Listener,
     /// The seeded load balancer and CodeDeploy group.
     pub(super) bg: seed::BlueGreen,
+    /// The metric gate's queue and CloudWatch dimensions.
+    pub(super) gate: super::metrics::GateSetup,
     pub(super) pipeline_action: LocalLambda,
     pub(super) deploy_hook: LocalLambda,
     pub(super) notifier: LocalLambda,
@@ -149,6 +151,7 @@ impl World {
             "CodeDeploy ECS application {} / blue/green group {} for {PROD_CLUSTER}/{SERVICE}",
             bg.application, bg.deployment_group
         ));
+        let gate = super::metrics::setup(&moto, &seed_sdk, &bg, &mut t).await?;
 
         let base = standin.lambda_env();
         let with = |extra: &[(&str, String)]| {
@@ -163,7 +166,8 @@ impl World {
             &mut t,
             "deploy-hook",
             &with(&[
-                ("TOLLGATE_CHECK_SPEC", spec.clone()),
+                ("TOLLGATE_CHECK_SPEC", super::metrics::hook_spec(&spec)),
+                ("TOLLGATE_GATE_QUEUE_URL", gate.queue_url.clone()),
                 ("TOLLGATE_RESOLVE", format!("{}=127.0.0.1", bg.dns_name)),
                 (HOOK_FAILURE_VAR, HOOK_FAILURE_PREFIX.to_owned()),
             ]),
@@ -224,6 +228,7 @@ impl World {
             prod_listener,
             test_listener,
             bg,
+            gate,
             pipeline_action,
             deploy_hook,
             notifier,
@@ -371,6 +376,9 @@ impl World {
             Scenario::BrokenGreen => "the broken green is stopped by the hook and rolled back",
             Scenario::BrokenMigration => {
                 "the failed migration stops the pipeline before anything is deployed"
+            }
+            Scenario::BrokenMetrics => {
+                "the metric gate fails green's rising 5xx rate during the bake and the deployment is rolled back"
             }
         };
         let code = exit_code(self.scenario, verdict);
