@@ -441,7 +441,11 @@ impl<S: SourceReader> Enricher<S> {
         let entry = match read {
             Ok(list) => Ok(list
                 .iter()
-                .find(|a| a.external_id.as_deref() == Some(build))
+                .find(|a| {
+                    a.external_id
+                        .as_deref()
+                        .is_some_and(|id| super::model::same_build(id, build))
+                })
                 .and_then(|a| a.execution_id.as_deref())
                 .map(|exec| format!("codepipeline/{pipeline}/{exec}"))),
             Err(e) => {
@@ -843,6 +847,20 @@ pub fn apply_action_executions(n: &mut Notification, list: &[ActionExecutionInfo
             .as_deref()
             .and_then(|id| super::model::child_thread(a.provider.as_deref(), id))
         {
+            n.add_child(child);
+        } else if a.status.as_deref() == Some("InProgress")
+            && matches!(
+                a.provider.as_deref(),
+                Some("CodeDeploy" | "CodeDeployToECS")
+            )
+            && let (Some(app), Some(group)) = (
+                a.configuration.get("ApplicationName"),
+                a.configuration.get("DeploymentGroupName"),
+            )
+            && let Some(child) = super::model::deployment_group_thread(app, group)
+        {
+            // A deploy action in progress that lists no deployment id (yet):
+            // its deployment is tied through its group (docs/slack-app.md).
             n.add_child(child);
         }
     }
@@ -1317,6 +1335,63 @@ mod tests {
         let c = commit_from_revision(&rev).expect("a commit");
         assert_eq!(c.repository.as_deref(), Some("payments"));
         assert_eq!(c.provider.as_deref(), Some("CodeCommit"));
+    }
+
+    /// The runs an execution's actions started, in either shape
+    /// `ListActionExecutions` may list an action in progress: with its
+    /// external id (a CodeBuild `project:uuid`, a deployment `d-…`), or
+    /// without it yet, when a CodeDeploy action is tied through its
+    /// deployment group.
+    #[test]
+    fn children_come_from_external_ids_or_an_in_progress_deploy_actions_group() {
+        let parsed = crate::events::parse(serde_json::json!({
+            "id": "s1", "detail-type": "CodePipeline Stage Execution State Change",
+            "source": "aws.codepipeline", "region": "eu-west-1", "account": "1",
+            "time": "2026-11-26T06:00:00Z",
+            "detail": {"pipeline": "pay", "execution-id": "x1", "stage": "Deploy", "state": "STARTED"}
+        }));
+        let deploy = |status: &str, id: Option<&str>| ActionExecutionInfo {
+            stage: "Deploy".into(),
+            action: "Blue".into(),
+            status: Some(status.into()),
+            category: Some("Deploy".into()),
+            provider: Some("CodeDeployToECS".into()),
+            configuration: [
+                ("ApplicationName".to_owned(), "pay".to_owned()),
+                ("DeploymentGroupName".to_owned(), "prod".to_owned()),
+            ]
+            .into_iter()
+            .collect(),
+            external_id: id.map(str::to_owned),
+            ..ActionExecutionInfo::default()
+        };
+        let build = ActionExecutionInfo {
+            provider: Some("CodeBuild".into()),
+            status: Some("InProgress".into()),
+            external_id: Some("pay-build:1e6c4b9a-2d7f-4a3e-8c5b-0f9d2a7e4c61".into()),
+            ..ActionExecutionInfo::default()
+        };
+        // The deployment id listed while in progress.
+        let mut n = Notification::from_event(&parsed);
+        apply_action_executions(
+            &mut n,
+            &[deploy("InProgress", Some("d-ABC12345")), build.clone()],
+        );
+        assert_eq!(
+            n.children,
+            vec![
+                "codedeploy/d-ABC12345".to_owned(),
+                "codebuild/pay-build:1e6c4b9a-2d7f-4a3e-8c5b-0f9d2a7e4c61".to_owned()
+            ]
+        );
+        // Not listed yet: the deployment group stands in for it.
+        let mut n = Notification::from_event(&parsed);
+        apply_action_executions(&mut n, &[deploy("InProgress", None), build]);
+        assert_eq!(n.children[0], "codedeploy-group/pay/prod");
+        // A finished action without an id links nothing.
+        let mut n = Notification::from_event(&parsed);
+        apply_action_executions(&mut n, &[deploy("Failed", None)]);
+        assert!(n.children.is_empty());
     }
 
     mod hook_failures {

@@ -571,6 +571,30 @@ pub fn child_thread(provider: Option<&str>, external_id: &str) -> Option<String>
     None
 }
 
+/// The thread-like key of a CodeDeploy deployment group
+/// (`codedeploy-group/<application>/<group>`): a pipeline execution whose
+/// deploy action is in progress there without a deployment id yet links
+/// it, so the deployment's events still land in the execution's thread
+/// (CodeDeploy runs one deployment per group at a time). `None` for names
+/// CodeDeploy would not accept (empty, over 100 characters, whitespace).
+pub fn deployment_group_thread(application: &str, group: &str) -> Option<String> {
+    let ok = |s: &str| !s.is_empty() && s.len() <= 100 && !s.contains(char::is_whitespace);
+    (ok(application) && ok(group)).then(|| format!("codedeploy-group/{application}/{group}"))
+}
+
+/// Whether two CodeBuild build ids name the same build: `project:uuid`
+/// (what CodePipeline reports as a CodeBuild action's external execution
+/// id) or the build's ARN (`arn:aws:codebuild:…:build/project:uuid`, what
+/// CodeBuild's events carry), either way round.
+pub fn same_build(a: &str, b: &str) -> bool {
+    let short = |id: &str| {
+        let id = id.trim();
+        id.rsplit_once(":build/").map_or(id, |(_, b)| b).to_owned()
+    };
+    let (a, b) = (short(a), short(b));
+    !a.is_empty() && a == b
+}
+
 impl Notification {
     /// Notes a run this event's execution started (bounded, no repeats).
     pub fn add_child(&mut self, child: String) {
@@ -1334,6 +1358,24 @@ mod tests {
     use super::*;
     use crate::events::parse;
     use serde_json::json;
+
+    #[test]
+    fn build_ids_match_as_ids_or_arns_and_groups_are_keyed() {
+        let arn = "arn:aws:codebuild:eu-west-1:111122223333:build/pay-build:1e6c4b9a-2d7f-4a3e-8c5b-0f9d2a7e4c61";
+        let id = "pay-build:1e6c4b9a-2d7f-4a3e-8c5b-0f9d2a7e4c61";
+        assert!(same_build(id, id));
+        assert!(same_build(arn, id));
+        assert!(same_build(id, arn));
+        assert!(!same_build("pay-build:other", id));
+        assert!(!same_build("", ""));
+        assert_eq!(
+            deployment_group_thread("pay", "prod").as_deref(),
+            Some("codedeploy-group/pay/prod")
+        );
+        assert!(deployment_group_thread("", "prod").is_none());
+        assert!(deployment_group_thread("pay", "a b").is_none());
+        assert!(deployment_group_thread("pay", &"g".repeat(101)).is_none());
+    }
 
     #[test]
     fn external_ids_name_the_runs_an_action_started() {

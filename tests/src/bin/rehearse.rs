@@ -8,6 +8,7 @@
 //! rehearse --break green   # the green task set is broken: the hook stops it, exit 3
 //! rehearse --break migration  # the migration task exits 1: the pipeline stops, exit 4
 //! rehearse --break metrics    # green's 5xx rate rises: the metric gate rolls it back, exit 5
+//! rehearse --slack bot     # the notifier posts with a bot token: one live message per release
 //! ```
 //!
 //! Exit codes: 0 released, 3 stopped by a failed hook and rolled back (what
@@ -20,9 +21,9 @@
 
 use std::path::PathBuf;
 use tollgate_tests::paths;
-use tollgate_tests::rehearsal::{self, EXIT_PROBLEM, EXIT_USAGE, Scenario};
+use tollgate_tests::rehearsal::{self, EXIT_PROBLEM, EXIT_USAGE, Scenario, SlackMode};
 
-const USAGE: &str = "usage: rehearse [--break green|migration|metrics] [--out DIR]
+const USAGE: &str = "usage: rehearse [--break green|migration|metrics] [--slack webhook|bot] [--out DIR]
 
 Rehearses a whole release on loopback (no AWS account, no Docker): CodePipeline
 runs verify-artifact, a migration task (run-task), ecs-deploy and a staging
@@ -44,8 +45,16 @@ notifier renders every state change to a local Slack sink.
                   during the bake: the metric gate fails, production goes
                   back to blue, and Slack says which measurement failed and
                   by how much
+  --slack bot     post with a Slack bot token through the Web API (a local
+                  stand-in) instead of the webhook: one live message per
+                  release, updated in place, the story in its thread,
+                  failures also sent to the channel; the timeline shows
+                  each post and update, and at the end the channel as a
+                  reader sees it
+  --slack webhook one message per event through an incoming webhook (default)
   --out DIR       where to write function logs, Slack payloads and AWS calls
-                  (default: target/rehearsal/<scenario>)
+                  (default: target/rehearsal/<scenario>, <scenario>-bot with
+                  --slack bot)
 
 Function binaries: target/release/<function>, or $TOLLGATE_BIN_DIR/<function>.
 Set TOLLGATE_ECHO_LOGS=1 to echo the functions' logs to stderr.
@@ -60,11 +69,13 @@ expects; 2 bad arguments.";
 #[derive(Debug)]
 struct Args {
     scenario: Scenario,
+    slack: SlackMode,
     out: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Option<Args>, String> {
     let mut scenario = Scenario::Healthy;
+    let mut slack = SlackMode::default();
     let mut out = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -84,6 +95,12 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
             "--break=green" => scenario = Scenario::BrokenGreen,
             "--break=migration" => scenario = Scenario::BrokenMigration,
             "--break=metrics" => scenario = Scenario::BrokenMetrics,
+            "--slack" => {
+                slack = slack_mode(it.next().map(String::as_str))?;
+            }
+            s if s.starts_with("--slack=") => {
+                slack = slack_mode(s.strip_prefix("--slack="))?;
+            }
             "--out" => match it.next() {
                 Some(dir) => out = Some(PathBuf::from(dir)),
                 None => return Err("--out needs a directory".to_owned()),
@@ -91,7 +108,22 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok(Some(Args { scenario, out }))
+    Ok(Some(Args {
+        scenario,
+        slack,
+        out,
+    }))
+}
+
+fn slack_mode(value: Option<&str>) -> Result<SlackMode, String> {
+    match value {
+        Some("bot") => Ok(SlackMode::Bot),
+        Some("webhook") => Ok(SlackMode::Webhook),
+        Some(other) => Err(format!(
+            "--slack takes `bot` or `webhook` (how the notifier posts), not {other:?}"
+        )),
+        None => Err("--slack needs a value: --slack bot".to_owned()),
+    }
 }
 
 fn main() {
@@ -112,7 +144,7 @@ fn main() {
             .map(PathBuf::from)
             .unwrap_or_else(|| paths::workspace_root().join("target"))
             .join("rehearsal")
-            .join(args.scenario.slug())
+            .join(format!("{}{}", args.scenario.slug(), args.slack.suffix()))
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -128,8 +160,9 @@ fn main() {
     // A panic (e.g. a missing function binary or virtualenv, whose message
     // says what to run) is a rehearsal problem, not a crash code.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        runtime.block_on(rehearsal::run(
+        runtime.block_on(rehearsal::run_with(
             args.scenario,
+            args.slack,
             &out_dir,
             Box::new(std::io::stdout()),
         ))
@@ -187,5 +220,25 @@ mod tests {
                 .contains("green")
         );
         assert!(parse(&args(&["--frobnicate"])).is_err());
+        assert_eq!(a.slack, SlackMode::Webhook, "webhook by default");
+        let a = parse(&args(&["--slack", "bot", "--break", "green"]))
+            .expect("ok")
+            .expect("args");
+        assert_eq!(
+            (a.scenario, a.slack),
+            (Scenario::BrokenGreen, SlackMode::Bot)
+        );
+        let a = parse(&args(&["--slack=webhook"]))
+            .expect("ok")
+            .expect("args");
+        assert_eq!(a.slack, SlackMode::Webhook);
+        let a = parse(&args(&["--slack=bot"])).expect("ok").expect("args");
+        assert_eq!(a.slack, SlackMode::Bot);
+        assert!(
+            parse(&args(&["--slack", "teams"]))
+                .expect_err("teams")
+                .contains("`bot` or `webhook`")
+        );
+        assert!(parse(&args(&["--slack"])).is_err());
     }
 }

@@ -47,6 +47,7 @@ mod migration;
 mod pipeline;
 mod production;
 pub mod sink;
+mod slackbot;
 pub mod timeline;
 mod world;
 
@@ -63,6 +64,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use timeline::Timeline;
 use world::World;
+
+pub use slackbot::SlackMode;
 
 /// Exit code: the release reached production.
 pub const EXIT_RELEASED: i32 = 0;
@@ -300,6 +303,17 @@ pub async fn run(
     out_dir: &Path,
     out: Box<dyn std::io::Write + Send>,
 ) -> Result<Verdict, RehearsalError> {
+    run_with(scenario, SlackMode::Webhook, out_dir, out).await
+}
+
+/// [`run`] with the notifier posting to Slack as `slack` says (a webhook,
+/// or a bot token and the Web API: [`SlackMode`]).
+pub async fn run_with(
+    scenario: Scenario,
+    slack: SlackMode,
+    out_dir: &Path,
+    out: Box<dyn std::io::Write + Send>,
+) -> Result<Verdict, RehearsalError> {
     let mut t = Timeline::new(out);
     let title = match scenario {
         Scenario::Healthy => "a healthy release",
@@ -315,10 +329,11 @@ pub async fn run(
         path: out_dir.display().to_string(),
         detail: e.to_string(),
     })?;
-    let mut w = World::setup(scenario, out_dir, t).await?;
+    let mut w = World::setup(scenario, slack, out_dir, t).await?;
     let result = w.release().await;
     let result = match result {
         Ok(verdict) => {
+            w.show_channel();
             w.finish(&verdict).await;
             Ok(verdict)
         }

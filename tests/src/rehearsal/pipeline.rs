@@ -71,6 +71,7 @@ impl World {
         );
         self.t
             .detail("(both given: their artifacts were seeded above)");
+        self.bot_given_stages().await?;
 
         // Verify.
         let params = json!({"action": "verify-artifact", "artifact": "BuildOutput",
@@ -92,6 +93,7 @@ impl World {
             return Ok(v);
         }
         // Staging: migrate the database, roll out, then smoke-test.
+        self.bot_stage_succeeded("Verify").await?;
         if let Some(v) = self.migrate().await? {
             return Ok(v);
         }
@@ -121,6 +123,7 @@ impl World {
         if verdict != Verdict::Released {
             return Ok(verdict);
         }
+        self.bot_stage_succeeded("Production").await?;
         self.run.status = RunStatus::Succeeded;
         self.run.updated = events::now();
         let ev = events::pipeline_state(PIPELINE, &self.run.execution_id, "SUCCEEDED");

@@ -39,6 +39,7 @@ impl World {
                 "Production › BlueGreen (CodeDeployToECS) created deployment {deployment_id} in moto from VerifiedOutput's appspec.yaml"
             ),
         );
+        self.bot_deploy_started().await?;
         self.t.step(
             "codedeploy",
             &format!(

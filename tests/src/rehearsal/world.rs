@@ -38,11 +38,14 @@ pub(super) struct World {
     pub(super) log_seen: BTreeMap<&'static str, usize>,
     /// Slack payloads, for `slack.jsonl`.
     pub(super) saved_slack: Vec<Value>,
+    /// The Slack bot mode (`--slack bot`), when on.
+    pub(super) bot: Option<slackbot::Bot>,
 }
 
 impl World {
     pub(super) async fn setup(
         scenario: Scenario,
+        slack: SlackMode,
         out_dir: &Path,
         mut t: Timeline,
     ) -> Result<World, RehearsalError> {
@@ -178,24 +181,20 @@ impl World {
             "TOLLGATE_RESOLVE pins {} to 127.0.0.1: the URL the hook discovers is the one it requests",
             bg.dns_name
         ));
-        let notifier = start_function(
-            &mut t,
-            "notifier",
-            &with(&[
-                (
-                    "TOLLGATE_SLACK_WEBHOOK",
-                    format!("secretsmanager:{SLACK_SECRET}"),
-                ),
-                ("TOLLGATE_NOTIFY_RULES", NOTIFY_RULES.to_owned()),
-                (HOOK_FAILURE_VAR, HOOK_FAILURE_PREFIX.to_owned()),
-            ]),
-            out_dir,
-        )
-        .await?;
+        let mut notifier_env = vec![
+            (
+                "TOLLGATE_SLACK_WEBHOOK",
+                format!("secretsmanager:{SLACK_SECRET}"),
+            ),
+            ("TOLLGATE_NOTIFY_RULES", NOTIFY_RULES.to_owned()),
+            (HOOK_FAILURE_VAR, HOOK_FAILURE_PREFIX.to_owned()),
+        ];
+        let bot = slackbot::setup(slack, &mut t, &seed_sdk, &standin, &mut notifier_env).await?;
+        let notifier = start_function(&mut t, "notifier", &with(&notifier_env), out_dir).await?;
         t.detail(&format!(
             "{HOOK_FAILURE_VAR}={HOOK_FAILURE_PREFIX} on deploy-hook and notifier: a failed hook leaves its failed checks in SSM (moto) for the failure message"
         ));
-        t.detail("notifier rules: pipeline started/succeeded/failed, deployment succeeded/failed, failed actions; stage events quiet");
+        t.detail(slackbot::rules_line(slack));
 
         let started = events::now();
         let run = PipelineRun {
@@ -237,6 +236,7 @@ impl World {
             slack_seen: 0,
             log_seen: BTreeMap::new(),
             saved_slack: Vec::new(),
+            bot,
         })
     }
 
@@ -255,6 +255,10 @@ impl World {
             Invocation::Response(v) => v.clone(),
             _ => Value::Null,
         };
+        if self.show_bot_calls(&out) {
+            let _ = self.new_calls();
+            return Ok(());
+        }
         let new: Vec<sink::Message> = self
             .sink
             .received()
@@ -353,10 +357,12 @@ impl World {
             self.green.hits()
         ));
         let elapsed = self.t.elapsed().as_secs_f64();
-        let messages = self.sink.count();
+        let messages = self
+            .bot_summary()
+            .unwrap_or_else(|| format!("{} Slack messages", self.sink.count()));
         let text = match verdict {
             Verdict::Released => format!(
-                "RELEASED: {GREEN_VERSION} ({TAG}) is in production; {messages} Slack messages; {elapsed:.1} s"
+                "RELEASED: {GREEN_VERSION} ({TAG}) is in production; {messages}; {elapsed:.1} s"
             ),
             Verdict::Stopped {
                 stage,
@@ -364,7 +370,7 @@ impl World {
                 reason,
                 rolled_back,
             } => format!(
-                "STOPPED at {stage} › {action}: {reason}{}; production stays on {}; {messages} Slack messages; {elapsed:.1} s",
+                "STOPPED at {stage} › {action}: {reason}{}; production stays on {}; {messages}; {elapsed:.1} s",
                 if *rolled_back { "; rolled back" } else { "" },
                 self.prod_listener.routes_to()
             ),

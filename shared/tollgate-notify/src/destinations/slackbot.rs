@@ -750,7 +750,8 @@ pub async fn deliver<H: ChatTransport, P>(
 /// Which run's thread an event of a build or deployment (`run`) lands in:
 /// the pipeline execution that started it ([`Notification::parent_run`]
 /// from enrichment, or the link record an execution's events left for
-/// it or for the deployment it rolls back), unless the run already has a
+/// it, for the deployment it rolls back, or for its deployment group
+/// ([`group_parent`])), unless the run already has a
 /// message of its own (its first events came before the link). `None`:
 /// its own message, as without a link.
 async fn find_parent(
@@ -782,7 +783,10 @@ async fn find_parent(
                     }
                 }
             }
-            found?
+            match found {
+                Some(p) => p,
+                None => group_parent(store, dest, n).await?,
+            }
         }
     };
     match store.load(&release::key(run, dest)).await {
@@ -792,19 +796,64 @@ async fn find_parent(
     }
 }
 
+/// A CodeDeploy deployment without a link of its own: the execution whose
+/// deploy action was in progress in its deployment group without naming a
+/// deployment id yet ([`crate::model::deployment_group_thread`]), as long
+/// as that execution has not ended (CodeDeploy runs one deployment per
+/// group at a time; a later deployment to the group after the execution
+/// ended keeps its own message).
+async fn group_parent(store: &dyn ReleaseStore, dest: &str, n: &Notification) -> Option<String> {
+    if !matches!(n.kind, SourceKind::Deployment | SourceKind::Instance) {
+        return None;
+    }
+    let group = crate::model::deployment_group_thread(
+        n.route_value("application")?,
+        n.route_value("deployment-group")?,
+    )?;
+    let parent = match store.load(&release::link_key(&group, dest)).await {
+        Ok(Some(r)) => r.parent?,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(group = %group, error = %e, "could not read which execution deploys to this group; the deployment keeps its own message");
+            return None;
+        }
+    };
+    match store.load(&release::key(&parent, dest)).await {
+        Ok(Some(p)) if !p.overall.is_some_and(|m| m.is_final()) => Some(parent),
+        _ => None,
+    }
+}
+
 /// Leaves a link record for each run this execution started (first seen
-/// by this writer), so that their events land in its thread. A failed
-/// write only leaves that run on its own message.
+/// by this writer), so that their events land in its thread. A run's link
+/// is written once (the first execution to name it keeps it); a deployment
+/// group's link (`codedeploy-group/…`) is taken over by the execution now
+/// deploying there. A failed write only leaves that run on its own message.
 async fn link_children(store: &dyn ReleaseStore, dest: &str, home: &str, fresh: &[String]) {
     for child in fresh {
-        let link = ReleaseRecord {
+        let key = release::link_key(child, dest);
+        let group = child.starts_with("codedeploy-group/");
+        let mut link = ReleaseRecord {
             parent: Some(home.to_owned()),
             ..ReleaseRecord::default()
         };
-        match store.store(&release::link_key(child, dest), &link).await {
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(run = %home, child = %child, error = %e, "could not link a run to its execution; its events keep their own message");
+        for _ in 0..3 {
+            match store.store(&key, &link).await {
+                Ok(true) => break,
+                Ok(false) if group => match store.load(&key).await {
+                    Ok(Some(cur)) if cur.parent.as_deref() == Some(home) => break,
+                    Ok(Some(cur)) => link.version = cur.version,
+                    Ok(None) => link.version = 0,
+                    Err(e) => {
+                        tracing::warn!(run = %home, child = %child, error = %e, "could not link a deployment group to its execution; its deployment keeps its own message");
+                        break;
+                    }
+                },
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::warn!(run = %home, child = %child, error = %e, "could not link a run to its execution; its events keep their own message");
+                    break;
+                }
             }
         }
     }
@@ -1487,6 +1536,70 @@ mod tests {
         let text = last.1.to_string();
         assert!(text.contains("rolled back"), "{text}");
         assert!(text.contains("pay/prod (CodeDeploy)"), "{text}");
+    }
+
+    /// A deploy action in progress that lists no deployment id yet links
+    /// its deployment group: the deployment's events land in the running
+    /// execution's thread; once that execution has ended a deployment to
+    /// the group keeps its own message, and the next execution deploying
+    /// there takes the group over.
+    #[tokio::test]
+    async fn a_deployment_is_tied_through_its_group_while_the_execution_deploys_there() {
+        use crate::events::parse;
+        let slack = FakeSlack::default();
+        let store = Interleaving::default();
+        let policy = crate::deliver::RetryPolicy::default();
+        let via = Via { http: &slack, sns: &(), policy: &policy, releases: &store };
+        let t = bot_target();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let deploy = |id: &str, deployment: &str, state: &str, time: &str| {
+            Notification::from_event(&parse(json!({
+                "id": id, "detail-type": "CodeDeploy Deployment State-change Notification",
+                "source": "aws.codedeploy", "region": "eu-west-1", "account": "111122223333",
+                "time": time,
+                "detail": {"application": "pay", "deploymentGroup": "prod", "deploymentId": deployment, "state": state}
+            })))
+        };
+        let group = crate::model::deployment_group_thread("pay", "prod").expect("group");
+        let mut action = crate::release::tests::ev("a1", "action", "STARTED", Some("Deploy"), "2026-11-26T06:00:20Z");
+        action.add_child(group.clone());
+        assert!(deliver(&t, "bot", &action, deadline, &via).await.result.is_ok());
+        assert_eq!(parents(&slack).len(), 1);
+        let failed = deploy("d1", "d-GRP0001", "FAILURE", "2026-11-26T06:01:00Z");
+        assert!(deliver(&t, "bot", &failed, deadline, &via).await.result.is_ok());
+        assert_eq!(parents(&slack).len(), 1, "told in the execution's thread");
+        let replies = || {
+            slack
+                .calls
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|(m, v)| m == "chat.postMessage" && v.get("thread_ts").is_some())
+                .count()
+        };
+        assert_eq!(replies(), 1);
+        // The execution ends: a later deployment to the group is not its.
+        let end = crate::release::tests::ev("p9", "pipeline", "FAILED", None, "2026-11-26T06:01:05Z");
+        assert!(deliver(&t, "bot", &end, deadline, &via).await.result.is_ok());
+        let later = deploy("d2", "d-LATER01", "START", "2026-11-26T07:00:00Z");
+        assert!(deliver(&t, "bot", &later, deadline, &via).await.result.is_ok());
+        assert_eq!(parents(&slack).len(), 2, "a message of its own");
+        // The next execution deploying there takes the group over.
+        let mut next = crate::release::tests::ev("b1", "action", "STARTED", Some("Deploy"), "2026-11-26T08:00:00Z");
+        next.thread = Some("codepipeline/pay/x2".into());
+        next.add_child(group.clone());
+        assert!(deliver(&t, "bot", &next, deadline, &via).await.result.is_ok());
+        assert_eq!(parents(&slack).len(), 3);
+        let link = store
+            .0
+            .load(&release::link_key(&group, "bot"))
+            .await
+            .expect("load")
+            .expect("link");
+        assert_eq!(link.parent.as_deref(), Some("codepipeline/pay/x2"));
+        let mine = deploy("d3", "d-NEXT0001", "FAILURE", "2026-11-26T08:05:00Z");
+        assert!(deliver(&t, "bot", &mine, deadline, &via).await.result.is_ok());
+        assert_eq!(parents(&slack).len(), 3, "in the second execution's thread");
     }
 
     #[tokio::test]
