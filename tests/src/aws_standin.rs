@@ -1454,7 +1454,12 @@ fn continue_service_deployment(s: &mut State, req: &Value) -> Result<Value, Reje
             "The lifecycle hook is not awaiting action".into(),
         ));
     }
-    p.hook_status = if action == "CONTINUE" { "SUCCEEDED" } else { "FAILED" }.to_owned();
+    p.hook_status = if action == "CONTINUE" {
+        "SUCCEEDED"
+    } else {
+        "FAILED"
+    }
+    .to_owned();
     if action == "ROLLBACK" {
         p.status = "ROLLBACK_REQUESTED".to_owned();
     }

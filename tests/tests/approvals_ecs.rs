@@ -19,8 +19,7 @@ use tollgate_tests::{AwsStandIn, LocalLambda, Moto, paths};
 const DEADLINE: Duration = Duration::from_secs(10);
 const SIGNING_SECRET: &str = "local-signing-secret-0123456789abcdef";
 const APPROVER: &str = "U0LOCALAPPROVER";
-const DEPLOYMENT: &str =
-    "arn:aws:ecs:us-east-1:111122223333:service-deployment/prod/checkout-web/r9i43YFjvgF_xlg7m2eJ1r";
+const DEPLOYMENT: &str = "arn:aws:ecs:us-east-1:111122223333:service-deployment/prod/checkout-web/r9i43YFjvgF_xlg7m2eJ1r";
 const HOOK: &str = "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw";
 const ROLLBACK: &str = "tollgate.ecs_pause.rollback";
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -85,7 +84,8 @@ impl World {
             .await
             .expect("seed the Slack secrets");
         let slack = slack_api().await;
-        let approvers = json!({"services": {"prod/checkout-web": {"users": [APPROVER], "groups": [GROUP]}}});
+        let approvers =
+            json!({"services": {"prod/checkout-web": {"users": [APPROVER], "groups": [GROUP]}}});
         let mut env = standin.lambda_env();
         env.extend(
             [
@@ -184,7 +184,11 @@ async fn a_signed_click_continues_the_paused_deployment_and_the_message_shows_wh
     assert_eq!(status(&answer), 200, "{answer}\n{}", f.logs());
     assert_eq!(
         w.decisions(),
-        [(DEPLOYMENT.to_owned(), HOOK.to_owned(), "CONTINUE".to_owned())]
+        [(
+            DEPLOYMENT.to_owned(),
+            HOOK.to_owned(),
+            "CONTINUE".to_owned()
+        )]
     );
     // It checked the hook still waits before acting.
     let calls: Vec<String> = w
@@ -202,8 +206,14 @@ async fn a_signed_click_continues_the_paused_deployment_and_the_message_shows_wh
     assert_eq!(updates.len(), 1, "{updates:?}");
     let text = updates[0].to_string();
     assert!(text.contains("*Continued* by <@U0LOCALAPPROVER>"), "{text}");
-    assert!(text.contains("ECS deployment paused"), "request kept: {text}");
-    assert!(!text.contains("tollgate.ecs_pause.continue"), "buttons gone: {text}");
+    assert!(
+        text.contains("ECS deployment paused"),
+        "request kept: {text}"
+    );
+    assert!(
+        !text.contains("tollgate.ecs_pause.continue"),
+        "buttons gone: {text}"
+    );
     assert_eq!(updates[0]["ts"], "1700000000.000002");
     let logs = f.logs();
     let audit: Vec<Value> = logs
@@ -215,13 +225,23 @@ async fn a_signed_click_continues_the_paused_deployment_and_the_message_shows_wh
         .collect();
     assert_eq!(audit.len(), 1, "{logs}");
     let line = audit[0].to_string();
-    for want in [APPROVER, "\"continue\"", "checkout-web", HOOK, "\"continued\"", "1700000001.000200"] {
+    for want in [
+        APPROVER,
+        "\"continue\"",
+        "checkout-web",
+        HOOK,
+        "\"continued\"",
+        "1700000001.000200",
+    ] {
         assert!(line.contains(want), "audit line lacks {want}: {line}");
     }
     for secret in [SIGNING_SECRET, BOT_TOKEN] {
         assert!(!logs.contains(secret), "the logs show a secret:\n{logs}");
     }
-    assert!(!logs.contains("payload="), "the body is never logged:\n{logs}");
+    assert!(
+        !logs.contains("payload="),
+        "the body is never logged:\n{logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -241,19 +261,23 @@ async fn a_group_member_rolls_back_and_a_stale_click_shows_the_recorded_state() 
     assert_eq!(status(answer.response()), 200, "{}", f.logs());
     assert_eq!(
         w.decisions(),
-        [(DEPLOYMENT.to_owned(), HOOK.to_owned(), "ROLLBACK".to_owned())]
+        [(
+            DEPLOYMENT.to_owned(),
+            HOOK.to_owned(),
+            "ROLLBACK".to_owned()
+        )]
     );
     let text = w.updates()[0].to_string();
-    assert!(text.contains(&format!("*Rolled back* by <@{GROUP_MEMBER}>")), "{text}");
+    assert!(
+        text.contains(&format!("*Rolled back* by <@{GROUP_MEMBER}>")),
+        "{text}"
+    );
     // The same message clicked again (Continue, by the approver): ECS is
     // asked nothing new, the message shows what ECS recorded.
     let answer = f.invoke(w.click(SIGNING_SECRET, |_| {}), DEADLINE).await;
     assert_eq!(status(answer.response()), 200, "{}", f.logs());
     assert_eq!(w.decisions().len(), 1, "one decision");
-    let continues = w
-        .standin
-        .calls_of("ContinueServiceDeployment")
-        .len();
+    let continues = w.standin.calls_of("ContinueServiceDeployment").len();
     assert_eq!(continues, 1, "a stale click calls nothing");
     let updates = w.updates();
     assert_eq!(updates.len(), 2);
@@ -296,17 +320,26 @@ async fn someone_not_allowlisted_or_an_unconfigured_service_changes_nothing() {
     assert!(w.updates().is_empty());
     let told = w.ephemeral();
     assert_eq!(told.len(), 1, "{told:?}");
-    assert!(told[0].contains("not an approver of prod/checkout-web"), "{told:?}");
+    assert!(
+        told[0].contains("not an approver of prod/checkout-web"),
+        "{told:?}"
+    );
     drop(f);
 
     // The approver, but the function is configured for another service.
     let other = World::new("prod/api").await;
     other.standin.register_ecs_pause(DEPLOYMENT, HOOK);
     let mut f = other.function().await;
-    let answer = f.invoke(other.click(SIGNING_SECRET, |_| {}), DEADLINE).await;
+    let answer = f
+        .invoke(other.click(SIGNING_SECRET, |_| {}), DEADLINE)
+        .await;
     assert_eq!(status(answer.response()), 200, "{}", f.logs());
     assert!(other.decisions().is_empty());
-    assert!(other.ephemeral()[0].contains("ApprovalEcsServices"), "{:?}", other.ephemeral());
+    assert!(
+        other.ephemeral()[0].contains("ApprovalEcsServices"),
+        "{:?}",
+        other.ephemeral()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -16,10 +16,10 @@
 
 use crate::aws::codepipeline::CodePipelineApprovals;
 use crate::aws::ecs::EcsDeployments;
-use std::sync::Arc;
-use tollgate_approvals::ecs_hook::{EcsHooks, services_from_env};
 use crate::slack::SlackWeb;
+use std::sync::Arc;
 use tollgate_approvals::app::{DEFAULT_RESPONSE_URL_PREFIX, Ready, init_failure, max_body};
+use tollgate_approvals::ecs_hook::{EcsHooks, services_from_env};
 use tollgate_approvals::policy::Policy;
 use tollgate_aws::SdkConfig;
 use tollgate_aws_secretsmanager::SecretsManagerSecrets;

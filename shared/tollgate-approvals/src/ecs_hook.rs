@@ -104,8 +104,7 @@ pub struct EcsHooks {
 
 fn is_name(s: &str) -> bool {
     (1..=255).contains(&s.len())
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
@@ -119,11 +118,12 @@ pub fn services_from_env(env: &impl Env) -> Result<Vec<String>, ConfigError> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    let expected = "prod/checkout-web,prod/api (<cluster>/<service> names of this account and region)";
-    if let Some(bad) = services
-        .iter()
-        .find(|s| !s.split_once('/').is_some_and(|(c, v)| is_name(c) && is_name(v)))
-    {
+    let expected =
+        "prod/checkout-web,prod/api (<cluster>/<service> names of this account and region)";
+    if let Some(bad) = services.iter().find(|s| {
+        !s.split_once('/')
+            .is_some_and(|(c, v)| is_name(c) && is_name(v))
+    }) {
         return Err(ConfigError::invalid(
             SERVICES_VAR,
             &ellipsize(bad, 80),
@@ -590,7 +590,12 @@ impl<P, C: Chat> Ready<P, C> {
             tracing::warn!(request_id, "the response_url is not Slack's; not answered");
             return;
         }
-        if let Err(e) = within(deadline, "response_url", self.chat.respond(url, ephemeral(text))).await
+        if let Err(e) = within(
+            deadline,
+            "response_url",
+            self.chat.respond(url, ephemeral(text)),
+        )
+        .await
         {
             tracing::warn!(request_id, error = %e, "the clicker could not be answered");
         }

@@ -19,7 +19,8 @@ const SECRET: &str = "test-signing-secret";
 const ARN: &str =
     "arn:aws:ecs:eu-west-1:111122223333:service-deployment/prod/checkout-web/r9i43YFjvgF";
 const HOOK: &str = "ecs-pause-e7tK9G_WRJqNF";
-const POLICY: &str = r#"{"services": {"prod/checkout-web": {"users": ["U0APPROVER"], "groups": ["S0APPROVERS"]}}}"#;
+const POLICY: &str =
+    r#"{"services": {"prod/checkout-web": {"users": ["U0APPROVER"], "groups": ["S0APPROVERS"]}}}"#;
 
 /// ECS: one deployment with one pause hook; ContinueServiceDeployment
 /// succeeds once, while the hook waits.
@@ -241,7 +242,10 @@ async fn an_approver_continues_and_the_message_shows_who() {
     let text = updates[0].to_string();
     assert!(text.contains("*Continued* by <@U0APPROVER>"), "{text}");
     assert!(!text.contains(CONTINUE), "buttons gone: {text}");
-    assert!(text.contains("prod/checkout-web paused"), "request kept: {text}");
+    assert!(
+        text.contains("prod/checkout-web paused"),
+        "request kept: {text}"
+    );
     assert_eq!(updates[0]["ts"], "1700000000.000009");
 }
 
@@ -286,7 +290,11 @@ async fn a_stale_click_shows_what_ecs_recorded_and_changes_nothing() {
     for (deployment, hook, shows) in [
         ("SUCCESSFUL", "SUCCEEDED", "Already *continued*"),
         ("ROLLBACK_SUCCESSFUL", "FAILED", "Already *rolled back*"),
-        ("ROLLBACK_IN_PROGRESS", "TIMED_OUT", "*Timed out* at 2023-11-14 23:13 UTC"),
+        (
+            "ROLLBACK_IN_PROGRESS",
+            "TIMED_OUT",
+            "*Timed out* at 2023-11-14 23:13 UTC",
+        ),
     ] {
         let ecs = FakeEcs::with(deployment, hook);
         let a = app(Some(ecs.clone()), &["prod/checkout-web"], POLICY);
@@ -317,7 +325,9 @@ async fn someone_not_allowlisted_is_refused_alone_and_nothing_changes() {
     let told = chat(&a).calls("respond");
     assert_eq!(told[0]["response_type"], "ephemeral");
     assert!(
-        told[0].to_string().contains("not an approver of prod/checkout-web"),
+        told[0]
+            .to_string()
+            .contains("not an approver of prod/checkout-web"),
         "{told:?}"
     );
     // A pipelines-only document grants no service.

@@ -198,7 +198,10 @@ mod tests {
             ["U0123ABCD"]
         );
         assert_eq!(p.for_service("prod/api").expect("*").groups, ["S0456EFGH"]);
-        assert!(p.for_pipeline("pay").is_none(), "services grant no pipeline");
+        assert!(
+            p.for_pipeline("pay").is_none(),
+            "services grant no pipeline"
+        );
         let pipelines_only =
             Policy::parse(r#"{"pipelines": {"*": {"users": ["U0123ABCD"]}}}"#).expect("valid");
         assert!(

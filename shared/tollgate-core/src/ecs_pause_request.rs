@@ -90,8 +90,7 @@ pub struct DeploymentArn<'a> {
 fn is_name(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
@@ -199,8 +198,7 @@ impl PauseRef {
 mod tests {
     use super::*;
 
-    const ARN: &str =
-        "arn:aws:ecs:us-west-2:123456789012:service-deployment/my-cluster/my-service/0EYSiB0qap8xf0N76FsbE";
+    const ARN: &str = "arn:aws:ecs:us-west-2:123456789012:service-deployment/my-cluster/my-service/0EYSiB0qap8xf0N76FsbE";
 
     #[test]
     fn a_reference_round_trips_and_names_its_service() {
@@ -235,7 +233,11 @@ mod tests {
             "arn:aws:ecs:us-west-2:123456789012:service-deployment/c/s<!channel>/id",
         ] {
             let v = PauseRef::new(bad, "ecs-pause-1", None).encode();
-            assert_eq!(PauseRef::decode(&v), Err(PauseValueError::Deployment), "{bad}");
+            assert_eq!(
+                PauseRef::decode(&v),
+                Err(PauseValueError::Deployment),
+                "{bad}"
+            );
         }
         let v = PauseRef::new(ARN, "ecs pause", None).encode();
         assert_eq!(PauseRef::decode(&v), Err(PauseValueError::Hook));
@@ -244,7 +246,9 @@ mod tests {
             PauseRef::decode(&long),
             Err(PauseValueError::TooLong(_))
         ));
-        let e = PauseRef::decode("secret-ish").expect_err("shape").to_string();
+        let e = PauseRef::decode("secret-ish")
+            .expect_err("shape")
+            .to_string();
         assert!(!e.contains("secret-ish"), "{e}");
     }
 }

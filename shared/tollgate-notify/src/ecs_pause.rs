@@ -106,7 +106,10 @@ mod tests {
     fn a_paused_deployment_gets_continue_and_roll_back() {
         let n = event("HOOK_AWAITING_ACTION", "PAUSE");
         let p = pause_of(&n).expect("a pause");
-        assert_eq!(p.hook, "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw");
+        assert_eq!(
+            p.hook,
+            "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw"
+        );
         assert_eq!(p.stage.as_deref(), Some("POST_TEST_TRAFFIC_SHIFT"));
         let v = render(&n, p, "C0123456789", Some("1700000000.000001"));
         assert_eq!(v["reply_broadcast"], true);
@@ -117,7 +120,10 @@ mod tests {
         let decoded = PauseRef::decode(buttons[0]["value"].as_str().expect("value")).expect("ref");
         assert_eq!(&decoded, p);
         let mut shown = v.clone();
-        for b in shown["blocks"][2]["elements"].as_array_mut().expect("buttons") {
+        for b in shown["blocks"][2]["elements"]
+            .as_array_mut()
+            .expect("buttons")
+        {
             b["value"] = json!("");
         }
         let text = shown.to_string();

@@ -587,7 +587,11 @@ pub struct EcsHook {
     #[serde(rename = "expiresAt", default, deserialize_with = "lenient_string")]
     pub expires_at: Option<String>,
     /// The lifecycle stage (`POST_TEST_TRAFFIC_SHIFT`, …).
-    #[serde(rename = "lifecycleStage", default, deserialize_with = "lenient_string")]
+    #[serde(
+        rename = "lifecycleStage",
+        default,
+        deserialize_with = "lenient_string"
+    )]
     pub lifecycle_stage: Option<String>,
     /// Cluster ARN.
     #[serde(rename = "clusterArn", default, deserialize_with = "lenient_string")]

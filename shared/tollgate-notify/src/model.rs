@@ -8,8 +8,8 @@
 
 use super::console;
 use super::events::{
-    ActionExecution, BuildState, CodeDeployState, Detail, EcsDeployment, EcsHook, EcsServiceAction, Event,
-    ExecutionTrigger, PipelineExecution, StageExecution,
+    ActionExecution, BuildState, CodeDeployState, Detail, EcsDeployment, EcsHook, EcsServiceAction,
+    Event, ExecutionTrigger, PipelineExecution, StageExecution,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -1154,7 +1154,8 @@ impl Notification {
                     hook,
                     d.lifecycle_stage.as_deref(),
                 );
-                let fits = r.encode().chars().count() <= tollgate_core::ecs_pause_request::MAX_VALUE;
+                let fits =
+                    r.encode().chars().count() <= tollgate_core::ecs_pause_request::MAX_VALUE;
                 if r.check().is_ok() && fits {
                     self.ecs_pause = Some(r);
                 }

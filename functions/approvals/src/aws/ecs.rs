@@ -41,10 +41,11 @@ fn port_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
         "AccessDeniedException" => PortError::Denied(format!(
             "{call}: AccessDenied: grant ecs:{call} on the service's deployments to the approvals function's role (ApprovalEcsServices)"
         )),
-        "ServiceDeploymentNotFoundException" | "ServiceNotFoundException"
-        | "ClusterNotFoundException" => {
-            PortError::NotFound(format!("{call}: {code}: ECS has no such service deployment"))
-        }
+        "ServiceDeploymentNotFoundException"
+        | "ServiceNotFoundException"
+        | "ClusterNotFoundException" => PortError::NotFound(format!(
+            "{call}: {code}: ECS has no such service deployment"
+        )),
         _ => PortError::Failed(format!(
             "{call}: {}",
             tollgate_core::text::ellipsize(&DisplayErrorContext(e).to_string(), 300)
