@@ -135,7 +135,7 @@ pub fn services_from_env(env: &impl Env) -> Result<Vec<String>, ConfigError> {
         return Err(ConfigError::invalid(
             SERVICES_VAR,
             &format!("{} services", services.len()),
-            &format!("the template grants at most {MAX_SERVICES} services"),
+            format!("the template grants at most {MAX_SERVICES} services"),
             expected,
         ));
     }
@@ -496,7 +496,7 @@ impl<P, C: Chat> Ready<P, C> {
                 "Continuing ECS deployments is not enabled in Slack here ({SERVICES_VAR} names no service)"
             ));
         };
-        if !hooks.services.iter().any(|s| *s == key) {
+        if !hooks.services.contains(&key) {
             return Err(format!(
                 "The service {} is not one Slack may decide for (the template's ApprovalEcsServices)",
                 escape(&key)
