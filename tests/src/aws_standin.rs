@@ -84,6 +84,15 @@ pub enum Report {
         /// Summary.
         summary: String,
     },
+    /// `ContinueServiceDeployment`.
+    EcsContinue {
+        /// The service deployment ARN.
+        deployment: String,
+        /// The hook id.
+        hook: String,
+        /// `CONTINUE` or `ROLLBACK`.
+        action: String,
+    },
 }
 
 impl Report {
@@ -93,6 +102,7 @@ impl Report {
             Report::JobSuccess { job_id, .. } | Report::JobFailure { job_id, .. } => job_id,
             Report::Hook { execution_id, .. } => execution_id,
             Report::Approval { token, .. } => token,
+            Report::EcsContinue { hook, .. } => hook,
         }
     }
 }
@@ -135,6 +145,9 @@ struct State {
     approvals: HashMap<String, bool>,
     /// Manual approval actions by token (`register_approval_action`).
     approval_actions: HashMap<String, ApprovalAction>,
+    /// ECS service deployments paused at a hook, by ARN
+    /// (`register_ecs_pause`); moto has no service deployments.
+    ecs_pauses: HashMap<String, EcsPause>,
     faults: Vec<FaultRule>,
     scripts: HashMap<String, VecDeque<(u16, Value)>>,
     calls: Vec<Call>,
@@ -152,6 +165,17 @@ struct ApprovalAction {
     summary: Option<String>,
     error: Option<String>,
     changed_at: f64,
+}
+
+/// An ECS service deployment with one `PAUSE` lifecycle hook, as
+/// `DescribeServiceDeployments` shows it.
+#[derive(Debug, Clone)]
+struct EcsPause {
+    hook: String,
+    status: String,
+    hook_status: String,
+    expires_at: f64,
+    updated_at: f64,
 }
 
 fn epoch_secs_f64() -> f64 {
@@ -331,6 +355,35 @@ impl AwsStandIn {
                 changed_at: epoch_secs_f64(),
             },
         );
+    }
+
+    /// Makes an ECS service deployment `deployment` (its ARN) known,
+    /// `IN_PROGRESS` and paused at the `PAUSE` hook `hook`
+    /// (`AWAITING_ACTION`, timing out in an hour with `ROLLBACK`).
+    /// `DescribeServiceDeployments` shows it; `ContinueServiceDeployment`
+    /// acts on it once, while the hook waits, as ECS does.
+    pub fn register_ecs_pause(&self, deployment: &str, hook: &str) {
+        let now = epoch_secs_f64();
+        lock(&self.state).ecs_pauses.insert(
+            deployment.to_owned(),
+            EcsPause {
+                hook: hook.to_owned(),
+                status: "IN_PROGRESS".to_owned(),
+                hook_status: "AWAITING_ACTION".to_owned(),
+                expires_at: now + 3600.0,
+                updated_at: now,
+            },
+        );
+    }
+
+    /// Sets a registered ECS deployment's and hook's status (e.g.
+    /// `ROLLBACK_IN_PROGRESS` / `TIMED_OUT` for a hook that timed out).
+    pub fn set_ecs_pause(&self, deployment: &str, status: &str, hook_status: &str) {
+        if let Some(p) = lock(&self.state).ecs_pauses.get_mut(deployment) {
+            p.status = status.to_owned();
+            p.hook_status = hook_status.to_owned();
+            p.updated_at = epoch_secs_f64();
+        }
     }
 
     /// Lets a registered approval expire, as CodePipeline does after its
@@ -863,6 +916,8 @@ fn own_answer(state: &Mutex<State>, operation: &str, req: &Value) -> Option<(u16
         "PutJobFailureResult" => put_job_failure(&mut s, req),
         "PutLifecycleEventHookExecutionStatus" => put_hook_status(&mut s, req),
         "PutApprovalResult" => put_approval(&mut s, req),
+        "DescribeServiceDeployments" => describe_service_deployments(&s, req),
+        "ContinueServiceDeployment" => continue_service_deployment(&mut s, req),
         // Not a pipeline with a registered approval (None): moto answers.
         "GetPipelineState" => pipeline_state(&s, req)?,
         "GetJobDetails" => job_details(&s, req),
@@ -1319,4 +1374,105 @@ fn put_approval(s: &mut State, req: &Value) -> Result<Value, Rejection> {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     Ok(json!({"approvedAt": now}))
+}
+
+/// `DescribeServiceDeployments` (moto has none): the registered deployments
+/// with their pause hook; any other ARN is a `MISSING` failure, as ECS
+/// reports it.
+fn describe_service_deployments(s: &State, req: &Value) -> Result<Value, Rejection> {
+    let arns: Vec<&str> = req
+        .get("serviceDeploymentArns")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if arns.is_empty() || arns.len() > 20 {
+        return Err((
+            "InvalidParameterException",
+            "serviceDeploymentArns must hold 1 to 20 ARNs".into(),
+        ));
+    }
+    let mut found = Vec::new();
+    let mut failures = Vec::new();
+    for arn in arns {
+        let Some(p) = s.ecs_pauses.get(arn) else {
+            failures.push(json!({"arn": arn, "reason": "MISSING"}));
+            continue;
+        };
+        // arn:aws:ecs:<region>:<account>:service-deployment/<cluster>/<service>/<id>
+        let (head, rest) = arn.split_once(":service-deployment/").unwrap_or((arn, ""));
+        let mut segs = rest.split('/');
+        let (cluster, service) = (segs.next().unwrap_or(""), segs.next().unwrap_or(""));
+        found.push(json!({
+            "serviceDeploymentArn": arn,
+            "serviceArn": format!("{head}:service/{cluster}/{service}"),
+            "clusterArn": format!("{head}:cluster/{cluster}"),
+            "status": p.status,
+            "updatedAt": p.updated_at,
+            "lifecycleHookDetails": [{
+                "hookId": p.hook,
+                "targetType": "PAUSE",
+                "status": p.hook_status,
+                "expiresAt": p.expires_at,
+                "timeoutAction": "ROLLBACK"
+            }]
+        }));
+    }
+    Ok(json!({"serviceDeployments": found, "failures": failures}))
+}
+
+/// `ContinueServiceDeployment` (moto has none): acts once on a registered
+/// deployment's hook while it is `AWAITING_ACTION` and the deployment
+/// `IN_PROGRESS`; anything else is refused as ECS does (`ClientException`).
+fn continue_service_deployment(s: &mut State, req: &Value) -> Result<Value, Rejection> {
+    let field = |name: &str| {
+        req.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (arn, hook) = (field("serviceDeploymentArn"), field("hookId"));
+    if arn.is_empty() || hook.is_empty() {
+        return Err((
+            "InvalidParameterException",
+            "serviceDeploymentArn and hookId are required".into(),
+        ));
+    }
+    let action = match field("action").as_str() {
+        "" | "CONTINUE" => "CONTINUE",
+        "ROLLBACK" => "ROLLBACK",
+        _ => {
+            return Err((
+                "InvalidParameterException",
+                "action must be CONTINUE or ROLLBACK".into(),
+            ));
+        }
+    };
+    let Some(p) = s.ecs_pauses.get_mut(&arn) else {
+        return Err((
+            "ServiceDeploymentNotFoundException",
+            "The service deployment does not exist".into(),
+        ));
+    };
+    if p.hook != hook || p.hook_status != "AWAITING_ACTION" || p.status != "IN_PROGRESS" {
+        return Err((
+            "ClientException",
+            "The lifecycle hook is not awaiting action".into(),
+        ));
+    }
+    p.hook_status = if action == "CONTINUE" {
+        "SUCCEEDED"
+    } else {
+        "FAILED"
+    }
+    .to_owned();
+    if action == "ROLLBACK" {
+        p.status = "ROLLBACK_REQUESTED".to_owned();
+    }
+    p.updated_at = epoch_secs_f64();
+    s.reports.push(Report::EcsContinue {
+        deployment: arn.clone(),
+        hook,
+        action: action.to_owned(),
+    });
+    Ok(json!({"serviceDeploymentArn": arn}))
 }

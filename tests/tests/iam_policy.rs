@@ -235,12 +235,16 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "codepipeline:GetPipelineState",
             "codepipeline:ListActionExecutions",
             "codepipeline:PutApprovalResult",
+            // ECS pause hooks (tollgate_approvals::ecs_hook).
+            "ecs:DescribeServiceDeployments",
+            "ecs:ContinueServiceDeployment",
             "secretsmanager:GetSecretValue",
         ],
         other_credentials: &[],
         config_sources: &[
             "functions/approvals/src/config.rs",
             "shared/tollgate-approvals/src/policy.rs",
+            "shared/tollgate-approvals/src/ecs_hook.rs",
         ],
         env_not_in_template: &[
             (
@@ -471,6 +475,7 @@ const RESOURCE_LEVEL: &[&str] = &[
     "codedeploy:GetDeploymentGroup",
     "ecs:DescribeServices",
     "ecs:DescribeServiceDeployments",
+    "ecs:ContinueServiceDeployment",
     "ecs:UpdateService",
     "ecs:DescribeTasks",
     "ecs:RunTask",

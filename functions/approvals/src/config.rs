@@ -3,6 +3,9 @@
 //!   Secrets Manager reference (`secretsmanager:<name>[#key]` or an ARN);
 //! - `TOLLGATE_SLACK_BOT_TOKEN`: the bot token (`xoxb-…`), likewise;
 //! - `TOLLGATE_APPROVERS`: who may decide (`tollgate_approvals::policy`);
+//! - `TOLLGATE_APPROVAL_ECS_SERVICES`: the ECS services (`<cluster>/<service>`)
+//!   whose paused deployments may be continued or rolled back
+//!   (`tollgate_approvals::ecs_hook`); empty: none;
 //! - `TOLLGATE_SLACK_API_URL` / `TOLLGATE_SLACK_RESPONSE_URL_PREFIX`: Slack's
 //!   Web API base and the prefix every `response_url` must have (defaults
 //!   `https://slack.com/api` and `https://hooks.slack.com/`; other values
@@ -12,8 +15,11 @@
 //! the two secrets the template names, and nothing from SSM.
 
 use crate::aws::codepipeline::CodePipelineApprovals;
+use crate::aws::ecs::EcsDeployments;
 use crate::slack::SlackWeb;
+use std::sync::Arc;
 use tollgate_approvals::app::{DEFAULT_RESPONSE_URL_PREFIX, Ready, init_failure, max_body};
+use tollgate_approvals::ecs_hook::{EcsHooks, services_from_env};
 use tollgate_approvals::policy::Policy;
 use tollgate_aws::SdkConfig;
 use tollgate_aws_secretsmanager::SecretsManagerSecrets;
@@ -76,6 +82,7 @@ pub async fn ready(sdk: &SdkConfig) -> Result<Ready<CodePipelineApprovals, Slack
     let env = ProcessEnv;
     let config = |e: ConfigError| init_failure("InvalidConfiguration", e.to_string());
     let policy = Policy::from_env(&env).map_err(config)?;
+    let services = services_from_env(&env).map_err(config)?;
     let signing_ref = secrets_manager_ref(&env, SIGNING_SECRET_VAR).map_err(config)?;
     let token_ref = secrets_manager_ref(&env, BOT_TOKEN_VAR).map_err(config)?;
     let api = base_url(&env, API_VAR, "https://slack.com/api").map_err(config)?;
@@ -112,8 +119,13 @@ pub async fn ready(sdk: &SdkConfig) -> Result<Ready<CodePipelineApprovals, Slack
     let chat = SlackWeb::new(api, &token).map_err(|e| init_failure("HttpClient", e))?;
     tracing::info!(
         pipelines_use_groups = policy.uses_groups(),
+        ecs_services = services.len(),
         "approvals ready"
     );
+    let ecs = (!services.is_empty()).then(|| EcsHooks {
+        deployments: Arc::new(EcsDeployments::new(sdk)),
+        services,
+    });
     Ok(Ready {
         signing_secret: Secret::new(signing_secret.expose().trim()),
         policy,
@@ -121,5 +133,6 @@ pub async fn ready(sdk: &SdkConfig) -> Result<Ready<CodePipelineApprovals, Slack
         chat,
         response_url_prefix,
         max_body: max_body(&MemoryBudget::from_env(&env)),
+        ecs,
     })
 }

@@ -63,6 +63,8 @@ pub struct Ready<P, C> {
     pub response_url_prefix: String,
     /// Body limit ([`max_body`]).
     pub max_body: usize,
+    /// ECS pause hooks (Continue / Roll back), when services are configured.
+    pub ecs: Option<crate::ecs_hook::EcsHooks>,
 }
 
 /// The function: ready, or failed at init (every request is then answered
@@ -265,6 +267,9 @@ impl<P: Pipelines, C: Chat> Ready<P, C> {
         ) {
             tracing::warn!(request_id, error = %e, hint = SIGNATURE_ERROR_HINT, "refused: signature");
             return text_answer(401, "the request is not signed by Slack");
+        }
+        if let Some(click) = crate::ecs_hook::parse(&body) {
+            return self.serve_pause(click, request_id, deadline).await;
         }
         let interaction = match interaction::parse(&body) {
             Ok(i) => i,

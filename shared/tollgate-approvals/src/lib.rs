@@ -15,6 +15,10 @@
 //!   Slack (`chat.update`, `response_url`, `views.open`,
 //!   `usergroups.users.list`, `users.info`);
 //! - [`render`]: the decided message, ephemeral answers, the modal;
+//! - [`ecs_hook`]: Continue / Roll back of an ECS service deployment paused
+//!   at a `PAUSE` lifecycle hook (`DescribeServiceDeployments`, then
+//!   `ContinueServiceDeployment`), with the same signature, allowlist and
+//!   idempotency rules;
 //! - [`app`]: the function (`Approvals`), its audit line and its idempotency
 //!   (a decision already taken, lost to a concurrent click, or expired shows
 //!   the recorded state, never a second result).
@@ -23,6 +27,7 @@
 //! the signing secret or an approval token.
 
 pub mod app;
+pub mod ecs_hook;
 pub mod interaction;
 pub mod policy;
 pub mod ports;
@@ -31,5 +36,7 @@ pub mod signature;
 
 pub use app::{Approvals, Outcome, Ready};
 
+#[cfg(test)]
+mod ecs_hook_tests;
 #[cfg(test)]
 mod tests;

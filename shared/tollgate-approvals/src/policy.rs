@@ -17,6 +17,10 @@
 //!   (the notifier's enrichment), the clicker's e-mail from Slack
 //!   (`users.info`); when either is unknown, the approval is refused rather
 //!   than let through.
+//! - `services` (optional, beside or instead of `pipelines`): ECS services,
+//!   `"<cluster>/<service>"` or `*`, whose deployments paused at a `PAUSE`
+//!   lifecycle hook may be continued or rolled back in Slack
+//!   (`crate::ecs_hook`); same users and groups, no author rule.
 //! - Names are checked at init; a typo (`"user"`) is an error, not a silent
 //!   "nobody may approve".
 
@@ -45,13 +49,29 @@ pub struct Approvers {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Doc {
+    #[serde(default)]
     pipelines: BTreeMap<String, Approvers>,
+    /// ECS services (`<cluster>/<service>` or `*`) whose paused deployments
+    /// may be continued or rolled back in Slack (`crate::ecs_hook`).
+    #[serde(default)]
+    services: BTreeMap<String, Approvers>,
 }
 
-/// The approvers of every pipeline.
+/// The approvers of every pipeline and ECS service.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Policy {
     pipelines: BTreeMap<String, Approvers>,
+    services: BTreeMap<String, Approvers>,
+}
+
+/// `<cluster>/<service>` (ECS names) or `*`.
+fn is_service_key(k: &str) -> bool {
+    let name = |s: &str| {
+        (1..=255).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    k == "*" || k.split_once('/').is_some_and(|(c, s)| name(c) && name(s))
 }
 
 fn is_id(s: &str, first: &[char]) -> bool {
@@ -76,7 +96,7 @@ impl Policy {
 
     /// Parses and checks a document.
     pub fn parse(raw: &str) -> Result<Self, ConfigError> {
-        let expected = "{\"pipelines\": {\"<pipeline or *>\": {\"users\": [\"U…\"], \"groups\": [\"S…\"], \"author_may_not_approve\": true}}}";
+        let expected = "{\"pipelines\": {\"<pipeline or *>\": {\"users\": [\"U…\"], \"groups\": [\"S…\"], \"author_may_not_approve\": true}}, \"services\": {\"<cluster>/<service> or *\": {\"users\": [\"U…\"]}}}";
         let invalid = |problem: String| ConfigError::Invalid {
             var: VAR.to_owned(),
             shown: "<document>".to_owned(),
@@ -85,10 +105,21 @@ impl Policy {
         };
         let doc: Doc = serde_json::from_str(raw)
             .map_err(|e| invalid(tollgate_core::text::describe_json_error(&e)))?;
-        if doc.pipelines.is_empty() {
-            return Err(invalid("it names no pipeline".into()));
+        if doc.pipelines.is_empty() && doc.services.is_empty() {
+            return Err(invalid("it names no pipeline and no service".into()));
         }
-        for (pipeline, a) in &doc.pipelines {
+        if let Some(service) = doc.services.keys().find(|k| !is_service_key(k)) {
+            return Err(invalid(format!(
+                "services: {:?} is not <cluster>/<service> (names, not ARNs) or *",
+                tollgate_core::text::ellipsize(service, 80)
+            )));
+        }
+        if let Some((service, _)) = doc.services.iter().find(|(_, a)| a.author_may_not_approve) {
+            return Err(invalid(format!(
+                "services: {service:?}: author_may_not_approve applies to pipelines only (a paused ECS deployment names no commit)"
+            )));
+        }
+        for (pipeline, a) in doc.pipelines.iter().chain(doc.services.iter()) {
             if a.users.is_empty() && a.groups.is_empty() {
                 return Err(invalid(format!(
                     "pipeline {pipeline:?} lists no users and no groups (remove it to refuse every click)"
@@ -110,7 +141,14 @@ impl Policy {
         }
         Ok(Self {
             pipelines: doc.pipelines,
+            services: doc.services,
         })
+    }
+
+    /// The approvers of the ECS service `<cluster>/<service>` (its own
+    /// entry, else the services' `*`).
+    pub fn for_service(&self, key: &str) -> Option<&Approvers> {
+        self.services.get(key).or_else(|| self.services.get("*"))
     }
 
     /// The approvers of `pipeline` (its own entry, else `*`).
@@ -123,7 +161,10 @@ impl Policy {
     /// Whether any pipeline uses user groups (the bot then needs
     /// `usergroups:read`).
     pub fn uses_groups(&self) -> bool {
-        self.pipelines.values().any(|a| !a.groups.is_empty())
+        self.pipelines
+            .values()
+            .chain(self.services.values())
+            .any(|a| !a.groups.is_empty())
     }
 }
 
@@ -147,6 +188,29 @@ mod tests {
     }
 
     #[test]
+    fn services_have_their_own_entries() {
+        let p = Policy::parse(
+            r#"{"services": {"prod/checkout-web": {"users": ["U0123ABCD"]}, "*": {"groups": ["S0456EFGH"]}}}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            p.for_service("prod/checkout-web").expect("own").users,
+            ["U0123ABCD"]
+        );
+        assert_eq!(p.for_service("prod/api").expect("*").groups, ["S0456EFGH"]);
+        assert!(
+            p.for_pipeline("pay").is_none(),
+            "services grant no pipeline"
+        );
+        let pipelines_only =
+            Policy::parse(r#"{"pipelines": {"*": {"users": ["U0123ABCD"]}}}"#).expect("valid");
+        assert!(
+            pipelines_only.for_service("prod/web").is_none(),
+            "a pipelines' * grants no service"
+        );
+    }
+
+    #[test]
     fn mistakes_are_named() {
         for (doc, says) in [
             (
@@ -166,6 +230,18 @@ mod tests {
                 "not a Slack user group ID",
             ),
             (r#"{"pipelines": {}}"#, "names no pipeline"),
+            (
+                r#"{"services": {"arn:aws:ecs:eu-west-1:111122223333:service/prod/web": {"users": ["U0123ABCD"]}}}"#,
+                "is not <cluster>/<service>",
+            ),
+            (
+                r#"{"services": {"prod/web": {"users": ["U0123ABCD"], "author_may_not_approve": true}}}"#,
+                "pipelines only",
+            ),
+            (
+                r#"{"services": {"prod/web": {"users": ["someone"]}}}"#,
+                "not a Slack user ID",
+            ),
             ("not json", "expected"),
         ] {
             let e = Policy::parse(doc).expect_err(doc).to_string();

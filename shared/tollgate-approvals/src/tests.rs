@@ -146,6 +146,7 @@ fn app(pipeline: FakePipeline, chat: FakeChat, policy: &str) -> Approvals<FakePi
         chat,
         response_url_prefix: "https://hooks.slack.com/".into(),
         max_body: 1 << 20,
+        ecs: None,
     }))
 }
 

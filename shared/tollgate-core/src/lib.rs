@@ -11,13 +11,15 @@
 //! notifier reads ([`hook_failures`]), the text of a metric gate's
 //! failure, which the gate writes and the notifier reads ([`gate_report`]),
 //! and the approval request's button contract between the notifier and the
-//! approvals function ([`approval_request`]).
+//! approvals function ([`approval_request`]), and the same for an ECS
+//! deployment paused at a lifecycle hook ([`ecs_pause_request`]).
 //!
 //! Invariant: depends on no other Tollgate crate and on no AWS SDK crate.
 
 pub mod approval_request;
 pub mod config;
 pub mod doc_error;
+pub mod ecs_pause_request;
 pub mod gate_report;
 pub mod hook_failures;
 pub mod memory;

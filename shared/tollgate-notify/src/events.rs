@@ -2,7 +2,7 @@
 //!
 //! Covers every `detail-type` in the notes' table (§4): CodePipeline pipeline /
 //! stage / action execution, CodeDeploy deployment / instance, CodeBuild build
-//! state, ECS deployment state and ECS service action.
+//! state, ECS deployment state, ECS service action and ECS hook state.
 //!
 //! Parsing never fails. Real events disagree with the documentation in small
 //! ways (`version` is `1`, `3.0` or `"1"`; newer events add fields), so:
@@ -35,9 +35,11 @@ pub mod detail_types {
     pub const ECS_DEPLOYMENT: &str = "ECS Deployment State Change";
     /// ECS service action.
     pub const ECS_SERVICE_ACTION: &str = "ECS Service Action";
+    /// ECS deployment lifecycle hook (a `PAUSE` hook awaiting a decision).
+    pub const ECS_HOOK: &str = "ECS Hook State Change";
 
     /// All of them, for documentation and event patterns.
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 9] = [
         PIPELINE_EXECUTION,
         STAGE_EXECUTION,
         ACTION_EXECUTION,
@@ -46,6 +48,7 @@ pub mod detail_types {
         BUILD,
         ECS_DEPLOYMENT,
         ECS_SERVICE_ACTION,
+        ECS_HOOK,
     ];
 }
 
@@ -143,6 +146,8 @@ pub enum Detail {
     EcsDeployment(EcsDeployment),
     /// ECS Service Action.
     EcsServiceAction(EcsServiceAction),
+    /// ECS Hook State Change.
+    EcsHook(EcsHook),
     /// A detail-type the notifier does not know.
     Unknown {
         /// The raw detail.
@@ -560,6 +565,55 @@ pub struct EcsServiceAction {
     pub extra: Map<String, Value>,
 }
 
+/// ECS Hook State Change: a deployment lifecycle hook changed status
+/// (`HOOK_AWAITING_ACTION` when a `PAUSE` hook waits for
+/// `ContinueServiceDeployment`). `resources[0]` is the service deployment.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EcsHook {
+    /// INFO, WARN or ERROR.
+    #[serde(rename = "eventType", default, deserialize_with = "lenient_string")]
+    pub event_type: Option<String>,
+    /// HOOK_IN_PROGRESS, HOOK_AWAITING_ACTION, HOOK_SUCCEEDED, HOOK_FAILED,
+    /// HOOK_TIMED_OUT.
+    #[serde(rename = "eventName", deserialize_with = "required_string")]
+    pub event_name: String,
+    /// The hook's id (`ecs-pause-…`), for `ContinueServiceDeployment`.
+    #[serde(rename = "hookId", default, deserialize_with = "lenient_string")]
+    pub hook_id: Option<String>,
+    /// PAUSE or AWS_LAMBDA.
+    #[serde(rename = "hookType", default, deserialize_with = "lenient_string")]
+    pub hook_type: Option<String>,
+    /// When the hook times out.
+    #[serde(rename = "expiresAt", default, deserialize_with = "lenient_string")]
+    pub expires_at: Option<String>,
+    /// The lifecycle stage (`POST_TEST_TRAFFIC_SHIFT`, …).
+    #[serde(
+        rename = "lifecycleStage",
+        default,
+        deserialize_with = "lenient_string"
+    )]
+    pub lifecycle_stage: Option<String>,
+    /// Cluster ARN.
+    #[serde(rename = "clusterArn", default, deserialize_with = "lenient_string")]
+    pub cluster_arn: Option<String>,
+    /// Service ARN.
+    #[serde(rename = "serviceArn", default, deserialize_with = "lenient_string")]
+    pub service_arn: Option<String>,
+    /// Service deployment ARN.
+    #[serde(
+        rename = "serviceDeploymentArn",
+        default,
+        deserialize_with = "lenient_string"
+    )]
+    pub service_deployment_arn: Option<String>,
+    /// When the hook changed status.
+    #[serde(rename = "updatedAt", default, deserialize_with = "lenient_string")]
+    pub updated_at: Option<String>,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
 /// Parses an event from raw JSON text. Never fails: text that is not JSON is
 /// treated like a payload without a detail-type.
 pub fn parse_str(text: &str) -> Event {
@@ -623,6 +677,7 @@ fn typed_detail(detail_type: &str, raw: Value) -> Detail {
         d::BUILD => typed(raw, Detail::Build),
         d::ECS_DEPLOYMENT => typed(raw, Detail::EcsDeployment),
         d::ECS_SERVICE_ACTION => typed(raw, Detail::EcsServiceAction),
+        d::ECS_HOOK => typed(raw, Detail::EcsHook),
         _ => Detail::Unknown { raw },
     }
 }

@@ -55,6 +55,7 @@ pub mod config;
 pub mod console;
 pub mod deliver;
 pub mod destinations;
+pub mod ecs_pause;
 pub mod enrich;
 pub mod events;
 pub mod handler;

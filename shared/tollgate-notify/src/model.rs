@@ -8,8 +8,8 @@
 
 use super::console;
 use super::events::{
-    ActionExecution, BuildState, CodeDeployState, Detail, EcsDeployment, EcsServiceAction, Event,
-    ExecutionTrigger, PipelineExecution, StageExecution,
+    ActionExecution, BuildState, CodeDeployState, Detail, EcsDeployment, EcsHook, EcsServiceAction,
+    Event, ExecutionTrigger, PipelineExecution, StageExecution,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -541,6 +541,11 @@ pub struct Notification {
     /// the deployment it rolls back, as a thread).
     #[serde(skip)]
     pub related_runs: Vec<String>,
+    /// An ECS deployment paused at a `PAUSE` hook, awaiting a decision
+    /// (`ECS Hook State Change` / `HOOK_AWAITING_ACTION`): what the Slack
+    /// bot's Continue / Roll back buttons carry (`crate::ecs_pause`).
+    #[serde(skip)]
+    pub ecs_pause: Option<tollgate_core::ecs_pause_request::PauseRef>,
 }
 
 /// Child runs remembered per event at most.
@@ -559,6 +564,11 @@ pub fn child_thread(provider: Option<&str>, external_id: &str) -> Option<String>
         return Some(format!("codedeploy/{id}"));
     }
     if id.starts_with("ecs-svc/") {
+        return Some(format!("ecs/{id}"));
+    }
+    // An ECS native deployment reported by its service deployment ARN (the
+    // thread its pause hook's events use).
+    if tollgate_core::ecs_pause_request::parse_deployment_arn(id).is_some() {
         return Some(format!("ecs/{id}"));
     }
     let build_like = id
@@ -749,6 +759,7 @@ impl Notification {
             children: Vec::new(),
             parent_run: None,
             related_runs: Vec::new(),
+            ecs_pause: None,
         };
         match &event.detail {
             Detail::PipelineExecution(d) => n.pipeline(d),
@@ -759,6 +770,7 @@ impl Notification {
             Detail::Build(d) => n.build(d),
             Detail::EcsDeployment(d) => n.ecs_deployment(d, &env.resources),
             Detail::EcsServiceAction(d) => n.ecs_service(d, &env.resources),
+            Detail::EcsHook(d) => n.ecs_hook(d),
             Detail::Unknown { raw } => n.other(raw, None, &env.resources),
             Detail::Malformed { problem, raw } => n.other(raw, Some(problem), &env.resources),
         }
@@ -1121,6 +1133,57 @@ impl Notification {
                 (false, false, true) => Some("rollback".to_owned()),
                 _ => None,
             };
+        }
+    }
+
+    fn ecs_hook(&mut self, d: &EcsHook) {
+        self.kind = SourceKind::EcsDeployment;
+        self.state = d.event_name.clone();
+        let pause = d.hook_type.as_deref() == Some("PAUSE");
+        self.status = match d.event_name.as_str() {
+            "HOOK_AWAITING_ACTION" | "HOOK_IN_PROGRESS" => Status::InProgress,
+            "HOOK_SUCCEEDED" => Status::Info,
+            "HOOK_FAILED" => Status::Failed,
+            "HOOK_TIMED_OUT" => Status::Warning,
+            _ => ecs_event_type_status(d.event_type.as_deref(), &d.event_name),
+        };
+        let service: Vec<String> = d.service_arn.iter().cloned().collect();
+        self.ecs_names(&service, d.cluster_arn.as_deref());
+        let stage = d.lifecycle_stage.as_deref().unwrap_or("a lifecycle stage");
+        self.event_phrase = Some(match (d.event_name.as_str(), pause) {
+            ("HOOK_AWAITING_ACTION", _) => format!("paused at {stage}, awaiting a decision"),
+            ("HOOK_SUCCEEDED", true) => format!("continued after its pause at {stage}"),
+            ("HOOK_FAILED", true) => format!("rolled back at its pause at {stage}"),
+            ("HOOK_TIMED_OUT", _) => format!("hook at {stage} timed out"),
+            ("HOOK_SUCCEEDED", false) => format!("hook at {stage} succeeded"),
+            ("HOOK_FAILED", false) => format!("hook at {stage} failed"),
+            _ => format!("hook at {stage} in progress"),
+        });
+        if let Some(stage) = &d.lifecycle_stage {
+            self.add_fact("Lifecycle stage", stage.clone());
+        }
+        if let Some(t) = &d.hook_type {
+            self.add_fact("Hook", t.clone());
+        }
+        if let Some(t) = &d.expires_at {
+            self.add_fact("Expires", t.clone());
+        }
+        if let Some(arn) = &d.service_deployment_arn {
+            self.thread = Some(format!("ecs/{arn}"));
+            if let (Some(hook), true, "HOOK_AWAITING_ACTION") =
+                (&d.hook_id, pause, d.event_name.as_str())
+            {
+                let r = tollgate_core::ecs_pause_request::PauseRef::new(
+                    arn,
+                    hook,
+                    d.lifecycle_stage.as_deref(),
+                );
+                let fits =
+                    r.encode().chars().count() <= tollgate_core::ecs_pause_request::MAX_VALUE;
+                if r.check().is_ok() && fits {
+                    self.ecs_pause = Some(r);
+                }
+            }
         }
     }
 

@@ -454,6 +454,11 @@ impl Rules {
         if crate::approval_request::approval_of(n).is_some() {
             global.insert(Status::Started);
         }
+        // So does an ECS deployment paused at a PAUSE hook (the bot posts
+        // Continue / Roll back, crate::ecs_pause).
+        if crate::ecs_pause::pause_of(n).is_some() {
+            global.insert(n.status);
+        }
         let mut out: Vec<String> = Vec::new();
         let mut matched = false;
         let mut quiet_routes = 0usize;

@@ -557,6 +557,7 @@ fn every_fixture_parses_into_its_typed_detail() {
             Detail::Build(_) => dt == events::detail_types::BUILD,
             Detail::EcsDeployment(_) => dt == events::detail_types::ECS_DEPLOYMENT,
             Detail::EcsServiceAction(_) => dt == events::detail_types::ECS_SERVICE_ACTION,
+            Detail::EcsHook(_) => dt == events::detail_types::ECS_HOOK,
             Detail::Unknown { .. } => !events::detail_types::ALL.contains(&dt.as_str()),
             Detail::Malformed { problem, .. } => panic!("{name}: malformed: {problem}"),
         };

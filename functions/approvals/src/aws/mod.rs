@@ -1,3 +1,4 @@
 //! The AWS adapters only this function uses.
 
 pub mod codepipeline;
+pub mod ecs;

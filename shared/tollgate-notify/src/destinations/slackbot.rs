@@ -1027,15 +1027,20 @@ async fn live<H: ChatTransport, P>(
     // 3: the thread reply, once per event.
     // A manual approval starting is answered with its approval request
     // (crate::approval_request), once, like a reply.
+    // So is an ECS deployment paused at a PAUSE hook (crate::ecs_pause).
     let approval = crate::approval_request::approval_of(n);
+    let pause = crate::ecs_pause::pause_of(n);
     let current = store.load(key).await.map_err(store_error)?;
     if let Some(rec) = current.as_ref()
-        && let Some(broadcast) = reply_kind(n, rec).or(approval.as_ref().map(|_| true))
+        && let Some(broadcast) = reply_kind(n, rec)
+            .or(approval.as_ref().map(|_| true))
+            .or(pause.map(|_| true))
         && !rec.has_replied(&n.event_id)
     {
-        let body = match &approval {
-            Some(a) => enforce_limits(crate::approval_request::render(n, a, &rec.channel, Some(&ts))),
-            None => render_reply(n, &rec.channel, &ts, broadcast),
+        let body = match (&approval, pause) {
+            (Some(a), _) => enforce_limits(crate::approval_request::render(n, a, &rec.channel, Some(&ts))),
+            (None, Some(p)) => enforce_limits(crate::ecs_pause::render(n, p, &rec.channel, Some(&ts))),
+            (None, None) => render_reply(n, &rec.channel, &ts, broadcast),
         };
         api.call("chat.postMessage", body).await?;
         for _ in 0..MAX_ROUNDS {

@@ -1,0 +1,603 @@
+//! **Continue** / **Roll back** for an ECS service deployment paused at a
+//! `PAUSE` lifecycle hook (ECS emits `ECS Hook State Change` /
+//! `HOOK_AWAITING_ACTION`; the notifier's bot posts the request with the
+//! buttons of `tollgate_core::ecs_pause_request`).
+//!
+//! A click is verified exactly like an approval's (the endpoint checked
+//! Slack's signature before this module sees it), then:
+//! 1. the button value is a service deployment ARN and a hook id of the
+//!    right shape ([`PauseRef::decode`]);
+//! 2. the deployment's service (`<cluster>/<service>`) is one the function
+//!    is configured for ([`SERVICES_VAR`], the template's
+//!    `ApprovalEcsServices`, which is also all its role may touch);
+//! 3. the clicker is an approver of that service (the approvers document's
+//!    `services`, `crate::policy`); a refusal answers the clicker alone;
+//! 4. `DescribeServiceDeployments`: the deployment is `IN_PROGRESS` and that
+//!    very hook is `AWAITING_ACTION`; anything else (continued or rolled
+//!    back already, timed out, another state) ends with the message showing
+//!    what ECS recorded, and nothing is called;
+//! 5. `ContinueServiceDeployment` (`CONTINUE` or `ROLLBACK`); when ECS
+//!    refuses because the hook stopped waiting meanwhile (a concurrent
+//!    click), the state is read again and shown, never a second decision;
+//! 6. one audit line (`audit: "ecs-pause"`: who, what, cluster, service,
+//!    deployment, hook, result, Slack's id, the request id), and the
+//!    message shows who decided and when.
+
+use crate::app::{Ready, answer};
+use crate::interaction::{MessageRef, User, payload_field};
+use crate::ports::{Chat, PortError};
+use crate::render::{escape, when};
+use serde_json::{Value, json};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::time::Instant;
+use tollgate_core::config::{ConfigError, Env};
+use tollgate_core::ecs_pause_request::{BLOCK, CONTINUE, PauseRef, PauseValueError, ROLLBACK};
+use tollgate_core::text::ellipsize;
+
+/// The configured services: `<cluster>/<service>` names, comma-separated
+/// (the template's `ApprovalEcsServices`). Empty or unset: no service.
+pub const SERVICES_VAR: &str = "TOLLGATE_APPROVAL_ECS_SERVICES";
+/// Most services the template can grant (one IAM resource each).
+pub const MAX_SERVICES: usize = 5;
+/// `block_id` of the outcome section this module writes.
+pub const OUTCOME_BLOCK: &str = "tollgate.ecs_pause.outcome";
+
+/// A boxed future (the port is used as a trait object).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What `DescribeServiceDeployments` shows of a deployment and one hook.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PauseState {
+    /// The deployment's status (`IN_PROGRESS`, `SUCCESSFUL`,
+    /// `ROLLBACK_IN_PROGRESS`, …); `None` when ECS has no such deployment.
+    pub deployment_status: Option<String>,
+    /// The hook's status (`AWAITING_ACTION`, `SUCCEEDED`, `FAILED`,
+    /// `TIMED_OUT`, `IN_PROGRESS`); `None` when the deployment lists no
+    /// such hook.
+    pub hook_status: Option<String>,
+    /// When the hook times out (Unix seconds).
+    pub expires_at: Option<i64>,
+    /// What ECS does then (`CONTINUE` / `ROLLBACK`).
+    pub timeout_action: Option<String>,
+    /// When the deployment last changed (Unix seconds).
+    pub updated_at: Option<i64>,
+}
+
+/// What `ContinueServiceDeployment` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeAnswer {
+    /// Accepted.
+    Accepted,
+    /// Refused because the hook no longer waits (ECS's `ClientException` /
+    /// `InvalidParameterException`): the code, never a request value.
+    NotPaused(String),
+}
+
+/// ECS's service deployments.
+pub trait ServiceDeployments: Send + Sync + std::fmt::Debug {
+    /// `DescribeServiceDeployments` of `deployment`, with the hook `hook`.
+    fn pause_state<'a>(
+        &'a self,
+        deployment: &'a str,
+        hook: &'a str,
+    ) -> BoxFuture<'a, Result<PauseState, PortError>>;
+
+    /// `ContinueServiceDeployment` with `CONTINUE`, or `ROLLBACK`.
+    fn resume<'a>(
+        &'a self,
+        deployment: &'a str,
+        hook: &'a str,
+        rollback: bool,
+    ) -> BoxFuture<'a, Result<ResumeAnswer, PortError>>;
+}
+
+/// The ECS side of the endpoint: the port and the configured services.
+#[derive(Debug, Clone)]
+pub struct EcsHooks {
+    /// ECS.
+    pub deployments: Arc<dyn ServiceDeployments>,
+    /// `<cluster>/<service>` names ([`SERVICES_VAR`]).
+    pub services: Vec<String>,
+}
+
+fn is_name(s: &str) -> bool {
+    (1..=255).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Reads [`SERVICES_VAR`]: `<cluster>/<service>` names, at most
+/// [`MAX_SERVICES`]. Unset or empty: none (ECS pause buttons are refused).
+pub fn services_from_env(env: &impl Env) -> Result<Vec<String>, ConfigError> {
+    let raw = env.get(SERVICES_VAR).unwrap_or_default();
+    let services: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let expected =
+        "prod/checkout-web,prod/api (<cluster>/<service> names of this account and region)";
+    if let Some(bad) = services.iter().find(|s| {
+        !s.split_once('/')
+            .is_some_and(|(c, v)| is_name(c) && is_name(v))
+    }) {
+        return Err(ConfigError::invalid(
+            SERVICES_VAR,
+            &ellipsize(bad, 80),
+            "not a <cluster>/<service> name pair (an ARN does not work here)",
+            expected,
+        ));
+    }
+    if services.len() > MAX_SERVICES {
+        return Err(ConfigError::invalid(
+            SERVICES_VAR,
+            &format!("{} services", services.len()),
+            format!("the template grants at most {MAX_SERVICES} services"),
+            expected,
+        ));
+    }
+    Ok(services)
+}
+
+/// A click on Continue or Roll back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Click {
+    /// Who.
+    pub user: User,
+    /// The paused deployment.
+    pub pause: PauseRef,
+    /// Roll back (else continue).
+    pub rollback: bool,
+    /// The request message.
+    pub message: MessageRef,
+    /// Its blocks as Slack holds them.
+    pub blocks: Vec<Value>,
+    /// Where ephemeral answers go.
+    pub response_url: Option<String>,
+    /// Slack's id for the click (`action_ts`).
+    pub slack_id: String,
+}
+
+/// A click that is ours but malformed (HTTP 400; never quoting it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClickError {
+    /// A field Slack always sends is missing.
+    #[error("the payload has no {0}")]
+    Missing(&'static str),
+    /// The button value is not a pause reference.
+    #[error("{0}")]
+    Value(#[from] PauseValueError),
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// A Continue / Roll back click, if the (signed) body is one; `None` for
+/// anything else (the approvals parser answers it).
+pub fn parse(body: &[u8]) -> Option<Result<Click, ClickError>> {
+    let v = payload_field(body).ok()?;
+    if v.get("type").and_then(Value::as_str) != Some("block_actions") {
+        return None;
+    }
+    let action = v.pointer("/actions/0")?;
+    let rollback = match str_at(action, "/action_id")? {
+        CONTINUE => false,
+        ROLLBACK => true,
+        _ => return None,
+    };
+    Some(click(&v, action, rollback))
+}
+
+fn click(v: &Value, action: &Value, rollback: bool) -> Result<Click, ClickError> {
+    let id = str_at(v, "/user/id").ok_or(ClickError::Missing("user.id"))?;
+    let user = User {
+        id: id.to_owned(),
+        name: str_at(v, "/user/username")
+            .or_else(|| str_at(v, "/user/name"))
+            .map(str::to_owned),
+        team: str_at(v, "/user/team_id")
+            .or_else(|| str_at(v, "/team/id"))
+            .map(str::to_owned),
+    };
+    let value = str_at(action, "/value").ok_or(ClickError::Missing("the button value"))?;
+    let pause = PauseRef::decode(value)?;
+    Ok(Click {
+        user,
+        pause,
+        rollback,
+        message: MessageRef {
+            channel: str_at(v, "/channel/id")
+                .or_else(|| str_at(v, "/container/channel_id"))
+                .map(str::to_owned),
+            ts: str_at(v, "/container/message_ts")
+                .or_else(|| str_at(v, "/message/ts"))
+                .map(str::to_owned),
+        },
+        blocks: v
+            .pointer("/message/blocks")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        response_url: str_at(v, "/response_url").map(str::to_owned),
+        slack_id: str_at(action, "/action_ts").unwrap_or_default().to_owned(),
+    })
+}
+
+/// What became of one click.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PauseOutcome {
+    /// ECS accepted the decision.
+    Decided {
+        /// Rolled back (else continued).
+        rollback: bool,
+    },
+    /// Decided before this click (a double click, another approver).
+    AlreadyDecided {
+        /// Rolled back (else continued).
+        rollback: bool,
+    },
+    /// The hook timed out; ECS took its timeout action.
+    TimedOut,
+    /// Nothing waits: the deployment or the hook is in another state
+    /// (ECS's word for it).
+    NotWaiting(String),
+    /// Refused before ECS was asked to change anything.
+    Refused(String),
+    /// ECS could not be asked or told.
+    Failed(String),
+}
+
+impl PauseOutcome {
+    fn audit_result(&self) -> &'static str {
+        match self {
+            Self::Decided { rollback: false } => "continued",
+            Self::Decided { rollback: true } => "rolled-back",
+            Self::AlreadyDecided { rollback: false } => "already-continued",
+            Self::AlreadyDecided { rollback: true } => "already-rolled-back",
+            Self::TimedOut => "timed-out",
+            Self::NotWaiting(_) => "not-waiting",
+            Self::Refused(_) => "refused",
+            Self::Failed(_) => "failed",
+        }
+    }
+}
+
+/// Runs `f` within what is left before `deadline`.
+async fn within<T>(
+    deadline: Instant,
+    what: &str,
+    f: impl Future<Output = Result<T, PortError>>,
+) -> Result<T, PortError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(left, f).await {
+        Ok(r) => r,
+        Err(_) => Err(PortError::Failed(format!(
+            "{what} did not answer within Slack's 3 seconds"
+        ))),
+    }
+}
+
+fn audit(request_id: &str, c: &Click, outcome: &PauseOutcome) {
+    let arn = c.pause.arn();
+    let detail = match outcome {
+        PauseOutcome::Refused(d) | PauseOutcome::Failed(d) | PauseOutcome::NotWaiting(d) => {
+            d.as_str()
+        }
+        _ => "",
+    };
+    tracing::info!(
+        audit = "ecs-pause",
+        who = %c.user.id,
+        who_name = c.user.name.as_deref().unwrap_or(""),
+        team = c.user.team.as_deref().unwrap_or(""),
+        what = if c.rollback { "rollback" } else { "continue" },
+        cluster = arn.as_ref().map(|a| a.cluster).unwrap_or(""),
+        service = arn.as_ref().map(|a| a.service).unwrap_or(""),
+        deployment = %c.pause.deployment,
+        hook = %c.pause.hook,
+        result = outcome.audit_result(),
+        detail,
+        slack_request = %c.slack_id,
+        request_id,
+        "ecs pause decision"
+    );
+}
+
+/// A state that needs no `ContinueServiceDeployment`, or `None` when the
+/// hook waits for a decision.
+pub fn settled(state: &PauseState) -> Option<PauseOutcome> {
+    let Some(status) = state.deployment_status.as_deref() else {
+        return Some(PauseOutcome::NotWaiting(
+            "ECS has no such service deployment".to_owned(),
+        ));
+    };
+    match state.hook_status.as_deref() {
+        Some("SUCCEEDED") => return Some(PauseOutcome::AlreadyDecided { rollback: false }),
+        Some("FAILED") => return Some(PauseOutcome::AlreadyDecided { rollback: true }),
+        Some("TIMED_OUT") => return Some(PauseOutcome::TimedOut),
+        Some("AWAITING_ACTION") if status == "IN_PROGRESS" => return None,
+        Some(h) => {
+            return Some(PauseOutcome::NotWaiting(format!(
+                "the deployment is {} and its pause hook {}",
+                ellipsize(status, 40),
+                ellipsize(h, 40)
+            )));
+        }
+        None => {}
+    }
+    Some(PauseOutcome::NotWaiting(format!(
+        "the deployment is {} and lists no such pause hook",
+        ellipsize(status, 40)
+    )))
+}
+
+/// The recorded state in words, for the message.
+pub fn recorded_text(outcome: &PauseOutcome, state: &PauseState) -> String {
+    let at = state
+        .updated_at
+        .map(when)
+        .unwrap_or_else(|| "an unknown time".into());
+    match outcome {
+        PauseOutcome::AlreadyDecided { rollback: false } => {
+            format!(":arrow_forward: Already *continued* (ECS, updated {at})")
+        }
+        PauseOutcome::AlreadyDecided { rollback: true } => {
+            format!(":rewind: Already *rolled back* (ECS, updated {at})")
+        }
+        PauseOutcome::TimedOut => {
+            let expired = state
+                .expires_at
+                .map(when)
+                .unwrap_or_else(|| "an unknown time".into());
+            let action = state
+                .timeout_action
+                .as_deref()
+                .map(|a| escape(&ellipsize(a, 20)))
+                .unwrap_or_else(|| "its timeout action".into());
+            format!(
+                ":hourglass: *Timed out* at {expired}: ECS took its timeout action ({action}); nothing can be decided here any more"
+            )
+        }
+        PauseOutcome::NotWaiting(why) => format!(
+            ":information_source: Nothing to decide: {}",
+            escape(&ellipsize(why, 300))
+        ),
+        _ => String::new(),
+    }
+}
+
+/// The request message with its buttons replaced by `outcome`.
+pub fn decided(blocks: &[Value], c: &Click, outcome: &str) -> Value {
+    let mut kept: Vec<Value> = blocks
+        .iter()
+        .filter(|b| {
+            !matches!(
+                b.get("block_id").and_then(Value::as_str),
+                Some(BLOCK | OUTCOME_BLOCK)
+            )
+        })
+        .take(48)
+        .cloned()
+        .collect();
+    let name = c
+        .pause
+        .service_key()
+        .map(|k| escape(&k))
+        .unwrap_or_default();
+    if kept.is_empty() {
+        kept.push(json!({
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": format!("ECS deployment of *{name}* paused")}
+        }));
+    }
+    kept.push(json!({
+        "type": "section",
+        "block_id": OUTCOME_BLOCK,
+        "text": {"type": "mrkdwn", "text": ellipsize(outcome, 2900)}
+    }));
+    json!({
+        "text": ellipsize(&format!("{name}: {outcome}"), 300),
+        "blocks": kept,
+    })
+}
+
+fn ephemeral(text: &str) -> Value {
+    crate::render::ephemeral(text)
+}
+
+impl<P, C: Chat> Ready<P, C> {
+    /// One Continue / Roll back click (already signature-checked).
+    pub async fn serve_pause(
+        &self,
+        click: Result<Click, ClickError>,
+        request_id: &str,
+        deadline: Instant,
+    ) -> aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlResponse {
+        let c = match click {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(request_id, error = %e, "refused: payload");
+                return answer(400, Some(json!({"error": e.to_string()})));
+            }
+        };
+        if let Err(refusal) = self.authorise_pause(&c, deadline).await {
+            let outcome = PauseOutcome::Refused(refusal.clone());
+            audit(request_id, &c, &outcome);
+            self.tell_pause(
+                &c,
+                &format!(":no_entry: {refusal}. Nothing was changed."),
+                request_id,
+                deadline,
+            )
+            .await;
+            return answer(200, None);
+        }
+        let (outcome, state) = self.decide_pause(&c, deadline).await;
+        audit(request_id, &c, &outcome);
+        let who = escape(&c.user.id);
+        let now = when(time::OffsetDateTime::now_utc().unix_timestamp());
+        let text = match &outcome {
+            PauseOutcome::Decided { rollback: false } => {
+                format!(":arrow_forward: *Continued* by <@{who}> at {now}")
+            }
+            PauseOutcome::Decided { rollback: true } => {
+                format!(":rewind: *Rolled back* by <@{who}> at {now}")
+            }
+            PauseOutcome::AlreadyDecided { .. } | PauseOutcome::TimedOut => {
+                recorded_text(&outcome, &state.unwrap_or_default())
+            }
+            PauseOutcome::NotWaiting(_) => {
+                let text = recorded_text(&outcome, &state.unwrap_or_default());
+                self.tell_pause(
+                    &c,
+                    &format!("{text}. Nothing was changed."),
+                    request_id,
+                    deadline,
+                )
+                .await;
+                return answer(200, None);
+            }
+            PauseOutcome::Refused(e) | PauseOutcome::Failed(e) => {
+                self.tell_pause(
+                    &c,
+                    &format!(
+                        ":warning: Not done: {}. Try again, or decide in the ECS console (the service's Deployments tab).",
+                        escape(e)
+                    ),
+                    request_id,
+                    deadline,
+                )
+                .await;
+                return answer(200, None);
+            }
+        };
+        let (Some(channel), Some(ts)) = (c.message.channel.as_deref(), c.message.ts.as_deref())
+        else {
+            self.tell_pause(&c, &text, request_id, deadline).await;
+            return answer(200, None);
+        };
+        let body = decided(&c.blocks, &c, &text);
+        if let Err(e) = within(deadline, "chat.update", self.chat.update(channel, ts, body)).await {
+            tracing::warn!(request_id, error = %e, "the pause message could not be updated; the decision stands");
+        }
+        answer(200, None)
+    }
+
+    async fn authorise_pause(&self, c: &Click, deadline: Instant) -> Result<(), String> {
+        let key = c.pause.service_key().unwrap_or_default();
+        let Some(hooks) = self.ecs.as_ref() else {
+            return Err(format!(
+                "Continuing ECS deployments is not enabled in Slack here ({SERVICES_VAR} names no service)"
+            ));
+        };
+        if !hooks.services.contains(&key) {
+            return Err(format!(
+                "The service {} is not one Slack may decide for (the template's ApprovalEcsServices)",
+                escape(&key)
+            ));
+        }
+        let Some(approvers) = self.policy.for_service(&key) else {
+            return Err(format!(
+                "ECS decisions for {} are not enabled in Slack (no entry under services in {})",
+                escape(&key),
+                crate::policy::VAR
+            ));
+        };
+        if approvers.users.contains(&c.user.id) {
+            return Ok(());
+        }
+        for group in &approvers.groups {
+            match within(
+                deadline,
+                "usergroups.users.list",
+                self.chat.group_members(group),
+            )
+            .await
+            {
+                Ok(members) if members.contains(&c.user.id) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "Your membership of the approver group could not be checked ({e})"
+                    ));
+                }
+            }
+        }
+        Err(format!("You are not an approver of {}", escape(&key)))
+    }
+
+    /// Decides unless it is no longer wanted; returns the state last read.
+    async fn decide_pause(
+        &self,
+        c: &Click,
+        deadline: Instant,
+    ) -> (PauseOutcome, Option<PauseState>) {
+        let Some(hooks) = self.ecs.as_ref() else {
+            return (PauseOutcome::Refused("not enabled".into()), None);
+        };
+        let ecs = &hooks.deployments;
+        let (deployment, hook) = (c.pause.deployment.as_str(), c.pause.hook.as_str());
+        let describe = "DescribeServiceDeployments";
+        let state = match within(deadline, describe, ecs.pause_state(deployment, hook)).await {
+            Ok(s) => s,
+            Err(PortError::NotFound(e)) => return (PauseOutcome::NotWaiting(e), None),
+            Err(e) => return (PauseOutcome::Failed(e.to_string()), None),
+        };
+        if let Some(done) = settled(&state) {
+            return (done, Some(state));
+        }
+        match within(
+            deadline,
+            "ContinueServiceDeployment",
+            ecs.resume(deployment, hook, c.rollback),
+        )
+        .await
+        {
+            Ok(ResumeAnswer::Accepted) => (
+                PauseOutcome::Decided {
+                    rollback: c.rollback,
+                },
+                Some(state),
+            ),
+            Ok(ResumeAnswer::NotPaused(code)) => {
+                // Someone decided first (or it timed out meanwhile): show
+                // what ECS recorded.
+                match within(deadline, describe, ecs.pause_state(deployment, hook)).await {
+                    Ok(now) => (
+                        settled(&now).unwrap_or(PauseOutcome::NotWaiting(format!(
+                            "ECS refused ({code}) although the hook still shows as waiting"
+                        ))),
+                        Some(now),
+                    ),
+                    Err(e) => (PauseOutcome::Failed(e.to_string()), None),
+                }
+            }
+            Err(e) => (PauseOutcome::Failed(e.to_string()), Some(state)),
+        }
+    }
+
+    async fn tell_pause(&self, c: &Click, text: &str, request_id: &str, deadline: Instant) {
+        let Some(url) = c.response_url.as_deref() else {
+            return;
+        };
+        if !url.starts_with(&self.response_url_prefix) {
+            tracing::warn!(request_id, "the response_url is not Slack's; not answered");
+            return;
+        }
+        if let Err(e) = within(
+            deadline,
+            "response_url",
+            self.chat.respond(url, ephemeral(text)),
+        )
+        .await
+        {
+            tracing::warn!(request_id, error = %e, "the clicker could not be answered");
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! Continue / Roll back clicks against in-module fakes of ECS's service
+//! deployments and Slack, through the whole endpoint (signature first).
+
+use crate::app::{Approvals, Ready};
+use crate::ecs_hook::{EcsHooks, PauseState, ResumeAnswer, ServiceDeployments};
+use crate::interaction::tests::form;
+use crate::policy::Policy;
+use crate::ports::{ApprovalState, Chat, Pipelines, PortError, PutOutcome};
+use crate::signature::sign;
+use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use tollgate_core::approval_request::ApprovalRef;
+use tollgate_core::ecs_pause_request::{BLOCK, CONTINUE, PauseRef, ROLLBACK};
+use tollgate_core::secret::Secret;
+use tollgate_report::lambda::{Function, Invocation};
+
+const SECRET: &str = "test-signing-secret";
+const ARN: &str =
+    "arn:aws:ecs:eu-west-1:111122223333:service-deployment/prod/checkout-web/r9i43YFjvgF";
+const HOOK: &str = "ecs-pause-e7tK9G_WRJqNF";
+const POLICY: &str =
+    r#"{"services": {"prod/checkout-web": {"users": ["U0APPROVER"], "groups": ["S0APPROVERS"]}}}"#;
+
+/// ECS: one deployment with one pause hook; ContinueServiceDeployment
+/// succeeds once, while the hook waits.
+#[derive(Debug)]
+struct FakeEcs {
+    state: Mutex<(String, String)>,
+    resumes: Mutex<Vec<bool>>,
+}
+
+impl FakeEcs {
+    fn paused() -> Arc<Self> {
+        Self::with("IN_PROGRESS", "AWAITING_ACTION")
+    }
+    fn with(deployment: &str, hook: &str) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new((deployment.into(), hook.into())),
+            resumes: Mutex::new(Vec::new()),
+        })
+    }
+    fn resumes(&self) -> Vec<bool> {
+        self.resumes.lock().expect("lock").clone()
+    }
+}
+
+impl ServiceDeployments for FakeEcs {
+    fn pause_state<'a>(
+        &'a self,
+        deployment: &'a str,
+        hook: &'a str,
+    ) -> crate::ecs_hook::BoxFuture<'a, Result<PauseState, PortError>> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            if deployment != ARN {
+                return Ok(PauseState::default());
+            }
+            let s = self.state.lock().expect("lock").clone();
+            Ok(PauseState {
+                deployment_status: Some(s.0),
+                hook_status: (hook == HOOK).then_some(s.1),
+                expires_at: Some(1_700_003_600),
+                timeout_action: Some("ROLLBACK".into()),
+                updated_at: Some(1_700_000_000),
+            })
+        })
+    }
+
+    fn resume<'a>(
+        &'a self,
+        _deployment: &'a str,
+        hook: &'a str,
+        rollback: bool,
+    ) -> crate::ecs_hook::BoxFuture<'a, Result<ResumeAnswer, PortError>> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            let mut s = self.state.lock().expect("lock");
+            if hook != HOOK || s.1 != "AWAITING_ACTION" || s.0 != "IN_PROGRESS" {
+                return Ok(ResumeAnswer::NotPaused("ClientException".into()));
+            }
+            s.1 = if rollback { "FAILED" } else { "SUCCEEDED" }.into();
+            if rollback {
+                s.0 = "ROLLBACK_REQUESTED".into();
+            }
+            self.resumes.lock().expect("lock").push(rollback);
+            Ok(ResumeAnswer::Accepted)
+        })
+    }
+}
+
+/// CodePipeline is never asked in these tests.
+#[derive(Debug)]
+struct NoPipelines;
+
+impl Pipelines for NoPipelines {
+    async fn approval_state(&self, _a: &ApprovalRef) -> Result<ApprovalState, PortError> {
+        panic!("an ECS click asked CodePipeline")
+    }
+    async fn put_result(
+        &self,
+        _a: &ApprovalRef,
+        _t: &Secret,
+        _approved: bool,
+        _s: &str,
+    ) -> Result<PutOutcome, PortError> {
+        panic!("an ECS click decided an approval")
+    }
+}
+
+#[derive(Debug, Default)]
+struct FakeChat {
+    calls: Mutex<Vec<(String, Value)>>,
+}
+
+impl FakeChat {
+    fn calls(&self, method: &str) -> Vec<Value> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(m, _)| m == method)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+    fn record(&self, m: &str, v: Value) {
+        self.calls.lock().expect("lock").push((m.into(), v));
+    }
+}
+
+impl Chat for FakeChat {
+    async fn update(&self, channel: &str, ts: &str, mut message: Value) -> Result<(), PortError> {
+        message["channel"] = json!(channel);
+        message["ts"] = json!(ts);
+        self.record("chat.update", message);
+        Ok(())
+    }
+    async fn respond(&self, url: &str, mut message: Value) -> Result<(), PortError> {
+        message["url"] = json!(url);
+        self.record("respond", message);
+        Ok(())
+    }
+    async fn open_view(&self, _trigger_id: &str, _view: Value) -> Result<(), PortError> {
+        panic!("an ECS click opened a view")
+    }
+    async fn group_members(&self, group: &str) -> Result<Vec<String>, PortError> {
+        self.record("usergroups.users.list", json!({"usergroup": group}));
+        Ok(if group == "S0APPROVERS" {
+            vec!["U0GROUPMEMBER".into()]
+        } else {
+            vec![]
+        })
+    }
+    async fn user_email(&self, _user: &str) -> Result<Option<String>, PortError> {
+        panic!("the author rule does not apply to ECS")
+    }
+}
+
+type App = Approvals<NoPipelines, FakeChat>;
+
+fn app(ecs: Option<Arc<FakeEcs>>, services: &[&str], policy: &str) -> App {
+    Approvals::new(Ok(Ready {
+        signing_secret: Secret::new(SECRET),
+        policy: Policy::parse(policy).expect("policy"),
+        pipelines: NoPipelines,
+        chat: FakeChat::default(),
+        response_url_prefix: "https://hooks.slack.com/".into(),
+        max_body: 1 << 20,
+        ecs: ecs.map(|e| EcsHooks {
+            deployments: e,
+            services: services.iter().map(|s| (*s).to_owned()).collect(),
+        }),
+    }))
+}
+
+fn value(hook: &str) -> String {
+    PauseRef::new(ARN, hook, Some("POST_TEST_TRAFFIC_SHIFT")).encode()
+}
+
+fn click(user: &str, action_id: &str, value: &str) -> Value {
+    json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": "ana", "team_id": "T0LOCAL"},
+        "channel": {"id": "C0LOCAL0001"},
+        "container": {"type": "message", "message_ts": "1700000000.000009", "channel_id": "C0LOCAL0001"},
+        "message": {"ts": "1700000000.000009", "blocks": [
+            {"type": "section", "block_id": "tollgate.ecs_pause.request", "text": {"type": "mrkdwn", "text": "prod/checkout-web paused"}},
+            {"type": "actions", "block_id": BLOCK, "elements": []}
+        ]},
+        "response_url": "https://hooks.slack.com/actions/T0/1/abc",
+        "actions": [{"action_id": action_id, "block_id": BLOCK, "value": value, "type": "button", "action_ts": "1700000001.2"}]
+    })
+}
+
+fn request(body: &[u8], secret: &str) -> LambdaFunctionUrlRequest {
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+    let sig = sign(&Secret::new(secret), &ts, body);
+    serde_json::from_value(json!({
+        "version": "2.0",
+        "rawPath": "/",
+        "headers": {"content-type": "application/x-www-form-urlencoded",
+                    "x-slack-request-timestamp": ts, "x-slack-signature": sig},
+        "requestContext": {"requestId": "req-1", "timeEpoch": 0, "http": {"method": "POST", "path": "/"}},
+        "body": String::from_utf8_lossy(body),
+        "isBase64Encoded": false
+    }))
+    .expect("function URL request")
+}
+
+async fn send(a: &App, user: &str, action_id: &str, value: &str) -> (i64, Value) {
+    let body = form(&click(user, action_id, value));
+    let r = a
+        .handle(
+            request(&body, SECRET),
+            Invocation {
+                context: lambda_runtime::Context::default(),
+            },
+        )
+        .await
+        .expect("answer");
+    let body = r
+        .body
+        .as_deref()
+        .map(|b| serde_json::from_str(b).expect("json"))
+        .unwrap_or(Value::Null);
+    (r.status_code, body)
+}
+
+fn chat(a: &App) -> &FakeChat {
+    &a.ready().expect("ready").chat
+}
+
+#[tokio::test]
+async fn an_approver_continues_and_the_message_shows_who() {
+    let ecs = FakeEcs::paused();
+    let a = app(Some(ecs.clone()), &["prod/checkout-web"], POLICY);
+    let (status, _) = send(&a, "U0APPROVER", CONTINUE, &value(HOOK)).await;
+    assert_eq!(status, 200);
+    assert_eq!(ecs.resumes(), [false]);
+    let updates = chat(&a).calls("chat.update");
+    assert_eq!(updates.len(), 1);
+    let text = updates[0].to_string();
+    assert!(text.contains("*Continued* by <@U0APPROVER>"), "{text}");
+    assert!(!text.contains(CONTINUE), "buttons gone: {text}");
+    assert!(
+        text.contains("prod/checkout-web paused"),
+        "request kept: {text}"
+    );
+    assert_eq!(updates[0]["ts"], "1700000000.000009");
+}
+
+#[tokio::test]
+async fn a_group_member_rolls_back() {
+    let ecs = FakeEcs::paused();
+    let a = app(Some(ecs.clone()), &["prod/checkout-web"], POLICY);
+    let (status, _) = send(&a, "U0GROUPMEMBER", ROLLBACK, &value(HOOK)).await;
+    assert_eq!(status, 200);
+    assert_eq!(ecs.resumes(), [true]);
+    let text = chat(&a).calls("chat.update")[0].to_string();
+    assert!(text.contains("*Rolled back* by <@U0GROUPMEMBER>"), "{text}");
+}
+
+#[tokio::test]
+async fn double_and_concurrent_clicks_decide_once_and_show_the_recorded_state() {
+    let ecs = FakeEcs::paused();
+    let a = app(Some(ecs.clone()), &["prod/checkout-web"], POLICY);
+    let v = value(HOOK);
+    let (r1, r2, r3) = tokio::join!(
+        send(&a, "U0APPROVER", CONTINUE, &v),
+        send(&a, "U0APPROVER", CONTINUE, &v),
+        send(&a, "U0GROUPMEMBER", ROLLBACK, &v),
+    );
+    assert_eq!((r1.0, r2.0, r3.0), (200, 200, 200));
+    let resumes = ecs.resumes();
+    assert_eq!(resumes.len(), 1, "one decision: {resumes:?}");
+    let updates = chat(&a).calls("chat.update");
+    assert_eq!(updates.len(), 3, "each click shows the outcome");
+    let already = updates
+        .iter()
+        .filter(|u| u.to_string().contains("Already *"))
+        .count();
+    assert_eq!(already, 2, "{updates:?}");
+    // A later click on the same (stale) message calls nothing.
+    send(&a, "U0APPROVER", ROLLBACK, &v).await;
+    assert_eq!(ecs.resumes().len(), 1);
+}
+
+#[tokio::test]
+async fn a_stale_click_shows_what_ecs_recorded_and_changes_nothing() {
+    for (deployment, hook, shows) in [
+        ("SUCCESSFUL", "SUCCEEDED", "Already *continued*"),
+        ("ROLLBACK_SUCCESSFUL", "FAILED", "Already *rolled back*"),
+        (
+            "ROLLBACK_IN_PROGRESS",
+            "TIMED_OUT",
+            "*Timed out* at 2023-11-14 23:13 UTC",
+        ),
+    ] {
+        let ecs = FakeEcs::with(deployment, hook);
+        let a = app(Some(ecs.clone()), &["prod/checkout-web"], POLICY);
+        send(&a, "U0APPROVER", CONTINUE, &value(HOOK)).await;
+        assert!(ecs.resumes().is_empty(), "{hook}");
+        let text = chat(&a).calls("chat.update")[0].to_string();
+        assert!(text.contains(shows), "{hook}: {text}");
+    }
+    // Another hook of the deployment, or a deployment ECS does not know:
+    // the clicker hears it, the message stays.
+    let ecs = FakeEcs::paused();
+    let a = app(Some(ecs.clone()), &["prod/checkout-web"], POLICY);
+    send(&a, "U0APPROVER", CONTINUE, &value("ecs-pause-other")).await;
+    assert!(ecs.resumes().is_empty());
+    assert!(chat(&a).calls("chat.update").is_empty());
+    let told = chat(&a).calls("respond")[0].to_string();
+    assert!(told.contains("lists no such pause hook"), "{told}");
+}
+
+#[tokio::test]
+async fn someone_not_allowlisted_is_refused_alone_and_nothing_changes() {
+    let ecs = FakeEcs::paused();
+    let a = app(Some(ecs.clone()), &["prod/checkout-web"], POLICY);
+    let (status, _) = send(&a, "U0STRANGER", CONTINUE, &value(HOOK)).await;
+    assert_eq!(status, 200);
+    assert!(ecs.resumes().is_empty());
+    assert!(chat(&a).calls("chat.update").is_empty());
+    let told = chat(&a).calls("respond");
+    assert_eq!(told[0]["response_type"], "ephemeral");
+    assert!(
+        told[0]
+            .to_string()
+            .contains("not an approver of prod/checkout-web"),
+        "{told:?}"
+    );
+    // A pipelines-only document grants no service.
+    let a = app(
+        Some(FakeEcs::paused()),
+        &["prod/checkout-web"],
+        r#"{"pipelines": {"*": {"users": ["U0APPROVER"]}}}"#,
+    );
+    send(&a, "U0APPROVER", CONTINUE, &value(HOOK)).await;
+    assert!(
+        chat(&a).calls("respond")[0]
+            .to_string()
+            .contains("no entry under services"),
+    );
+}
+
+#[tokio::test]
+async fn a_service_that_is_not_configured_is_refused() {
+    let ecs = FakeEcs::paused();
+    let a = app(Some(ecs.clone()), &["prod/api"], POLICY);
+    send(&a, "U0APPROVER", CONTINUE, &value(HOOK)).await;
+    assert!(ecs.resumes().is_empty());
+    let told = chat(&a).calls("respond")[0].to_string();
+    assert!(told.contains("ApprovalEcsServices"), "{told}");
+    let a = app(None, &[], POLICY);
+    send(&a, "U0APPROVER", CONTINUE, &value(HOOK)).await;
+    let told = chat(&a).calls("respond")[0].to_string();
+    assert!(told.contains("not enabled"), "{told}");
+}
+
+#[tokio::test]
+async fn bad_values_are_400_and_unsigned_clicks_401() {
+    let ecs = FakeEcs::paused();
+    let a = app(Some(ecs.clone()), &["prod/checkout-web"], POLICY);
+    let (status, body) = send(&a, "U0APPROVER", CONTINUE, "xoxb-not-a-reference").await;
+    assert_eq!(status, 400);
+    assert!(!body.to_string().contains("xoxb"), "{body}");
+    let forged = form(&click("U0APPROVER", CONTINUE, &value(HOOK)));
+    let r = a
+        .handle(
+            request(&forged, "another-secret"),
+            Invocation {
+                context: lambda_runtime::Context::default(),
+            },
+        )
+        .await
+        .expect("answer");
+    assert_eq!(r.status_code, 401);
+    assert!(ecs.resumes().is_empty());
+}

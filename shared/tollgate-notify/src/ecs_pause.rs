@@ -1,0 +1,144 @@
+//! The ECS pause request the Slack bot posts when an ECS service deployment
+//! waits at a `PAUSE` lifecycle hook (`ECS Hook State Change` /
+//! `HOOK_AWAITING_ACTION`): in the run's thread, shown in the channel too,
+//! with **Continue** and **Roll back** buttons the `approvals` function
+//! answers (`ContinueServiceDeployment`).
+//!
+//! The buttons follow `tollgate_core::ecs_pause_request`: their value is
+//! the service deployment ARN, the hook id and the stage, all from the
+//! event. Every piece of text from the event is escaped. Roll back asks
+//! for a confirmation in Slack before the click is sent.
+
+use crate::destinations::slack::escape;
+use crate::model::Notification;
+use serde_json::{Value, json};
+use tollgate_core::ecs_pause_request::{BLOCK, CONTINUE, PauseRef, ROLLBACK};
+use tollgate_core::text::ellipsize;
+
+/// The paused deployment this event asks a decision for, if any.
+pub fn pause_of(n: &Notification) -> Option<&PauseRef> {
+    n.ecs_pause.as_ref()
+}
+
+/// The request message (a thread reply to `thread_ts` when given, shown in
+/// the channel too).
+pub fn render(n: &Notification, pause: &PauseRef, channel: &str, thread_ts: Option<&str>) -> Value {
+    let name = escape(&ellipsize(&n.name, 200));
+    let stage = escape(pause.stage.as_deref().unwrap_or("a lifecycle stage"));
+    let mut blocks = vec![json!({
+        "type": "section",
+        "block_id": "tollgate.ecs_pause.request",
+        "text": {"type": "mrkdwn", "text": ellipsize(&format!(
+            ":double_vertical_bar: ECS deployment paused: *{name}* at `{stage}`, waiting for a decision"), 2900)}
+    })];
+    let mut context = Vec::new();
+    if let Some(id) = pause.arn().map(|a| a.id.to_owned()) {
+        context.push(format!("Service deployment `{}`", escape(&id)));
+    }
+    let expires = n.facts.iter().find(|f| f.label == "Expires").and_then(|f| {
+        time::OffsetDateTime::parse(&f.value, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(|t| (t, f.value.as_str()))
+    });
+    if let Some((t, raw)) = expires {
+        context.push(format!(
+            "Times out <!date^{}^{{date_short_pretty}} {{time}}|at {}>; ECS then takes the hook's timeout action",
+            t.unix_timestamp(),
+            escape(&ellipsize(raw, 40))
+        ));
+    }
+    if !context.is_empty() {
+        blocks.push(json!({
+            "type": "context",
+            "elements": context.into_iter().map(|t| json!({"type": "mrkdwn", "text": t})).collect::<Vec<_>>()
+        }));
+    }
+    let value = pause.encode();
+    blocks.push(json!({
+        "type": "actions",
+        "block_id": BLOCK,
+        "elements": [
+            {"type": "button", "action_id": CONTINUE, "style": "primary",
+             "text": {"type": "plain_text", "text": "Continue"}, "value": value},
+            {"type": "button", "action_id": ROLLBACK, "style": "danger",
+             "text": {"type": "plain_text", "text": "Roll back"}, "value": value,
+             "confirm": {
+                "title": {"type": "plain_text", "text": "Roll back?"},
+                "text": {"type": "plain_text", "text": ellipsize(&format!(
+                    "ECS rolls {name} back to the previous service revision."), 280)},
+                "confirm": {"type": "plain_text", "text": "Roll back"},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+                "style": "danger"
+             }}
+        ]
+    }));
+    let mut v = json!({
+        "channel": channel,
+        "text": ellipsize(&format!("ECS deployment paused: {name} at {stage}"), 300),
+        "blocks": blocks,
+        "unfurl_links": false,
+    });
+    if let Some(ts) = thread_ts {
+        v["thread_ts"] = json!(ts);
+        v["reply_broadcast"] = json!(true);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::parse_str;
+
+    fn event(event_name: &str, hook_type: &str) -> Notification {
+        let mut v: Value = serde_json::from_str(include_str!(
+            "../../../events/notifier/ecs-hook-awaiting-action.json"
+        ))
+        .expect("fixture");
+        v["detail"]["eventName"] = json!(event_name);
+        v["detail"]["hookType"] = json!(hook_type);
+        v["detail"]["serviceArn"] =
+            json!("arn:aws:ecs:us-west-2:123456789012:service/my-cluster/web<!channel>");
+        Notification::from_event(&parse_str(&v.to_string()))
+    }
+
+    #[test]
+    fn a_paused_deployment_gets_continue_and_roll_back() {
+        let n = event("HOOK_AWAITING_ACTION", "PAUSE");
+        let p = pause_of(&n).expect("a pause");
+        assert_eq!(
+            p.hook,
+            "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw"
+        );
+        assert_eq!(p.stage.as_deref(), Some("POST_TEST_TRAFFIC_SHIFT"));
+        let v = render(&n, p, "C0123456789", Some("1700000000.000001"));
+        assert_eq!(v["reply_broadcast"], true);
+        let buttons = v["blocks"][2]["elements"].as_array().expect("buttons");
+        assert_eq!(buttons[0]["action_id"], CONTINUE);
+        assert_eq!(buttons[1]["action_id"], ROLLBACK);
+        assert!(buttons[1]["confirm"].is_object(), "roll back is confirmed");
+        let decoded = PauseRef::decode(buttons[0]["value"].as_str().expect("value")).expect("ref");
+        assert_eq!(&decoded, p);
+        let mut shown = v.clone();
+        for b in shown["blocks"][2]["elements"]
+            .as_array_mut()
+            .expect("buttons")
+        {
+            b["value"] = json!("");
+        }
+        let text = shown.to_string();
+        assert!(!text.contains("<!channel>"), "escaped: {text}");
+        assert!(text.contains("<!date^1772726681^"), "expiry: {text}");
+    }
+
+    #[test]
+    fn other_hook_events_ask_nothing() {
+        for (name, ty) in [
+            ("HOOK_SUCCEEDED", "PAUSE"),
+            ("HOOK_TIMED_OUT", "PAUSE"),
+            ("HOOK_AWAITING_ACTION", "AWS_LAMBDA"),
+        ] {
+            assert!(pause_of(&event(name, ty)).is_none(), "{name} {ty}");
+        }
+    }
+}
