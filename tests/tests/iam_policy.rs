@@ -236,6 +236,8 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "codepipeline:ListActionExecutions",
             "codepipeline:PutApprovalResult",
             "secretsmanager:GetSecretValue",
+            // The bot token when SlackBotToken is an ssm:/ SecureString.
+            "ssm:GetParameter",
         ],
         other_credentials: &[],
         config_sources: &[

@@ -15,6 +15,10 @@
 //!   Slack (`chat.update`, `response_url`, `views.open`,
 //!   `usergroups.users.list`, `users.info`);
 //! - [`render`]: the decided message, ephemeral answers, the modal;
+//! - [`confirm`]: a decision `PutApprovalResult` did not confirm (timed
+//!   out, a server error) is read again, and shown as recorded, decided by
+//!   someone else, or "may have been recorded, check …", never as "not
+//!   recorded";
 //! - [`app`]: the function (`Approvals`), its audit line and its idempotency
 //!   (a decision already taken, lost to a concurrent click, or expired shows
 //!   the recorded state, never a second result).
@@ -23,6 +27,7 @@
 //! the signing secret or an approval token.
 
 pub mod app;
+pub mod confirm;
 pub mod interaction;
 pub mod policy;
 pub mod ports;
