@@ -122,7 +122,11 @@ mod tests {
         );
         assert_eq!(
             after(
-                Some(&state("Failed", None, Some("The approval action timed out"))),
+                Some(&state(
+                    "Failed",
+                    None,
+                    Some("The approval action timed out")
+                )),
                 true
             ),
             Outcome::Expired
@@ -169,7 +173,9 @@ mod tests {
         let updates = r.chat.calls("chat.update");
         assert_eq!(updates.len(), 1, "{updates:?}");
         assert!(
-            updates[0].to_string().contains("*Approved* by <@U0APPROVER>"),
+            updates[0]
+                .to_string()
+                .contains("*Approved* by <@U0APPROVER>"),
             "{updates:?}"
         );
         assert!(r.chat.calls("respond").is_empty());
@@ -193,7 +199,12 @@ mod tests {
 
     #[test]
     fn the_text_never_says_nothing_happened() {
-        let t = unconfirmed_text("PutApprovalResult <timed> out", true, Some("https://c/x"), true);
+        let t = unconfirmed_text(
+            "PutApprovalResult <timed> out",
+            true,
+            Some("https://c/x"),
+            true,
+        );
         assert!(t.contains("*may have been recorded*"), "{t}");
         assert!(t.contains("<https://c/x|"), "{t}");
         assert!(t.contains("&lt;timed&gt;"), "escaped: {t}");

@@ -156,7 +156,11 @@ impl Chat for FakeChat {
     }
 }
 
-pub(crate) fn app(pipeline: FakePipeline, chat: FakeChat, policy: &str) -> Approvals<FakePipeline, FakeChat> {
+pub(crate) fn app(
+    pipeline: FakePipeline,
+    chat: FakeChat,
+    policy: &str,
+) -> Approvals<FakePipeline, FakeChat> {
     Approvals::new(Ok(Ready {
         signing_secret: Secret::new(SECRET),
         policy: Policy::parse(policy).expect("policy"),

@@ -7,11 +7,13 @@
 //! rehearse                 # a healthy release: exit 0
 //! rehearse --break green   # the green task set is broken: the hook stops it, exit 3
 //! rehearse --break migration  # the migration task exits 1: the pipeline stops, exit 4
+//! rehearse --reject        # the approver rejects in Slack: the pipeline stops, exit 5
 //! ```
 //!
 //! Exit codes: 0 released, 3 stopped by a failed hook and rolled back (what
 //! `--break green` must produce), 4 stopped by the failed migration before
-//! anything was deployed (what `--break migration` must produce), 1 the
+//! anything was deployed (what `--break migration` must produce), 5 rejected
+//! in Slack at the approval (what `--reject` must produce), 1 the
 //! rehearsal went wrong or ended other than its scenario expects, 2 bad
 //! arguments.
 
@@ -19,12 +21,13 @@ use std::path::PathBuf;
 use tollgate_tests::paths;
 use tollgate_tests::rehearsal::{self, EXIT_PROBLEM, EXIT_USAGE, Scenario};
 
-const USAGE: &str = "usage: rehearse [--break green|migration] [--out DIR]
+const USAGE: &str = "usage: rehearse [--break green|migration | --reject] [--out DIR]
 
 Rehearses a whole release on loopback (no AWS account, no Docker): CodePipeline
 runs verify-artifact, a migration task (run-task), ecs-deploy and a staging
 smoke test through the real
-pipeline-action binary; a CodeDeploy blue/green deployment runs the
+pipeline-action binary; a manual approval decided by a signed Slack click
+through the real approvals binary (its function URL); a CodeDeploy blue/green deployment runs the
 AfterAllowTestTraffic and BeforeAllowTraffic hooks through deploy-hook; the
 notifier renders every state change to a local Slack sink.
 
@@ -35,6 +38,11 @@ notifier renders every state change to a local Slack sink.
                   make the migration task exit 1: the pipeline stops at
                   Staging › Migrate with the container, exit code and last
                   log lines, in the failure and in Slack; nothing is deployed
+  --reject        the approver clicks Reject in Slack and gives a reason in
+                  the dialog: approvals records the rejection
+                  (PutApprovalResult), the pipeline stops at
+                  Approval › Release, and the failure messages show the
+                  reason; nothing is deployed
   --out DIR       where to write function logs, Slack payloads and AWS calls
                   (default: target/rehearsal/<scenario>)
 
@@ -43,7 +51,8 @@ Set TOLLGATE_ECHO_LOGS=1 to echo the functions' logs to stderr.
 
 Exit codes: 0 released; 3 stopped by the failed hook and rolled back (the
 expected outcome of --break green); 4 stopped by the failed migration before
-anything was deployed (the expected outcome of --break migration); 1 the
+anything was deployed (the expected outcome of --break migration); 5
+rejected in Slack at the approval (the expected outcome of --reject); 1 the
 rehearsal went wrong or did not end as its scenario expects; 2 bad arguments.";
 
 #[derive(Debug)]
@@ -71,6 +80,7 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
             },
             "--break=green" => scenario = Scenario::BrokenGreen,
             "--break=migration" => scenario = Scenario::BrokenMigration,
+            "--reject" => scenario = Scenario::Rejected,
             "--out" => match it.next() {
                 Some(dir) => out = Some(PathBuf::from(dir)),
                 None => return Err("--out needs a directory".to_owned()),
@@ -165,5 +175,10 @@ mod tests {
                 .contains("green")
         );
         assert!(parse(&args(&["--frobnicate"])).is_err());
+        let a = parse(&args(&["--reject", "--out", "/tmp/r"]))
+            .expect("ok")
+            .expect("args");
+        assert_eq!(a.scenario, Scenario::Rejected);
+        assert_eq!(a.out, Some(PathBuf::from("/tmp/r")));
     }
 }

@@ -5,7 +5,9 @@
 //! What runs:
 //! - the three real function binaries (`pipeline-action`, `deploy-hook`,
 //!   `notifier`) under the local Lambda Runtime API ([`crate::LocalLambda`]),
-//!   each started once and kept warm, as Lambda would;
+//!   each started once and kept warm, as Lambda would, and `approvals`
+//!   (started at the manual approval, [`approval`]), which a signed Slack
+//!   click reaches through its function URL;
 //! - real AWS SDK clients inside them, pointed at the AWS stand-in
 //!   ([`crate::AwsStandIn`]), which answers the CodePipeline and CodeDeploy
 //!   reports and the reads moto lacks, and forwards the rest to moto;
@@ -29,12 +31,17 @@
 //!   Migrate, `run-task`) exited non-zero and the pipeline stopped there,
 //!   before staging or production changed; this is the expected outcome of
 //!   `--break migration`;
+//! - `5` ([`EXIT_REJECTED`]): the approver rejected the release in Slack
+//!   (a signed click on Reject, then the reason dialog) and the pipeline
+//!   stopped at `Approval › Release`, with the reason in its failure; this
+//!   is the expected outcome of `--reject`;
 //! - `1` ([`EXIT_PROBLEM`]): the rehearsal itself went wrong, or the outcome
 //!   was not the one the scenario expects (a healthy release that did not
 //!   reach production, a broken green that was not stopped);
 //! - `2` ([`EXIT_USAGE`]): bad command-line arguments.
 
 pub mod app;
+mod approval;
 pub mod codepipeline;
 pub mod events;
 pub mod logs;
@@ -70,6 +77,9 @@ pub const EXIT_ROLLED_BACK: i32 = 3;
 /// Exit code: the migration task failed and the pipeline stopped before
 /// anything was deployed.
 pub const EXIT_MIGRATION_FAILED: i32 = 4;
+/// Exit code: the approver rejected the release in Slack; the pipeline
+/// stopped at the approval.
+pub const EXIT_REJECTED: i32 = 5;
 
 /// What to rehearse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +90,8 @@ pub enum Scenario {
     BrokenGreen,
     /// The migration task exits 1.
     BrokenMigration,
+    /// The approver rejects the release in Slack, with a reason.
+    Rejected,
 }
 
 impl Scenario {
@@ -89,6 +101,7 @@ impl Scenario {
             Self::Healthy => "healthy",
             Self::BrokenGreen => "break-green",
             Self::BrokenMigration => "break-migration",
+            Self::Rejected => "reject",
         }
     }
 }
@@ -129,6 +142,15 @@ pub fn exit_code(scenario: Scenario, verdict: &Verdict) -> i32 {
                 ..
             },
         ) if action == "Migrate" => EXIT_MIGRATION_FAILED,
+        (
+            Scenario::Rejected,
+            Verdict::Stopped {
+                stage,
+                action,
+                rolled_back: false,
+                ..
+            },
+        ) if stage == approval::STAGE && action == approval::ACTION => EXIT_REJECTED,
         _ => EXIT_PROBLEM,
     }
 }
@@ -285,6 +307,7 @@ pub async fn run(
         Scenario::Healthy => "a healthy release",
         Scenario::BrokenGreen => "a release whose green task set is broken (--break green)",
         Scenario::BrokenMigration => "a release whose database migration fails (--break migration)",
+        Scenario::Rejected => "a release the approver rejects in Slack (--reject)",
     };
     t.text(&format!(
         "Tollgate rehearsal: {title}, on loopback (no AWS account, no Docker)"
@@ -317,6 +340,7 @@ fn describe_calls(calls: &[Call]) -> String {
             "PutJobSuccessResult",
             "PutJobFailureResult",
             "PutLifecycleEventHookExecutionStatus",
+            "PutApprovalResult",
         ];
         let name = match c.operation.as_str() {
             "s3:GET" => "S3 GetObject".to_owned(),
@@ -375,6 +399,16 @@ mod tests {
         assert_eq!(exit_code(Scenario::BrokenMigration, &stopped(true)), 1);
         assert_eq!(exit_code(Scenario::BrokenMigration, &Verdict::Released), 1);
         assert_eq!(exit_code(Scenario::Healthy, &migrate), 1);
+        let rejected = Verdict::Stopped {
+            stage: "Approval".into(),
+            action: "Release".into(),
+            reason: "Rejected in Slack by ana".into(),
+            rolled_back: false,
+        };
+        assert_eq!(exit_code(Scenario::Rejected, &rejected), 5);
+        assert_eq!(exit_code(Scenario::Rejected, &Verdict::Released), 1);
+        assert_eq!(exit_code(Scenario::Rejected, &migrate), 1);
+        assert_eq!(exit_code(Scenario::Healthy, &rejected), 1);
     }
 
     #[test]

@@ -372,6 +372,9 @@ impl World {
             Scenario::BrokenMigration => {
                 "the failed migration stops the pipeline before anything is deployed"
             }
+            Scenario::Rejected => {
+                "the approver's rejection in Slack stops the pipeline at the approval"
+            }
         };
         let code = exit_code(self.scenario, verdict);
         if code == EXIT_PROBLEM {

@@ -29,7 +29,10 @@ impl CodePipelineApprovals {
     pub fn new(sdk: &SdkConfig) -> Self {
         let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(2);
         Self {
-            region: sdk.region().map(|r| r.as_ref().to_owned()).unwrap_or_default(),
+            region: sdk
+                .region()
+                .map(|r| r.as_ref().to_owned())
+                .unwrap_or_default(),
             client: Client::from_conf(
                 aws_sdk_codepipeline::config::Builder::from(sdk)
                     .retry_config(retry)
