@@ -19,6 +19,8 @@
 //! - [`cgroup::MemoryCage`]: a memory-limited cgroup for a real
 //!   out-of-memory kill.
 //! - [`paths`]: where binaries and fixtures are.
+//! - [`slack_signed`]: Slack interactivity requests, signed, as the
+//!   approvals function's URL receives them.
 
 pub mod async_invoke;
 pub mod aws_standin;
@@ -30,6 +32,7 @@ pub mod paths;
 pub mod rehearsal;
 pub mod runtime_api;
 pub mod seed;
+pub mod slack_signed;
 
 pub use aws_standin::{AwsStandIn, Fault, Report};
 pub use moto::Moto;

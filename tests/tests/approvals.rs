@@ -442,6 +442,75 @@ async fn an_expired_approval_and_a_newer_execution_are_never_decided() {
     );
 }
 
+/// `GetPipelineState` as CodePipeline can show a PARALLEL-mode pipeline:
+/// the stage's latest execution is `stage_execution`, while the approval
+/// action's latest execution (and its token) is `token`'s.
+fn parallel_state(pipeline: &str, stage_execution: &str, token: &str) -> Value {
+    json!({"pipelineName": pipeline, "pipelineVersion": 1, "stageStates": [{
+        "stageName": "Prod",
+        "latestExecution": {"pipelineExecutionId": stage_execution, "status": "InProgress"},
+        "actionStates": [{"actionName": "Approve", "latestExecution": {
+            "actionExecutionId": format!("standin-action-execution-{token}"),
+            "status": "InProgress", "token": token, "lastStatusChange": now() as f64}}]
+    }]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_mode_a_token_of_another_execution_is_never_used() {
+    let w = World::new(approvers()).await;
+    // Two executions wait at the approval (PARALLEL mode).
+    w.waiting("exec-1", "token-parallel-1");
+    w.waiting("exec-2", "token-parallel-2");
+    // The stage names exec-1 (the button's), but the waiting token is
+    // exec-2's: ListActionExecutions of exec-1 does not show that action
+    // execution, so the token is not used.
+    w.standin.script(
+        "GetPipelineState",
+        vec![parallel_state(&w.pipeline(), "exec-1", "token-parallel-2")],
+    );
+    let mut f = w.function().await;
+    let answer = f
+        .invoke(
+            w.event("approve-click", now(), SIGNING_SECRET, |_| {}),
+            DEADLINE,
+        )
+        .await;
+    assert_eq!(status(answer.response()), 200, "{}", f.logs());
+    assert!(w.approvals().is_empty(), "{:?}", w.approvals());
+    assert!(
+        w.standin.calls_of("PutApprovalResult").is_empty(),
+        "the other execution's token was never sent"
+    );
+    let listed = w.standin.calls_of("ListActionExecutions");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].request["filter"]["pipelineExecutionId"], "exec-1");
+    let said = w.ephemeral();
+    assert!(
+        said.iter().any(|t| t.contains("another execution")),
+        "{said:?}"
+    );
+    assert!(w.slack_calls("/api/chat.update").is_empty());
+
+    // Control: when the action's token is exec-1's own, the same click
+    // approves with it (the check above is not refusing everything).
+    w.standin.script(
+        "GetPipelineState",
+        vec![parallel_state(&w.pipeline(), "exec-1", "token-parallel-1")],
+    );
+    let answer = f
+        .invoke(
+            w.event("approve-click", now(), SIGNING_SECRET, |_| {}),
+            DEADLINE,
+        )
+        .await;
+    assert_eq!(status(answer.response()), 200);
+    let reports = w.approvals();
+    let [Report::Approval { token, .. }] = reports.as_slice() else {
+        panic!("{reports:?}")
+    };
+    assert_eq!(token, "token-parallel-1");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_approvers_decide_and_the_author_may_not_approve() {
     let approvers = json!({"pipelines": {"*": {"users": [APPROVER, "U0LOCALAUTHOR"], "author_may_not_approve": true}}});

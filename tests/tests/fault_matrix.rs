@@ -12,7 +12,12 @@
 //!   answer without a report;
 //! - `notifier`: delivered (every destination's sink received it), or an
 //!   invocation error (so Lambda retries and the OnFailure destination keeps
-//!   the event); never an answer that claims delivery the sinks did not see.
+//!   the event); never an answer that claims delivery the sinks did not see;
+//! - `approvals` (a signed Slack click on its function URL, `approvals`
+//!   module): an HTTP answer before the deadline; at most one
+//!   `PutApprovalResult` accepted per approval; a refused request (401 /
+//!   400 / 405 / 413 / 503) changes nothing and calls nothing; never the
+//!   body, a secret or the approval token in the logs.
 //!
 //! Cells run concurrently (each has its own processes and ports).
 //!
@@ -27,6 +32,9 @@ use std::time::{Duration, Instant};
 use tollgate_test_support::http::{Reply, Request, Stub};
 use tollgate_tests::moto::free_port;
 use tollgate_tests::{AwsStandIn, Fault, Invocation, LocalLambda, Moto, Report, paths};
+
+#[path = "fault_matrix/approvals.rs"]
+mod approvals;
 
 /// Deadline of an ordinary cell.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -44,26 +52,33 @@ enum Func {
     PipelineAction,
     DeployHook,
     Notifier,
+    Approvals,
 }
 
 impl Func {
-    const ALL: [Func; 3] = [Func::PipelineAction, Func::DeployHook, Func::Notifier];
+    const ALL: [Func; 4] = [
+        Func::PipelineAction,
+        Func::DeployHook,
+        Func::Notifier,
+        Func::Approvals,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Func::PipelineAction => "pipeline-action",
             Func::DeployHook => "deploy-hook",
             Func::Notifier => "notifier",
+            Func::Approvals => "approvals",
         }
     }
 }
 
 /// One row: a key, what it does, and the expected outcome class per function
-/// (pipeline-action, deploy-hook, notifier).
+/// (pipeline-action, deploy-hook, notifier, approvals).
 struct Kind {
     key: &'static str,
     what: &'static str,
-    expect: [&'static str; 3],
+    expect: [&'static str; 4],
 }
 
 /// Outcome classes:
@@ -81,7 +96,13 @@ struct Kind {
 /// - `quiet`: notifier answered `quiet` with a reason (not a notification);
 /// - `init-error:<type>`: the function posted an init error of that type
 ///   and exited (only the notifier's configuration error: it has nothing
-///   to report to).
+///   to report to);
+/// - approvals: `answer:<status>` an HTTP answer that decided nothing;
+///   `approved` / `rejected` one `PutApprovalResult` accepted this round;
+///   `already-decided` / `expired` the message shows the recorded state;
+///   `not-recorded` nothing recorded and the clicker told why (try again);
+///   `unconfirmed` CodePipeline gave no answer either way and the clicker
+///   is told it *may* have been recorded, with where to check.
 ///
 /// `a → b` is two deliveries of the same event.
 const KINDS: &[Kind] = &[
@@ -89,6 +110,7 @@ const KINDS: &[Kind] = &[
         key: "malformed-json",
         what: "truncated JSON body",
         expect: [
+            "error:&lambda_runtime::deserializer::DeserializeError",
             "error:&lambda_runtime::deserializer::DeserializeError",
             "error:&lambda_runtime::deserializer::DeserializeError",
             "error:&lambda_runtime::deserializer::DeserializeError",
@@ -101,6 +123,7 @@ const KINDS: &[Kind] = &[
             "error:&lambda_runtime::deserializer::DeserializeError",
             "error:&lambda_runtime::deserializer::DeserializeError",
             "error:&lambda_runtime::deserializer::DeserializeError",
+            "error:&lambda_runtime::deserializer::DeserializeError",
         ],
     },
     Kind {
@@ -110,6 +133,7 @@ const KINDS: &[Kind] = &[
             "error:UnrecognisedEvent",
             "error:UnrecognisedEvent",
             "delivered",
+            "error:&lambda_runtime::deserializer::DeserializeError",
         ],
     },
     Kind {
@@ -119,6 +143,7 @@ const KINDS: &[Kind] = &[
             "report:failure:ConfigurationError",
             "error:UnrecognisedEvent",
             "delivered",
+            "answer:401",
         ],
     },
     Kind {
@@ -128,6 +153,7 @@ const KINDS: &[Kind] = &[
             "report:failure:ConfigurationError",
             "error:UnrecognisedEvent",
             "delivered",
+            "error:&lambda_runtime::deserializer::DeserializeError",
         ],
     },
     Kind {
@@ -137,17 +163,24 @@ const KINDS: &[Kind] = &[
             "report:failure:ConfigurationError",
             "error:ReportRejected",
             "delivered",
+            "answer:401",
         ],
     },
     Kind {
         key: "six-mb",
         what: "6 MB payload (an extra 6 MB field)",
-        expect: ["report:success", "report:Succeeded", "delivered"],
+        expect: [
+            "report:success",
+            "report:Succeeded",
+            "delivered",
+            "answer:413",
+        ],
     },
     Kind {
         key: "deep-event",
         what: "event nested 100 000 levels deep",
         expect: [
+            "error:&lambda_runtime::deserializer::DeserializeError",
             "error:&lambda_runtime::deserializer::DeserializeError",
             "error:&lambda_runtime::deserializer::DeserializeError",
             "error:&lambda_runtime::deserializer::DeserializeError",
@@ -160,22 +193,38 @@ const KINDS: &[Kind] = &[
             "report:failure:ConfigurationError",
             "report:Succeeded",
             "delivered",
+            "answer:400",
         ],
     },
     Kind {
         key: "unicode",
         what: "unusual Unicode (RTL override, emoji, combining marks, NUL) in names",
-        expect: ["report:success", "report:Succeeded", "delivered"],
+        expect: [
+            "report:success",
+            "report:Succeeded",
+            "delivered",
+            "approved",
+        ],
     },
     Kind {
         key: "throttle",
         what: "report / publish call throttled twice",
-        expect: ["report:success", "report:Succeeded", "delivered"],
+        expect: [
+            "report:success",
+            "report:Succeeded",
+            "delivered",
+            "not-recorded",
+        ],
     },
     Kind {
         key: "server-error",
         what: "report / publish call answers 5xx twice",
-        expect: ["report:success", "report:Succeeded", "delivered"],
+        expect: [
+            "report:success",
+            "report:Succeeded",
+            "delivered",
+            "unconfirmed",
+        ],
     },
     Kind {
         key: "slow-past-deadline",
@@ -184,6 +233,7 @@ const KINDS: &[Kind] = &[
             "error:ReportUndelivered, report landed",
             "error:ReportUndelivered, report landed",
             "error:NotificationUndelivered",
+            "approved",
         ],
     },
     Kind {
@@ -193,6 +243,7 @@ const KINDS: &[Kind] = &[
             "error:ReportUndelivered",
             "error:ReportUndelivered",
             "error:NotificationUndelivered",
+            "answer:503",
         ],
     },
     Kind {
@@ -202,15 +253,17 @@ const KINDS: &[Kind] = &[
             "error:ReportDenied",
             "error:ReportDenied",
             "error:NotificationUndelivered",
+            "not-recorded",
         ],
     },
     Kind {
         key: "duplicate-report",
-        what: "already reported: InvalidJobState / LifecycleEventAlreadyCompleted (notifier: webhook 409)",
+        what: "already reported: InvalidJobState / LifecycleEventAlreadyCompleted (notifier: webhook 409; approvals: approved in the console first)",
         expect: [
             "already-reported",
             "already-reported",
             "error:NotificationUndelivered",
+            "already-decided",
         ],
     },
     Kind {
@@ -220,66 +273,77 @@ const KINDS: &[Kind] = &[
             "report:success → already-reported",
             "report:Succeeded → already-reported",
             "delivered → already-delivered",
+            "approved → already-decided",
         ],
     },
     Kind {
         key: "dependency-fault",
-        what: "a read the work needs fails (ECS DescribeServices / CodeDeploy GetDeployment throttled; CodePipeline enrichment reads denied / 5xx)",
+        what: "a read the work needs fails (ECS DescribeServices / CodeDeploy GetDeployment throttled; CodePipeline enrichment reads denied / 5xx; approvals: GetPipelineState throttled)",
         expect: [
             "report:failure:SystemUnavailable",
             "report:Failed",
             "delivered",
+            "not-recorded",
         ],
     },
     Kind {
         key: "config-error",
-        what: "a configuration error at init (pipeline-action: TOLLGATE_ARTIFACT_MAX_BYTES=lots; deploy-hook: an invalid check spec; notifier: TOLLGATE_NOTIFY_ENRICH_TIMEOUT_MS=soon)",
+        what: "a configuration error at init (pipeline-action: TOLLGATE_ARTIFACT_MAX_BYTES=lots; deploy-hook: an invalid check spec; notifier: TOLLGATE_NOTIFY_ENRICH_TIMEOUT_MS=soon; approvals: a misspelt field in TOLLGATE_APPROVERS)",
         expect: [
             "report:failure:ConfigurationError",
             "report:Failed",
             "init-error:InvalidConfiguration",
+            "answer:503",
         ],
     },
     Kind {
         key: "syntax-error-secrets",
-        what: "a syntax error next to a token in the user's document (UserParameters, check spec, rules): the token shows nowhere",
+        what: "a syntax error next to a token in the user's document (UserParameters, check spec, rules, approvers): the token shows nowhere",
         expect: [
             "report:failure:ConfigurationError",
             "report:Failed",
             "init-error:InvalidRules",
+            "answer:503",
         ],
     },
     Kind {
         key: "memory-budget",
-        what: "16 checks × 8 MiB bodies at once at 128 MB (notifier: a YAML alias bomb in its rules): refused before any request",
+        what: "16 checks × 8 MiB bodies at once at 128 MB (notifier: a YAML alias bomb in its rules; approvals holds no document but the request, bounded by six-mb): refused before any request",
         expect: [
             "report:failure:ConfigurationError",
             "report:Failed",
             "init-error:InvalidRules",
+            "n/a",
         ],
     },
     Kind {
         key: "runtime-api-target",
-        what: "a check aimed at the function's own Runtime API (deploy-hook: at the link-local metadata address); the notifier runs no checks",
-        expect: ["report:failure:JobFailed", "report:Failed", "n/a"],
+        what: "a check aimed at the function's own Runtime API (deploy-hook: at the link-local metadata address); the notifier and approvals run no checks",
+        expect: ["report:failure:JobFailed", "report:Failed", "n/a", "n/a"],
     },
     Kind {
         key: "stale-duplicate",
-        what: "a late redelivery after the work ended (ecs-deploy of a finished job: no ECS change; a reported hook; an event another environment delivered)",
-        expect: ["already-reported", "already-reported", "already-delivered"],
+        what: "a late redelivery after the work ended (ecs-deploy of a finished job: no ECS change; a reported hook; an event another environment delivered; a click on an expired approval)",
+        expect: [
+            "already-reported",
+            "already-reported",
+            "already-delivered",
+            "expired",
+        ],
     },
     Kind {
         key: "chat-injection",
-        what: "mentions and disguised links in an action's summary (<!channel>, <@U…>, <url|label>) sent to Slack; the callbacks render no chat",
-        expect: ["n/a", "n/a", "delivered"],
+        what: "mentions and disguised links in an action's summary (approvals: in a reject reason) (<!channel>, <@U…>, <url|label>) sent to Slack; the callbacks render no chat",
+        expect: ["n/a", "n/a", "delivered", "rejected"],
     },
     Kind {
         key: "process-killed",
-        what: "the process is killed mid-work (SIGKILL); Lambda's destination record goes through the dead-letter consumer",
+        what: "the process is killed mid-work (SIGKILL); Lambda's destination record goes through the dead-letter consumer (approvals is invoked synchronously by its URL: Slack shows the failure, no destination)",
         expect: [
             "killed → dead-letter → report:failure:JobFailed",
             "killed → dead-letter → report:Failed",
             "killed → failure queue",
+            "n/a",
         ],
     },
     Kind {
@@ -289,6 +353,7 @@ const KINDS: &[Kind] = &[
             "report:failure:JobFailed",
             "report:Failed",
             "error:NotificationUndelivered",
+            "approved",
         ],
     },
 ];
@@ -300,6 +365,8 @@ enum Mode {
     Ok,
     Status(u16),
     Hang,
+    /// Slack's Web API: `{"ok": true}`.
+    Slack,
 }
 
 /// The loopback stub as the smoke target of the callback functions and the
@@ -317,6 +384,7 @@ impl Server {
             Mode::Ok => ok(200),
             Mode::Status(s) => ok(s),
             Mode::Hang => ok(200).after(Duration::from_secs(3600)),
+            Mode::Slack => Reply::json(200, &json!({"ok": true})),
         };
         let stub = Stub::replying(reply).await;
         Server {
@@ -430,6 +498,7 @@ async fn rig(func: Func, kind: &str) -> Rig {
     let mode = match (func, kind) {
         (_, "deadline-short" | "process-killed") => Mode::Hang,
         (Func::Notifier, "duplicate-report") => Mode::Status(409),
+        (Func::Approvals, _) => Mode::Slack,
         _ => Mode::Ok,
     };
     let server = Server::start(mode).await;
@@ -500,6 +569,12 @@ async fn rig(func: Func, kind: &str) -> Rig {
             add("TOLLGATE_NOTIFY_DEDUPE_TABLE", table);
             topic = Some(arn);
         }
+        Func::Approvals => {
+            for (k, v) in approvals::env(&server.url) {
+                add(k, v);
+            }
+            approvals::seed(&standin, &id);
+        }
     }
     // A finished ecs-deploy job's world: its artifact and the service.
     if func == Func::PipelineAction && kind == "stale-duplicate" {
@@ -530,6 +605,12 @@ async fn rig(func: Func, kind: &str) -> Rig {
             }
             add("TOLLGATE_NOTIFY_RULES", doc)
         }
+        (Func::Approvals, "syntax-error-secrets") => add(
+            "TOLLGATE_APPROVERS",
+            format!(
+                "{{\"pipelines\": {{\"*\": {{\"users\": [\"U0FAULTMATRIX\"], \"token\": \"{DOC_TOKEN}"
+            ),
+        ),
         (Func::DeployHook, "runtime-api-target") => add(
             "TOLLGATE_CHECK_SPEC",
             "checks: [{name: metadata, url: 'http://169.254.169.254/latest/meta-data/', expect: {status: 200}}]"
@@ -546,6 +627,10 @@ async fn rig(func: Func, kind: &str) -> Rig {
                 "checks: [{name: h, url: '${TARGET}/h', expect: {status: 2xx}}]".into(),
             ),
             Func::Notifier => add("TOLLGATE_NOTIFY_ENRICH_TIMEOUT_MS", "soon".into()),
+            Func::Approvals => add(
+                "TOLLGATE_APPROVERS",
+                r#"{"pipelines": {"*": {"user": ["U0FAULTMATRIX"]}}}"#.into(),
+            ),
         }
     }
     // Faults in the calls each function makes.
@@ -553,6 +638,7 @@ async fn rig(func: Func, kind: &str) -> Rig {
         Func::PipelineAction => "PutJobSuccessResult",
         Func::DeployHook => "PutLifecycleEventHookExecutionStatus",
         Func::Notifier => "Publish",
+        Func::Approvals => "PutApprovalResult",
     };
     match kind {
         "throttle" => standin.inject(report_op, Fault::Throttle, Some(2)),
@@ -570,6 +656,9 @@ async fn rig(func: Func, kind: &str) -> Rig {
         "dependency-fault" if func == Func::Notifier => {
             standin.inject("GetPipelineExecution", Fault::AccessDenied, None);
             standin.inject("ListActionExecutions", Fault::ServerError, None);
+        }
+        "dependency-fault" if func == Func::Approvals => {
+            standin.inject("GetPipelineState", Fault::Throttle, None)
         }
         _ => {}
     }
@@ -666,6 +755,7 @@ fn body(func: Func, kind: &str, rig: &Rig) -> Bytes {
                 Func::PipelineAction => "CodePipeline.job",
                 Func::DeployHook => "DeploymentId",
                 Func::Notifier => "detail",
+                Func::Approvals => "requestContext",
             };
             return raw(format!(r#"{{"{key}": {}}}"#, nested(100_000)));
         }
@@ -675,6 +765,7 @@ fn body(func: Func, kind: &str, rig: &Rig) -> Bytes {
         Func::PipelineAction => pipeline_event(kind, rig),
         Func::DeployHook => hook_event(kind, rig),
         Func::Notifier => notifier_event(kind),
+        Func::Approvals => approvals::event(kind, &rig.server.url),
     };
     Bytes::from(ev.to_string())
 }
@@ -879,6 +970,8 @@ async fn run_cell(func: Func, kind: &'static str) -> Observed {
                 }
             }
             Func::Notifier => {}
+            Func::Approvals if kind == "stale-duplicate" => rig.standin.expire_approval(&rig.id),
+            Func::Approvals => approvals::decided_in_the_console(&rig.standin, &rig.id).await,
         }
     }
     if func == Func::Notifier && notifier_fails_init(kind) {
@@ -954,6 +1047,15 @@ async fn run_cell(func: Func, kind: &'static str) -> Observed {
             Func::Notifier => {
                 classify_notifier(&rig, hits_before, published_before, &inv, &mut problems)
             }
+            Func::Approvals => approvals::classify(
+                &rig.standin,
+                &rig.server.stub,
+                &rig.id,
+                (hits_before, calls_before),
+                &inv,
+                &rig.lambda.logs(),
+                &mut problems,
+            ),
         };
         classes.push(class);
         details.push(detail);
@@ -1463,7 +1565,8 @@ async fn every_function_survives_every_fault() {
             ));
         }
     }
-    let mut grid: Vec<[Option<Observed>; 3]> = KINDS.iter().map(|_| [None, None, None]).collect();
+    let mut grid: Vec<[Option<Observed>; 4]> =
+        KINDS.iter().map(|_| [None, None, None, None]).collect();
     let mut failures = Vec::new();
     let mut done = Vec::new();
     local
@@ -1532,7 +1635,7 @@ async fn every_function_survives_every_fault() {
 const RUNTIME_REJECTS: &str = "lambda_runtime::deserializer";
 
 /// Cells that ended inside `lambda_runtime` ([`RUNTIME_REJECTS`]).
-fn in_runtime(grid: &[[Option<Observed>; 3]]) -> usize {
+fn in_runtime(grid: &[[Option<Observed>; 4]]) -> usize {
     grid.iter()
         .flatten()
         .flatten()
@@ -1595,7 +1698,7 @@ fn escape(s: &str) -> String {
     short.replace('|', "\\|")
 }
 
-fn table(grid: &[[Option<Observed>; 3]], took: Duration) -> String {
+fn table(grid: &[[Option<Observed>; 4]], took: Duration) -> String {
     let mut out = String::new();
     let cells = grid.iter().flatten().flatten().count();
     let passed = grid
@@ -1613,7 +1716,9 @@ fn table(grid: &[[Option<Observed>; 3]], took: Duration) -> String {
          Each cell ran the function binary under the local Lambda Runtime API against the AWS stand-in\n\
          and checked the contract: callback functions end before the deadline in exactly one accepted\n\
          report or a defined Lambda error (never two reports, never an answer without one); the\n\
-         notifier is delivered (the sinks saw it) or fails the invocation (Lambda retries).\n\n\
+         notifier is delivered (the sinks saw it) or fails the invocation (Lambda retries); approvals\n\
+         (a signed Slack click on its function URL) answers HTTP before the deadline, records at most\n\
+         one decision per approval, and a refused request changes and calls nothing.\n\n\
          **{passed}/{cells} cells pass** ({} kinds × {} functions, {} not applicable), run concurrently in {:.1} s\n\
          on the binaries `{}`. {in_runtime} of them end inside `lambda_runtime`, whose deserializer\n\
          rejects the bytes before any Tollgate code runs (`malformed-json`, `non-utf8`,\n\
@@ -1627,7 +1732,11 @@ fn table(grid: &[[Option<Observed>; 3]], took: Duration) -> String {
          (Lambda retries; the retry finds it already reported);\n\
          `delivered` / `already-delivered` / `quiet` (not a notification, reason logged and returned);\n\
          `init-error:T` init error of type T posted, process exited (nothing to report to);\n\
-         `a → b` two deliveries of one event; `n/a` the case does not apply to the function.\n\
+         `a → b` two deliveries of one event; `n/a` the case does not apply to the function;\n\
+         approvals: `answer:S` HTTP S, nothing decided; `approved` / `rejected` one decision recorded;\n\
+         `already-decided` / `expired` the message shows the recorded state; `not-recorded` nothing\n\
+         recorded, the clicker told why; `unconfirmed` CodePipeline did not answer either way and the\n\
+         clicker is told it may have been recorded and where to check.\n\
          Times are the slowest invocation of the cell.\n",
         KINDS.len(),
         Func::ALL.len(),
@@ -1648,7 +1757,7 @@ fn table(grid: &[[Option<Observed>; 3]], took: Duration) -> String {
         "| kind | input / fault | {} |",
         Func::ALL.map(Func::name).join(" | ")
     );
-    let _ = writeln!(out, "|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
     for (row, kind) in KINDS.iter().enumerate() {
         let cols: Vec<String> = grid[row]
             .iter()

@@ -239,6 +239,8 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "ecs:DescribeServiceDeployments",
             "ecs:ContinueServiceDeployment",
             "secretsmanager:GetSecretValue",
+            // The bot token when SlackBotToken is an ssm:/ SecureString.
+            "ssm:GetParameter",
         ],
         other_credentials: &[],
         config_sources: &[

@@ -7,7 +7,8 @@
 //! stops and rolls it back (the defined outcome of `--break green`), 4 when
 //! the failed migration stops the pipeline (`--break migration`), 5 when
 //! the metric gate fails green during the bake and it is rolled back
-//! (`--break metrics`), 1 when
+//! (`--break metrics`), 6 when the approver rejects the release in Slack
+//! (`--reject`), 1 when
 //! the rehearsal goes wrong or ends otherwise, 2 for bad arguments.
 
 use regex::Regex;
@@ -159,6 +160,10 @@ fn a_healthy_release_reaches_production() {
     }
     run.has("SQS event source mapping: delivers the gate ticket to deploy-hook");
     run.has("AfterAllowTraffic passed: PutLifecycleEventHookExecutionStatus Succeeded");
+    // The approval: a forged click refused, the signed click approves.
+    run.has("HTTP 401: the signature does not match the app's signing secret");
+    run.has("HTTP 200: PutApprovalResult Approved: \"Approved in Slack by ana (U0REHEARSAL1)\"");
+    run.has("Approval › Release approved: Approved in Slack by ana (U0REHEARSAL1)");
     let slack = run.slack_lines();
     for title in [
         "web-release: pipeline started",
@@ -179,9 +184,16 @@ fn a_healthy_release_reaches_production() {
     // Passing hooks record nothing.
     run.has("DescribeLoadBalancers, PutLifecycleEventHookExecutionStatus");
     run.lacks("PutParameter");
-    run.has("RELEASED: 1.5.0 (3f9c2ab) is in production; 3 Slack messages");
+    // The notifier announces the waiting approval (one more message).
+    assert!(
+        slack
+            .iter()
+            .any(|l| l.ends_with("web-release: action Approval › Release started")),
+        "{slack:#?}"
+    );
+    run.has("RELEASED: 1.5.0 (3f9c2ab) is in production; 4 Slack messages");
     run.has("As expected: the release reaches production (exit code 0)");
-    assert_eq!(run.file("slack.jsonl").lines().count(), 3);
+    assert_eq!(run.file("slack.jsonl").lines().count(), 4);
 }
 
 #[test]
@@ -258,7 +270,8 @@ fn a_broken_green_is_stopped_by_the_hook_and_rolled_back() {
     assert!(!slack.iter().any(|l| l.ends_with("pipeline succeeded")));
     run.has("STOPPED at Production › BlueGreen: AfterAllowTestTraffic failed: 0/2 smoke checks passed against green; rolled back; production stays on blue");
     run.has("As expected: the broken green is stopped by the hook and rolled back (exit code 3)");
-    assert_eq!(run.file("slack.jsonl").lines().count(), 4);
+    // Four messages, and the approval waiting before production.
+    assert_eq!(run.file("slack.jsonl").lines().count(), 5);
 }
 
 #[test]
@@ -390,6 +403,60 @@ fn a_rising_5xx_rate_fails_the_metric_gate_and_rolls_back() {
     run.has("STOPPED at Production › BlueGreen: AfterAllowTraffic failed: metric gate failed: 5xx rate 4.167 %");
     run.has("rolled back; production stays on blue");
     run.has("As expected: the metric gate fails green's rising 5xx rate during the bake and the deployment is rolled back (exit code 5)");
+}
+
+#[test]
+fn a_rejection_in_slack_stops_the_pipeline_with_the_reason() {
+    let run = rehearse(&["--reject"], "reject");
+    assert_eq!(run.code, 6, "exit code");
+    // The pipeline waited at the approval after staging.
+    run.has("Staging › SmokeStaging (smoke)");
+    run.has("Approval › Release: manual approval, waiting for a decision");
+    // A forged click changes nothing; the signed Reject opens the dialog,
+    // and its submission rejects with the reason, once.
+    run.has("HTTP 401: the signature does not match the app's signing secret; nothing was read or decided");
+    run.has("ana (U0REHEARSAL1) clicks Reject…");
+    run.has("views.open: the reason dialog opens; nothing is decided before the reason");
+    let reason = "staging shows slow order history pages; needs a fix first";
+    run.has(&format!(
+        "HTTP 200: PutApprovalResult Rejected: \"Rejected in Slack by ana (U0REHEARSAL1): {reason}\""
+    ));
+    run.has("GetPipelineState (scripted), ListActionExecutions (scripted), PutApprovalResult");
+    run.has("→ Slack chat.update of the request message:");
+    run.has("audit line: who=U0REHEARSAL1 what=reject result=rejected");
+    // The pipeline stopped there: nothing deployed to production.
+    run.lacks("CodeDeploy blue/green deployment");
+    run.lacks("AllowTraffic: production listener");
+    let prod = Regex::new(
+        r"production listener :\d+ → blue: GET /health 200 .*\x22version\x22:\x221\.4\.2\x22",
+    )
+    .expect("regex");
+    assert!(
+        prod.is_match(&run.stdout),
+        "production still serves blue 1.4.2"
+    );
+    // The notifications carry the reason.
+    let slack = run.slack_lines();
+    let failed = slack
+        .iter()
+        .position(|l| l.ends_with("web-release: pipeline failed"))
+        .unwrap_or_else(|| panic!("no pipeline failed message: {slack:#?}"));
+    assert!(
+        slack[..].join("\n").contains(reason),
+        "the reason is in the Slack messages: {slack:#?}"
+    );
+    assert!(failed > 0);
+    run.has(&format!(
+        "STOPPED at Approval › Release: Rejected in Slack by ana (U0REHEARSAL1): {reason}"
+    ));
+    run.has("As expected: the approver's rejection in Slack stops the pipeline at the approval (exit code 6)");
+    let log = run.file("approvals.log");
+    assert!(log.contains("\"audit\":\"approval\""), "{log}");
+    assert!(
+        !log.contains("rehearsal-signing-secret"),
+        "no secret in the log"
+    );
+    assert!(!log.contains("payload="), "no body in the log");
 }
 
 #[test]

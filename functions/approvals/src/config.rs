@@ -1,7 +1,9 @@
 //! The function's configuration, read once at init:
 //! - `TOLLGATE_SLACK_SIGNING_SECRET`: the Slack app's signing secret, as a
 //!   Secrets Manager reference (`secretsmanager:<name>[#key]` or an ARN);
-//! - `TOLLGATE_SLACK_BOT_TOKEN`: the bot token (`xoxb-…`), likewise;
+//! - `TOLLGATE_SLACK_BOT_TOKEN`: the bot token (`xoxb-…`): the notifier's
+//!   own reference (the template passes `SlackBotToken` to both), so a
+//!   Secrets Manager reference or an SSM SecureString (`ssm:/name`);
 //! - `TOLLGATE_APPROVERS`: who may decide (`tollgate_approvals::policy`);
 //! - `TOLLGATE_APPROVAL_ECS_SERVICES`: the ECS services (`<cluster>/<service>`)
 //!   whose paused deployments may be continued or rolled back
@@ -11,8 +13,11 @@
 //!   `https://slack.com/api` and `https://hooks.slack.com/`; other values
 //!   are for local stand-ins).
 //!
-//! Only Secrets Manager references are accepted: the role can read exactly
-//! the two secrets the template names, and nothing from SSM.
+//! The role can read exactly the secret and parameter the template names:
+//! the signing secret in Secrets Manager, and the bot token where
+//! `SlackBotToken` keeps it (a Secrets Manager secret, or one SSM
+//! parameter). A token reference the notifier accepts works here too
+//! (review finding: an `ssm:` token used to fail every click).
 
 use crate::aws::codepipeline::CodePipelineApprovals;
 use crate::aws::ecs::EcsDeployments;
@@ -23,9 +28,9 @@ use tollgate_approvals::ecs_hook::{EcsHooks, services_from_env};
 use tollgate_approvals::policy::Policy;
 use tollgate_aws::SdkConfig;
 use tollgate_aws_secretsmanager::SecretsManagerSecrets;
+use tollgate_aws_ssm::SsmParameters;
 use tollgate_core::config::{ConfigError, Env, ProcessEnv};
 use tollgate_core::memory::MemoryBudget;
-use tollgate_core::ports::{ParameterError, ParameterStore};
 use tollgate_core::secret::Secret;
 use tollgate_core::secret_ref::{SecretCache, SecretRef, parse_reference};
 use tollgate_report::lambda::InitFailure;
@@ -38,18 +43,6 @@ pub const BOT_TOKEN_VAR: &str = "TOLLGATE_SLACK_BOT_TOKEN";
 pub const API_VAR: &str = "TOLLGATE_SLACK_API_URL";
 /// `response_url` prefix.
 pub const RESPONSE_URL_VAR: &str = "TOLLGATE_SLACK_RESPONSE_URL_PREFIX";
-
-/// SSM is not this function's: its role cannot read parameters.
-struct NoParameters;
-
-impl ParameterStore for NoParameters {
-    async fn get_parameter(&self, name: &str) -> Result<Secret, ParameterError> {
-        Err(ParameterError::Other {
-            name: name.to_owned(),
-            detail: "the approvals function reads secrets from Secrets Manager only".to_owned(),
-        })
-    }
-}
 
 fn secrets_manager_ref(env: &impl Env, var: &str) -> Result<SecretRef, ConfigError> {
     let raw = env.get(var).ok_or_else(|| ConfigError::Missing {
@@ -65,6 +58,15 @@ fn secrets_manager_ref(env: &impl Env, var: &str) -> Result<SecretRef, ConfigErr
             "secretsmanager:<name>[#json-key] or a Secrets Manager secret ARN",
         )),
     }
+}
+
+/// The bot token's reference: Secrets Manager or SSM, as the notifier's.
+fn token_ref(env: &impl Env) -> Result<SecretRef, ConfigError> {
+    let raw = env.get(BOT_TOKEN_VAR).ok_or_else(|| ConfigError::Missing {
+        var: BOT_TOKEN_VAR.to_owned(),
+        hint: "the notifier's SlackBotToken reference: a Secrets Manager secret ARN (#json-key) or ssm:/<SecureString name> (docs/approvals.md)".to_owned(),
+    })?;
+    parse_reference(BOT_TOKEN_VAR, &raw)
 }
 
 fn base_url(env: &impl Env, var: &str, default: &str) -> Result<String, ConfigError> {
@@ -84,18 +86,19 @@ pub async fn ready(sdk: &SdkConfig) -> Result<Ready<CodePipelineApprovals, Slack
     let policy = Policy::from_env(&env).map_err(config)?;
     let services = services_from_env(&env).map_err(config)?;
     let signing_ref = secrets_manager_ref(&env, SIGNING_SECRET_VAR).map_err(config)?;
-    let token_ref = secrets_manager_ref(&env, BOT_TOKEN_VAR).map_err(config)?;
+    let token_ref = token_ref(&env).map_err(config)?;
     let api = base_url(&env, API_VAR, "https://slack.com/api").map_err(config)?;
     let response_url_prefix =
         base_url(&env, RESPONSE_URL_VAR, DEFAULT_RESPONSE_URL_PREFIX).map_err(config)?;
 
     let secrets = SecretsManagerSecrets::new(sdk);
+    let parameters = SsmParameters::new(sdk);
     let mut cache = SecretCache::default();
     let unreadable = |e: tollgate_core::secret_ref::ResolveError| {
         init_failure("SecretUnavailable", e.to_string())
     };
     let signing_secret = cache
-        .get(SIGNING_SECRET_VAR, &signing_ref, &secrets, &NoParameters)
+        .get(SIGNING_SECRET_VAR, &signing_ref, &secrets, &parameters)
         .await
         .map_err(unreadable)?;
     if signing_secret.expose().trim().len() < 16 {
@@ -106,7 +109,7 @@ pub async fn ready(sdk: &SdkConfig) -> Result<Ready<CodePipelineApprovals, Slack
         )));
     }
     let token = cache
-        .get(BOT_TOKEN_VAR, &token_ref, &secrets, &NoParameters)
+        .get(BOT_TOKEN_VAR, &token_ref, &secrets, &parameters)
         .await
         .map_err(unreadable)?;
     if !token.expose().trim().starts_with("xoxb-") {

@@ -135,6 +135,17 @@ pub enum Outcome {
     Refused(String),
     /// CodePipeline could not be asked or told.
     Failed(String),
+    /// `PutApprovalResult` gave no answer either way and the state read
+    /// again does not show the decision: it may have been recorded
+    /// ([`crate::confirm`]).
+    Unconfirmed {
+        /// What happened to the call.
+        detail: String,
+        /// The approval still showed as waiting when read again.
+        still_waiting: bool,
+        /// Where to check (the execution in the console).
+        console: Option<String>,
+    },
 }
 
 impl Outcome {
@@ -149,6 +160,7 @@ impl Outcome {
             Outcome::NotWaiting => "not-waiting",
             Outcome::Refused(_) => "refused",
             Outcome::Failed(_) => "failed",
+            Outcome::Unconfirmed { .. } => "unconfirmed",
         }
     }
 }
@@ -163,6 +175,7 @@ fn audit(
 ) {
     let detail = match outcome {
         Outcome::Refused(d) | Outcome::Failed(d) => d.as_str(),
+        Outcome::Unconfirmed { detail, .. } => detail.as_str(),
         _ => "",
     };
     tracing::info!(
@@ -426,6 +439,16 @@ impl<P: Pipelines, C: Chat> Ready<P, C> {
                     ),
                     Outcome::Refused(e) => Some(format!("Not rejected: {e}.")),
                     Outcome::Failed(e) => Some(format!("Not recorded: {e}. Try again.")),
+                    Outcome::Unconfirmed {
+                        detail,
+                        still_waiting,
+                        console,
+                    } => Some(crate::confirm::unconfirmed_text(
+                        detail,
+                        *still_waiting,
+                        console.as_deref(),
+                        false,
+                    )),
                 };
                 if let Some(text) = refused {
                     return answer(
@@ -546,15 +569,44 @@ impl<P: Pipelines, C: Chat> Ready<P, C> {
             return Outcome::NotWaiting;
         };
         let summary = tollgate_core::text::ellipsize(summary, 512);
-        match within(
-            deadline,
-            "PutApprovalResult",
+        // Time is kept back for reading the state again if the answer is
+        // unsure (crate::confirm).
+        let put_deadline = deadline
+            .checked_sub(crate::confirm::REREAD_RESERVE)
+            .unwrap_or(deadline);
+        let left = put_deadline.saturating_duration_since(Instant::now());
+        let put = match tokio::time::timeout(
+            left,
             self.pipelines
                 .put_result(approval, token, approved, &summary),
         )
         .await
         {
+            Ok(answer) => answer,
+            // The request may have been sent: unsure, never "not recorded".
+            Err(_) => Ok(PutOutcome::Unsure(
+                "PutApprovalResult did not answer in time".to_owned(),
+            )),
+        };
+        match put {
             Ok(PutOutcome::Recorded) => Outcome::Recorded { approved },
+            Ok(PutOutcome::Unsure(detail)) => {
+                let now = within(
+                    deadline,
+                    "GetPipelineState",
+                    self.pipelines.approval_state(approval),
+                )
+                .await
+                .ok();
+                crate::confirm::after_unsure(
+                    now.as_ref(),
+                    approval,
+                    approved,
+                    &summary,
+                    &detail,
+                    self.pipelines.console_url(approval),
+                )
+            }
             Ok(PutOutcome::AlreadyCompleted | PutOutcome::InvalidToken) => {
                 // Someone decided first, or it expired meanwhile: show what
                 // CodePipeline recorded.
@@ -652,6 +704,25 @@ impl<P: Pipelines, C: Chat> Ready<P, C> {
                 .await;
                 return;
             }
+            Outcome::Unconfirmed {
+                detail,
+                still_waiting,
+                console,
+            } => {
+                self.tell(
+                    response_url,
+                    &crate::confirm::unconfirmed_text(
+                        detail,
+                        *still_waiting,
+                        console.as_deref(),
+                        true,
+                    ),
+                    request_id,
+                    deadline,
+                )
+                .await;
+                return;
+            }
             Outcome::Refused(e) | Outcome::Failed(e) => {
                 self.tell(
                     response_url,
@@ -721,7 +792,7 @@ pub fn recorded_text(state: &ApprovalState) -> String {
 
 /// A state that needs no `PutApprovalResult`: another execution, decided,
 /// or expired.
-fn settled(state: &ApprovalState, approval: &ApprovalRef) -> Option<Outcome> {
+pub(crate) fn settled(state: &ApprovalState, approval: &ApprovalRef) -> Option<Outcome> {
     if state.execution.as_deref() != Some(approval.execution.as_str()) {
         return Some(Outcome::OtherExecution);
     }

@@ -19,6 +19,10 @@
 //!   at a `PAUSE` lifecycle hook (`DescribeServiceDeployments`, then
 //!   `ContinueServiceDeployment`), with the same signature, allowlist and
 //!   idempotency rules;
+//! - [`confirm`]: a decision `PutApprovalResult` did not confirm (timed
+//!   out, a server error) is read again, and shown as recorded, decided by
+//!   someone else, or "may have been recorded, check …", never as "not
+//!   recorded";
 //! - [`app`]: the function (`Approvals`), its audit line and its idempotency
 //!   (a decision already taken, lost to a concurrent click, or expired shows
 //!   the recorded state, never a second result).
@@ -28,6 +32,7 @@
 
 pub mod app;
 pub mod ecs_hook;
+pub mod confirm;
 pub mod interaction;
 pub mod policy;
 pub mod ports;

@@ -53,7 +53,7 @@ impl std::fmt::Debug for ApprovalState {
 }
 
 /// What `PutApprovalResult` answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
     /// Recorded.
     Recorded,
@@ -62,6 +62,10 @@ pub enum PutOutcome {
     /// `InvalidApprovalTokenException`: the approval expired or was
     /// superseded since it was read.
     InvalidToken,
+    /// No answer that says either way (timed out, connection lost after
+    /// sending, a server error): the decision may have been recorded. The
+    /// text says what happened, never the token.
+    Unsure(String),
 }
 
 /// CodePipeline's manual approvals.
@@ -80,6 +84,13 @@ pub trait Pipelines: Send + Sync {
         approved: bool,
         summary: &str,
     ) -> impl Future<Output = Result<PutOutcome, PortError>> + Send;
+
+    /// Where a person can see the approval's execution (a console link),
+    /// for when a decision cannot be confirmed.
+    fn console_url(&self, approval: &ApprovalRef) -> Option<String> {
+        let _ = approval;
+        None
+    }
 }
 
 /// Slack.

@@ -13,22 +13,45 @@ use tollgate_core::approval_request::{APPROVE, ApprovalRef, REASON_INPUT, REJECT
 use tollgate_core::secret::Secret;
 use tollgate_report::lambda::{Function, Invocation};
 
-const SECRET: &str = "test-signing-secret";
+pub(crate) const SECRET: &str = "test-signing-secret";
 
 /// CodePipeline's manual approval: a token while `InProgress`, one result.
 #[derive(Debug)]
-struct FakePipeline {
+pub(crate) struct FakePipeline {
     state: Mutex<(String, String, Option<String>, Option<String>)>,
-    puts: Mutex<Vec<(bool, String)>>,
+    pub(crate) puts: Mutex<Vec<(bool, String)>>,
+    /// `PutApprovalResult` never answers; `Some(true)`: after recording.
+    pub(crate) hang: Mutex<Option<bool>>,
 }
 
 impl FakePipeline {
-    fn waiting(execution: &str) -> Self {
+    pub(crate) fn waiting(execution: &str) -> Self {
         Self {
             state: Mutex::new((execution.into(), "InProgress".into(), None, None)),
             puts: Mutex::new(Vec::new()),
+            hang: Mutex::new(None),
         }
     }
+    /// Records a decision as CodePipeline does; `Some` when refused.
+    fn record(&self, token: &Secret, approved: bool, summary: &str) -> Option<PutOutcome> {
+        let mut s = self.state.lock().expect("lock");
+        if token.expose() != format!("token-{}", s.0) {
+            return Some(PutOutcome::InvalidToken);
+        }
+        match s.1.as_str() {
+            "InProgress" => {}
+            "Failed" if s.3.is_some() => return Some(PutOutcome::InvalidToken),
+            _ => return Some(PutOutcome::AlreadyCompleted),
+        }
+        s.1 = if approved { "Succeeded" } else { "Failed" }.into();
+        s.2 = Some(summary.to_owned());
+        self.puts
+            .lock()
+            .expect("lock")
+            .push((approved, summary.to_owned()));
+        None
+    }
+
     fn set(&self, status: &str, error: Option<&str>) {
         let mut s = self.state.lock().expect("lock");
         s.1 = status.into();
@@ -65,33 +88,28 @@ impl Pipelines for FakePipeline {
         summary: &str,
     ) -> Result<PutOutcome, PortError> {
         tokio::task::yield_now().await;
-        let mut s = self.state.lock().expect("lock");
-        if token.expose() != format!("token-{}", s.0) {
-            return Ok(PutOutcome::InvalidToken);
+        let hang = *self.hang.lock().expect("lock");
+        if hang == Some(false) {
+            std::future::pending::<()>().await;
         }
-        match s.1.as_str() {
-            "InProgress" => {}
-            "Failed" if s.3.is_some() => return Ok(PutOutcome::InvalidToken),
-            _ => return Ok(PutOutcome::AlreadyCompleted),
+        if let Some(early) = self.record(token, approved, summary) {
+            return Ok(early);
         }
-        s.1 = if approved { "Succeeded" } else { "Failed" }.into();
-        s.2 = Some(summary.to_owned());
-        self.puts
-            .lock()
-            .expect("lock")
-            .push((approved, summary.to_owned()));
+        if hang == Some(true) {
+            std::future::pending::<()>().await;
+        }
         Ok(PutOutcome::Recorded)
     }
 }
 
 #[derive(Debug, Default)]
-struct FakeChat {
+pub(crate) struct FakeChat {
     calls: Mutex<Vec<(String, Value)>>,
     email: Option<String>,
 }
 
 impl FakeChat {
-    fn calls(&self, method: &str) -> Vec<Value> {
+    pub(crate) fn calls(&self, method: &str) -> Vec<Value> {
         self.calls
             .lock()
             .expect("lock")
@@ -138,7 +156,11 @@ impl Chat for FakeChat {
     }
 }
 
-fn app(pipeline: FakePipeline, chat: FakeChat, policy: &str) -> Approvals<FakePipeline, FakeChat> {
+pub(crate) fn app(
+    pipeline: FakePipeline,
+    chat: FakeChat,
+    policy: &str,
+) -> Approvals<FakePipeline, FakeChat> {
     Approvals::new(Ok(Ready {
         signing_secret: Secret::new(SECRET),
         policy: Policy::parse(policy).expect("policy"),
@@ -150,14 +172,14 @@ fn app(pipeline: FakePipeline, chat: FakeChat, policy: &str) -> Approvals<FakePi
     }))
 }
 
-const POLICY: &str =
+pub(crate) const POLICY: &str =
     r#"{"pipelines": {"pay": {"users": ["U0APPROVER"], "groups": ["S0APPROVERS"]}}}"#;
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn request(body: &[u8], ts: i64, secret: &str) -> LambdaFunctionUrlRequest {
+pub(crate) fn request(body: &[u8], ts: i64, secret: &str) -> LambdaFunctionUrlRequest {
     let ts = ts.to_string();
     let sig = sign(&Secret::new(secret), &ts, body);
     let v = json!({
@@ -178,11 +200,11 @@ fn invocation() -> Invocation {
     }
 }
 
-fn value() -> String {
+pub(crate) fn value() -> String {
     ApprovalRef::new("pay", "Prod", "Approve", "e-1").encode()
 }
 
-async fn send<P: Pipelines + 'static, C: Chat + 'static>(
+pub(crate) async fn send<P: Pipelines + 'static, C: Chat + 'static>(
     a: &Approvals<P, C>,
     req: LambdaFunctionUrlRequest,
 ) -> (i64, Value) {
@@ -195,7 +217,7 @@ async fn send<P: Pipelines + 'static, C: Chat + 'static>(
     (r.status_code, body)
 }
 
-fn state(a: &Approvals<FakePipeline, FakeChat>) -> &Ready<FakePipeline, FakeChat> {
+pub(crate) fn state(a: &Approvals<FakePipeline, FakeChat>) -> &Ready<FakePipeline, FakeChat> {
     a.ready().expect("ready")
 }
 

@@ -49,7 +49,7 @@ use tokio::net::TcpListener;
 use tollgate_tests::{AwsStandIn, Invocation, LocalLambda, Report, paths};
 
 /// The functions benchmarked, in report order.
-const FUNCTIONS: [&str; 3] = ["pipeline-action", "deploy-hook", "notifier"];
+const FUNCTIONS: [&str; 4] = ["pipeline-action", "deploy-hook", "notifier", "approvals"];
 
 /// Targets from issue 8 (this 2-core machine).
 const TARGET_COLD_INIT_MS: f64 = 8.0;
@@ -307,12 +307,16 @@ impl App {
                             let at = Instant::now();
                             let path = req.uri().path().to_owned();
                             let post = req.method() == hyper::Method::POST;
+                            let slack_api = path.starts_with("/api/");
                             // Read the whole body, as a real receiver would.
                             let _ = req.into_body().collect().await;
                             log.lock()
                                 .unwrap_or_else(|p| p.into_inner())
                                 .push((path, at));
-                            let (ctype, body) = if post {
+                            let (ctype, body) = if post && slack_api {
+                                // Slack's Web API (approvals' chat.update).
+                                ("application/json", r#"{"ok":true}"#)
+                            } else if post {
                                 ("text/plain", "ok")
                             } else {
                                 ("application/json", r#"{"status":"ok"}"#)
@@ -402,6 +406,11 @@ impl Scenario {
             FLOOR => {
                 "the floor: a bare lambda_runtime function (tools/bench-floor, same release profile) answering every event with {\"ok\": true}; its \"first report\" is that answer"
             }
+            "approvals" => {
+                env.extend(approvals_env(&app));
+                script_approvals(&standin);
+                "a signed Approve click (events/approvals/approve-click.json's shape, block_actions signed with the app's signing secret) on the function URL: signature, approvers, GetPipelineState, ListActionExecutions, PutApprovalResult, then chat.update to the local Slack API; signing secret and bot token from Secrets Manager at init"
+            }
             other => return Err(BenchError::Usage(format!("unknown function {other}"))),
         };
         Ok(Scenario {
@@ -450,6 +459,18 @@ impl Scenario {
             FLOOR => {
                 let id = format!("bench-floor-{n:06}");
                 (json!({"bench": id}), id)
+            }
+            "approvals" => {
+                let id = format!("bench-approval-token-{n:06}");
+                let execution = format!("bench-execution-{n:06}");
+                self.standin.register_approval_action(
+                    APPROVAL_PIPELINE,
+                    "Prod",
+                    "Approve",
+                    &execution,
+                    &id,
+                );
+                (approval_click(&self.app, &execution), id)
             }
             _ => {
                 let mut ev = paths::event("notifier", "pipeline-failed");
@@ -517,6 +538,17 @@ impl Scenario {
                 }
                 Ok(Instant::now())
             }
+            "approvals" => {
+                if response["statusCode"] != 200 {
+                    return Err(format!("expected HTTP 200, got {response}"));
+                }
+                self.standin
+                    .calls_of("PutApprovalResult")
+                    .iter()
+                    .find(|c| c.request["token"] == p.id.as_str() && c.status == 200)
+                    .map(|c| c.at)
+                    .ok_or_else(|| format!("no accepted PutApprovalResult for {}", p.id))
+            }
             _ => {
                 if response["decision"] != "sent" {
                     return Err(format!("expected a sent notification, got {response}"));
@@ -579,6 +611,77 @@ fn script_deploy_hook(standin: &AwsStandIn) {
             }
         }})],
     );
+}
+
+const APPROVAL_PIPELINE: &str = "bench-pipeline";
+const APPROVAL_SIGNING_SECRET: &str = "bench-signing-secret-0123456789abcdef";
+
+fn approvals_env(app: &App) -> Vec<(String, String)> {
+    [
+        (
+            "TOLLGATE_SLACK_SIGNING_SECRET",
+            "secretsmanager:bench/slack#signing_secret".to_owned(),
+        ),
+        (
+            "TOLLGATE_SLACK_BOT_TOKEN",
+            "secretsmanager:bench/slack#bot_token".to_owned(),
+        ),
+        (
+            "TOLLGATE_APPROVERS",
+            json!({"pipelines": {APPROVAL_PIPELINE: {"users": ["U0BENCHAPPROVER"]}}}).to_string(),
+        ),
+        ("TOLLGATE_SLACK_API_URL", format!("{}/api", app.url())),
+        (
+            "TOLLGATE_SLACK_RESPONSE_URL_PREFIX",
+            format!("{}/hooks/", app.url()),
+        ),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .to_vec()
+}
+
+fn script_approvals(standin: &AwsStandIn) {
+    standin.script(
+        "GetSecretValue",
+        vec![json!({
+            "ARN": "arn:aws:secretsmanager:us-east-1:111111111111:secret:bench/slack-AbCdEf",
+            "Name": "bench/slack",
+            "VersionId": "00000000-0000-4000-8000-000000000001",
+            "SecretString": json!({"signing_secret": APPROVAL_SIGNING_SECRET,
+                                   "bot_token": "xoxb-bench-bot-token"}).to_string(),
+            "VersionStages": ["AWSCURRENT"],
+            "CreatedDate": 1_700_000_000.0
+        })],
+    );
+}
+
+/// A signed Approve click on the request for `execution`'s approval.
+fn approval_click(app: &App, execution: &str) -> Value {
+    use tollgate_tests::slack_signed::{self, Clicker};
+    let approval = tollgate_core::approval_request::ApprovalRef::new(
+        APPROVAL_PIPELINE,
+        "Prod",
+        "Approve",
+        execution,
+    );
+    let hooks = format!("{}/hooks/actions/T0BENCH/1/bench", app.url());
+    let who = Clicker {
+        user: "U0BENCHAPPROVER",
+        name: "ana",
+        channel: "C0BENCH0001",
+        ts: "1700000000.000001",
+        response_url: &hooks,
+    };
+    slack_signed::signed_event(
+        &slack_signed::click(
+            tollgate_core::approval_request::APPROVE,
+            &approval,
+            &who,
+            &[],
+        ),
+        APPROVAL_SIGNING_SECRET,
+        slack_signed::now(),
+    )
 }
 
 fn script_notifier(standin: &AwsStandIn, app: &App) {

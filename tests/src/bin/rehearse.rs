@@ -8,6 +8,7 @@
 //! rehearse --break green   # the green task set is broken: the hook stops it, exit 3
 //! rehearse --break migration  # the migration task exits 1: the pipeline stops, exit 4
 //! rehearse --break metrics    # green's 5xx rate rises: the metric gate rolls it back, exit 5
+//! rehearse --reject        # the approver rejects in Slack: the pipeline stops, exit 6
 //! rehearse --slack bot     # the notifier posts with a bot token: one live message per release
 //! ```
 //!
@@ -15,7 +16,8 @@
 //! `--break green` must produce), 4 stopped by the failed migration before
 //! anything was deployed (what `--break migration` must produce), 5 failed by
 //! the metric gate during the bake and rolled back (what `--break metrics`
-//! must produce), 1 the
+//! must produce), 6 rejected in Slack at the approval (what `--reject` must
+//! produce), 1 the
 //! rehearsal went wrong or ended other than its scenario expects, 2 bad
 //! arguments.
 
@@ -23,15 +25,17 @@ use std::path::PathBuf;
 use tollgate_tests::paths;
 use tollgate_tests::rehearsal::{self, EXIT_PROBLEM, EXIT_USAGE, Scenario, SlackMode};
 
-const USAGE: &str = "usage: rehearse [--break green|migration|metrics] [--slack webhook|bot] [--out DIR]
+const USAGE: &str = "usage: rehearse [--break green|migration|metrics | --reject] [--slack webhook|bot] [--out DIR]
 
 Rehearses a whole release on loopback (no AWS account, no Docker): CodePipeline
 runs verify-artifact, a migration task (run-task), ecs-deploy and a staging
 smoke test through the real
-pipeline-action binary; a CodeDeploy blue/green deployment runs the
-AfterAllowTestTraffic, BeforeAllowTraffic and AfterAllowTraffic hooks through
-deploy-hook, AfterAllowTraffic with a metric gate (green's 5xx rate against
-blue's, in moto's CloudWatch) baked through the gate queue (moto's SQS); the
+pipeline-action binary; a manual approval decided by a signed Slack click
+through the real approvals binary (its function URL); a CodeDeploy blue/green
+deployment runs the AfterAllowTestTraffic, BeforeAllowTraffic and
+AfterAllowTraffic hooks through deploy-hook, AfterAllowTraffic with a metric
+gate (green's 5xx rate against blue's, in moto's CloudWatch) baked through the
+gate queue (moto's SQS); the
 notifier renders every state change to a local Slack sink.
 
   --break green   make the green task set answer like a broken release: the
@@ -45,6 +49,11 @@ notifier renders every state change to a local Slack sink.
                   during the bake: the metric gate fails, production goes
                   back to blue, and Slack says which measurement failed and
                   by how much
+  --reject        the approver clicks Reject in Slack and gives a reason in
+                  the dialog: approvals records the rejection
+                  (PutApprovalResult), the pipeline stops at
+                  Approval › Release, and the failure messages show the
+                  reason; nothing is deployed
   --slack bot     post with a Slack bot token through the Web API (a local
                   stand-in) instead of the webhook: one live message per
                   release, updated in place, the story in its thread,
@@ -63,8 +72,9 @@ Exit codes: 0 released; 3 stopped by the failed hook and rolled back (the
 expected outcome of --break green); 4 stopped by the failed migration before
 anything was deployed (the expected outcome of --break migration); 5 failed by
 the metric gate during the bake and rolled back (the expected outcome of
---break metrics); 1 the rehearsal went wrong or did not end as its scenario
-expects; 2 bad arguments.";
+--break metrics); 6 rejected in Slack at the approval (the expected outcome of
+--reject); 1 the rehearsal went wrong or did not end as its scenario expects;
+2 bad arguments.";
 
 #[derive(Debug)]
 struct Args {
@@ -101,6 +111,7 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
             s if s.starts_with("--slack=") => {
                 slack = slack_mode(s.strip_prefix("--slack="))?;
             }
+            "--reject" => scenario = Scenario::Rejected,
             "--out" => match it.next() {
                 Some(dir) => out = Some(PathBuf::from(dir)),
                 None => return Err("--out needs a directory".to_owned()),
@@ -240,5 +251,10 @@ mod tests {
                 .contains("`bot` or `webhook`")
         );
         assert!(parse(&args(&["--slack"])).is_err());
+        let a = parse(&args(&["--reject", "--out", "/tmp/r"]))
+            .expect("ok")
+            .expect("args");
+        assert_eq!(a.scenario, Scenario::Rejected);
+        assert_eq!(a.out, Some(PathBuf::from("/tmp/r")));
     }
 }

@@ -5,7 +5,9 @@
 //! What runs:
 //! - the three real function binaries (`pipeline-action`, `deploy-hook`,
 //!   `notifier`) under the local Lambda Runtime API ([`crate::LocalLambda`]),
-//!   each started once and kept warm, as Lambda would;
+//!   each started once and kept warm, as Lambda would, and `approvals`
+//!   (started at the manual approval, [`approval`]), which a signed Slack
+//!   click reaches through its function URL;
 //! - real AWS SDK clients inside them, pointed at the AWS stand-in
 //!   ([`crate::AwsStandIn`]), which answers the CodePipeline and CodeDeploy
 //!   reports and the reads moto lacks, and forwards the rest to moto;
@@ -33,12 +35,17 @@
 //!   metric gate of `AfterAllowTraffic` failed it during the bake (its 5xx
 //!   rate against blue's) and the deployment was rolled back, production
 //!   back on blue; this is the expected outcome of `--break metrics`;
+//! - `6` ([`EXIT_REJECTED`]): the approver rejected the release in Slack
+//!   (a signed click on Reject, then the reason dialog) and the pipeline
+//!   stopped at `Approval › Release`, with the reason in its failure; this
+//!   is the expected outcome of `--reject`;
 //! - `1` ([`EXIT_PROBLEM`]): the rehearsal itself went wrong, or the outcome
 //!   was not the one the scenario expects (a healthy release that did not
 //!   reach production, a broken green that was not stopped);
 //! - `2` ([`EXIT_USAGE`]): bad command-line arguments.
 
 pub mod app;
+mod approval;
 pub mod codepipeline;
 pub mod events;
 pub mod logs;
@@ -81,6 +88,9 @@ pub const EXIT_MIGRATION_FAILED: i32 = 4;
 /// Exit code: the metric gate failed green during the bake after
 /// AllowTraffic, and the deployment was rolled back.
 pub const EXIT_GATE_FAILED: i32 = 5;
+/// Exit code: the approver rejected the release in Slack; the pipeline
+/// stopped at the approval.
+pub const EXIT_REJECTED: i32 = 6;
 
 /// What to rehearse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +104,8 @@ pub enum Scenario {
     /// Green passes its smoke checks, but its 5xx rate rises during the
     /// metric gate's bake.
     BrokenMetrics,
+    /// The approver rejects the release in Slack, with a reason.
+    Rejected,
 }
 
 impl Scenario {
@@ -104,6 +116,7 @@ impl Scenario {
             Self::BrokenGreen => "break-green",
             Self::BrokenMigration => "break-migration",
             Self::BrokenMetrics => "break-metrics",
+            Self::Rejected => "reject",
         }
     }
 }
@@ -152,6 +165,15 @@ pub fn exit_code(scenario: Scenario, verdict: &Verdict) -> i32 {
                 ..
             },
         ) if reason.starts_with("AfterAllowTraffic failed: metric gate failed") => EXIT_GATE_FAILED,
+        (
+            Scenario::Rejected,
+            Verdict::Stopped {
+                stage,
+                action,
+                rolled_back: false,
+                ..
+            },
+        ) if stage == approval::STAGE && action == approval::ACTION => EXIT_REJECTED,
         _ => EXIT_PROBLEM,
     }
 }
@@ -320,6 +342,7 @@ pub async fn run_with(
         Scenario::BrokenGreen => "a release whose green task set is broken (--break green)",
         Scenario::BrokenMigration => "a release whose database migration fails (--break migration)",
         Scenario::BrokenMetrics => "a release whose 5xx rate rises in production (--break metrics)",
+        Scenario::Rejected => "a release the approver rejects in Slack (--reject)",
     };
     t.text(&format!(
         "Tollgate rehearsal: {title}, on loopback (no AWS account, no Docker)"
@@ -353,6 +376,7 @@ fn describe_calls(calls: &[Call]) -> String {
             "PutJobSuccessResult",
             "PutJobFailureResult",
             "PutLifecycleEventHookExecutionStatus",
+            "PutApprovalResult",
         ];
         let name = match c.operation.as_str() {
             "s3:GET" => "S3 GetObject".to_owned(),
@@ -422,6 +446,16 @@ mod tests {
         assert_eq!(exit_code(Scenario::BrokenMetrics, &Verdict::Released), 1);
         assert_eq!(exit_code(Scenario::BrokenGreen, &gate), 3);
         assert_eq!(exit_code(Scenario::Healthy, &gate), 1);
+        let rejected = Verdict::Stopped {
+            stage: "Approval".into(),
+            action: "Release".into(),
+            reason: "Rejected in Slack by ana".into(),
+            rolled_back: false,
+        };
+        assert_eq!(exit_code(Scenario::Rejected, &rejected), 6);
+        assert_eq!(exit_code(Scenario::Rejected, &Verdict::Released), 1);
+        assert_eq!(exit_code(Scenario::Rejected, &migrate), 1);
+        assert_eq!(exit_code(Scenario::Healthy, &rejected), 1);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! artifacts are seeded); `verify-artifact`, the migration `run-task`
 //! ([`super::migration`]), `ecs-deploy` (with its
 //! continuation re-invocations) and `smoke` against staging run through the
-//! real pipeline-action; then the production deployment
+//! real pipeline-action; then the manual approval, decided by a signed
+//! Slack click through the real approvals function ([`super::approval`]);
+//! then the production deployment
 //! ([`super::production`]); every state change goes to the notifier.
 
 use super::*;
@@ -115,6 +117,11 @@ impl World {
             .action_done("Staging", "SmokeStaging", &params, &report)
             .await?
         {
+            return Ok(v);
+        }
+
+        // Approval: a person decides in Slack (super::approval).
+        if let Some(v) = self.approval().await? {
             return Ok(v);
         }
 

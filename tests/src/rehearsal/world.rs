@@ -386,6 +386,9 @@ impl World {
             Scenario::BrokenMetrics => {
                 "the metric gate fails green's rising 5xx rate during the bake and the deployment is rolled back"
             }
+            Scenario::Rejected => {
+                "the approver's rejection in Slack stops the pipeline at the approval"
+            }
         };
         let code = exit_code(self.scenario, verdict);
         if code == EXIT_PROBLEM {

@@ -6,6 +6,8 @@
 //! do, never the token.
 
 use aws_sdk_codepipeline::Client;
+use aws_sdk_codepipeline::config::http::HttpResponse;
+use aws_sdk_codepipeline::error::SdkError;
 use aws_sdk_codepipeline::types::{ApprovalResult, ApprovalStatus};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -18,6 +20,8 @@ use tollgate_core::secret::Secret;
 #[derive(Debug, Clone)]
 pub struct CodePipelineApprovals {
     client: Client,
+    /// For console links.
+    region: String,
 }
 
 impl CodePipelineApprovals {
@@ -25,6 +29,10 @@ impl CodePipelineApprovals {
     pub fn new(sdk: &SdkConfig) -> Self {
         let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(2);
         Self {
+            region: sdk
+                .region()
+                .map(|r| r.as_ref().to_owned())
+                .unwrap_or_default(),
             client: Client::from_conf(
                 aws_sdk_codepipeline::config::Builder::from(sdk)
                     .retry_config(retry)
@@ -94,7 +102,66 @@ impl CodePipelineApprovals {
     }
 }
 
+/// Whether a failed call may still have been carried out: no answer
+/// (timed out, the connection lost once the request could have been
+/// sent, an unreadable answer) or a server error. A refusal (4xx) or a
+/// request that never left (a construction error) is certain.
+fn unsure<E>(e: &SdkError<E, HttpResponse>) -> bool {
+    match e {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::DispatchFailure(d) => !d.is_user(),
+        SdkError::ServiceError(s) => s.raw().status().as_u16() >= 500,
+        _ => false,
+    }
+}
+
+/// What happened, without the request (which holds the token).
+fn unsure_detail<E, R>(e: &SdkError<E, R>) -> &'static str {
+    match e {
+        SdkError::TimeoutError(_) => "timed out",
+        SdkError::DispatchFailure(_) => "the connection failed",
+        SdkError::ResponseError(_) => "the answer could not be read",
+        _ => "a server error",
+    }
+}
+
+/// One path segment or query value, percent-encoded.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The console host for a region (China and GovCloud have their own).
+fn console_base(region: &str) -> String {
+    if region.starts_with("cn-") {
+        format!("https://{region}.console.amazonaws.cn")
+    } else if region.starts_with("us-gov-") {
+        "https://console.amazonaws-us-gov.com".to_owned()
+    } else if region.is_empty() {
+        "https://console.aws.amazon.com".to_owned()
+    } else {
+        format!("https://{region}.console.aws.amazon.com")
+    }
+}
+
 impl Pipelines for CodePipelineApprovals {
+    fn console_url(&self, approval: &ApprovalRef) -> Option<String> {
+        Some(format!(
+            "{}/codesuite/codepipeline/pipelines/{}/executions/{}/timeline?region={}",
+            console_base(&self.region),
+            enc(&approval.pipeline),
+            enc(&approval.execution),
+            enc(&self.region)
+        ))
+    }
+
     async fn approval_state(&self, approval: &ApprovalRef) -> Result<ApprovalState, PortError> {
         let out = self
             .client
@@ -183,6 +250,10 @@ impl Pipelines for CodePipelineApprovals {
             .await;
         match sent {
             Ok(_) => Ok(PutOutcome::Recorded),
+            Err(e) if unsure(&e) => Ok(PutOutcome::Unsure(format!(
+                "PutApprovalResult: {}",
+                unsure_detail(&e)
+            ))),
             Err(e) => {
                 let code = e.code().unwrap_or_default().to_owned();
                 match code.as_str() {
@@ -192,5 +263,26 @@ impl Pipelines for CodePipelineApprovals {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_link_names_the_execution_encoded() {
+        let sdk = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let p = CodePipelineApprovals::new(&sdk);
+        let url = p
+            .console_url(&ApprovalRef::new("pay ments", "Prod", "Approve", "e-1"))
+            .expect("a link");
+        assert_eq!(
+            url,
+            "https://eu-west-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/pay%20ments/executions/e-1/timeline?region=eu-west-1"
+        );
     }
 }
