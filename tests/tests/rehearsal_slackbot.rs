@@ -120,8 +120,9 @@ fn bot_mode_shows_one_message_evolving_and_its_thread() {
         text.contains("Source ✓ · Build ✓ · Verify ✓ · Staging ✓ · Production ✓"),
         "{text}"
     );
-    // The deployment is told in the thread, not in a message of its own,
-    // and nothing is broadcast on a healthy release.
+    // The deployment is told in the thread, not in a message of its own;
+    // on a healthy release the only reply also sent to the channel is the
+    // approval request, which asks the approvers to act.
     let replies = run.replies();
     assert!(
         replies
@@ -129,10 +130,19 @@ fn bot_mode_shows_one_message_evolving_and_its_thread() {
             .any(|r| r.to_string().contains("deployment succeeded")),
         "{replies:#?}"
     );
-    assert!(replies.iter().all(|r| r.get("reply_broadcast").is_none()));
+    let broadcast: Vec<&&Value> = replies
+        .iter()
+        .filter(|r| r.get("reply_broadcast").is_some())
+        .collect();
+    assert_eq!(broadcast.len(), 1, "{broadcast:#?}");
+    assert!(
+        broadcast[0].to_string().contains("tollgate.approval"),
+        "the approval request: {:#}",
+        broadcast[0]
+    );
     run.has("Slack bot mode: the Slack Web API stand-in on");
     run.has("RELEASED: 1.5.0 (3f9c2ab) is in production; 1 Slack message (updated ");
-    run.has("(0 also in the channel)");
+    run.has("(1 also in the channel)");
     run.has("As expected: the release reaches production (exit code 0)");
     assert!(
         !run.stdout.contains("xoxb-"),
