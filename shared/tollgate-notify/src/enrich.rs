@@ -1102,9 +1102,20 @@ pub fn apply_hook_failure(
         .chain(record.failures.iter().map(String::as_str))
         .collect::<Vec<_>>()
         .join("\n");
-    if record.summary.contains(tollgate_core::gate_report::HEAD)
-        && let Some(report) = tollgate_core::gate_report::GateReport::parse(&text)
-    {
+    let head = tollgate_core::gate_report::HEAD;
+    // Only where the gate's text begins: the record's own start, or right
+    // after deploy-hook's `<hook> failed for <deployment id>: ` (a check's
+    // failure that merely quotes the words is not a gate report).
+    let gate_summary = record.summary.starts_with(head)
+        || record
+            .summary
+            .split_once(": ")
+            .is_some_and(|(prefix, rest)| {
+                rest.starts_with(head)
+                    && prefix.contains(" failed for ")
+                    && prefix.ends_with(record.deployment_id.as_str())
+            });
+    if gate_summary && let Some(report) = tollgate_core::gate_report::GateReport::parse(&text) {
         n.gate = Some(GateResult::from_report(report, record.hook));
         return RecordMatch::Shown;
     }

@@ -1371,3 +1371,25 @@ fn gate_record_becomes_the_gate_section(prefix: &str) {
         "{slack}"
     );
 }
+
+/// A failed check whose text merely quotes the gate's words (a body that
+/// says "metric gate failed: …") stays a failed check: the gate's section
+/// is recognised only where deploy-hook puts it.
+#[test]
+fn a_check_failure_quoting_the_gate_words_stays_a_failed_check() {
+    let by_name: HashMap<String, String> = fixtures().into_iter().collect();
+    let event = events::parse_str(&by_name["codedeploy-deployment-hook-failed"]);
+    let mut n = Notification::from_event(&event);
+    let text = "BeforeAllowTraffic failed for d-GATE00001: smoke checks: body: metric gate failed: 5xx rate 3.2 % > 1 % in 1 of 1 measurements\nmeasurements: 0 successful, 1 failed (limit 0), 0 inconclusive (limit 0), 0 errors; 1 of 5 taken";
+    let record = tollgate_core::hook_failures::HookFailureRecord::from_message(
+        "d-GATE00001",
+        Some("BeforeAllowTraffic"),
+        text,
+        "2024-05-14T11:31:02Z",
+    );
+    let seen =
+        tollgate_notify::enrich::apply_hook_failure(&mut n, &record.encode(), "d-GATE00001", None);
+    assert_eq!(seen, tollgate_notify::enrich::RecordMatch::Shown);
+    assert!(n.gate.is_none(), "not a gate report: {:?}", n.gate);
+    assert!(n.failed_checks.is_some());
+}
