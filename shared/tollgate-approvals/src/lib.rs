@@ -31,8 +31,8 @@
 //! the signing secret or an approval token.
 
 pub mod app;
-pub mod ecs_hook;
 pub mod confirm;
+pub mod ecs_hook;
 pub mod interaction;
 pub mod policy;
 pub mod ports;

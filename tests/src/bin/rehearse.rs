@@ -25,7 +25,8 @@ use std::path::PathBuf;
 use tollgate_tests::paths;
 use tollgate_tests::rehearsal::{self, EXIT_PROBLEM, EXIT_USAGE, Scenario, SlackMode};
 
-const USAGE: &str = "usage: rehearse [--break green|migration|metrics | --reject] [--slack webhook|bot] [--out DIR]
+const USAGE: &str =
+    "usage: rehearse [--break green|migration|metrics | --reject] [--slack webhook|bot] [--out DIR]
 
 Rehearses a whole release on loopback (no AWS account, no Docker): CodePipeline
 runs verify-artifact, a migration task (run-task), ecs-deploy and a staging
