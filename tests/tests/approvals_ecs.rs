@@ -84,8 +84,8 @@ impl World {
             .await
             .expect("seed the Slack secrets");
         let slack = slack_api().await;
-        let approvers =
-            json!({"services": {"prod/checkout-web": {"users": [APPROVER], "groups": [GROUP]}}});
+        let approvers = json!({"services": {"prod/checkout-web": {"users": [APPROVER], "groups": [GROUP]},
+                                 "prod/api": {"users": [APPROVER]}}});
         let mut env = standin.lambda_env();
         env.extend(
             [
@@ -410,4 +410,22 @@ async fn a_continue_that_went_through_without_an_answer_shows_who_decided() {
     );
     assert!(!text.contains("Already"), "{text}");
     assert!(f.logs().contains("\"rolled-back\""), "{}", f.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_configured_service_without_approvers_fails_init_naming_it() {
+    let w = World::new("prod/checkout-web,prod/orders").await;
+    w.standin.register_ecs_pause(DEPLOYMENT, HOOK);
+    let mut f = w.function().await;
+    let answer = f.invoke(w.click(SIGNING_SECRET, |_| {}), DEADLINE).await;
+    // Every request is answered at once, the reason is in the logs.
+    assert_eq!(status(answer.response()), 503, "{}", f.logs());
+    assert!(w.decisions().is_empty());
+    assert!(w.standin.calls_of("DescribeServiceDeployments").is_empty());
+    let logs = f.logs();
+    assert!(logs.contains("prod/orders has no approvers"), "{logs}");
+    assert!(logs.contains("InvalidConfiguration"), "{logs}");
+    for secret in [SIGNING_SECRET, BOT_TOKEN] {
+        assert!(!logs.contains(secret), "the logs show a secret:\n{logs}");
+    }
 }

@@ -53,6 +53,11 @@ pub fn after_unsure(
     }
 }
 
+/// The reject dialog's error after an unsure `PutApprovalResult`: Slack
+/// shows at most 150 characters there, as plain text, so it is short,
+/// complete and links nothing.
+pub const DIALOG_UNCONFIRMED: &str = "Not confirmed: it may have been recorded. Check the execution in the console before submitting again.";
+
 /// What the clicker is told (`mrkdwn`: Slack markup with a link; else
 /// plain text, for a dialog's error).
 pub fn unconfirmed_text(
@@ -212,5 +217,7 @@ mod tests {
         let plain = unconfirmed_text("x", false, None, false);
         assert!(plain.contains("may have been recorded"), "{plain}");
         assert!(plain.contains("could not be read again"), "{plain}");
+        assert!(DIALOG_UNCONFIRMED.chars().count() <= 150);
+        assert!(DIALOG_UNCONFIRMED.contains("may have been recorded"));
     }
 }

@@ -16,9 +16,15 @@
 //!    very hook is `AWAITING_ACTION`; anything else (continued or rolled
 //!    back already, timed out, another state) ends with the message showing
 //!    what ECS recorded, and nothing is called;
-//! 5. `ContinueServiceDeployment` (`CONTINUE` or `ROLLBACK`); when ECS
-//!    refuses because the hook stopped waiting meanwhile (a concurrent
-//!    click), the state is read again and shown, never a second decision;
+//! 5. `ContinueServiceDeployment` (`CONTINUE` or `ROLLBACK`), sent once;
+//!    two concurrent clicks both get here, and ECS refusing the second
+//!    (`ClientException`: the hook stopped waiting) is what prevents a
+//!    second decision: the state is then read again and shown. An unsure
+//!    answer (timeout, lost connection, 5xx) is followed by a read too
+//!    ([`after_unsure`]): this click's decision shown → decided by the
+//!    clicker; else "may have been done", never "not done". The hook
+//!    statuses after a decision (`SUCCEEDED` after Continue, `FAILED` after
+//!    Roll back) are assumed from ECS's API reference, not verified;
 //! 6. one audit line (`audit: "ecs-pause"`: who, what, cluster, service,
 //!    deployment, hook, result, Slack's id, the request id), and the
 //!    message shows who decided and when.
@@ -144,6 +150,31 @@ pub fn services_from_env(env: &impl Env) -> Result<Vec<String>, ConfigError> {
         ));
     }
     Ok(services)
+}
+
+/// Every configured service needs approvers (its own entry under the
+/// approvers document's `services`, or `*`): checked at init, so a gap
+/// fails every request with this reason instead of surfacing at the first
+/// click of a paused production deployment.
+pub fn check_approvers(
+    services: &[String],
+    policy: &crate::policy::Policy,
+) -> Result<(), ConfigError> {
+    match services.iter().find(|s| policy.for_service(s).is_none()) {
+        None => Ok(()),
+        Some(missing) => Err(ConfigError::invalid(
+            SERVICES_VAR,
+            missing,
+            format!(
+                "{missing} has no approvers: {} has no entry for it under services (and no \"*\")",
+                crate::policy::VAR
+            ),
+            format!(
+                "an entry {{\"services\": {{\"{missing}\": {{\"users\": [...], \"groups\": [...]}}}}}} in {}, or remove the service from {SERVICES_VAR}",
+                crate::policy::VAR
+            ),
+        )),
+    }
 }
 
 /// A click on Continue or Roll back.

@@ -502,3 +502,19 @@ fn after_unsure_names_the_clicker_only_for_this_clicks_decision() {
         );
     }
 }
+
+#[test]
+fn a_configured_service_without_approvers_fails_init_naming_it() {
+    use crate::ecs_hook::check_approvers;
+    let services = vec!["prod/checkout-web".to_owned(), "prod/api".to_owned()];
+    let own = Policy::parse(POLICY).expect("policy");
+    let e = check_approvers(&services, &own).expect_err("prod/api has none");
+    let text = e.to_string();
+    assert!(text.contains("prod/api has no approvers"), "{text}");
+    assert!(text.contains("TOLLGATE_APPROVERS"), "{text}");
+    assert!(text.contains("TOLLGATE_APPROVAL_ECS_SERVICES"), "{text}");
+    let star = Policy::parse(r#"{"services": {"*": {"users": ["U0APPROVER"]}}}"#).expect("policy");
+    assert!(check_approvers(&services, &star).is_ok());
+    assert!(check_approvers(&services[..1], &own).is_ok());
+    assert!(check_approvers(&[], &own).is_ok());
+}
