@@ -144,8 +144,9 @@ pub enum Outcome {
     Unconfirmed {
         /// What happened to the call.
         detail: String,
-        /// The approval still showed as waiting when read again.
-        still_waiting: bool,
+        /// Read again: `Some(true)` still waiting, `Some(false)` read but
+        /// no longer waiting for this execution; `None` not readable.
+        still_waiting: Option<bool>,
         /// Where to check (the execution in the console).
         console: Option<String>,
     },
