@@ -1423,6 +1423,9 @@ fn describe_service_deployments(s: &State, req: &Value) -> Result<Value, Rejecti
 /// `ContinueServiceDeployment` (moto has none): acts once on a registered
 /// deployment's hook while it is `AWAITING_ACTION` and the deployment
 /// `IN_PROGRESS`; anything else is refused as ECS does (`ClientException`).
+/// The resulting hook status (`SUCCEEDED` after `CONTINUE`, `FAILED` after
+/// `ROLLBACK`) and the refusal code are assumed from ECS's API reference,
+/// not verified against ECS.
 fn continue_service_deployment(s: &mut State, req: &Value) -> Result<Value, Rejection> {
     let field = |name: &str| {
         req.get(name)

@@ -13,7 +13,7 @@ use tollgate_approvals::signature::sign;
 use tollgate_core::Secret;
 use tollgate_test_support::http::Stub;
 use tollgate_test_support::slack::{BOT_TOKEN, GROUP, GROUP_MEMBER, slack_api};
-use tollgate_tests::aws_standin::Report;
+use tollgate_tests::aws_standin::{Fault, Report};
 use tollgate_tests::{AwsStandIn, LocalLambda, Moto, paths};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -84,8 +84,8 @@ impl World {
             .await
             .expect("seed the Slack secrets");
         let slack = slack_api().await;
-        let approvers =
-            json!({"services": {"prod/checkout-web": {"users": [APPROVER], "groups": [GROUP]}}});
+        let approvers = json!({"services": {"prod/checkout-web": {"users": [APPROVER], "groups": [GROUP]},
+                                 "prod/api": {"users": [APPROVER]}}});
         let mut env = standin.lambda_env();
         env.extend(
             [
@@ -362,4 +362,70 @@ async fn unsigned_and_malformed_clicks_are_refused() {
     assert_eq!(status(answer.response()), 400, "{}", f.logs());
     assert!(w.decisions().is_empty());
     assert!(w.standin.calls_of("DescribeServiceDeployments").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_continue_whose_answer_is_lost_is_sent_once_and_says_it_may_have_been_done() {
+    let w = World::new("prod/checkout-web").await;
+    w.standin.register_ecs_pause(DEPLOYMENT, HOOK);
+    // The connection drops before ECS answers (nothing applied here).
+    w.standin
+        .inject("ContinueServiceDeployment", Fault::Drop, None);
+    let mut f = w.function().await;
+    let answer = f.invoke(w.click(SIGNING_SECRET, |_| {}), DEADLINE).await;
+    assert_eq!(status(answer.response()), 200, "{}", f.logs());
+    let sent = w.standin.calls_of("ContinueServiceDeployment").len();
+    assert_eq!(sent, 1, "sent once, never retried");
+    assert!(w.updates().is_empty(), "the buttons stay");
+    let told = w.ephemeral();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("may have been done"), "{}", told[0]);
+    assert!(told[0].contains("Deployments tab"), "{}", told[0]);
+    assert!(!told[0].contains("Not done"), "{}", told[0]);
+    assert!(f.logs().contains("\"unsure\""), "{}", f.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_continue_that_went_through_without_an_answer_shows_who_decided() {
+    let w = World::new("prod/checkout-web").await;
+    w.standin.register_ecs_pause(DEPLOYMENT, HOOK);
+    // ECS applies the decision but answers after the function stopped
+    // waiting; the state read again shows it.
+    w.standin.inject(
+        "ContinueServiceDeployment",
+        Fault::Slow(Duration::from_secs(5)),
+        None,
+    );
+    let mut f = w.function().await;
+    let answer = f.invoke(w.click(SIGNING_SECRET, rollback), DEADLINE).await;
+    assert_eq!(status(answer.response()), 200, "{}", f.logs());
+    assert_eq!(w.decisions().len(), 1);
+    assert_eq!(w.standin.calls_of("ContinueServiceDeployment").len(), 1);
+    let updates = w.updates();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    let text = updates[0].to_string();
+    assert!(
+        text.contains(&format!("*Rolled back* by <@{APPROVER}>")),
+        "{text}"
+    );
+    assert!(!text.contains("Already"), "{text}");
+    assert!(f.logs().contains("\"rolled-back\""), "{}", f.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_configured_service_without_approvers_fails_init_naming_it() {
+    let w = World::new("prod/checkout-web,prod/orders").await;
+    w.standin.register_ecs_pause(DEPLOYMENT, HOOK);
+    let mut f = w.function().await;
+    let answer = f.invoke(w.click(SIGNING_SECRET, |_| {}), DEADLINE).await;
+    // Every request is answered at once, the reason is in the logs.
+    assert_eq!(status(answer.response()), 503, "{}", f.logs());
+    assert!(w.decisions().is_empty());
+    assert!(w.standin.calls_of("DescribeServiceDeployments").is_empty());
+    let logs = f.logs();
+    assert!(logs.contains("prod/orders has no approvers"), "{logs}");
+    assert!(logs.contains("InvalidConfiguration"), "{logs}");
+    for secret in [SIGNING_SECRET, BOT_TOKEN] {
+        assert!(!logs.contains(secret), "the logs show a secret:\n{logs}");
+    }
 }

@@ -24,7 +24,7 @@ use crate::aws::ecs::EcsDeployments;
 use crate::slack::SlackWeb;
 use std::sync::Arc;
 use tollgate_approvals::app::{DEFAULT_RESPONSE_URL_PREFIX, Ready, init_failure, max_body};
-use tollgate_approvals::ecs_hook::{EcsHooks, services_from_env};
+use tollgate_approvals::ecs_hook::{EcsHooks, check_approvers, services_from_env};
 use tollgate_approvals::policy::Policy;
 use tollgate_aws::SdkConfig;
 use tollgate_aws_secretsmanager::SecretsManagerSecrets;
@@ -85,6 +85,7 @@ pub async fn ready(sdk: &SdkConfig) -> Result<Ready<CodePipelineApprovals, Slack
     let config = |e: ConfigError| init_failure("InvalidConfiguration", e.to_string());
     let policy = Policy::from_env(&env).map_err(config)?;
     let services = services_from_env(&env).map_err(config)?;
+    check_approvers(&services, &policy).map_err(config)?;
     let signing_ref = secrets_manager_ref(&env, SIGNING_SECRET_VAR).map_err(config)?;
     let token_ref = token_ref(&env).map_err(config)?;
     let api = base_url(&env, API_VAR, "https://slack.com/api").map_err(config)?;

@@ -38,6 +38,9 @@ use tollgate_report::lambda::{CONFIGURATION_ERROR_ALERT, Function, InitFailure, 
 
 /// Time from receiving a request to answering it (Slack waits 3 s).
 pub const ACK_BUDGET: Duration = Duration::from_millis(2700);
+/// Below this much time before the put deadline, `PutApprovalResult` is
+/// not sent (the clicker is told to try again).
+pub const MIN_PUT_TIME: Duration = Duration::from_millis(300);
 /// Where an interaction's `response_url` must point (Slack's hooks host).
 pub const DEFAULT_RESPONSE_URL_PREFIX: &str = "https://hooks.slack.com/";
 
@@ -141,8 +144,9 @@ pub enum Outcome {
     Unconfirmed {
         /// What happened to the call.
         detail: String,
-        /// The approval still showed as waiting when read again.
-        still_waiting: bool,
+        /// Read again: `Some(true)` still waiting, `Some(false)` read but
+        /// no longer waiting for this execution; `None` not readable.
+        still_waiting: Option<bool>,
         /// Where to check (the execution in the console).
         console: Option<String>,
     },
@@ -439,16 +443,11 @@ impl<P: Pipelines, C: Chat> Ready<P, C> {
                     ),
                     Outcome::Refused(e) => Some(format!("Not rejected: {e}.")),
                     Outcome::Failed(e) => Some(format!("Not recorded: {e}. Try again.")),
-                    Outcome::Unconfirmed {
-                        detail,
-                        still_waiting,
-                        console,
-                    } => Some(crate::confirm::unconfirmed_text(
-                        detail,
-                        *still_waiting,
-                        console.as_deref(),
-                        false,
-                    )),
+                    // Short and complete: the dialog shows 150 characters
+                    // and no link (the detail is in the audit line).
+                    Outcome::Unconfirmed { .. } => {
+                        Some(crate::confirm::DIALOG_UNCONFIRMED.to_owned())
+                    }
                 };
                 if let Some(text) = refused {
                     return answer(
@@ -575,6 +574,14 @@ impl<P: Pipelines, C: Chat> Ready<P, C> {
             .checked_sub(crate::confirm::REREAD_RESERVE)
             .unwrap_or(deadline);
         let left = put_deadline.saturating_duration_since(Instant::now());
+        if left < MIN_PUT_TIME {
+            // Sent this late, it would likely land after we stop waiting
+            // and leave the clicker unsure: not sent at all.
+            return Outcome::Failed(
+                "PutApprovalResult was not sent (too little of Slack's 3 seconds was left)"
+                    .to_owned(),
+            );
+        }
         let put = match tokio::time::timeout(
             left,
             self.pipelines

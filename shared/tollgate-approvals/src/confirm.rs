@@ -33,13 +33,13 @@ pub fn after_unsure(
     detail: &str,
     console: Option<String>,
 ) -> Outcome {
-    let unconfirmed = |still_waiting: bool| Outcome::Unconfirmed {
+    let unconfirmed = |still_waiting: Option<bool>| Outcome::Unconfirmed {
         detail: detail.to_owned(),
         still_waiting,
         console: console.clone(),
     };
     let Some(state) = state else {
-        return unconfirmed(false);
+        return unconfirmed(None);
     };
     match settled(state, approval) {
         Some(Outcome::AlreadyDecided { approved: was })
@@ -48,24 +48,31 @@ pub fn after_unsure(
             Outcome::Recorded { approved }
         }
         Some(o @ (Outcome::AlreadyDecided { .. } | Outcome::Expired)) => o,
-        None => unconfirmed(true),
-        Some(_) => unconfirmed(false),
+        None => unconfirmed(Some(true)),
+        Some(_) => unconfirmed(Some(false)),
     }
 }
+
+/// The reject dialog's error after an unsure `PutApprovalResult`: Slack
+/// shows at most 150 characters there, as plain text, so it is short,
+/// complete and links nothing.
+pub const DIALOG_UNCONFIRMED: &str = "Not confirmed: it may have been recorded. Check the execution in the console before submitting again.";
 
 /// What the clicker is told (`mrkdwn`: Slack markup with a link; else
 /// plain text, for a dialog's error).
 pub fn unconfirmed_text(
     detail: &str,
-    still_waiting: bool,
+    still_waiting: Option<bool>,
     console: Option<&str>,
     mrkdwn: bool,
 ) -> String {
     let detail = ellipsize(detail, 200);
-    let state = if still_waiting {
-        "CodePipeline still shows the approval waiting, but the decision may still land"
-    } else {
-        "the approval's state could not be read again"
+    let state = match still_waiting {
+        Some(true) => {
+            "CodePipeline still shows the approval waiting, but the decision may still land"
+        }
+        Some(false) => "read again, the approval no longer waits for this execution's decision",
+        None => "the approval's state could not be read again",
     };
     let check = match (console, mrkdwn) {
         (Some(url), true) => format!("<{url}|the execution in the CodePipeline console>"),
@@ -133,14 +140,14 @@ mod tests {
         );
         // Still waiting, unreadable, or another execution now: unsure.
         for (s, waiting) in [
-            (Some(state("InProgress", None, None)), true),
-            (None, false),
+            (Some(state("InProgress", None, None)), Some(true)),
+            (None, None),
             (
                 Some(ApprovalState {
                     execution: Some("e-2".into()),
                     ..state("InProgress", None, None)
                 }),
-                false,
+                Some(false),
             ),
         ] {
             assert_eq!(
@@ -201,7 +208,7 @@ mod tests {
     fn the_text_never_says_nothing_happened() {
         let t = unconfirmed_text(
             "PutApprovalResult <timed> out",
-            true,
+            Some(true),
             Some("https://c/x"),
             true,
         );
@@ -209,8 +216,13 @@ mod tests {
         assert!(t.contains("<https://c/x|"), "{t}");
         assert!(t.contains("&lt;timed&gt;"), "escaped: {t}");
         assert!(!t.to_lowercase().contains("not recorded"), "{t}");
-        let plain = unconfirmed_text("x", false, None, false);
+        let read = unconfirmed_text("x", Some(false), None, true);
+        assert!(read.contains("no longer waits"), "{read}");
+        assert!(!read.contains("could not be read"), "{read}");
+        let plain = unconfirmed_text("x", None, None, false);
         assert!(plain.contains("may have been recorded"), "{plain}");
         assert!(plain.contains("could not be read again"), "{plain}");
+        assert!(DIALOG_UNCONFIRMED.chars().count() <= 150);
+        assert!(DIALOG_UNCONFIRMED.contains("may have been recorded"));
     }
 }

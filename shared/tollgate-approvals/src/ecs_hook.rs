@@ -16,9 +16,15 @@
 //!    very hook is `AWAITING_ACTION`; anything else (continued or rolled
 //!    back already, timed out, another state) ends with the message showing
 //!    what ECS recorded, and nothing is called;
-//! 5. `ContinueServiceDeployment` (`CONTINUE` or `ROLLBACK`); when ECS
-//!    refuses because the hook stopped waiting meanwhile (a concurrent
-//!    click), the state is read again and shown, never a second decision;
+//! 5. `ContinueServiceDeployment` (`CONTINUE` or `ROLLBACK`), sent once;
+//!    two concurrent clicks both get here, and ECS refusing the second
+//!    (`ClientException`: the hook stopped waiting) is what prevents a
+//!    second decision: the state is then read again and shown. An unsure
+//!    answer (timeout, lost connection, 5xx) is followed by a read too
+//!    ([`after_unsure`]): this click's decision shown → decided by the
+//!    clicker; else "may have been done", never "not done". The hook
+//!    statuses after a decision (`SUCCEEDED` after Continue, `FAILED` after
+//!    Roll back) are assumed from ECS's API reference, not verified;
 //! 6. one audit line (`audit: "ecs-pause"`: who, what, cluster, service,
 //!    deployment, hook, result, Slack's id, the request id), and the
 //!    message shows who decided and when.
@@ -73,6 +79,10 @@ pub enum ResumeAnswer {
     /// Refused because the hook no longer waits (ECS's `ClientException` /
     /// `InvalidParameterException`): the code, never a request value.
     NotPaused(String),
+    /// The request may have reached ECS but no answer came (a timeout, a
+    /// lost connection, an unreadable answer, a 5xx): ECS may have acted.
+    /// What happened, never a request value.
+    Unsure(String),
 }
 
 /// ECS's service deployments.
@@ -140,6 +150,31 @@ pub fn services_from_env(env: &impl Env) -> Result<Vec<String>, ConfigError> {
         ));
     }
     Ok(services)
+}
+
+/// Every configured service needs approvers (its own entry under the
+/// approvers document's `services`, or `*`): checked at init, so a gap
+/// fails every request with this reason instead of surfacing at the first
+/// click of a paused production deployment.
+pub fn check_approvers(
+    services: &[String],
+    policy: &crate::policy::Policy,
+) -> Result<(), ConfigError> {
+    match services.iter().find(|s| policy.for_service(s).is_none()) {
+        None => Ok(()),
+        Some(missing) => Err(ConfigError::invalid(
+            SERVICES_VAR,
+            missing,
+            format!(
+                "{missing} has no approvers: {} has no entry for it under services (and no \"*\")",
+                crate::policy::VAR
+            ),
+            format!(
+                "an entry {{\"services\": {{\"{missing}\": {{\"users\": [...], \"groups\": [...]}}}}}} in {}, or remove the service from {SERVICES_VAR}",
+                crate::policy::VAR
+            ),
+        )),
+    }
 }
 
 /// A click on Continue or Roll back.
@@ -251,6 +286,9 @@ pub enum PauseOutcome {
     Refused(String),
     /// ECS could not be asked or told.
     Failed(String),
+    /// `ContinueServiceDeployment` may have gone through, and reading the
+    /// state again did not show this click's decision: never "not done".
+    Unsure(String),
 }
 
 impl PauseOutcome {
@@ -264,6 +302,7 @@ impl PauseOutcome {
             Self::NotWaiting(_) => "not-waiting",
             Self::Refused(_) => "refused",
             Self::Failed(_) => "failed",
+            Self::Unsure(_) => "unsure",
         }
     }
 }
@@ -286,9 +325,10 @@ async fn within<T>(
 fn audit(request_id: &str, c: &Click, outcome: &PauseOutcome) {
     let arn = c.pause.arn();
     let detail = match outcome {
-        PauseOutcome::Refused(d) | PauseOutcome::Failed(d) | PauseOutcome::NotWaiting(d) => {
-            d.as_str()
-        }
+        PauseOutcome::Refused(d)
+        | PauseOutcome::Failed(d)
+        | PauseOutcome::NotWaiting(d)
+        | PauseOutcome::Unsure(d) => d.as_str(),
         _ => "",
     };
     tracing::info!(
@@ -372,6 +412,38 @@ pub fn recorded_text(outcome: &PauseOutcome, state: &PauseState) -> String {
     }
 }
 
+/// What an unsure `ContinueServiceDeployment` came to, from the state read
+/// again: the hook shows this click's decision (`SUCCEEDED` after
+/// Continue, `FAILED` after Roll back) → decided by this clicker; anything
+/// else (still waiting, the other decision, timed out) → unsure.
+///
+/// The status mapping is assumed from ECS's API reference
+/// (`ContinueServiceDeployment`, `ServiceDeploymentLifecycleHookDetail`),
+/// not verified against ECS itself.
+pub fn after_unsure(now: &PauseState, rollback: bool, why: &str) -> PauseOutcome {
+    let mine = if rollback { "FAILED" } else { "SUCCEEDED" };
+    if now.hook_status.as_deref() == Some(mine) {
+        PauseOutcome::Decided { rollback }
+    } else {
+        PauseOutcome::Unsure(why.to_owned())
+    }
+}
+
+/// The clicker's answer when ECS may have acted: never "not done".
+pub fn unsure_text(why: &str) -> String {
+    format!(
+        ":grey_question: Not confirmed: {}. It may have been done; check the service's Deployments tab in the ECS console before deciding again.",
+        escape(&ellipsize(why, 200))
+    )
+}
+
+/// Whether the message already carries an outcome this module wrote.
+pub fn has_outcome(blocks: &[Value]) -> bool {
+    blocks
+        .iter()
+        .any(|b| b.get("block_id").and_then(Value::as_str) == Some(OUTCOME_BLOCK))
+}
+
 /// The request message with its buttons replaced by `outcome`.
 pub fn decided(blocks: &[Value], c: &Click, outcome: &str) -> Value {
     let mut kept: Vec<Value> = blocks
@@ -449,18 +521,29 @@ impl<P, C: Chat> Ready<P, C> {
             PauseOutcome::Decided { rollback: true } => {
                 format!(":rewind: *Rolled back* by <@{who}> at {now}")
             }
-            PauseOutcome::AlreadyDecided { .. } | PauseOutcome::TimedOut => {
-                recorded_text(&outcome, &state.unwrap_or_default())
-            }
-            PauseOutcome::NotWaiting(_) => {
+            PauseOutcome::AlreadyDecided { .. }
+            | PauseOutcome::TimedOut
+            | PauseOutcome::NotWaiting(_) => {
                 let text = recorded_text(&outcome, &state.unwrap_or_default());
-                self.tell_pause(
-                    &c,
-                    &format!("{text}. Nothing was changed."),
-                    request_id,
-                    deadline,
-                )
-                .await;
+                if has_outcome(&c.blocks) {
+                    // The message already says what happened (possibly
+                    // who decided, which ECS does not record): keep it,
+                    // answer the clicker alone.
+                    self.tell_pause(
+                        &c,
+                        &format!("{text}. Nothing was changed."),
+                        request_id,
+                        deadline,
+                    )
+                    .await;
+                    return answer(200, None);
+                }
+                text
+            }
+            PauseOutcome::Unsure(e) => {
+                // The buttons stay: nothing shows that ECS acted.
+                self.tell_pause(&c, &unsure_text(e), request_id, deadline)
+                    .await;
                 return answer(200, None);
             }
             PauseOutcome::Refused(e) | PauseOutcome::Failed(e) => {
@@ -552,13 +635,27 @@ impl<P, C: Chat> Ready<P, C> {
         if let Some(done) = settled(&state) {
             return (done, Some(state));
         }
-        match within(
-            deadline,
-            "ContinueServiceDeployment",
-            ecs.resume(deployment, hook, c.rollback),
-        )
-        .await
-        {
+        // Time is kept back for reading the state again when the answer
+        // is unsure (as for PutApprovalResult, crate::confirm).
+        let resume_deadline = deadline
+            .checked_sub(crate::confirm::REREAD_RESERVE)
+            .unwrap_or(deadline);
+        let left = resume_deadline.saturating_duration_since(Instant::now());
+        let resumed =
+            match tokio::time::timeout(left, ecs.resume(deployment, hook, c.rollback)).await {
+                Ok(answer) => answer,
+                // The request may have been sent: unsure, never "not done".
+                Err(_) => Ok(ResumeAnswer::Unsure(
+                    "ContinueServiceDeployment did not answer in time".to_owned(),
+                )),
+            };
+        match resumed {
+            Ok(ResumeAnswer::Unsure(why)) => {
+                match within(deadline, describe, ecs.pause_state(deployment, hook)).await {
+                    Ok(now) => (after_unsure(&now, c.rollback, &why), Some(now)),
+                    Err(_) => (PauseOutcome::Unsure(why), Some(state)),
+                }
+            }
             Ok(ResumeAnswer::Accepted) => (
                 PauseOutcome::Decided {
                     rollback: c.rollback,

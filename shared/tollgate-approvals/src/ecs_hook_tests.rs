@@ -28,6 +28,9 @@ const POLICY: &str =
 struct FakeEcs {
     state: Mutex<(String, String)>,
     resumes: Mutex<Vec<bool>>,
+    /// `Some(applied)`: ContinueServiceDeployment answers Unsure, having
+    /// applied the decision or not.
+    lose_answer: Mutex<Option<bool>>,
 }
 
 impl FakeEcs {
@@ -38,7 +41,13 @@ impl FakeEcs {
         Arc::new(Self {
             state: Mutex::new((deployment.into(), hook.into())),
             resumes: Mutex::new(Vec::new()),
+            lose_answer: Mutex::new(None),
         })
+    }
+    fn losing_answer(applied: bool) -> Arc<Self> {
+        let ecs = Self::paused();
+        *ecs.lose_answer.lock().expect("lock") = Some(applied);
+        ecs
     }
     fn resumes(&self) -> Vec<bool> {
         self.resumes.lock().expect("lock").clone()
@@ -76,6 +85,15 @@ impl ServiceDeployments for FakeEcs {
         Box::pin(async move {
             tokio::task::yield_now().await;
             let mut s = self.state.lock().expect("lock");
+            if let Some(applied) = *self.lose_answer.lock().expect("lock") {
+                if applied {
+                    s.1 = if rollback { "FAILED" } else { "SUCCEEDED" }.into();
+                    self.resumes.lock().expect("lock").push(rollback);
+                }
+                return Ok(ResumeAnswer::Unsure(
+                    "ContinueServiceDeployment: the connection failed while sending".into(),
+                ));
+            }
             if hook != HOOK || s.1 != "AWAITING_ACTION" || s.0 != "IN_PROGRESS" {
                 return Ok(ResumeAnswer::NotPaused("ClientException".into()));
             }
@@ -208,7 +226,11 @@ fn request(body: &[u8], secret: &str) -> LambdaFunctionUrlRequest {
 }
 
 async fn send(a: &App, user: &str, action_id: &str, value: &str) -> (i64, Value) {
-    let body = form(&click(user, action_id, value));
+    send_payload(a, &click(user, action_id, value)).await
+}
+
+async fn send_payload(a: &App, payload: &Value) -> (i64, Value) {
+    let body = form(payload);
     let r = a
         .handle(
             request(&body, SECRET),
@@ -304,14 +326,50 @@ async fn a_stale_click_shows_what_ecs_recorded_and_changes_nothing() {
         assert!(text.contains(shows), "{hook}: {text}");
     }
     // Another hook of the deployment, or a deployment ECS does not know:
-    // the clicker hears it, the message stays.
+    // nothing waits, the message says so and loses its buttons.
     let ecs = FakeEcs::paused();
     let a = app(Some(ecs.clone()), &["prod/checkout-web"], POLICY);
     send(&a, "U0APPROVER", CONTINUE, &value("ecs-pause-other")).await;
     assert!(ecs.resumes().is_empty());
-    assert!(chat(&a).calls("chat.update").is_empty());
-    let told = chat(&a).calls("respond")[0].to_string();
-    assert!(told.contains("lists no such pause hook"), "{told}");
+    let updates = chat(&a).calls("chat.update");
+    assert_eq!(updates.len(), 1);
+    let text = updates[0].to_string();
+    assert!(text.contains("Nothing to decide"), "{text}");
+    assert!(text.contains("lists no such pause hook"), "{text}");
+    assert!(!text.contains(CONTINUE), "buttons gone: {text}");
+}
+
+#[tokio::test]
+async fn a_later_click_keeps_the_outcome_that_names_who_decided() {
+    for (deployment, hook, says) in [
+        ("SUCCESSFUL", "SUCCEEDED", "Already *continued*"),
+        ("ROLLBACK_IN_PROGRESS", "TIMED_OUT", "*Timed out*"),
+        ("SUCCESSFUL", "IN_PROGRESS", "Nothing to decide"),
+    ] {
+        let ecs = FakeEcs::with(deployment, hook);
+        let a = app(Some(ecs.clone()), &["prod/checkout-web"], POLICY);
+        // The message as the first decision left it (a click in a client
+        // that had not refreshed still carries the buttons).
+        let mut payload = click("U0GROUPMEMBER", ROLLBACK, &value(HOOK));
+        payload["message"]["blocks"]
+            .as_array_mut()
+            .expect("blocks")
+            .push(json!({"type": "section", "block_id": crate::ecs_hook::OUTCOME_BLOCK,
+                "text": {"type": "mrkdwn", "text": ":arrow_forward: *Continued* by <@U0APPROVER>"}}));
+        let (status, _) = send_payload(&a, &payload).await;
+        assert_eq!(status, 200);
+        assert!(ecs.resumes().is_empty());
+        assert!(
+            chat(&a).calls("chat.update").is_empty(),
+            "{hook}: the outcome naming who decided stays"
+        );
+        let told = chat(&a).calls("respond");
+        assert_eq!(told.len(), 1, "{hook}");
+        assert_eq!(told[0]["response_type"], "ephemeral");
+        let text = told[0].to_string();
+        assert!(text.contains(says), "{hook}: {text}");
+        assert!(text.contains("Nothing was changed"), "{text}");
+    }
 }
 
 #[tokio::test]
@@ -377,4 +435,86 @@ async fn bad_values_are_400_and_unsigned_clicks_401() {
         .expect("answer");
     assert_eq!(r.status_code, 401);
     assert!(ecs.resumes().is_empty());
+}
+
+#[tokio::test]
+async fn an_unsure_continue_that_went_through_is_shown_as_decided_by_the_clicker() {
+    for (action, rollback, shows) in [
+        (CONTINUE, false, "*Continued* by <@U0APPROVER>"),
+        (ROLLBACK, true, "*Rolled back* by <@U0APPROVER>"),
+    ] {
+        let ecs = FakeEcs::losing_answer(true);
+        let a = app(Some(ecs.clone()), &["prod/checkout-web"], POLICY);
+        let (status, _) = send(&a, "U0APPROVER", action, &value(HOOK)).await;
+        assert_eq!(status, 200);
+        assert_eq!(ecs.resumes(), [rollback]);
+        let updates = chat(&a).calls("chat.update");
+        assert_eq!(updates.len(), 1, "{updates:?}");
+        let text = updates[0].to_string();
+        assert!(text.contains(shows), "{text}");
+        assert!(!text.contains("Already"), "{text}");
+        assert!(chat(&a).calls("respond").is_empty());
+    }
+}
+
+#[tokio::test]
+async fn an_unsure_continue_not_seen_says_may_have_been_done_never_not_done() {
+    let ecs = FakeEcs::losing_answer(false);
+    let a = app(Some(ecs.clone()), &["prod/checkout-web"], POLICY);
+    let (status, _) = send(&a, "U0APPROVER", CONTINUE, &value(HOOK)).await;
+    assert_eq!(status, 200);
+    assert!(chat(&a).calls("chat.update").is_empty(), "the buttons stay");
+    let said = chat(&a).calls("respond");
+    assert_eq!(said.len(), 1);
+    let text = said[0].to_string();
+    assert!(text.contains("may have been done"), "{text}");
+    assert!(text.contains("Deployments tab"), "{text}");
+    assert!(!text.contains("Not done"), "{text}");
+    assert!(!text.contains("Try again"), "{text}");
+}
+
+#[test]
+fn after_unsure_names_the_clicker_only_for_this_clicks_decision() {
+    use crate::ecs_hook::{PauseOutcome, after_unsure};
+    let st = |h: &str| PauseState {
+        deployment_status: Some("IN_PROGRESS".into()),
+        hook_status: Some(h.into()),
+        ..PauseState::default()
+    };
+    assert_eq!(
+        after_unsure(&st("SUCCEEDED"), false, "x"),
+        PauseOutcome::Decided { rollback: false }
+    );
+    assert_eq!(
+        after_unsure(&st("FAILED"), true, "x"),
+        PauseOutcome::Decided { rollback: true }
+    );
+    for (h, rollback) in [
+        ("FAILED", false),
+        ("SUCCEEDED", true),
+        ("AWAITING_ACTION", false),
+        ("TIMED_OUT", true),
+    ] {
+        assert_eq!(
+            after_unsure(&st(h), rollback, "x"),
+            PauseOutcome::Unsure("x".into()),
+            "{h}"
+        );
+    }
+}
+
+#[test]
+fn a_configured_service_without_approvers_fails_init_naming_it() {
+    use crate::ecs_hook::check_approvers;
+    let services = vec!["prod/checkout-web".to_owned(), "prod/api".to_owned()];
+    let own = Policy::parse(POLICY).expect("policy");
+    let e = check_approvers(&services, &own).expect_err("prod/api has none");
+    let text = e.to_string();
+    assert!(text.contains("prod/api has no approvers"), "{text}");
+    assert!(text.contains("TOLLGATE_APPROVERS"), "{text}");
+    assert!(text.contains("TOLLGATE_APPROVAL_ECS_SERVICES"), "{text}");
+    let star = Policy::parse(r#"{"services": {"*": {"users": ["U0APPROVER"]}}}"#).expect("policy");
+    assert!(check_approvers(&services, &star).is_ok());
+    assert!(check_approvers(&services[..1], &own).is_ok());
+    assert!(check_approvers(&[], &own).is_ok());
 }

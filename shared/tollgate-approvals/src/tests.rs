@@ -488,3 +488,28 @@ async fn a_response_url_that_is_not_slacks_is_never_called() {
     send(&a, request(&form(&c), now(), SECRET)).await;
     assert!(state(&a).chat.calls("respond").is_empty());
 }
+
+#[tokio::test]
+async fn with_too_little_time_left_the_decision_is_not_sent() {
+    use crate::app::{MIN_PUT_TIME, Outcome};
+    use crate::confirm::REREAD_RESERVE;
+    let a = app(FakePipeline::waiting("e-1"), FakeChat::default(), POLICY);
+    let s = state(&a);
+    let r = ApprovalRef::new("pay", "Prod", "Approve", "e-1");
+    // The put deadline (deadline - REREAD_RESERVE) is less than
+    // MIN_PUT_TIME away.
+    let deadline = tokio::time::Instant::now() + REREAD_RESERVE + MIN_PUT_TIME / 2;
+    match s
+        .decide(&r, true, "Approved in Slack by ana", deadline)
+        .await
+    {
+        Outcome::Failed(e) => assert!(e.contains("not sent"), "{e}"),
+        other => panic!("expected not sent, got {other:?}"),
+    }
+    assert!(s.pipelines.puts.lock().expect("lock").is_empty());
+    // With time enough, it is sent.
+    let deadline = tokio::time::Instant::now() + REREAD_RESERVE + MIN_PUT_TIME * 3;
+    s.decide(&r, true, "Approved in Slack by ana", deadline)
+        .await;
+    assert_eq!(s.pipelines.puts.lock().expect("lock").len(), 1);
+}

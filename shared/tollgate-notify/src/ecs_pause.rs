@@ -64,8 +64,10 @@ pub fn render(n: &Notification, pause: &PauseRef, channel: &str, thread_ts: Opti
              "text": {"type": "plain_text", "text": "Roll back"}, "value": value,
              "confirm": {
                 "title": {"type": "plain_text", "text": "Roll back?"},
-                "text": {"type": "plain_text", "text": ellipsize(&format!(
-                    "ECS rolls {name} back to the previous service revision."), 280)},
+                // plain_text: the raw name (the mrkdwn escape would show
+                // `&lt;` literally), shortened.
+                "text": {"type": "plain_text", "text": format!(
+                    "ECS rolls {} back to the previous service revision.", ellipsize(&n.name, 150))},
                 "confirm": {"type": "plain_text", "text": "Roll back"},
                 "deny": {"type": "plain_text", "text": "Cancel"},
                 "style": "danger"
@@ -126,6 +128,14 @@ mod tests {
         {
             b["value"] = json!("");
         }
+        // The confirm dialog is plain_text (no markup is parsed there): the
+        // raw name, never the mrkdwn escape shown literally.
+        let dialog = shown["blocks"][2]["elements"][1]["confirm"]["text"].clone();
+        assert_eq!(dialog["type"], "plain_text");
+        let dialog = dialog["text"].as_str().expect("dialog text");
+        assert!(dialog.contains("web<!channel>"), "{dialog}");
+        assert!(!dialog.contains("&lt;"), "{dialog}");
+        shown["blocks"][2]["elements"][1]["confirm"]["text"]["text"] = json!("");
         let text = shown.to_string();
         assert!(!text.contains("<!channel>"), "escaped: {text}");
         assert!(text.contains("<!date^1772726681^"), "expiry: {text}");

@@ -1,8 +1,13 @@
 //! [`ServiceDeployments`] over `aws-sdk-ecs`: `DescribeServiceDeployments`
 //! (is the deployment in progress, does that very hook wait?) and
 //! `ContinueServiceDeployment` (`CONTINUE` / `ROLLBACK`). SDK retries: 2
-//! attempts; the endpoint bounds the whole request to Slack's 3 seconds
-//! anyway. Errors carry the service's code and what to do.
+//! attempts for the read; `ContinueServiceDeployment` is sent once (a
+//! retry of an attempt that ECS applied but whose answer was lost would be
+//! refused and read as "someone else decided"). A timeout, a lost
+//! connection, an unreadable answer or a 5xx is [`ResumeAnswer::Unsure`]:
+//! ECS may have acted, and the caller reads the state again. The endpoint
+//! bounds the whole request to Slack's 3 seconds anyway. Errors carry the
+//! service's code and what to do.
 
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::DeploymentLifecycleHookAction;
@@ -16,18 +21,23 @@ use tollgate_aws::SdkConfig;
 #[derive(Debug, Clone)]
 pub struct EcsDeployments {
     client: Client,
+    /// The same, with one attempt: for `ContinueServiceDeployment`.
+    once: Client,
 }
 
 impl EcsDeployments {
     /// Builds the client.
     pub fn new(sdk: &SdkConfig) -> Self {
-        let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(2);
-        Self {
-            client: Client::from_conf(
+        let with_attempts = |n: u32| {
+            Client::from_conf(
                 aws_sdk_ecs::config::Builder::from(sdk)
-                    .retry_config(retry)
+                    .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(n))
                     .build(),
-            ),
+            )
+        };
+        Self {
+            client: with_attempts(2),
+            once: with_attempts(1),
         }
     }
 }
@@ -105,7 +115,7 @@ impl EcsDeployments {
             DeploymentLifecycleHookAction::Continue
         };
         let sent = self
-            .client
+            .once
             .continue_service_deployment()
             .service_deployment_arn(deployment)
             .hook_id(hook)
@@ -115,7 +125,24 @@ impl EcsDeployments {
         match sent {
             Ok(_) => Ok(ResumeAnswer::Accepted),
             Err(e) => {
+                use aws_sdk_ecs::error::SdkError;
                 let code = e.code().unwrap_or_default().to_owned();
+                let unsure = match &e {
+                    SdkError::TimeoutError(_) => Some("did not answer in time".to_owned()),
+                    SdkError::DispatchFailure(_) => {
+                        Some("the connection failed while sending".to_owned())
+                    }
+                    SdkError::ResponseError(_) => Some("its answer could not be read".to_owned()),
+                    SdkError::ServiceError(s) if s.raw().status().is_server_error() => Some(
+                        format!("ECS answered {} ({code})", s.raw().status().as_u16()),
+                    ),
+                    _ => None,
+                };
+                if let Some(why) = unsure {
+                    return Ok(ResumeAnswer::Unsure(format!(
+                        "ContinueServiceDeployment: {why}"
+                    )));
+                }
                 match code.as_str() {
                     // ECS's answer to a hook that is not AWAITING_ACTION
                     // (or a deployment no longer IN_PROGRESS).
