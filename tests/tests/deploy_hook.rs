@@ -412,6 +412,60 @@ async fn a_healthy_green_succeeds_through_discovery() {
     );
 }
 
+/// Issue 21, warm path: one warm process serving two hooks of the same
+/// deployment lists its targets and reads its load balancer once, and reads
+/// everything that can change (the deployment's status, the target's hooks
+/// and green's tasks, the group, the listener) for each hook.
+#[tokio::test]
+async fn a_warm_process_reuses_only_what_a_deployment_cannot_change() {
+    let app = App::start(Mode::Healthy).await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    let seeded = seed(&standin, "warmreuse", Some(app.addr().port()), 1).await;
+    let mut f = function(&standin, &[(pin(&seeded).0, pin(&seeded).1)]).await;
+
+    let mut executions = Vec::new();
+    for (hook, fixture) in [
+        (
+            "AfterAllowTestTraffic",
+            "codedeploy-after-allow-test-traffic",
+        ),
+        ("BeforeAllowTraffic", "codedeploy-before-allow-traffic"),
+    ] {
+        script_target(&standin, &seeded.deployment_id, hook, (2, 2, 0));
+        let (ev, execution) = hook_event(&standin, fixture, &seeded.deployment_id);
+        let out = f.invoke(ev, DEADLINE).await;
+        assert_eq!(out.response()["report"], "succeeded", "{}", f.logs());
+        executions.push(execution);
+    }
+
+    for execution in &executions {
+        let reports = standin.reports_for(execution);
+        assert_eq!(reports.len(), 1, "{reports:#?}");
+        assert!(
+            matches!(&reports[0], Report::Hook { status, .. } if status == "Succeeded"),
+            "{reports:#?}"
+        );
+    }
+    for (op, times) in [
+        ("GetDeployment", 2),
+        ("ListDeploymentTargets", 1),
+        ("GetDeploymentTarget", 2),
+        ("GetDeploymentGroup", 2),
+        ("DescribeListeners", 2),
+        ("DescribeLoadBalancers", 1),
+    ] {
+        assert_eq!(standin.calls_of(op).len(), times, "{op}");
+    }
+    let logs = f.logs();
+    assert!(
+        logs.contains(&format!(
+            "BeforeAllowTraffic passed for {}",
+            seeded.deployment_id
+        )),
+        "the second hook ran as BeforeAllowTraffic, read fresh from the target: {logs}"
+    );
+}
+
 #[tokio::test]
 async fn after_allow_traffic_checks_the_production_listener() {
     let app = App::start(Mode::Healthy).await;

@@ -16,6 +16,7 @@ use tollgate_aws_codedeploy::CodeDeployReporter;
 use tollgate_aws_secretsmanager::SecretsManagerSecrets;
 use tollgate_aws_ssm::SsmParameters;
 use tollgate_core::config::ProcessEnv;
+use tollgate_deploy::reuse::{ReusingDeployments, ReusingListeners};
 use tollgate_deploy::{DeployHook, app::HookFunction};
 use tollgate_runtime::{Function, Init};
 
@@ -28,8 +29,10 @@ async fn init(init: Init) -> impl Function {
         let sdk = sdk.clone();
         async move {
             let (reader, elb, ecs) = (
-                CodeDeployReader::new(&sdk),
-                ElbReader::new(&sdk),
+                // Only what cannot change while a deployment runs is reused
+                // across invocations (tollgate_deploy::reuse).
+                ReusingDeployments::new(CodeDeployReader::new(&sdk)),
+                ReusingListeners::new(ElbReader::new(&sdk)),
                 EcsServiceDeployments::new(&sdk),
             );
             let app = DeployHook::init(

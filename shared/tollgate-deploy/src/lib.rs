@@ -19,6 +19,9 @@
 //! - [`discovery`] and [`green`]: the CodeDeploy / ELBv2 reads behind ports
 //!   ([`DeploymentReader`], [`ListenerReader`]), each failure naming the step
 //!   and the fix.
+//! - [`reuse`]: the reads a warm process may answer from memory (an ECS
+//!   deployment's targets, a load balancer's DNS name), wrapped around the
+//!   ports at init; liveness and state are always read fresh.
 //! - [`config`]: the environment variables (table in its docs).
 //! - [`smoke`]: the check specs (a default one loaded at init; one per
 //!   CodeDeploy deployment group or ECS service read from SSM on first use
@@ -45,6 +48,7 @@ pub mod ecs_native;
 pub mod failure_records;
 pub mod gate_hook;
 pub mod green;
+pub mod reuse;
 pub mod rollback;
 pub mod smoke;
 
