@@ -379,6 +379,9 @@ struct Prepared {
 const CHECK_SPEC: &str = "checks:\n  - name: health\n    url: \"${TARGET}/health\"\n    expect:\n      status: 200\n      json:\n        - {path: $.status, equals: ok}\n";
 const DEPLOYMENT_ID: &str = "d-BENCH0001";
 const SLACK_PARAMETER: &str = "/tollgate/bench/slack-webhook";
+/// deploy-hook's check spec, read from SSM at init as a real install does
+/// (issue 21: start-up is measured in the functions' real configuration).
+const SPEC_PARAMETER: &str = "/tollgate/bench/deploy-hook-spec";
 
 impl Scenario {
     async fn new(function: &str) -> Result<Scenario, BenchError> {
@@ -390,10 +393,13 @@ impl Scenario {
                 "`smoke` job (events/pipeline-action/smoke-inline.json): one HTTP check against the local app, then PutJobSuccessResult with output variables"
             }
             "deploy-hook" => {
-                env.push(("TOLLGATE_CHECK_SPEC".into(), CHECK_SPEC.into()));
+                env.push((
+                    "TOLLGATE_CHECK_SPEC_PARAMETER".into(),
+                    SPEC_PARAMETER.into(),
+                ));
                 env.push(("TARGET_URL".into(), app.url()));
                 script_deploy_hook(&standin);
-                "CodeDeploy BeforeAllowTraffic hook (events/deploy-hook/codedeploy-before-allow-traffic.json), TOLLGATE_HOOK=auto, green verified: GetDeployment, ListDeploymentTargets, GetDeploymentTarget, one HTTP check against the local app (TARGET_URL), then PutLifecycleEventHookExecutionStatus"
+                "CodeDeploy BeforeAllowTraffic hook (events/deploy-hook/codedeploy-before-allow-traffic.json), TOLLGATE_HOOK=auto, check spec read from SSM at init (TOLLGATE_CHECK_SPEC_PARAMETER), green verified: GetDeployment, ListDeploymentTargets (once per deployment in a warm process), GetDeploymentTarget, one HTTP check against the local app (TARGET_URL), then PutLifecycleEventHookExecutionStatus"
             }
             "notifier" => {
                 env.push((
@@ -562,6 +568,16 @@ impl Scenario {
 }
 
 fn script_deploy_hook(standin: &AwsStandIn) {
+    standin.script(
+        "GetParameter",
+        vec![json!({"Parameter": {
+            "Name": SPEC_PARAMETER,
+            "Type": "String",
+            "Value": CHECK_SPEC,
+            "Version": 1,
+            "DataType": "text"
+        }})],
+    );
     standin.script(
         "GetDeployment",
         vec![json!({"deploymentInfo": {
