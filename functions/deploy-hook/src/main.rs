@@ -29,8 +29,6 @@ async fn init(init: Init) -> impl Function {
         let sdk = sdk.clone();
         async move {
             let (reader, elb, ecs) = (
-                // Only what cannot change while a deployment runs is reused
-                // across invocations (tollgate_deploy::reuse).
                 ReusingDeployments::new(CodeDeployReader::new(&sdk)),
                 ReusingListeners::new(ElbReader::new(&sdk)),
                 EcsServiceDeployments::new(&sdk),
@@ -44,8 +42,8 @@ async fn init(init: Init) -> impl Function {
                 ecs,
             )
             .await?;
-            // Hook-failure records for the notifier (when the prefix is set),
-            // CloudWatch and the CodeDeploy gate queue for metric gates.
+            // Reads kept across invocations: tollgate_deploy::reuse. Hook-failure records
+            // (when the prefix is set), CloudWatch and the gate queue for metric gates.
             let queue = (app.config.gate_queue_url.clone()).map(|u| SqsGateQueue::new(&sdk, u));
             Ok(app
                 .with_failure_records(SsmParameterWriter::new(&sdk))

@@ -31,14 +31,17 @@ const MAX_PAGES: usize = 10;
 /// CloudWatch-backed [`MetricSource`].
 #[derive(Debug, Clone)]
 pub struct CloudWatchMetrics {
-    client: Client,
+    client: tollgate_aws::Lazy<Client>,
 }
 
 impl CloudWatchMetrics {
     /// Builds the client.
     pub fn new(sdk: &SdkConfig) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: {
+                let sdk = sdk.clone();
+                tollgate_aws::lazy(move || Client::new(&sdk))
+            },
         }
     }
 }

@@ -15,14 +15,17 @@ use tollgate_core::secret::Secret;
 /// Secrets Manager-backed [`SecretStore`].
 #[derive(Debug, Clone)]
 pub struct SecretsManagerSecrets {
-    client: Client,
+    client: tollgate_aws::Lazy<Client>,
 }
 
 impl SecretsManagerSecrets {
     /// Builds the client.
     pub fn new(sdk: &SdkConfig) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: {
+                let sdk = sdk.clone();
+                tollgate_aws::lazy(move || Client::new(&sdk))
+            },
         }
     }
 }

@@ -15,14 +15,17 @@ use tollgate_core::secret::Secret;
 /// SSM-backed [`ParameterStore`].
 #[derive(Debug, Clone)]
 pub struct SsmParameters {
-    client: Client,
+    client: tollgate_aws::Lazy<Client>,
 }
 
 impl SsmParameters {
     /// Builds the client.
     pub fn new(sdk: &SdkConfig) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: {
+                let sdk = sdk.clone();
+                tollgate_aws::lazy(move || Client::new(&sdk))
+            },
         }
     }
 }

@@ -24,13 +24,71 @@ use tollgate_report::ReportError;
 
 /// Loads the shared SDK configuration (region, credentials, endpoint
 /// overrides) from the environment. Called once at init.
+///
+/// Credentials: when the environment holds an access key and its secret, as
+/// Lambda's always does, the environment provider alone. That is what the
+/// default chain would pick (the environment comes first in it), without
+/// building the rest of the chain at init: its web-identity provider builds
+/// an STS client, about 1 M instructions of every cold start (issue 21,
+/// BENCHMARKS.md). Anywhere else (a laptop with a profile, a container with
+/// a role), the default chain as before.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         // Built on the first request, with the process's one decoded CA
         // bundle: see [`http_client`].
-        .http_client(http_client::shared())
-        .load()
-        .await
+        .http_client(http_client::shared());
+    let loader = if env_has_credentials(|name| std::env::var_os(name)) {
+        loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        )
+    } else {
+        loader
+    };
+    loader.load().await
+}
+
+/// Whether the environment provider would find credentials: an access key
+/// id and a secret key, both non-empty (an empty one makes the default chain
+/// go on to its next provider, so it must here too).
+fn env_has_credentials(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        .iter()
+        .all(|name| var(name).is_some_and(|v| !v.is_empty()))
+}
+
+/// An SDK client built on its first use, not at init (issue 21): building
+/// one costs about half a million instructions (its endpoint partitions are
+/// parsed and their regions' patterns compiled), and most invocations use
+/// only some of a function's clients. Derefs to the client, so adapters call
+/// it as before; clones share the one client. Building a client checks
+/// nothing a request would not.
+pub struct Lazy<C>(std::sync::Arc<std::sync::LazyLock<C, Box<dyn FnOnce() -> C + Send>>>);
+
+impl<C> Clone for Lazy<C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<C> std::fmt::Debug for Lazy<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lazy(sdk client)")
+    }
+}
+
+impl<C> std::ops::Deref for Lazy<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.0
+    }
+}
+
+/// A [`Lazy`] client: `make` runs on the first use.
+pub fn lazy<C>(make: impl FnOnce() -> C + Send + 'static) -> Lazy<C> {
+    Lazy(std::sync::Arc::new(std::sync::LazyLock::new(Box::new(
+        make,
+    ))))
 }
 
 /// The retry configuration for report clients: the SDK's own retries are off,
@@ -124,6 +182,43 @@ pub fn classify_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_credentials_need_both_keys_non_empty() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert!(env_has_credentials(env(&[
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "secret")
+        ])));
+        assert!(!env_has_credentials(env(&[("AWS_ACCESS_KEY_ID", "AKID")])));
+        assert!(!env_has_credentials(env(&[
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", "secret")
+        ])));
+        assert!(!env_has_credentials(env(&[])));
+    }
+
+    #[test]
+    fn a_lazy_client_is_built_once_on_first_use() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static BUILT: AtomicUsize = AtomicUsize::new(0);
+        let client: Lazy<String> = lazy(|| {
+            BUILT.fetch_add(1, Ordering::SeqCst);
+            "client".to_owned()
+        });
+        let clone = client.clone();
+        assert_eq!(BUILT.load(Ordering::SeqCst), 0, "not built before use");
+        assert_eq!(client.len(), 6);
+        assert_eq!(clone.as_str(), "client", "clones share the one client");
+        assert_eq!(BUILT.load(Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn answers_are_classified() {

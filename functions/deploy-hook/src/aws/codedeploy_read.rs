@@ -57,14 +57,17 @@ where
 /// Reads deployments, groups and targets from CodeDeploy.
 #[derive(Debug, Clone)]
 pub struct CodeDeployReader {
-    client: Client,
+    client: tollgate_aws::Lazy<Client>,
 }
 
 impl CodeDeployReader {
     /// Builds the client.
     pub fn new(sdk: &SdkConfig) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: {
+                let sdk = sdk.clone();
+                tollgate_aws::lazy(move || Client::new(&sdk))
+            },
         }
     }
 }

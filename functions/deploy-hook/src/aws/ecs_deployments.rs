@@ -9,14 +9,17 @@ use tollgate_deploy::rollback::ServiceDeployments;
 /// Reads service deployment statuses.
 #[derive(Debug, Clone)]
 pub struct EcsServiceDeployments {
-    client: Client,
+    client: tollgate_aws::Lazy<Client>,
 }
 
 impl EcsServiceDeployments {
     /// Builds the client (SDK standard retries stay on).
     pub fn new(sdk: &SdkConfig) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: {
+                let sdk = sdk.clone();
+                tollgate_aws::lazy(move || Client::new(&sdk))
+            },
         }
     }
 }

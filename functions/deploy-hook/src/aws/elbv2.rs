@@ -10,14 +10,17 @@ use tollgate_deploy::discovery::{Listener, ListenerReader, LoadBalancer, ReadErr
 /// Reads listeners and load balancers.
 #[derive(Debug, Clone)]
 pub struct ElbReader {
-    client: Client,
+    client: tollgate_aws::Lazy<Client>,
 }
 
 impl ElbReader {
     /// Builds the client.
     pub fn new(sdk: &SdkConfig) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: {
+                let sdk = sdk.clone();
+                tollgate_aws::lazy(move || Client::new(&sdk))
+            },
         }
     }
 }

@@ -11,7 +11,7 @@ use tollgate_deploy::gate_hook::{BoxFuture, GateQueue};
 /// Sends metric gate tickets to one queue.
 #[derive(Debug, Clone)]
 pub struct SqsGateQueue {
-    client: Client,
+    client: tollgate_aws::Lazy<Client>,
     url: String,
 }
 
@@ -19,7 +19,10 @@ impl SqsGateQueue {
     /// Builds the client for the queue at `url` (`TOLLGATE_GATE_QUEUE_URL`).
     pub fn new(sdk: &SdkConfig, url: String) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: {
+                let sdk = sdk.clone();
+                tollgate_aws::lazy(move || Client::new(&sdk))
+            },
             url,
         }
     }

@@ -13,7 +13,7 @@ use tollgate_core::ports::{ParameterWriter, PutParameterError};
 /// the write is best effort under its own short time bound.
 #[derive(Debug, Clone)]
 pub struct SsmParameterWriter {
-    client: Client,
+    client: tollgate_aws::Lazy<Client>,
 }
 
 impl SsmParameterWriter {
@@ -21,11 +21,12 @@ impl SsmParameterWriter {
     pub fn new(sdk: &SdkConfig) -> Self {
         let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(2);
         Self {
-            client: Client::from_conf(
-                aws_sdk_ssm::config::Builder::from(sdk)
+            client: {
+                let conf = aws_sdk_ssm::config::Builder::from(sdk)
                     .retry_config(retry)
-                    .build(),
-            ),
+                    .build();
+                tollgate_aws::lazy(move || Client::from_conf(conf))
+            },
         }
     }
 }

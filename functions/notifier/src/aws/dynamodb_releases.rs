@@ -24,7 +24,7 @@ pub const RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
 /// Release records on a DynamoDB table.
 #[derive(Debug, Clone)]
 pub struct DynamoReleases {
-    client: Client,
+    client: tollgate_aws::Lazy<Client>,
     table: String,
 }
 
@@ -41,7 +41,7 @@ impl DynamoReleases {
             )
             .build();
         Self {
-            client: Client::from_conf(conf),
+            client: tollgate_aws::lazy(move || Client::from_conf(conf)),
             table,
         }
     }

@@ -26,9 +26,9 @@ use tollgate_notify::enrich::{
 /// The read clients.
 #[derive(Debug, Clone)]
 pub struct NotifySources {
-    pipeline: aws_sdk_codepipeline::Client,
-    deploy: aws_sdk_codedeploy::Client,
-    ssm: aws_sdk_ssm::Client,
+    pipeline: tollgate_aws::Lazy<aws_sdk_codepipeline::Client>,
+    deploy: tollgate_aws::Lazy<aws_sdk_codedeploy::Client>,
+    ssm: tollgate_aws::Lazy<aws_sdk_ssm::Client>,
     home_region: Option<String>,
 }
 
@@ -36,20 +36,19 @@ impl NotifySources {
     /// Builds the clients.
     pub fn new(sdk: &SdkConfig) -> Self {
         let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(2);
-        let pipeline = aws_sdk_codepipeline::Client::from_conf(
-            aws_sdk_codepipeline::config::Builder::from(sdk)
-                .retry_config(retry.clone())
-                .build(),
-        );
-        let deploy = aws_sdk_codedeploy::Client::from_conf(
-            aws_sdk_codedeploy::config::Builder::from(sdk)
-                .retry_config(retry.clone())
-                .build(),
-        );
-        let ssm = aws_sdk_ssm::Client::from_conf(
-            aws_sdk_ssm::config::Builder::from(sdk)
-                .retry_config(retry)
-                .build(),
+        let pipeline = aws_sdk_codepipeline::config::Builder::from(sdk)
+            .retry_config(retry.clone())
+            .build();
+        let deploy = aws_sdk_codedeploy::config::Builder::from(sdk)
+            .retry_config(retry.clone())
+            .build();
+        let ssm = aws_sdk_ssm::config::Builder::from(sdk)
+            .retry_config(retry)
+            .build();
+        let (pipeline, deploy, ssm) = (
+            tollgate_aws::lazy(move || aws_sdk_codepipeline::Client::from_conf(pipeline)),
+            tollgate_aws::lazy(move || aws_sdk_codedeploy::Client::from_conf(deploy)),
+            tollgate_aws::lazy(move || aws_sdk_ssm::Client::from_conf(ssm)),
         );
         Self {
             pipeline,

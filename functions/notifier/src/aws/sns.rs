@@ -15,7 +15,7 @@ use tollgate_report::ReportError;
 /// Publishes to SNS topics.
 #[derive(Debug, Clone)]
 pub struct SnsPublisher {
-    client: Client,
+    client: tollgate_aws::Lazy<Client>,
 }
 
 impl SnsPublisher {
@@ -25,7 +25,7 @@ impl SnsPublisher {
             .retry_config(no_sdk_retries())
             .build();
         Self {
-            client: Client::from_conf(conf),
+            client: tollgate_aws::lazy(move || Client::from_conf(conf)),
         }
     }
 }

@@ -17,14 +17,17 @@ use tollgate_report::ReportError;
 /// credentials, which are never kept, logged or shown.
 #[derive(Debug, Clone)]
 pub struct CodePipelineJobs {
-    client: Client,
+    client: tollgate_aws::Lazy<Client>,
 }
 
 impl CodePipelineJobs {
     /// Builds the client (the SDK's standard retries: these are reads).
     pub fn new(sdk: &SdkConfig) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: {
+                let sdk = sdk.clone();
+                tollgate_aws::lazy(move || Client::new(&sdk))
+            },
         }
     }
 }

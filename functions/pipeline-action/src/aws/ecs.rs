@@ -37,7 +37,7 @@ use tollgate_report::ReportError;
 /// The ECS calls of `ecs-deploy` / `ecs-wait`.
 #[derive(Debug)]
 pub struct EcsClient {
-    client: Client,
+    client: tollgate_aws::Lazy<Client>,
     /// The task definition described last (revisions are immutable, so a
     /// cached copy by ARN is always right): saves a second describe before
     /// registering.
@@ -48,7 +48,10 @@ impl EcsClient {
     /// Builds the client (SDK standard retries stay on).
     pub fn new(sdk: &SdkConfig) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: {
+                let sdk = sdk.clone();
+                tollgate_aws::lazy(move || Client::new(&sdk))
+            },
             last_described: Mutex::new(None),
         }
     }

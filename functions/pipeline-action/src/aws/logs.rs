@@ -12,14 +12,17 @@ use tollgate_report::ReportError;
 /// Reads log streams with the function's role.
 #[derive(Debug, Clone)]
 pub struct CloudWatchLogs {
-    client: Client,
+    client: tollgate_aws::Lazy<Client>,
 }
 
 impl CloudWatchLogs {
     /// Builds the client (the SDK's standard retries: these are reads).
     pub fn new(sdk: &SdkConfig) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: {
+                let sdk = sdk.clone();
+                tollgate_aws::lazy(move || Client::new(&sdk))
+            },
         }
     }
 
@@ -35,7 +38,7 @@ impl CloudWatchLogs {
                         .build(),
                 )
             }
-            _ => self.client.clone(),
+            _ => (*self.client).clone(),
         }
     }
 }
