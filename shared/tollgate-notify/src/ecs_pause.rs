@@ -31,7 +31,7 @@ pub fn pause_of(n: &Notification) -> Option<&PauseRef> {
 pub fn decidable(pause: Option<&PauseRef>, services: &[String]) -> bool {
     pause
         .and_then(PauseRef::service_key)
-        .is_some_and(|key| services.iter().any(|s| *s == key))
+        .is_some_and(|key| services.contains(&key))
 }
 
 /// The request message (a thread reply to `thread_ts` when given, shown in
