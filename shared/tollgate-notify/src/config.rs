@@ -69,6 +69,36 @@ pub mod vars {
     /// DynamoDB table of the delivery ledger (cross-environment
     /// deduplication; unset: per environment only).
     pub const DEDUPE_TABLE: &str = "TOLLGATE_NOTIFY_DEDUPE_TABLE";
+    /// ECS services whose pauses get Continue / Roll back buttons: the
+    /// approvals function's list, read by
+    /// `tollgate_core::ecs_pause_request::services_from_env` (the same
+    /// name, checked by a test).
+    pub const ECS_PAUSE_SERVICES: &str = "TOLLGATE_APPROVAL_ECS_SERVICES";
+}
+
+#[cfg(test)]
+mod ecs_pause_services_tests {
+    use super::*;
+
+    #[test]
+    fn the_ecs_pause_services_are_the_approvals_functions_list() {
+        assert_eq!(
+            vars::ECS_PAUSE_SERVICES,
+            tollgate_core::ecs_pause_request::SERVICES_VAR
+        );
+        let s = settings(&[(vars::ECS_PAUSE_SERVICES, "prod/web, prod/api")]).expect("valid");
+        assert_eq!(s.ecs_pause_services, ["prod/web", "prod/api"]);
+        assert!(settings(&[]).expect("valid").ecs_pause_services.is_empty());
+        let e = settings(&[(
+            vars::ECS_PAUSE_SERVICES,
+            "arn:aws:ecs:eu-west-1:111122223333:service/prod/web",
+        )])
+        .expect_err("an ARN");
+        assert!(
+            e.to_string().contains("TOLLGATE_APPROVAL_ECS_SERVICES"),
+            "{e}"
+        );
+    }
 }
 
 /// Where the rules document comes from.
