@@ -145,6 +145,9 @@ struct State {
     approvals: HashMap<String, bool>,
     /// Manual approval actions by token (`register_approval_action`).
     approval_actions: HashMap<String, ApprovalAction>,
+    /// Finished actions with output variables, listed beside a pipeline's
+    /// approval actions (`register_action_output`).
+    action_outputs: Vec<ActionOutputRecord>,
     /// ECS service deployments paused at a hook, by ARN
     /// (`register_ecs_pause`); moto has no service deployments.
     ecs_pauses: HashMap<String, EcsPause>,
@@ -165,6 +168,18 @@ struct ApprovalAction {
     summary: Option<String>,
     error: Option<String>,
     changed_at: f64,
+}
+
+/// A finished action execution with output variables, as
+/// `ListActionExecutions` shows it.
+#[derive(Debug, Clone)]
+struct ActionOutputRecord {
+    pipeline: String,
+    execution: String,
+    stage: String,
+    action: String,
+    namespace: Option<String>,
+    variables: Value,
 }
 
 /// An ECS service deployment with one `PAUSE` lifecycle hook, as
@@ -355,6 +370,34 @@ impl AwsStandIn {
                 changed_at: epoch_secs_f64(),
             },
         );
+    }
+
+    /// Records that the action `stage` / `action` (variable namespace
+    /// `namespace`) of `pipeline`'s execution `execution` succeeded with
+    /// these output variables: `ListActionExecutions` of that execution
+    /// lists it (with `input.namespace` and `output.outputVariables`)
+    /// beside the pipeline's approval actions.
+    pub fn register_action_output(
+        &self,
+        pipeline: &str,
+        execution: &str,
+        stage: &str,
+        action: &str,
+        namespace: Option<&str>,
+        variables: &[(&str, &str)],
+    ) {
+        let variables: serde_json::Map<String, Value> = variables
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect();
+        lock(&self.state).action_outputs.push(ActionOutputRecord {
+            pipeline: pipeline.to_owned(),
+            execution: execution.to_owned(),
+            stage: stage.to_owned(),
+            action: action.to_owned(),
+            namespace: namespace.map(str::to_owned),
+            variables: Value::Object(variables),
+        });
     }
 
     /// Makes an ECS service deployment `deployment` (its ARN) known,
@@ -972,6 +1015,31 @@ fn list_action_executions(s: &State, req: &Value) -> Option<Value> {
         .and_then(Value::as_str)
         .unwrap_or_default();
     if s.approval_actions.values().any(|a| a.pipeline == pipeline) {
+        let started = epoch_secs_f64() - 60.0;
+        let finished: Vec<Value> = s
+            .action_outputs
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.pipeline == pipeline && o.execution == execution)
+            .map(|(n, o)| {
+                let mut input = json!({"actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"}});
+                if let Some(ns) = &o.namespace {
+                    input["namespace"] = json!(ns);
+                }
+                json!({
+                    "pipelineExecutionId": execution,
+                    "actionExecutionId": format!("{ACTION_EXECUTION_PREFIX}output-{n}"),
+                    "pipelineVersion": 1,
+                    "stageName": o.stage,
+                    "actionName": o.action,
+                    "startTime": started + n as f64,
+                    "lastUpdateTime": started + n as f64 + 1.0,
+                    "status": "Succeeded",
+                    "input": input,
+                    "output": {"outputVariables": o.variables},
+                })
+            })
+            .collect();
         let details: Vec<Value> = s
             .approval_actions
             .iter()
@@ -988,6 +1056,7 @@ fn list_action_executions(s: &State, req: &Value) -> Option<Value> {
                     "status": a.status,
                 })
             })
+            .chain(finished)
             .collect();
         return Some(json!({ "actionExecutionDetails": details }));
     }

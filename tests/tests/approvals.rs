@@ -11,7 +11,7 @@ use std::time::Duration;
 use tollgate_approvals::signature::sign;
 use tollgate_core::Secret;
 use tollgate_test_support::http::Stub;
-use tollgate_test_support::slack::{BOT_TOKEN, GROUP, GROUP_MEMBER, slack_api};
+use tollgate_test_support::slack::{BOT_TOKEN, GROUP, GROUP_MEMBER, HIDDEN_EMAIL_USER, slack_api};
 use tollgate_tests::aws_standin::Report;
 use tollgate_tests::{AwsStandIn, LocalLambda, Moto, paths};
 
@@ -513,50 +513,108 @@ async fn parallel_mode_a_token_of_another_execution_is_never_used() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_approvers_decide_and_the_author_may_not_approve() {
-    let approvers = json!({"pipelines": {"*": {"users": [APPROVER, "U0LOCALAUTHOR"], "author_may_not_approve": true}}});
+    // The author's e-mail comes from the build's exported variable
+    // (namespace BuildVariables) of the same execution; the clickers'
+    // from the Slack stand-in's users.info (<id, lower-cased>@example.com).
+    let approvers = json!({"pipelines": {"*": {
+        "users": [APPROVER, "U0LOCALAUTHOR", HIDDEN_EMAIL_USER],
+        "author_may_not_approve": true,
+        "author_variable": "BuildVariables.COMMIT_AUTHOR_EMAIL"}}});
     let w = World::new(approvers).await;
     w.waiting("exec-1", "token-authz-1");
+    w.standin.register_action_output(
+        &w.pipeline(),
+        "exec-1",
+        "Build",
+        "Build",
+        Some("BuildVariables"),
+        &[("COMMIT_AUTHOR_EMAIL", "U0LocalAuthor@Example.com")],
+    );
     let mut f = w.function().await;
-    // Someone not on the list.
-    let answer = f
-        .invoke(
-            w.event("approve-click", now(), SIGNING_SECRET, |p| {
-                p["user"] = json!({"id": "U0LOCALSTRANGER", "username": "eve"});
-            }),
-            DEADLINE,
-        )
-        .await;
-    assert_eq!(status(answer.response()), 200);
-    // The author (the stand-in's users.info gives <id>@example.com).
-    let with_author = |p: &mut Value, user: &str| {
-        let v = p["actions"][0]["value"].as_str().expect("value").to_owned();
-        let mut r: Value = serde_json::from_str(&v).expect("ref");
-        r["au"] = json!("u0localauthor@example.com");
-        p["actions"][0]["value"] = json!(r.to_string());
-        p["user"] = json!({"id": user, "username": "author"});
+    let click = |user: &str| {
+        let user = user.to_owned();
+        w.event("approve-click", now(), SIGNING_SECRET, move |p| {
+            p["user"] = json!({"id": user, "username": "someone"});
+        })
     };
+    // Someone not on the list.
+    let answer = f.invoke(click("U0LOCALSTRANGER"), DEADLINE).await;
+    assert_eq!(status(answer.response()), 200);
+    // The author (same address, other case): refused before CodePipeline
+    // is asked for the approval.
+    f.invoke(click("U0LOCALAUTHOR"), DEADLINE).await;
+    assert!(w.approvals().is_empty(), "{:?}", w.approvals());
+    assert!(w.standin.calls_of("GetPipelineState").is_empty());
+    assert!(w.standin.calls_of("PutApprovalResult").is_empty());
+    let listed = w.standin.calls_of("ListActionExecutions");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].request["filter"]["pipelineExecutionId"], "exec-1");
+    assert_eq!(w.slack_calls("/api/users.info").len(), 1);
+    // The clicker's e-mail is hidden from the app: refused, saying what to
+    // add.
+    f.invoke(click(HIDDEN_EMAIL_USER), DEADLINE).await;
+    assert!(w.approvals().is_empty(), "{:?}", w.approvals());
+    let said = w.ephemeral();
+    assert_eq!(said.len(), 3, "{said:?}");
+    assert!(said[0].contains("not an approver"), "{said:?}");
+    assert!(said[1].contains("You are the author"), "{said:?}");
+    assert!(said[2].contains("users:read.email"), "{said:?}");
+    assert!(w.slack_calls("/api/chat.update").is_empty());
+    // No e-mail address in any log line or answer.
+    let logs = f.logs().to_lowercase();
+    assert!(!logs.contains("@example.com"), "{logs}");
+    assert!(
+        said.iter()
+            .all(|t| !t.to_lowercase().contains("@example.com"))
+    );
+    // Another approver approves the same change.
+    f.invoke(click(APPROVER), DEADLINE).await;
+    let reports = w.approvals();
+    let [Report::Approval { status, .. }] = reports.as_slice() else {
+        panic!("{reports:?}")
+    };
+    assert_eq!(status, "Approved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_author_in_the_execution_nobody_approves_in_slack() {
+    let approvers = json!({"pipelines": {"*": {
+        "users": [APPROVER],
+        "author_may_not_approve": true,
+        "author_variable": "Build.COMMIT_AUTHOR_EMAIL"}}});
+    let w = World::new(approvers).await;
+    w.waiting("exec-1", "token-noauthor-1");
+    // The build ran but exported no author.
+    w.standin.register_action_output(
+        &w.pipeline(),
+        "exec-1",
+        "Build",
+        "Build",
+        None,
+        &[("IMAGE_TAG", "abc123")],
+    );
+    let mut f = w.function().await;
     f.invoke(
-        w.event("approve-click", now(), SIGNING_SECRET, |p| {
-            with_author(p, "U0LOCALAUTHOR")
-        }),
+        w.event("approve-click", now(), SIGNING_SECRET, |_| {}),
         DEADLINE,
     )
     .await;
     assert!(w.approvals().is_empty(), "{:?}", w.approvals());
+    assert!(w.standin.calls_of("PutApprovalResult").is_empty());
     let said = w.ephemeral();
-    assert_eq!(said.len(), 2, "{said:?}");
-    assert!(said[0].contains("not an approver"), "{said:?}");
-    assert!(said[1].contains("author"), "{said:?}");
-    assert!(w.slack_calls("/api/chat.update").is_empty());
-    // Another approver approves the same change.
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].contains("exported no variable \"COMMIT_AUTHOR_EMAIL\"")
+            && said[0].contains("git log -1 --format=%ae"),
+        "{said:?}"
+    );
+    // Rejecting stays open to everyone on the list.
     f.invoke(
-        w.event("approve-click", now(), SIGNING_SECRET, |p| {
-            with_author(p, APPROVER)
-        }),
+        w.event("reject-click", now(), SIGNING_SECRET, |_| {}),
         DEADLINE,
     )
     .await;
-    assert_eq!(w.approvals().len(), 1);
+    assert_eq!(w.slack_calls("/api/views.open").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

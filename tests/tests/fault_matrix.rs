@@ -102,7 +102,13 @@ struct Kind {
 ///   `already-decided` / `expired` the message shows the recorded state;
 ///   `not-recorded` nothing recorded and the clicker told why (try again);
 ///   `unconfirmed` CodePipeline gave no answer either way and the clicker
-///   is told it *may* have been recorded, with where to check.
+///   is told it *may* have been recorded, with where to check;
+/// - approvals' ECS pause rows (`ecs-pause-*`): `continued` one
+///   `ContinueServiceDeployment` accepted and the message shows who;
+///   `not-done` nothing done and the clicker told why (try again);
+///   `unconfirmed` ECS gave no answer either way and the clicker is told it
+///   *may* have been done; `nothing-to-decide` the message shows that the
+///   hook no longer waits; `already-decided` it shows the recorded decision.
 ///
 /// `a → b` is two deliveries of the same event.
 const KINDS: &[Kind] = &[
@@ -356,6 +362,39 @@ const KINDS: &[Kind] = &[
             "approved",
         ],
     },
+    // ECS pause hooks (approvals only): a signed Continue click on a
+    // deployment paused at a PAUSE lifecycle hook
+    // (DescribeServiceDeployments, then ContinueServiceDeployment).
+    Kind {
+        key: "ecs-pause-continue",
+        what: "approvals: Continue on a paused ECS deployment, every call answered",
+        expect: ["n/a", "n/a", "n/a", "continued"],
+    },
+    Kind {
+        key: "ecs-pause-describe-throttled",
+        what: "approvals: DescribeServiceDeployments throttled (every attempt)",
+        expect: ["n/a", "n/a", "n/a", "not-done"],
+    },
+    Kind {
+        key: "ecs-pause-describe-denied",
+        what: "approvals: DescribeServiceDeployments denied by IAM (the service is not in ApprovalEcsServices' grant)",
+        expect: ["n/a", "n/a", "n/a", "not-done"],
+    },
+    Kind {
+        key: "ecs-pause-continue-failing",
+        what: "approvals: ContinueServiceDeployment answers HTTP 500 (it may have acted)",
+        expect: ["n/a", "n/a", "n/a", "unconfirmed"],
+    },
+    Kind {
+        key: "ecs-pause-continue-no-answer",
+        what: "approvals: ContinueServiceDeployment acts but answers after Slack's 3 seconds",
+        expect: ["n/a", "n/a", "n/a", "continued"],
+    },
+    Kind {
+        key: "ecs-pause-client-exception",
+        what: "approvals: ContinueServiceDeployment refuses with ClientException while the hook still shows as waiting",
+        expect: ["n/a", "n/a", "n/a", "nothing-to-decide"],
+    },
 ];
 
 // ------------------------------------------------------------- local server
@@ -574,6 +613,7 @@ async fn rig(func: Func, kind: &str) -> Rig {
                 add(k, v);
             }
             approvals::seed(&standin, &id);
+            approvals::inject(&standin, kind);
         }
     }
     // A finished ecs-deploy job's world: its artifact and the service.
@@ -1047,6 +1087,14 @@ async fn run_cell(func: Func, kind: &'static str) -> Observed {
             Func::Notifier => {
                 classify_notifier(&rig, hits_before, published_before, &inv, &mut problems)
             }
+            Func::Approvals if approvals::is_pause(kind) => approvals::classify_pause(
+                &rig.standin,
+                &rig.server.stub,
+                (hits_before, calls_before),
+                &inv,
+                &rig.lambda.logs(),
+                &mut problems,
+            ),
             Func::Approvals => approvals::classify(
                 &rig.standin,
                 &rig.server.stub,
@@ -1736,7 +1784,10 @@ fn table(grid: &[[Option<Observed>; 4]], took: Duration) -> String {
          approvals: `answer:S` HTTP S, nothing decided; `approved` / `rejected` one decision recorded;\n\
          `already-decided` / `expired` the message shows the recorded state; `not-recorded` nothing\n\
          recorded, the clicker told why; `unconfirmed` CodePipeline did not answer either way and the\n\
-         clicker is told it may have been recorded and where to check.\n\
+         clicker is told it may have been recorded and where to check; ECS pause clicks (`ecs-pause-*`):\n\
+         `continued` ECS acted once and the message shows who, `not-done` nothing done and the clicker\n\
+         told why, `unconfirmed` ECS did not answer either way (the clicker is told it may have been done),\n\
+         `nothing-to-decide` the message shows the hook no longer waits.\n\
          Times are the slowest invocation of the cell.\n",
         KINDS.len(),
         Func::ALL.len(),

@@ -247,6 +247,8 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "functions/approvals/src/config.rs",
             "shared/tollgate-approvals/src/policy.rs",
             "shared/tollgate-approvals/src/ecs_hook.rs",
+            // TOLLGATE_APPROVAL_ECS_SERVICES (shared with the notifier)
+            "shared/tollgate-core/src/ecs_pause_request.rs",
         ],
         env_not_in_template: &[
             (

@@ -535,3 +535,120 @@ async fn every_stage_shows_and_the_executions_deployment_lands_in_its_thread() {
         assert!(!f.logs().contains(BOT_TOKEN));
     }
 }
+
+/// The ECS pause fixture, for `cluster/service`.
+fn pause_event(id: &str, cluster: &str, service: &str) -> Value {
+    let mut e = paths::event("notifier", "ecs-hook-awaiting-action");
+    let deployment = format!(
+        "arn:aws:ecs:us-west-2:123456789012:service-deployment/{cluster}/{service}/0EYSiB0qap8xf0N76FsbE"
+    );
+    e["id"] = json!(id);
+    e["resources"] = json!([deployment]);
+    e["detail"]["clusterArn"] = json!(format!(
+        "arn:aws:ecs:us-west-2:123456789012:cluster/{cluster}"
+    ));
+    e["detail"]["serviceArn"] = json!(format!(
+        "arn:aws:ecs:us-west-2:123456789012:service/{cluster}/{service}"
+    ));
+    e["detail"]["serviceDeploymentArn"] = json!(deployment);
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ecs_pauses_get_buttons_only_for_the_services_approvals_may_decide() {
+    let moto = Moto::shared();
+    let standin = AwsStandIn::start(Some(moto)).await;
+    let sdk = standin.sdk_config().await;
+    let n = SEQ.fetch_add(1, Ordering::SeqCst);
+    let tag = format!("{}-{n}", std::process::id());
+    let table = format!("tollgate-releases-{tag}");
+    tollgate_tests::seed::delivery_table(&sdk, &table)
+        .await
+        .expect("table in moto");
+    let param = format!("/tollgate/{tag}/slack-bot");
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name(&param)
+        .value(BOT_TOKEN)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .expect("seed the token");
+    let slack = slack_api().await;
+    let mut env = standin.lambda_env();
+    env.extend(
+        [
+            ("TOLLGATE_SLACK_BOT_TOKEN", format!("ssm:{param}")),
+            ("TOLLGATE_SLACK_CHANNEL_ID", CHANNEL.to_owned()),
+            ("TOLLGATE_SLACK_API_URL", slack.url("/api")),
+            ("TOLLGATE_NOTIFY_DEDUPE_TABLE", table),
+            ("TOLLGATE_NOTIFY_ENRICH", "false".to_owned()),
+            // As the template passes ApprovalEcsServices.
+            (
+                "TOLLGATE_APPROVAL_ECS_SERVICES",
+                "prod/checkout-web,my-cluster/my-service".to_owned(),
+            ),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let mut f = LocalLambda::spawn(&paths::function_binary("notifier"), &env).await;
+    assert!(
+        f.wait_init(Duration::from_secs(20)).await.is_some(),
+        "init failed: {:?}\n{}",
+        f.init_error(),
+        f.logs()
+    );
+    for e in [
+        pause_event("pause-approvable", "my-cluster", "my-service"),
+        pause_event("pause-other", "my-cluster", "batch-worker"),
+    ] {
+        let out = f.invoke(e, DEADLINE).await;
+        assert!(
+            matches!(out, Invocation::Response(_)),
+            "{out:?}\n{}",
+            f.logs()
+        );
+    }
+    let pauses: Vec<Value> = slack
+        .requests_to("/api/chat.postMessage")
+        .iter()
+        .map(|r| r.json())
+        .filter(|m| {
+            m["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("ECS deployment paused"))
+        })
+        .collect();
+    assert_eq!(pauses.len(), 2, "{pauses:#?}");
+    let buttons = |m: &Value| {
+        m["blocks"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|b| b["type"] == "actions"))
+    };
+    let (mine, other): (Vec<&Value>, Vec<&Value>) = pauses.iter().partition(|m| {
+        m["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("my-service")
+    });
+    assert_eq!((mine.len(), other.len()), (1, 1), "{pauses:#?}");
+    assert!(buttons(mine[0]), "approvable: buttons {}", mine[0]);
+    assert!(
+        mine[0].to_string().contains("tollgate.ecs_pause.continue"),
+        "{}",
+        mine[0]
+    );
+    assert!(
+        !buttons(other[0]),
+        "not approvable: no buttons {}",
+        other[0]
+    );
+    assert!(
+        other[0]
+            .to_string()
+            .contains("waits in the Amazon ECS console"),
+        "{}",
+        other[0]
+    );
+    assert_eq!(other[0]["reply_broadcast"], true, "shown in the channel");
+}

@@ -121,6 +121,13 @@ pub async fn ready(sdk: &SdkConfig) -> Result<Ready<CodePipelineApprovals, Slack
         )));
     }
     let chat = SlackWeb::new(api, &token).map_err(|e| init_failure("HttpClient", e))?;
+    let unsourced = policy.author_rules_without_source();
+    if !unsourced.is_empty() {
+        tracing::warn!(
+            pipelines = ?unsourced,
+            "author_may_not_approve without author_variable: every Slack approval of these pipelines is refused until author_variable names the output variable holding the commit author's e-mail (docs/approvals.md)"
+        );
+    }
     tracing::info!(
         pipelines_use_groups = policy.uses_groups(),
         ecs_services = services.len(),

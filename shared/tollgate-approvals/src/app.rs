@@ -201,7 +201,7 @@ fn audit(
 }
 
 /// Runs `f` within what is left before `deadline`.
-async fn within<T>(
+pub(crate) async fn within<T>(
     deadline: Instant,
     what: &str,
     f: impl std::future::Future<Output = Result<T, PortError>>,
@@ -520,24 +520,15 @@ impl<P: Pipelines, C: Chat> Ready<P, C> {
             ));
         }
         if approve && approvers.author_may_not_approve {
-            let Some(author) = approval.author.as_deref().filter(|a| !a.is_empty()) else {
-                return Err(
-                    "The commit's author is unknown, and this pipeline does not let an author approve their own change: approve it in the CodePipeline console".to_owned(),
-                );
-            };
-            match within(deadline, "users.info", self.chat.user_email(&user.id)).await {
-                Ok(Some(email)) if email.trim().eq_ignore_ascii_case(author.trim()) => {
-                    return Err(
-                        "You are the author of this change; another approver must approve it"
-                            .to_owned(),
-                    );
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    return Err("Your e-mail is not visible to the app (scope users:read.email), so the author rule cannot be checked".to_owned());
-                }
-                Err(e) => return Err(format!("The author rule could not be checked ({e})")),
-            }
+            crate::author::check(
+                &self.pipelines,
+                &self.chat,
+                approval,
+                approvers.author_source().as_ref(),
+                &user.id,
+                deadline,
+            )
+            .await?;
         }
         Ok(())
     }

@@ -38,15 +38,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::time::Instant;
-use tollgate_core::config::{ConfigError, Env};
+use tollgate_core::config::ConfigError;
 use tollgate_core::ecs_pause_request::{BLOCK, CONTINUE, PauseRef, PauseValueError, ROLLBACK};
 use tollgate_core::text::ellipsize;
 
-/// The configured services: `<cluster>/<service>` names, comma-separated
-/// (the template's `ApprovalEcsServices`). Empty or unset: no service.
-pub const SERVICES_VAR: &str = "TOLLGATE_APPROVAL_ECS_SERVICES";
-/// Most services the template can grant (one IAM resource each).
-pub const MAX_SERVICES: usize = 5;
+// The configured services are read by the notifier too (it posts buttons
+// only for them): one definition in the handoff module.
+pub use tollgate_core::ecs_pause_request::{MAX_SERVICES, SERVICES_VAR, services_from_env};
 /// `block_id` of the outcome section this module writes.
 pub const OUTCOME_BLOCK: &str = "tollgate.ecs_pause.outcome";
 
@@ -110,46 +108,6 @@ pub struct EcsHooks {
     pub deployments: Arc<dyn ServiceDeployments>,
     /// `<cluster>/<service>` names ([`SERVICES_VAR`]).
     pub services: Vec<String>,
-}
-
-fn is_name(s: &str) -> bool {
-    (1..=255).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// Reads [`SERVICES_VAR`]: `<cluster>/<service>` names, at most
-/// [`MAX_SERVICES`]. Unset or empty: none (ECS pause buttons are refused).
-pub fn services_from_env(env: &impl Env) -> Result<Vec<String>, ConfigError> {
-    let raw = env.get(SERVICES_VAR).unwrap_or_default();
-    let services: Vec<String> = raw
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let expected =
-        "prod/checkout-web,prod/api (<cluster>/<service> names of this account and region)";
-    if let Some(bad) = services.iter().find(|s| {
-        !s.split_once('/')
-            .is_some_and(|(c, v)| is_name(c) && is_name(v))
-    }) {
-        return Err(ConfigError::invalid(
-            SERVICES_VAR,
-            &ellipsize(bad, 80),
-            "not a <cluster>/<service> name pair (an ARN does not work here)",
-            expected,
-        ));
-    }
-    if services.len() > MAX_SERVICES {
-        return Err(ConfigError::invalid(
-            SERVICES_VAR,
-            &format!("{} services", services.len()),
-            format!("the template grants at most {MAX_SERVICES} services"),
-            expected,
-        ));
-    }
-    Ok(services)
 }
 
 /// Every configured service needs approvers (its own entry under the

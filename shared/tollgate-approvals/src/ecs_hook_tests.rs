@@ -124,6 +124,13 @@ impl Pipelines for NoPipelines {
     ) -> Result<PutOutcome, PortError> {
         panic!("an ECS click decided an approval")
     }
+    async fn action_outputs(
+        &self,
+        _a: &ApprovalRef,
+        _action: &str,
+    ) -> Result<Vec<crate::author::ActionOutput>, PortError> {
+        panic!("the author rule does not apply to ECS")
+    }
 }
 
 #[derive(Debug, Default)]

@@ -11,6 +11,9 @@
 //!   `tollgate_core::approval_request`;
 //! - [`policy`]: who may decide (`TOLLGATE_APPROVERS`: Slack user and user
 //!   group IDs per pipeline, the commit-author rule);
+//! - [`author`]: the commit-author rule (the author's e-mail from an action
+//!   output variable of the execution, `ListActionExecutions`; the clicker's
+//!   from `users.info`), failing closed;
 //! - [`ports`]: CodePipeline (`GetPipelineState`, `PutApprovalResult`) and
 //!   Slack (`chat.update`, `response_url`, `views.open`,
 //!   `usergroups.users.list`, `users.info`);
@@ -31,6 +34,7 @@
 //! the signing secret or an approval token.
 
 pub mod app;
+pub mod author;
 pub mod confirm;
 pub mod ecs_hook;
 pub mod interaction;

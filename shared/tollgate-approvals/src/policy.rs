@@ -3,7 +3,8 @@
 //!
 //! ```json
 //! {"pipelines": {
-//!    "pay-prod": {"users": ["U0123ABCD"], "groups": ["S0456EFGH"], "author_may_not_approve": true},
+//!    "pay-prod": {"users": ["U0123ABCD"], "groups": ["S0456EFGH"],
+//!                 "author_may_not_approve": true, "author_variable": "Build.COMMIT_AUTHOR_EMAIL"},
 //!    "*":        {"users": ["U0999ZZZZ"]}
 //! }}
 //! ```
@@ -13,9 +14,11 @@
 //!   pipelines not named; without it an unnamed pipeline cannot be decided
 //!   in Slack at all (fail closed).
 //! - `author_may_not_approve`: the commit's author may not approve it
-//!   (rejecting stays allowed). The author comes from the request's button
-//!   (the notifier's enrichment), the clicker's e-mail from Slack
-//!   (`users.info`); when either is unknown, the approval is refused rather
+//!   (rejecting stays allowed). `author_variable` says where the author's
+//!   e-mail comes from: an action output variable of the execution,
+//!   `<action or namespace>.<VARIABLE>`, e.g. `Build.COMMIT_AUTHOR_EMAIL`
+//!   (`crate::author`); the clicker's e-mail comes from Slack
+//!   (`users.info`). When either is unknown, the approval is refused rather
 //!   than let through.
 //! - `services` (optional, beside or instead of `pipelines`): ECS services,
 //!   `"<cluster>/<service>"` or `*`, whose deployments paused at a `PAUSE`
@@ -44,6 +47,19 @@ pub struct Approvers {
     /// The commit's author may not approve it.
     #[serde(default)]
     pub author_may_not_approve: bool,
+    /// Where the author's e-mail comes from: an output variable of the
+    /// execution, `<action or namespace>.<VARIABLE>` ([`crate::author`]).
+    #[serde(default)]
+    pub author_variable: Option<String>,
+}
+
+impl Approvers {
+    /// The checked [`Self::author_variable`] (checked at init).
+    pub fn author_source(&self) -> Option<crate::author::AuthorSource> {
+        self.author_variable
+            .as_deref()
+            .and_then(|v| crate::author::AuthorSource::parse(v).ok())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,7 +112,7 @@ impl Policy {
 
     /// Parses and checks a document.
     pub fn parse(raw: &str) -> Result<Self, ConfigError> {
-        let expected = "{\"pipelines\": {\"<pipeline or *>\": {\"users\": [\"U…\"], \"groups\": [\"S…\"], \"author_may_not_approve\": true}}, \"services\": {\"<cluster>/<service> or *\": {\"users\": [\"U…\"]}}}";
+        let expected = "{\"pipelines\": {\"<pipeline or *>\": {\"users\": [\"U…\"], \"groups\": [\"S…\"], \"author_may_not_approve\": true, \"author_variable\": \"Build.COMMIT_AUTHOR_EMAIL\"}}, \"services\": {\"<cluster>/<service> or *\": {\"users\": [\"U…\"]}}}";
         let invalid = |problem: String| ConfigError::Invalid {
             var: VAR.to_owned(),
             shown: "<document>".to_owned(),
@@ -114,10 +130,20 @@ impl Policy {
                 tollgate_core::text::ellipsize(service, 80)
             )));
         }
-        if let Some((service, _)) = doc.services.iter().find(|(_, a)| a.author_may_not_approve) {
+        if let Some((service, _)) = doc
+            .services
+            .iter()
+            .find(|(_, a)| a.author_may_not_approve || a.author_variable.is_some())
+        {
             return Err(invalid(format!(
-                "services: {service:?}: author_may_not_approve applies to pipelines only (a paused ECS deployment names no commit)"
+                "services: {service:?}: author_may_not_approve and author_variable apply to pipelines only (a paused ECS deployment names no commit)"
             )));
+        }
+        for (pipeline, a) in &doc.pipelines {
+            if let Some(v) = a.author_variable.as_deref() {
+                crate::author::AuthorSource::parse(v)
+                    .map_err(|e| invalid(format!("pipeline {pipeline:?}: {e}")))?;
+            }
         }
         for (pipeline, a) in doc.pipelines.iter().chain(doc.services.iter()) {
             if a.users.is_empty() && a.groups.is_empty() {
@@ -158,6 +184,16 @@ impl Policy {
             .or_else(|| self.pipelines.get("*"))
     }
 
+    /// The pipelines whose author rule names no `author_variable`: every
+    /// approval of theirs in Slack is refused until it is set.
+    pub fn author_rules_without_source(&self) -> Vec<&str> {
+        self.pipelines
+            .iter()
+            .filter(|(_, a)| a.author_may_not_approve && a.author_variable.is_none())
+            .map(|(p, _)| p.as_str())
+            .collect()
+    }
+
     /// Whether any pipeline uses user groups (the bot then needs
     /// `usergroups:read`).
     pub fn uses_groups(&self) -> bool {
@@ -182,6 +218,19 @@ mod tests {
         assert!(p.for_pipeline("pay").expect("pay").author_may_not_approve);
         assert_eq!(p.for_pipeline("other").expect("*").groups, ["S0456EFGH"]);
         assert!(p.uses_groups());
+        assert_eq!(p.author_rules_without_source(), ["pay"]);
+        let with_source = Policy::parse(
+            r#"{"pipelines": {"pay": {"users": ["U0123ABCD"], "author_may_not_approve": true, "author_variable": "Build.COMMIT_AUTHOR_EMAIL"}}}"#,
+        )
+        .expect("valid");
+        assert!(with_source.author_rules_without_source().is_empty());
+        let source = with_source
+            .for_pipeline("pay")
+            .and_then(Approvers::author_source);
+        assert_eq!(
+            source.map(|s| s.to_string()).as_deref(),
+            Some("Build.COMMIT_AUTHOR_EMAIL")
+        );
         let only =
             Policy::parse(r#"{"pipelines": {"pay": {"users": ["W0123ABCD"]}}}"#).expect("valid");
         assert!(only.for_pipeline("other").is_none(), "no default: refused");
@@ -236,6 +285,14 @@ mod tests {
             ),
             (
                 r#"{"services": {"prod/web": {"users": ["U0123ABCD"], "author_may_not_approve": true}}}"#,
+                "pipelines only",
+            ),
+            (
+                r#"{"pipelines": {"pay": {"users": ["U0123ABCD"], "author_may_not_approve": true, "author_variable": "AUTHOR"}}}"#,
+                "is not <action name or namespace>.<VARIABLE>",
+            ),
+            (
+                r#"{"services": {"prod/web": {"users": ["U0123ABCD"], "author_variable": "Build.A"}}}"#,
                 "pipelines only",
             ),
             (

@@ -85,6 +85,16 @@ pub trait Pipelines: Send + Sync {
         summary: &str,
     ) -> impl Future<Output = Result<PutOutcome, PortError>> + Send;
 
+    /// `ListActionExecutions` of the approval's pipeline execution: the
+    /// executions of the action named `action` (or whose variable
+    /// namespace is `action`), with their output variables (the
+    /// commit-author rule, [`crate::author`]).
+    fn action_outputs(
+        &self,
+        approval: &ApprovalRef,
+        action: &str,
+    ) -> impl Future<Output = Result<Vec<crate::author::ActionOutput>, PortError>> + Send;
+
     /// Where a person can see the approval's execution (a console link),
     /// for when a decision cannot be confirmed.
     fn console_url(&self, approval: &ApprovalRef) -> Option<String> {

@@ -22,6 +22,10 @@ pub(crate) struct FakePipeline {
     pub(crate) puts: Mutex<Vec<(bool, String)>>,
     /// `PutApprovalResult` never answers; `Some(true)`: after recording.
     pub(crate) hang: Mutex<Option<bool>>,
+    /// What `ListActionExecutions` shows (the commit-author rule).
+    pub(crate) outputs: Mutex<Result<Vec<crate::author::ActionOutput>, PortError>>,
+    /// The actions `ListActionExecutions` was asked about.
+    pub(crate) listed: Mutex<Vec<String>>,
 }
 
 impl FakePipeline {
@@ -30,6 +34,8 @@ impl FakePipeline {
             state: Mutex::new((execution.into(), "InProgress".into(), None, None)),
             puts: Mutex::new(Vec::new()),
             hang: Mutex::new(None),
+            outputs: Mutex::new(Ok(Vec::new())),
+            listed: Mutex::new(Vec::new()),
         }
     }
     /// Records a decision as CodePipeline does; `Some` when refused.
@@ -99,6 +105,15 @@ impl Pipelines for FakePipeline {
             std::future::pending::<()>().await;
         }
         Ok(PutOutcome::Recorded)
+    }
+
+    async fn action_outputs(
+        &self,
+        _a: &ApprovalRef,
+        action: &str,
+    ) -> Result<Vec<crate::author::ActionOutput>, PortError> {
+        self.listed.lock().expect("lock").push(action.to_owned());
+        self.outputs.lock().expect("lock").clone()
     }
 }
 
@@ -351,56 +366,129 @@ async fn only_approvers_may_decide_and_refusals_are_ephemeral() {
     );
 }
 
+/// A pipeline whose build exported the author's e-mail.
+fn built_by(author: &str) -> FakePipeline {
+    let p = FakePipeline::waiting("e-1");
+    *p.outputs.lock().expect("lock") = Ok(vec![crate::author::ActionOutput {
+        action: "Build".into(),
+        namespace: Some("BuildVariables".into()),
+        status: Some("Succeeded".into()),
+        started_ms: Some(1),
+        variables: [("COMMIT_AUTHOR_EMAIL".to_owned(), author.to_owned())].into(),
+    }]);
+    p
+}
+
+fn clicker_email(email: Option<&str>) -> FakeChat {
+    FakeChat {
+        email: email.map(str::to_owned),
+        ..FakeChat::default()
+    }
+}
+
+fn said(a: &Approvals<FakePipeline, FakeChat>) -> Vec<String> {
+    state(a)
+        .chat
+        .calls("respond")
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+const AUTHOR_POLICY: &str = r#"{"pipelines": {"pay": {"users": ["U0APPROVER"], "author_may_not_approve": true, "author_variable": "BuildVariables.COMMIT_AUTHOR_EMAIL"}}}"#;
+
 #[tokio::test]
 async fn the_author_may_not_approve_but_may_reject() {
-    let policy =
-        r#"{"pipelines": {"pay": {"users": ["U0APPROVER"], "author_may_not_approve": true}}}"#;
-    let mut r = ApprovalRef::new("pay", "Prod", "Approve", "e-1");
-    r.author = Some("ana@example.com".into());
-    let chat = FakeChat {
-        email: Some("Ana@Example.com".into()),
-        ..FakeChat::default()
-    };
-    let a = app(FakePipeline::waiting("e-1"), chat, policy);
-    send(
-        &a,
-        request(&form(&click(APPROVE, &r.encode())), now(), SECRET),
-    )
-    .await;
-    let s = state(&a);
-    assert!(s.pipelines.puts.lock().expect("lock").is_empty());
-    assert!(
-        s.chat.calls("respond")[0]["text"]
-            .as_str()
-            .expect("t")
-            .contains("author")
-    );
-    // Reject opens the modal for the author.
-    send(
-        &a,
-        request(&form(&click(REJECT, &r.encode())), now(), SECRET),
-    )
-    .await;
-    assert_eq!(s.chat.calls("views.open").len(), 1);
-
-    // Unknown author: refused, fail closed.
+    // The author (same address, other case) approves: refused, nothing
+    // decided, the address in no message.
     let a = app(
-        FakePipeline::waiting("e-1"),
-        FakeChat {
-            email: Some("bob@example.com".into()),
-            ..FakeChat::default()
-        },
-        policy,
+        built_by("ana@example.com"),
+        clicker_email(Some("Ana@Example.COM")),
+        AUTHOR_POLICY,
     );
     send(&a, request(&form(&click(APPROVE, &value())), now(), SECRET)).await;
-    assert!(state(&a).pipelines.puts.lock().expect("lock").is_empty());
-    // Someone else approves.
-    send(
-        &a,
-        request(&form(&click(APPROVE, &r.encode())), now(), SECRET),
-    )
-    .await;
+    let s = state(&a);
+    assert!(s.pipelines.puts.lock().expect("lock").is_empty());
+    assert_eq!(
+        *s.pipelines.listed.lock().expect("lock"),
+        ["BuildVariables"]
+    );
+    let told = said(&a);
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("You are the author"), "{told:?}");
+    assert!(!told[0].to_lowercase().contains("ana@"), "{told:?}");
+    assert!(s.chat.calls("chat.update").is_empty());
+    // Reject opens the modal for the author, without asking who wrote it.
+    send(&a, request(&form(&click(REJECT, &value())), now(), SECRET)).await;
+    assert_eq!(s.chat.calls("views.open").len(), 1);
+    assert_eq!(s.pipelines.listed.lock().expect("lock").len(), 1);
+
+    // Another approver approves the same change.
+    let a = app(
+        built_by("ana@example.com"),
+        clicker_email(Some("bob@example.com")),
+        AUTHOR_POLICY,
+    );
+    send(&a, request(&form(&click(APPROVE, &value())), now(), SECRET)).await;
     assert_eq!(state(&a).pipelines.puts.lock().expect("lock").len(), 1);
+}
+
+#[tokio::test]
+async fn the_author_rule_fails_closed_and_says_what_to_set() {
+    for (pipeline, email, policy, says) in [
+        // The build exported nothing.
+        (
+            FakePipeline::waiting("e-1"),
+            Some("bob@example.com"),
+            AUTHOR_POLICY,
+            "no action named",
+        ),
+        // The clicker's e-mail is hidden (no users:read.email).
+        (
+            built_by("ana@example.com"),
+            None,
+            AUTHOR_POLICY,
+            "users:read.email",
+        ),
+        // The rule without a source.
+        (
+            built_by("ana@example.com"),
+            Some("bob@example.com"),
+            r#"{"pipelines": {"pay": {"users": ["U0APPROVER"], "author_may_not_approve": true}}}"#,
+            "set author_variable",
+        ),
+        // The variable holds a name, not an address.
+        (
+            built_by("Ana Dev"),
+            Some("bob@example.com"),
+            AUTHOR_POLICY,
+            "does not hold an e-mail address",
+        ),
+    ] {
+        let a = app(pipeline, clicker_email(email), policy);
+        send(&a, request(&form(&click(APPROVE, &value())), now(), SECRET)).await;
+        assert!(
+            state(&a).pipelines.puts.lock().expect("lock").is_empty(),
+            "{says}"
+        );
+        let told = said(&a);
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(told[0].to_lowercase().contains(says), "{says}: {told:?}");
+        assert!(told[0].contains("Nothing was changed"), "{told:?}");
+    }
+    // ListActionExecutions failing.
+    let p = FakePipeline::waiting("e-1");
+    *p.outputs.lock().expect("lock") = Err(PortError::Denied(
+        "ListActionExecutions: AccessDenied: grant codepipeline:ListActionExecutions".into(),
+    ));
+    let a = app(p, clicker_email(Some("bob@example.com")), AUTHOR_POLICY);
+    send(&a, request(&form(&click(APPROVE, &value())), now(), SECRET)).await;
+    assert!(state(&a).pipelines.puts.lock().expect("lock").is_empty());
+    let told = said(&a);
+    assert!(
+        told[0].contains("author could not be read") && told[0].contains("AccessDenied"),
+        "{told:?}"
+    );
 }
 
 #[tokio::test]

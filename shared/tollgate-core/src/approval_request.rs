@@ -4,9 +4,9 @@
 //! so the two cannot drift apart.
 //!
 //! A button carries the approval it is about, never its token: the
-//! pipeline, stage and action names, the pipeline execution the request was
-//! posted for, and optionally the commit author's e-mail (for the rule that
-//! an author may not approve their own change). The token is read from
+//! pipeline, stage and action names and the pipeline execution the request
+//! was posted for. (The commit-author rule reads the author from the
+//! execution at click time, not from the button.) The token is read from
 //! `GetPipelineState` at click time, and the click is refused when the
 //! approval waiting now belongs to another execution (a newer release must
 //! never be approved from an older release's message).
@@ -47,9 +47,6 @@ pub struct ApprovalRef {
     /// The pipeline execution the request was posted for.
     #[serde(rename = "x")]
     pub execution: String,
-    /// The commit author's e-mail, lower-cased, when the notifier knew it.
-    #[serde(rename = "au", default, skip_serializing_if = "Option::is_none")]
-    pub author: Option<String>,
 }
 
 /// Why a button value was refused (never quoting it).
@@ -82,7 +79,6 @@ impl ApprovalRef {
             stage: stage.to_owned(),
             action: action.to_owned(),
             execution: execution.to_owned(),
-            author: None,
         }
     }
 
@@ -121,11 +117,14 @@ mod tests {
 
     #[test]
     fn a_reference_round_trips_and_odd_values_are_refused() {
-        let mut r = ApprovalRef::new("pay", "Prod", "Approve", "e-1");
-        r.author = Some("dev@example.com".into());
+        let r = ApprovalRef::new("pay", "Prod", "Approve", "e-1");
         let v = r.encode();
         assert!(!v.contains("token"), "{v}");
-        assert_eq!(ApprovalRef::decode(&v), Ok(r));
+        assert_eq!(ApprovalRef::decode(&v), Ok(r.clone()));
+        // A button posted by an older build (with an author field) still
+        // reads; the field is ignored.
+        let old = v.replace('}', r#","au":"dev@example.com"}"#);
+        assert_eq!(ApprovalRef::decode(&old), Ok(r));
         assert_eq!(ApprovalRef::decode("xoxb-1"), Err(ValueError::Shape));
         assert_eq!(
             ApprovalRef::decode(r#"{"v":2,"p":"a","s":"b","a":"c","x":"d"}"#),

@@ -87,6 +87,51 @@ pub struct DeploymentArn<'a> {
     pub id: &'a str,
 }
 
+/// The ECS services whose paused deployments may be decided in Slack:
+/// `<cluster>/<service>` names, comma-separated (the template's
+/// `ApprovalEcsServices`, given to the approvals function and to the
+/// notifier, which posts Continue / Roll back only for them). Empty or
+/// unset: no service.
+pub const SERVICES_VAR: &str = "TOLLGATE_APPROVAL_ECS_SERVICES";
+/// Most services the template can grant (one IAM resource each).
+pub const MAX_SERVICES: usize = 5;
+
+/// Reads [`SERVICES_VAR`]: `<cluster>/<service>` names, at most
+/// [`MAX_SERVICES`]. Unset or empty: none.
+pub fn services_from_env(
+    env: &impl crate::config::Env,
+) -> Result<Vec<String>, crate::config::ConfigError> {
+    let raw = env.get(SERVICES_VAR).unwrap_or_default();
+    let services: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let expected =
+        "prod/checkout-web,prod/api (<cluster>/<service> names of this account and region)";
+    if let Some(bad) = services.iter().find(|s| {
+        !s.split_once('/')
+            .is_some_and(|(c, v)| is_name(c, 255) && is_name(v, 255))
+    }) {
+        return Err(crate::config::ConfigError::invalid(
+            SERVICES_VAR,
+            &crate::text::ellipsize(bad, 80),
+            "not a <cluster>/<service> name pair (an ARN does not work here)",
+            expected,
+        ));
+    }
+    if services.len() > MAX_SERVICES {
+        return Err(crate::config::ConfigError::invalid(
+            SERVICES_VAR,
+            &format!("{} services", services.len()),
+            format!("the template grants at most {MAX_SERVICES} services"),
+            expected,
+        ));
+    }
+    Ok(services)
+}
+
 fn is_name(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max

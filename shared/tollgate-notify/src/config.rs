@@ -16,6 +16,7 @@
 //! | `TOLLGATE_NOTIFY_ENRICH_TIMEOUT_MS` | time bound for all enrichment lookups | 2000 |
 //! | `TOLLGATE_NOTIFY_ENRICH` | `true`/`false`: look up reasons, commits, durations | true |
 //! | `TOLLGATE_NOTIFY_RESERVE_MS` | time kept back from the Lambda deadline to return the result | 500 |
+//! | `TOLLGATE_APPROVAL_ECS_SERVICES` | `<cluster>/<service>` names whose ECS pauses the Slack bot posts with Continue / Roll back (the approvals function's list); other pauses are posted without buttons | none |
 //! | `TOLLGATE_HOOK_FAILURE_PARAMETER_PREFIX` | SSM path where deploy-hook leaves failed hooks' checks; a CodeDeploy failure then shows them ([`tollgate_core::hook_failures`]) | unset: off |
 //!
 //! The destination variables create destinations named `slack`, `teams`,
@@ -68,6 +69,36 @@ pub mod vars {
     /// DynamoDB table of the delivery ledger (cross-environment
     /// deduplication; unset: per environment only).
     pub const DEDUPE_TABLE: &str = "TOLLGATE_NOTIFY_DEDUPE_TABLE";
+    /// ECS services whose pauses get Continue / Roll back buttons: the
+    /// approvals function's list, read by
+    /// `tollgate_core::ecs_pause_request::services_from_env` (the same
+    /// name, checked by a test).
+    pub const ECS_PAUSE_SERVICES: &str = "TOLLGATE_APPROVAL_ECS_SERVICES";
+}
+
+#[cfg(test)]
+mod ecs_pause_services_tests {
+    use super::*;
+
+    #[test]
+    fn the_ecs_pause_services_are_the_approvals_functions_list() {
+        assert_eq!(
+            vars::ECS_PAUSE_SERVICES,
+            tollgate_core::ecs_pause_request::SERVICES_VAR
+        );
+        let s = settings(&[(vars::ECS_PAUSE_SERVICES, "prod/web, prod/api")]).expect("valid");
+        assert_eq!(s.ecs_pause_services, ["prod/web", "prod/api"]);
+        assert!(settings(&[]).expect("valid").ecs_pause_services.is_empty());
+        let e = settings(&[(
+            vars::ECS_PAUSE_SERVICES,
+            "arn:aws:ecs:eu-west-1:111122223333:service/prod/web",
+        )])
+        .expect_err("an ARN");
+        assert!(
+            e.to_string().contains("TOLLGATE_APPROVAL_ECS_SERVICES"),
+            "{e}"
+        );
+    }
 }
 
 /// Where the rules document comes from.
@@ -101,6 +132,11 @@ pub struct Settings {
     /// The delivery ledger's DynamoDB table (`None`: deduplication per
     /// execution environment only).
     pub dedupe_table: Option<String>,
+    /// ECS services (`<cluster>/<service>`) whose paused deployments the
+    /// approvals function may decide: the bot's Continue / Roll back
+    /// buttons are posted for these only
+    /// (`tollgate_core::ecs_pause_request::SERVICES_VAR`).
+    pub ecs_pause_services: Vec<String>,
 }
 
 /// A DynamoDB table name: 3–255 of `A-Za-z0-9_.-`.
@@ -187,6 +223,7 @@ pub fn settings(env: &impl Env) -> Result<Settings, ConfigError> {
             Duration::from_secs(30),
         )?,
         dedupe_table: dedupe_table(env)?,
+        ecs_pause_services: tollgate_core::ecs_pause_request::services_from_env(env)?,
     })
 }
 
@@ -207,6 +244,9 @@ pub struct NotifierConfig {
     pub hook_failure_prefix: Option<String>,
     /// Time kept back from the Lambda deadline.
     pub reserve: Duration,
+    /// ECS services whose pauses get Continue / Roll back buttons
+    /// ([`Settings::ecs_pause_services`]).
+    pub ecs_pause_services: Vec<String>,
 }
 
 /// Init failed after the environment was read.
@@ -347,6 +387,7 @@ pub async fn resolve(
         enrich: settings.enrich,
         hook_failure_prefix: settings.hook_failure_prefix.clone(),
         reserve: settings.reserve,
+        ecs_pause_services: settings.ecs_pause_services.clone(),
     })
 }
 

@@ -8,6 +8,12 @@
 //! the service deployment ARN, the hook id and the stage, all from the
 //! event. Every piece of text from the event is escaped. Roll back asks
 //! for a confirmation in Slack before the click is sent.
+//!
+//! Buttons only where a click can work: the approvals function decides
+//! pauses of the services in `TOLLGATE_APPROVAL_ECS_SERVICES` (the
+//! template's `ApprovalEcsServices`) and refuses every other. A pause of
+//! another service is posted as a notice without buttons, saying it waits
+//! in the Amazon ECS console ([`decidable`]).
 
 use crate::destinations::slack::escape;
 use crate::model::Notification;
@@ -20,8 +26,17 @@ pub fn pause_of(n: &Notification) -> Option<&PauseRef> {
     n.ecs_pause.as_ref()
 }
 
+/// Whether the approvals function may decide `pause`: its service is one
+/// of `services` (`<cluster>/<service>`, the configured list).
+pub fn decidable(pause: Option<&PauseRef>, services: &[String]) -> bool {
+    pause
+        .and_then(PauseRef::service_key)
+        .is_some_and(|key| services.contains(&key))
+}
+
 /// The request message (a thread reply to `thread_ts` when given, shown in
-/// the channel too).
+/// the channel too); with Continue / Roll back when
+/// [`Notification::ecs_pause_decidable`], else saying where to decide.
 pub fn render(n: &Notification, pause: &PauseRef, channel: &str, thread_ts: Option<&str>) -> Value {
     let name = escape(&ellipsize(&n.name, 200));
     let stage = escape(pause.stage.as_deref().unwrap_or("a lifecycle stage"));
@@ -53,6 +68,14 @@ pub fn render(n: &Notification, pause: &PauseRef, channel: &str, thread_ts: Opti
             "elements": context.into_iter().map(|t| json!({"type": "mrkdwn", "text": t})).collect::<Vec<_>>()
         }));
     }
+    if !n.ecs_pause_decidable {
+        blocks.push(json!({
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text":
+                "It waits in the Amazon ECS console: continue or roll it back there. (Slack buttons are offered only for the services in ApprovalEcsServices.)"}]
+        }));
+        return message(&name, &stage, blocks, channel, thread_ts);
+    }
     let value = pause.encode();
     blocks.push(json!({
         "type": "actions",
@@ -74,6 +97,16 @@ pub fn render(n: &Notification, pause: &PauseRef, channel: &str, thread_ts: Opti
              }}
         ]
     }));
+    message(&name, &stage, blocks, channel, thread_ts)
+}
+
+fn message(
+    name: &str,
+    stage: &str,
+    blocks: Vec<Value>,
+    channel: &str,
+    thread_ts: Option<&str>,
+) -> Value {
     let mut v = json!({
         "channel": channel,
         "text": ellipsize(&format!("ECS deployment paused: {name} at {stage}"), 300),
@@ -106,7 +139,8 @@ mod tests {
 
     #[test]
     fn a_paused_deployment_gets_continue_and_roll_back() {
-        let n = event("HOOK_AWAITING_ACTION", "PAUSE");
+        let mut n = event("HOOK_AWAITING_ACTION", "PAUSE");
+        n.ecs_pause_decidable = true;
         let p = pause_of(&n).expect("a pause");
         assert_eq!(
             p.hook,
@@ -139,6 +173,39 @@ mod tests {
         let text = shown.to_string();
         assert!(!text.contains("<!channel>"), "escaped: {text}");
         assert!(text.contains("<!date^1772726681^"), "expiry: {text}");
+    }
+
+    #[test]
+    fn only_configured_services_get_buttons() {
+        let mut n = event("HOOK_AWAITING_ACTION", "PAUSE");
+        let p = pause_of(&n).expect("a pause").clone();
+        assert_eq!(p.service_key().as_deref(), Some("my-cluster/my-service"));
+        let configured = |list: &[&str]| {
+            decidable(
+                Some(&p),
+                &list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+            )
+        };
+        assert!(!configured(&[]));
+        assert!(!configured(&["my-cluster/api", "other/my-service"]));
+        assert!(configured(&["my-cluster/api", "my-cluster/my-service"]));
+        assert!(!decidable(None, &["my-cluster/my-service".to_owned()]));
+        // Not configured: the notice, no buttons, where to decide instead.
+        n.ecs_pause_decidable = false;
+        let v = render(&n, &p, "C0123456789", Some("1700000000.000001"));
+        let blocks = v["blocks"].as_array().expect("blocks");
+        assert!(
+            blocks.iter().all(|b| b["type"] != "actions"),
+            "no buttons: {v}"
+        );
+        let text = v.to_string();
+        assert!(text.contains("ECS deployment paused"), "{text}");
+        assert!(text.contains("waits in the Amazon ECS console"), "{text}");
+        assert!(
+            !text.contains(CONTINUE) && !text.contains(ROLLBACK),
+            "{text}"
+        );
+        assert_eq!(v["reply_broadcast"], true, "still shown in the channel");
     }
 
     #[test]

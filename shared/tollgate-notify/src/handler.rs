@@ -142,6 +142,7 @@ pub struct Notifier<S, H, P, L = NoLedger> {
     memory: Mutex<Memory>,
     ledger: L,
     releases: std::sync::Arc<dyn crate::release::ReleaseStore>,
+    ecs_pause_services: Vec<String>,
 }
 
 /// How long a claim outlives this invocation's deadline: the time a
@@ -179,6 +180,7 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher> Notifier<S, H, P, NoL
             memory: Mutex::new(Memory::default()),
             ledger: NoLedger,
             releases: std::sync::Arc::new(crate::release::MemoryReleases::default()),
+            ecs_pause_services: cfg.ecs_pause_services,
         }
     }
 }
@@ -222,6 +224,7 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher, L: DeliveryLedger> No
             memory: self.memory,
             ledger,
             releases: self.releases,
+            ecs_pause_services: self.ecs_pause_services,
         }
     }
 
@@ -254,6 +257,8 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher, L: DeliveryLedger> No
             .max(Instant::now());
         let event = events::parse(raw);
         let mut n = Notification::from_event(&event);
+        n.ecs_pause_decidable =
+            crate::ecs_pause::decidable(n.ecs_pause.as_ref(), &self.ecs_pause_services);
         if let events::Detail::Malformed { problem, .. } = &event.detail {
             tracing::warn!(event_id = %n.event_id, detail_type = %n.detail_type, problem = %problem, "event not understood; handling it as an unknown event");
         }

@@ -546,6 +546,12 @@ pub struct Notification {
     /// bot's Continue / Roll back buttons carry (`crate::ecs_pause`).
     #[serde(skip)]
     pub ecs_pause: Option<tollgate_core::ecs_pause_request::PauseRef>,
+    /// Whether [`Self::ecs_pause`]'s service may be decided in Slack (it is
+    /// one of `TOLLGATE_APPROVAL_ECS_SERVICES`): the bot posts Continue /
+    /// Roll back only then, else the pause notice alone (set by the
+    /// handler from the configuration).
+    #[serde(skip)]
+    pub ecs_pause_decidable: bool,
 }
 
 /// Child runs remembered per event at most.
@@ -760,6 +766,7 @@ impl Notification {
             parent_run: None,
             related_runs: Vec::new(),
             ecs_pause: None,
+            ecs_pause_decidable: false,
         };
         match &event.detail {
             Detail::PipelineExecution(d) => n.pipeline(d),

@@ -126,6 +126,7 @@ fn notifier(sink: &Stub, sns: FakeSns) -> Notifier<NoReads, ReqwestTransport, Fa
         enrich: true,
         hook_failure_prefix: None,
         reserve: Duration::from_millis(200),
+        ecs_pause_services: Vec::new(),
     };
     let http = ReqwestTransport::new(Duration::from_secs(1)).expect("http client");
     Notifier::new(cfg, NoReads, http, sns).with_policy(RetryPolicy {

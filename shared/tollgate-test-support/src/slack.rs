@@ -28,8 +28,12 @@ fn err(code: &str) -> Reply {
 pub const GROUP: &str = "S0LOCALAPPROVERS";
 /// The member of [`GROUP`].
 pub const GROUP_MEMBER: &str = "U0LOCALGROUPMEMBER";
-/// `users.info` shows every user's e-mail as `<user id, lower-cased>@example.com`.
+/// `users.info` shows every user's e-mail as `<user id, lower-cased>@example.com`
+/// (except [`HIDDEN_EMAIL_USER`]'s).
 pub const EMAIL_DOMAIN: &str = "example.com";
+/// A user whose profile `users.info` shows without an e-mail, as Slack does
+/// when the app lacks `users:read.email`.
+pub const HIDDEN_EMAIL_USER: &str = "U0LOCALNOEMAIL";
 
 /// `users.info`, `usergroups.users.list` (form bodies) and `views.open`
 /// (JSON): what the approvals endpoint asks of Slack besides the chat methods.
@@ -41,6 +45,10 @@ fn approvals_method(method: &str, req: &Request) -> Option<Reply> {
     };
     match method {
         "users.info" => Some(match form("user") {
+            Some(u) if u == HIDDEN_EMAIL_USER => Reply::json(
+                200,
+                &json!({"ok": true, "user": {"id": u, "profile": {"real_name": "No Email"}}}),
+            ),
             Some(u) => Reply::json(
                 200,
                 &json!({"ok": true, "user": {"id": u, "profile": {"email": format!("{}@{EMAIL_DOMAIN}", u.to_lowercase())}}}),

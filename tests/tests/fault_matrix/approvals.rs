@@ -3,12 +3,18 @@
 //! stand-in (the approval waits with the cell's id as its token; the
 //! signing secret and the bot token are a scripted `GetSecretValue`) and
 //! the cell's stub as Slack's Web API and response URLs.
+//!
+//! The `ecs-pause-*` rows click Continue on an ECS service deployment
+//! paused at a `PAUSE` lifecycle hook instead (registered on the stand-in,
+//! which speaks ECS's JSON 1.1), with faults in `DescribeServiceDeployments`
+//! and `ContinueServiceDeployment`.
 
 use serde_json::{Value, json};
 use tollgate_core::approval_request::{APPROVE, ApprovalRef};
+use tollgate_core::ecs_pause_request::{self, PauseRef};
 use tollgate_test_support::http::Stub;
 use tollgate_tests::slack_signed::{self, Clicker};
-use tollgate_tests::{AwsStandIn, Invocation, Report};
+use tollgate_tests::{AwsStandIn, Fault, Invocation, Report};
 
 const PIPELINE: &str = "fm-pipeline";
 const EXECUTION: &str = "fm-execution-1";
@@ -16,6 +22,17 @@ const APPROVER: &str = "U0FAULTMATRIX";
 const SIGNING_SECRET: &str = "fault-matrix-signing-secret-0123456789";
 const BOT_TOKEN: &str = "xoxb-fault-matrix-bot-token";
 const SECRET_ID: &str = "fm/slack";
+/// The paused service deployment of the `ecs-pause-*` rows and its hook.
+const SERVICE: &str = "fm-cluster/fm-web";
+const DEPLOYMENT: &str =
+    "arn:aws:ecs:us-east-1:111111111111:service-deployment/fm-cluster/fm-web/fmDeployment01";
+const HOOK: &str = "ecs-pause-faultmatrix0000000000000000000000000000000000";
+
+/// Whether `kind` is an ECS pause row.
+pub fn is_pause(kind: &str) -> bool {
+    kind.starts_with("ecs-pause-")
+}
+
 /// The reason of the `chat-injection` cell: mentions and a disguised link.
 const INJECTION: &str = "<!channel> <@U024BE7LH> <https://evil.example|click here> <!here>";
 
@@ -32,8 +49,11 @@ pub fn env(server: &str) -> Vec<(&'static str, String)> {
         ),
         (
             "TOLLGATE_APPROVERS",
-            json!({"pipelines": {"*": {"users": [APPROVER]}}}).to_string(),
+            json!({"pipelines": {"*": {"users": [APPROVER]}},
+                   "services": {SERVICE: {"users": [APPROVER]}}})
+            .to_string(),
         ),
+        (ecs_pause_request::SERVICES_VAR, SERVICE.to_owned()),
         ("TOLLGATE_SLACK_API_URL", format!("{server}/api")),
         (
             "TOLLGATE_SLACK_RESPONSE_URL_PREFIX",
@@ -57,6 +77,35 @@ pub fn seed(standin: &AwsStandIn, id: &str) {
         })],
     );
     standin.register_approval_action(PIPELINE, "Prod", "Approve", EXECUTION, id);
+    standin.register_ecs_pause(DEPLOYMENT, HOOK);
+}
+
+/// The ECS faults of the `ecs-pause-*` rows.
+pub fn inject(standin: &AwsStandIn, kind: &str) {
+    match kind {
+        "ecs-pause-describe-throttled" => {
+            standin.inject("DescribeServiceDeployments", Fault::Throttle, None)
+        }
+        "ecs-pause-describe-denied" => {
+            standin.inject("DescribeServiceDeployments", Fault::AccessDenied, None)
+        }
+        "ecs-pause-continue-failing" => {
+            standin.inject("ContinueServiceDeployment", Fault::ServerError, None)
+        }
+        "ecs-pause-continue-no-answer" => standin.inject(
+            "ContinueServiceDeployment",
+            Fault::Slow(std::time::Duration::from_secs(5)),
+            None,
+        ),
+        "ecs-pause-client-exception" => standin.script_with_status(
+            "ContinueServiceDeployment",
+            vec![(
+                400,
+                json!({"__type": "ClientException", "message": "The lifecycle hook is not awaiting action"}),
+            )],
+        ),
+        _ => {}
+    }
 }
 
 /// Someone approved in the console before the click.
@@ -80,8 +129,36 @@ pub async fn decided_in_the_console(standin: &AwsStandIn, token: &str) {
         .expect("the earlier decision is accepted");
 }
 
+/// A Continue click on the pause request's button.
+fn pause_click(response_url: &str) -> Value {
+    let value = PauseRef::new(DEPLOYMENT, HOOK, Some("POST_TEST_TRAFFIC_SHIFT")).encode();
+    json!({
+        "type": "block_actions",
+        "user": {"id": APPROVER, "username": "ana", "name": "ana", "team_id": "T0FM"},
+        "api_app_id": "A0FM",
+        "container": {"type": "message", "message_ts": "1700000000.000002", "channel_id": "C0FAULTMATRIX", "is_ephemeral": false},
+        "trigger_id": "1700000001.0000.0000000000000000000000000000000",
+        "team": {"id": "T0FM", "domain": "fm"},
+        "channel": {"id": "C0FAULTMATRIX"},
+        "message": {"type": "message", "ts": "1700000000.000002", "blocks": [
+            {"type": "section", "block_id": "tollgate.ecs_pause.request",
+             "text": {"type": "mrkdwn", "text": "ECS deployment paused: *fm-web* at `POST_TEST_TRAFFIC_SHIFT`"}}]},
+        "response_url": response_url,
+        "actions": [{"action_id": ecs_pause_request::CONTINUE, "block_id": ecs_pause_request::BLOCK,
+                     "type": "button", "value": value, "action_ts": "1700000001.000200"}]
+    })
+}
+
 /// The cell's request.
 pub fn event(kind: &str, server: &str) -> Value {
+    if is_pause(kind) {
+        let response_url = format!("{server}/hooks/actions/T0FM/1/fault-matrix");
+        return slack_signed::signed_event(
+            &pause_click(&response_url),
+            SIGNING_SECRET,
+            slack_signed::now(),
+        );
+    }
     let approval = ApprovalRef::new(PIPELINE, "Prod", "Approve", EXECUTION);
     let response_url = format!("{server}/hooks/actions/T0FM/1/fault-matrix");
     let name = if kind == "unicode" {
@@ -255,6 +332,88 @@ pub fn classify(
     };
     if class == "not-recorded" && new_decision.is_some() {
         problems.push("said \"not recorded\" although a decision was recorded".to_owned());
+    }
+    (class.to_owned(), said)
+}
+
+/// One ECS pause round's outcome class and detail, and the contract's
+/// problems: at most one `ContinueServiceDeployment` accepted, an answer
+/// (HTTP 200) before Slack gives up, no secret in the logs, and never "not
+/// done" when ECS acted.
+pub fn classify_pause(
+    standin: &AwsStandIn,
+    stub: &Stub,
+    (hits_before, _calls_before): (usize, usize),
+    inv: &Invocation,
+    logs: &str,
+    problems: &mut Vec<String>,
+) -> (String, String) {
+    let acted: Vec<Report> = standin
+        .reports()
+        .into_iter()
+        .filter(|r| matches!(r, Report::EcsContinue { .. }))
+        .collect();
+    if acted.len() > 1 {
+        problems.push(format!("two decisions for one paused hook: {acted:?}"));
+    }
+    for secret in [SIGNING_SECRET, BOT_TOKEN] {
+        if logs.contains(secret) {
+            problems.push("a secret shows in the logs".to_owned());
+        }
+    }
+    if logs.contains("payload=") || logs.contains("payload%3D") {
+        problems.push("the request body shows in the logs".to_owned());
+    }
+    let response = match inv {
+        Invocation::Response(v) => v,
+        Invocation::Error {
+            error_type,
+            error_message,
+        } => return (format!("error:{error_type}"), error_message.clone()),
+        other => {
+            problems.push(format!("no defined outcome: {other:?}"));
+            return (format!("{other:?}"), String::new());
+        }
+    };
+    let status = response["statusCode"].as_i64().unwrap_or_default();
+    if status != 200 {
+        return (
+            format!("answer:{status}"),
+            response["body"].as_str().unwrap_or_default().to_owned(),
+        );
+    }
+    let said = stub
+        .requests()
+        .into_iter()
+        .skip(hits_before)
+        .filter(|r| r.path == "/api/chat.update" || r.path.starts_with("/hooks/"))
+        .map(|r| {
+            let v = r.json();
+            match v.pointer("/blocks") {
+                Some(b) if r.path == "/api/chat.update" => b.to_string(),
+                _ => v["text"].as_str().unwrap_or_default().to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" / ");
+    let class = if said.contains("*Continued* by") {
+        "continued"
+    } else if said.contains("Already *") {
+        "already-decided"
+    } else if said.contains("Not confirmed") {
+        "unconfirmed"
+    } else if said.contains("Nothing to decide") {
+        "nothing-to-decide"
+    } else if said.contains("Not done") {
+        "not-done"
+    } else {
+        "answer:200"
+    };
+    if class == "not-done" && !acted.is_empty() {
+        problems.push("said \"not done\" although ECS acted".to_owned());
+    }
+    if class == "continued" && acted.is_empty() {
+        problems.push("said \"continued\" although ECS did not act".to_owned());
     }
     (class.to_owned(), said)
 }

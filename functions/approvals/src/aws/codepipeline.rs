@@ -1,6 +1,7 @@
 //! [`Pipelines`] over `aws-sdk-codepipeline`: `GetPipelineState` (the
 //! approval's latest execution and its token), `ListActionExecutions` (that
-//! the token is the button's execution's) and `PutApprovalResult`.
+//! the token is the button's execution's; the output variable naming the
+//! commit's author) and `PutApprovalResult`.
 //! SDK retries: 2 attempts; the endpoint bounds the whole request to
 //! Slack's 3 seconds anyway. Errors carry the service's code and what to
 //! do, never the token.
@@ -11,6 +12,7 @@ use aws_sdk_codepipeline::error::SdkError;
 use aws_sdk_codepipeline::types::{ApprovalResult, ApprovalStatus};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use tollgate_approvals::author::ActionOutput;
 use tollgate_approvals::ports::{ApprovalState, Pipelines, PortError, PutOutcome};
 use tollgate_aws::SdkConfig;
 use tollgate_core::approval_request::ApprovalRef;
@@ -151,7 +153,59 @@ fn console_base(region: &str) -> String {
     }
 }
 
+/// Pages of `ListActionExecutions` read for one execution's output
+/// variables (100 action executions a page).
+const OUTPUT_PAGES: usize = 5;
+
 impl Pipelines for CodePipelineApprovals {
+    async fn action_outputs(
+        &self,
+        approval: &ApprovalRef,
+        action: &str,
+    ) -> Result<Vec<ActionOutput>, PortError> {
+        let filter = aws_sdk_codepipeline::types::ActionExecutionFilter::builder()
+            .pipeline_execution_id(&approval.execution)
+            .build();
+        let mut found = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..OUTPUT_PAGES {
+            let out = self
+                .client
+                .list_action_executions()
+                .pipeline_name(&approval.pipeline)
+                .filter(filter.clone())
+                .max_results(100)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    let code = e.code().unwrap_or_default().to_owned();
+                    port_error("ListActionExecutions", approval, &code, &e)
+                })?;
+            for d in out.action_execution_details() {
+                let output = ActionOutput {
+                    action: d.action_name().unwrap_or_default().to_owned(),
+                    namespace: d.input().and_then(|i| i.namespace()).map(str::to_owned),
+                    status: d.status().map(|s| s.as_str().to_owned()),
+                    started_ms: d.start_time().and_then(|t| t.to_millis().ok()),
+                    variables: d
+                        .output()
+                        .and_then(|o| o.output_variables())
+                        .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        .unwrap_or_default(),
+                };
+                if output.is(action) {
+                    found.push(output);
+                }
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+
     fn console_url(&self, approval: &ApprovalRef) -> Option<String> {
         Some(format!(
             "{}/codesuite/codepipeline/pipelines/{}/executions/{}/timeline?region={}",
