@@ -169,6 +169,7 @@ pub(crate) fn app(
         response_url_prefix: "https://hooks.slack.com/".into(),
         max_body: 1 << 20,
         ecs: None,
+        overrides: None,
     }))
 }
 
