@@ -49,7 +49,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tollgate_core::config::{ConfigError, Env};
 use tollgate_core::stage_condition_request::{
-    BLOCK, ConditionRef, ConditionValueError, OVERRIDE, is_pipeline_name,
+    BLOCK, ConditionRef, ConditionValueError, OVERRIDE, pipeline_names,
 };
 use tollgate_core::text::ellipsize;
 
@@ -135,29 +135,14 @@ pub struct StageOverrides {
 /// Unset or empty: none (Override clicks are refused).
 pub fn pipelines_from_env(env: &impl Env) -> Result<Vec<String>, ConfigError> {
     let raw = env.get(PIPELINES_VAR).unwrap_or_default();
-    let mut names = Vec::new();
-    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let name = match item.strip_prefix("arn:") {
-            Some(_) => {
-                let parts: Vec<&str> = item.splitn(6, ':').collect();
-                match parts.as_slice() {
-                    [_, _, "codepipeline", _, _, name] => *name,
-                    _ => "",
-                }
-            }
-            None => item,
-        };
-        if !is_pipeline_name(name) {
-            return Err(ConfigError::invalid(
-                PIPELINES_VAR,
-                &ellipsize(item, 120),
-                "not a pipeline ARN or name",
-                "arn:aws:codepipeline:eu-west-1:111122223333:pay-prod (the template's ApprovalPipelineArns)",
-            ));
-        }
-        names.push(name.to_owned());
-    }
-    Ok(names)
+    pipeline_names(&raw).map_err(|bad| {
+        ConfigError::invalid(
+            PIPELINES_VAR,
+            &bad,
+            "not a pipeline ARN or name",
+            "arn:aws:codepipeline:eu-west-1:111122223333:pay-prod (the template's ApprovalPipelineArns)",
+        )
+    })
 }
 
 /// Every pipeline overrides are enabled for needs approvers (its own

@@ -113,6 +113,29 @@ pub fn is_execution_id(s: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+/// The pipeline names of a comma-separated list of pipeline ARNs
+/// (`arn:<partition>:codepipeline:<region>:<account>:<name>`) or names
+/// (the template passes `ApprovalPipelineArns`); empty items are skipped.
+/// An item that is neither is returned as the error, shortened.
+pub fn pipeline_names(raw: &str) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let name = if item.starts_with("arn:") {
+            match item.splitn(6, ':').collect::<Vec<_>>().as_slice() {
+                [_, _, "codepipeline", _, _, name] => *name,
+                _ => "",
+            }
+        } else {
+            item
+        };
+        if !is_pipeline_name(name) {
+            return Err(crate::text::ellipsize(item, 120));
+        }
+        names.push(name.to_owned());
+    }
+    Ok(names)
+}
+
 impl ConditionRef {
     /// A reference to `kind` of `stage` in execution `execution`.
     pub fn new(pipeline: &str, stage: &str, execution: &str, kind: ConditionKind) -> Self {

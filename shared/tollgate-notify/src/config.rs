@@ -55,6 +55,9 @@ pub mod vars {
     pub const AMAZONQ_TOPIC_ARN: &str = crate::destinations::amazonq::VAR;
     /// Inline rules document.
     pub const RULES: &str = "TOLLGATE_NOTIFY_RULES";
+    /// Pipelines (ARNs or names, comma-separated) whose entry conditions in
+    /// progress get an Override request (`crate::stage_condition`).
+    pub const OVERRIDE_PIPELINES: &str = "TOLLGATE_NOTIFY_OVERRIDE_PIPELINES";
     /// SSM parameter with the rules document.
     pub const RULES_SSM: &str = "TOLLGATE_NOTIFY_RULES_SSM";
     /// Timeout of one delivery attempt (ms).
@@ -101,6 +104,9 @@ pub struct Settings {
     /// The delivery ledger's DynamoDB table (`None`: deduplication per
     /// execution environment only).
     pub dedupe_table: Option<String>,
+    /// Pipelines whose entry conditions in progress get an Override
+    /// request ([`vars::OVERRIDE_PIPELINES`]).
+    pub override_pipelines: Vec<String>,
 }
 
 /// A DynamoDB table name: 3–255 of `A-Za-z0-9_.-`.
@@ -187,6 +193,17 @@ pub fn settings(env: &impl Env) -> Result<Settings, ConfigError> {
             Duration::from_secs(30),
         )?,
         dedupe_table: dedupe_table(env)?,
+        override_pipelines: tollgate_core::stage_condition_request::pipeline_names(
+            &env.get(vars::OVERRIDE_PIPELINES).unwrap_or_default(),
+        )
+        .map_err(|bad| {
+            ConfigError::invalid(
+                vars::OVERRIDE_PIPELINES,
+                &bad,
+                "not a pipeline ARN or name",
+                "arn:aws:codepipeline:eu-west-1:111122223333:pay-prod (the template's ApprovalPipelineArns)",
+            )
+        })?,
     })
 }
 
@@ -207,6 +224,8 @@ pub struct NotifierConfig {
     pub hook_failure_prefix: Option<String>,
     /// Time kept back from the Lambda deadline.
     pub reserve: Duration,
+    /// Pipelines whose entry conditions in progress get an Override request.
+    pub override_pipelines: Vec<String>,
 }
 
 /// Init failed after the environment was read.
@@ -347,6 +366,7 @@ pub async fn resolve(
         enrich: settings.enrich,
         hook_failure_prefix: settings.hook_failure_prefix.clone(),
         reserve: settings.reserve,
+        override_pipelines: settings.override_pipelines.clone(),
     })
 }
 

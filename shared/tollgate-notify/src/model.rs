@@ -546,6 +546,11 @@ pub struct Notification {
     /// bot's Continue / Roll back buttons carry (`crate::ecs_pause`).
     #[serde(skip)]
     pub ecs_pause: Option<tollgate_core::ecs_pause_request::PauseRef>,
+    /// A stage's entry condition in progress for this execution, found by
+    /// the enrichment (`GetPipelineState`): what the Slack bot's Override
+    /// button carries (`crate::stage_condition`).
+    #[serde(skip)]
+    pub stage_condition: Option<crate::stage_condition::ConditionRequest>,
 }
 
 /// Child runs remembered per event at most.
@@ -760,6 +765,7 @@ impl Notification {
             parent_run: None,
             related_runs: Vec::new(),
             ecs_pause: None,
+            stage_condition: None,
         };
         match &event.detail {
             Detail::PipelineExecution(d) => n.pipeline(d),
