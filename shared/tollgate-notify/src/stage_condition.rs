@@ -44,6 +44,19 @@ pub struct ConditionRequest {
     pub rules: Vec<(String, Option<String>, Option<String>)>,
 }
 
+impl ConditionRequest {
+    /// The key the run's record keeps once the request is posted, so that
+    /// the same condition found after another event of the execution is
+    /// not posted twice.
+    pub fn reply_key(&self) -> String {
+        format!(
+            "stage-condition:{}:{}",
+            self.condition.stage,
+            self.condition.kind.api_name()
+        )
+    }
+}
+
 /// The entry condition `InProgress` for `execution` of `pipeline`, if any
 /// (the first such stage); `None` when none waits or a name would not fit
 /// a button.
@@ -276,10 +289,9 @@ mod enrich_tests {
     }
 
     fn event(state: &str) -> crate::events::Event {
-        let mut v: Value = serde_json::from_str(include_str!(
-            "../../../events/notifier/stage-failed.json"
-        ))
-        .expect("fixture");
+        let mut v: Value =
+            serde_json::from_str(include_str!("../../../events/notifier/stage-failed.json"))
+                .expect("fixture");
         v["detail"]["state"] = json!(state);
         v["detail"]["stage"] = json!("Staging");
         parse_str(&v.to_string())

@@ -1032,13 +1032,19 @@ async fn live<H: ChatTransport, P>(
     let pause = crate::ecs_pause::pause_of(n);
     // And an entry condition in progress (crate::stage_condition).
     let condition = crate::stage_condition::request_of(n);
+    // The same waiting condition is found after several events of one
+    // execution (its start, a stage success): one request per condition.
+    let reply_key = match condition {
+        Some(c) if approval.is_none() && pause.is_none() => c.reply_key(),
+        _ => n.event_id.clone(),
+    };
     let current = store.load(key).await.map_err(store_error)?;
     if let Some(rec) = current.as_ref()
         && let Some(broadcast) = reply_kind(n, rec)
             .or(approval.as_ref().map(|_| true))
             .or(pause.map(|_| true))
             .or(condition.map(|_| true))
-        && !rec.has_replied(&n.event_id)
+        && !rec.has_replied(&reply_key)
     {
         let body = match (&approval, pause) {
             (Some(a), _) => enforce_limits(crate::approval_request::render(n, a, &rec.channel, Some(&ts))),
@@ -1053,7 +1059,7 @@ async fn live<H: ChatTransport, P>(
             let Some(mut cur) = store.load(key).await.map_err(store_error)? else {
                 break;
             };
-            cur.mark_replied(&n.event_id);
+            cur.mark_replied(&reply_key);
             if store.store(key, &cur).await.map_err(store_error)? {
                 break;
             }
