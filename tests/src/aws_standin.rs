@@ -93,6 +93,11 @@ pub enum Report {
         /// `CONTINUE` or `ROLLBACK`.
         action: String,
     },
+    /// `OverrideStageCondition`.
+    ConditionOverride {
+        /// `pipeline/stage/execution/conditionType`.
+        key: String,
+    },
 }
 
 impl Report {
@@ -103,6 +108,7 @@ impl Report {
             Report::Hook { execution_id, .. } => execution_id,
             Report::Approval { token, .. } => token,
             Report::EcsContinue { hook, .. } => hook,
+            Report::ConditionOverride { key } => key,
         }
     }
 }
@@ -151,6 +157,9 @@ struct State {
     /// ECS service deployments paused at a hook, by ARN
     /// (`register_ecs_pause`); moto has no service deployments.
     ecs_pauses: HashMap<String, EcsPause>,
+    /// Stage conditions by (pipeline, stage, `BEFORE_ENTRY` / `ON_SUCCESS`)
+    /// (`register_stage_condition`); moto has no conditions.
+    stage_conditions: HashMap<(String, String, String), StageCondition>,
     faults: Vec<FaultRule>,
     scripts: HashMap<String, VecDeque<(u16, Value)>>,
     calls: Vec<Call>,
@@ -180,6 +189,16 @@ struct ActionOutputRecord {
     action: String,
     namespace: Option<String>,
     variables: Value,
+}
+
+/// A stage condition as `GetPipelineState` shows it.
+#[derive(Debug, Clone)]
+struct StageCondition {
+    execution: String,
+    status: String,
+    /// (rule name, status, summary)
+    rules: Vec<(String, String, String)>,
+    changed_at: f64,
 }
 
 /// An ECS service deployment with one `PAUSE` lifecycle hook, as
@@ -417,6 +436,50 @@ impl AwsStandIn {
                 updated_at: now,
             },
         );
+    }
+
+    /// Makes `condition` (`BEFORE_ENTRY` or `ON_SUCCESS`) of `stage` in
+    /// `pipeline` known with `status` (`InProgress`, `Succeeded`, `Failed`,
+    /// …) for pipeline execution `execution`, its rules
+    /// `(name, status, summary)`: `GetPipelineState` shows it (an entry
+    /// condition with `execution` as the stage's inbound execution, an
+    /// on-success condition with it as the latest), and
+    /// `OverrideStageCondition` accepts it only while it is `InProgress`
+    /// for that execution.
+    pub fn register_stage_condition(
+        &self,
+        pipeline: &str,
+        stage: &str,
+        condition: &str,
+        execution: &str,
+        status: &str,
+        rules: &[(&str, &str, &str)],
+    ) {
+        lock(&self.state).stage_conditions.insert(
+            (pipeline.to_owned(), stage.to_owned(), condition.to_owned()),
+            StageCondition {
+                execution: execution.to_owned(),
+                status: status.to_owned(),
+                rules: rules
+                    .iter()
+                    .map(|(n, st, su)| ((*n).to_owned(), (*st).to_owned(), (*su).to_owned()))
+                    .collect(),
+                changed_at: epoch_secs_f64(),
+            },
+        );
+    }
+
+    /// A registered stage condition's status now.
+    pub fn stage_condition_status(
+        &self,
+        pipeline: &str,
+        stage: &str,
+        condition: &str,
+    ) -> Option<String> {
+        lock(&self.state)
+            .stage_conditions
+            .get(&(pipeline.to_owned(), stage.to_owned(), condition.to_owned()))
+            .map(|c| c.status.clone())
     }
 
     /// Sets a registered ECS deployment's and hook's status (e.g.
@@ -961,6 +1024,7 @@ fn own_answer(state: &Mutex<State>, operation: &str, req: &Value) -> Option<(u16
         "PutApprovalResult" => put_approval(&mut s, req),
         "DescribeServiceDeployments" => describe_service_deployments(&s, req),
         "ContinueServiceDeployment" => continue_service_deployment(&mut s, req),
+        "OverrideStageCondition" => override_stage_condition(&mut s, req),
         // Not a pipeline with a registered approval (None): moto answers.
         "GetPipelineState" => pipeline_state(&s, req)?,
         "GetJobDetails" => job_details(&s, req),
@@ -1330,7 +1394,8 @@ fn pipeline_state(s: &State, req: &Value) -> Option<Result<Value, Rejection>> {
         .iter()
         .filter(|(_, a)| a.pipeline == name)
         .collect();
-    if latest.is_empty() {
+    let has_conditions = s.stage_conditions.keys().any(|(p, _, _)| p == name);
+    if latest.is_empty() && !has_conditions {
         return None;
     }
     latest.sort_by(|x, y| x.1.changed_at.total_cmp(&y.1.changed_at));
@@ -1358,11 +1423,125 @@ fn pipeline_state(s: &State, req: &Value) -> Option<Result<Value, Rejection>> {
             None => stages.push((a.stage.clone(), stage)),
         }
     }
+    add_stage_conditions(s, name, &mut stages);
     Some(Ok(json!({
         "pipelineName": name,
         "pipelineVersion": 1,
         "stageStates": stages.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
     })))
+}
+
+/// Adds the registered stage conditions of `pipeline` to its stages
+/// (`beforeEntryConditionState` with the stage's `inboundExecution`,
+/// `onSuccessConditionState` with its `latestExecution`), creating a stage
+/// not shown yet.
+fn add_stage_conditions(s: &State, pipeline: &str, stages: &mut Vec<(String, Value)>) {
+    let mut conditions: Vec<(&(String, String, String), &StageCondition)> = s
+        .stage_conditions
+        .iter()
+        .filter(|((p, _, _), _)| p == pipeline)
+        .collect();
+    conditions.sort_by(|x, y| x.0.cmp(y.0));
+    for ((_, stage, kind), c) in conditions {
+        let rules: Vec<Value> = c
+            .rules
+            .iter()
+            .map(|(name, status, summary)| {
+                json!({"ruleName": name,
+                       "latestExecution": {"ruleExecutionId": format!("rule-{name}"), "status": status,
+                                           "summary": summary, "lastStatusChange": c.changed_at}})
+            })
+            .collect();
+        let state = json!({
+            "latestExecution": {"status": c.status},
+            "conditionStates": [{"latestExecution": {"status": c.status, "lastStatusChange": c.changed_at},
+                                 "ruleStates": rules}]
+        });
+        let index = match stages.iter().position(|(n, _)| n == stage) {
+            Some(i) => i,
+            None => {
+                stages.push((stage.clone(), json!({"stageName": stage})));
+                stages.len() - 1
+            }
+        };
+        let v = &mut stages[index].1;
+        let execution = json!({"pipelineExecutionId": c.execution, "status": "InProgress"});
+        if kind == "BEFORE_ENTRY" {
+            v["beforeEntryConditionState"] = state;
+            v["inboundExecution"] = execution;
+        } else {
+            v["onSuccessConditionState"] = state;
+            v["latestExecution"] = execution;
+        }
+    }
+}
+
+/// `OverrideStageCondition` (moto has none), validated as CodePipeline
+/// documents it: the condition type is `BEFORE_ENTRY` or `ON_SUCCESS`, the
+/// execution id a UUID; an unknown pipeline or stage is
+/// `PipelineNotFoundException` / `StageNotFoundException`; another
+/// execution than the condition's is `NotLatestPipelineExecutionException`;
+/// a condition not `InProgress` is `ConditionNotOverridableException`.
+fn override_stage_condition(s: &mut State, req: &Value) -> Result<Value, Rejection> {
+    let field = |f: &str| {
+        req.get(f)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (pipeline, stage, execution, kind) = (
+        field("pipelineName"),
+        field("stageName"),
+        field("pipelineExecutionId"),
+        field("conditionType"),
+    );
+    if kind != "BEFORE_ENTRY" && kind != "ON_SUCCESS" {
+        return Err((
+            "ValidationException",
+            "1 validation error detected: Value at 'conditionType' failed to satisfy constraint: Member must satisfy enum value set: [BEFORE_ENTRY, ON_SUCCESS]".into(),
+        ));
+    }
+    let uuid = execution.split('-').map(str::len).collect::<Vec<_>>() == [8, 4, 4, 4, 12]
+        && execution.chars().all(|c| c == '-' || c.is_ascii_hexdigit());
+    if !uuid {
+        return Err((
+            "ValidationException",
+            "1 validation error detected: Value at 'pipelineExecutionId' failed to satisfy constraint: Member must satisfy regular expression pattern".into(),
+        ));
+    }
+    if !s.stage_conditions.keys().any(|(p, _, _)| *p == pipeline) {
+        return Err((
+            "PipelineNotFoundException",
+            format!("Pipeline not found: {pipeline}"),
+        ));
+    }
+    let Some(c) = s
+        .stage_conditions
+        .get_mut(&(pipeline.clone(), stage.clone(), kind.clone()))
+    else {
+        return Err((
+            "StageNotFoundException",
+            format!("Stage not found: {stage}"),
+        ));
+    };
+    if c.execution != execution {
+        return Err((
+            "NotLatestPipelineExecutionException",
+            "The pipeline execution is not the latest one for the stage".into(),
+        ));
+    }
+    if c.status != "InProgress" {
+        return Err((
+            "ConditionNotOverridableException",
+            "Unable to override because the condition does not allow overrides".into(),
+        ));
+    }
+    c.status = "Overridden".to_owned();
+    c.changed_at = epoch_secs_f64();
+    s.reports.push(Report::ConditionOverride {
+        key: format!("{pipeline}/{stage}/{execution}/{kind}"),
+    });
+    Ok(json!({}))
 }
 
 fn put_approval(s: &mut State, req: &Value) -> Result<Value, Rejection> {

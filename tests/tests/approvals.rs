@@ -665,3 +665,198 @@ async fn reject_opens_the_reason_dialog_and_records_the_reason() {
         "the reason is escaped: {text}"
     );
 }
+
+// ---- Override of a stage condition in progress (OverrideStageCondition) ----
+
+const OVERRIDE_EXEC: &str = "3137f7cb-7cf7-4a54-8e5b-1f2a3b4c5d6e";
+
+impl World {
+    /// This world with overrides enabled for its pipeline (as the template
+    /// passes ApprovalPipelineArns when ApprovalStageOverrides is true).
+    fn with_overrides(mut self) -> World {
+        let arn = format!(
+            "arn:aws:codepipeline:eu-west-1:123456789012:{}",
+            self.pipeline()
+        );
+        self.env
+            .push(("TOLLGATE_APPROVAL_OVERRIDE_PIPELINES".into(), arn));
+        self
+    }
+
+    fn entry_condition(&self, status: &str) {
+        self.standin.register_stage_condition(
+            &self.pipeline(),
+            "Production",
+            "BEFORE_ENTRY",
+            OVERRIDE_EXEC,
+            status,
+            &[(
+                "NoOpenAlarms",
+                status,
+                "alarm pay-5xx is in ALARM <!channel>",
+            )],
+        );
+    }
+
+    fn overrides(&self) -> Vec<Report> {
+        self.standin
+            .reports()
+            .into_iter()
+            .filter(|r| matches!(r, Report::ConditionOverride { .. }))
+            .collect()
+    }
+
+    fn override_calls(&self) -> usize {
+        self.standin
+            .calls()
+            .iter()
+            .filter(|c| c.operation == "OverrideStageCondition")
+            .count()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_override_in_progress_is_overridden_once_and_a_stale_click_shows_it() {
+    let w = World::new(approvers()).await.with_overrides();
+    w.entry_condition("InProgress");
+    let mut f = w.function().await;
+    let answer = f
+        .invoke(
+            w.event("override-click", now(), SIGNING_SECRET, |_| {}),
+            DEADLINE,
+        )
+        .await;
+    assert_eq!(status(answer.response()), 200, "{}", f.logs());
+    let reports = w.overrides();
+    assert_eq!(reports.len(), 1, "{reports:?}\n{}", f.logs());
+    let Report::ConditionOverride { key } = &reports[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        key,
+        &format!("{}/Production/{OVERRIDE_EXEC}/BEFORE_ENTRY", w.pipeline())
+    );
+    assert_eq!(
+        w.standin
+            .stage_condition_status(&w.pipeline(), "Production", "BEFORE_ENTRY")
+            .as_deref(),
+        Some("Overridden")
+    );
+    let updates = w.slack_calls("/api/chat.update");
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    let text = updates[0].to_string();
+    assert!(
+        text.contains("*overridden* by <@U0LOCALAPPROVER>"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("tollgate.stage_condition.override"),
+        "the button is gone: {text}"
+    );
+    assert!(
+        text.contains("waiting for its entry condition"),
+        "kept: {text}"
+    );
+    let logs = f.logs();
+    let audit: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| {
+            v.pointer("/fields/audit").or_else(|| v.get("audit")) == Some(&json!("stage-condition"))
+        })
+        .collect();
+    assert_eq!(audit.len(), 1, "{logs}");
+    let line = audit[0].to_string();
+    for want in [
+        APPROVER,
+        "BEFORE_ENTRY",
+        OVERRIDE_EXEC,
+        "\"overridden\"",
+        "1700000001.000300",
+    ] {
+        assert!(line.contains(want), "audit line lacks {want}: {line}");
+    }
+    // A second click on the updated message: the message keeps who
+    // overrode; the clicker alone hears the recorded state; nothing called.
+    let updated_blocks = updates[0]["blocks"].clone();
+    f.invoke(
+        w.event("override-click", now(), SIGNING_SECRET, |p| {
+            p["message"]["blocks"] = updated_blocks;
+        }),
+        DEADLINE,
+    )
+    .await;
+    assert_eq!(w.override_calls(), 1, "one OverrideStageCondition in all");
+    assert_eq!(w.slack_calls("/api/chat.update").len(), 1);
+    let said = w.ephemeral();
+    assert!(
+        said.iter().any(|s| s.contains("already *overridden*")),
+        "{said:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn override_refusals_passed_conditions_and_forgeries_change_nothing() {
+    let w = World::new(json!({"pipelines": {"*": {"users": [APPROVER]}}}))
+        .await
+        .with_overrides();
+    w.entry_condition("Succeeded");
+    let mut f = w.function().await;
+    // A condition that already passed: shown, nothing called.
+    let answer = f
+        .invoke(
+            w.event("override-click", now(), SIGNING_SECRET, |_| {}),
+            DEADLINE,
+        )
+        .await;
+    assert_eq!(status(answer.response()), 200);
+    let updates = w.slack_calls("/api/chat.update");
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert!(
+        updates[0].to_string().contains("already *passed*"),
+        "{updates:?}"
+    );
+    // Someone not on the allowlist, while the condition waits.
+    w.entry_condition("InProgress");
+    f.invoke(
+        w.event("override-click", now(), SIGNING_SECRET, |p| {
+            p["user"] = json!({"id": "U0LOCALSTRANGER", "username": "eve"});
+        }),
+        DEADLINE,
+    )
+    .await;
+    let said = w.ephemeral();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains("not an approver"), "{said:?}");
+    // A forged click (another secret): 401.
+    let answer = f
+        .invoke(
+            w.event(
+                "override-click",
+                now(),
+                "not-the-signing-secret-0000",
+                |_| {},
+            ),
+            DEADLINE,
+        )
+        .await;
+    assert_eq!(status(answer.response()), 401);
+    // A pipeline overrides are not enabled for.
+    f.invoke(
+        w.event("override-click", now(), SIGNING_SECRET, |p| {
+            let v = p["actions"][0]["value"].as_str().expect("value").to_owned();
+            p["actions"][0]["value"] = json!(v.replace(&w.pipeline(), "another-pipeline"));
+        }),
+        DEADLINE,
+    )
+    .await;
+    let said = w.ephemeral();
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(
+        said[1].contains("may not be overridden from Slack"),
+        "{said:?}"
+    );
+    assert_eq!(w.override_calls(), 0);
+    assert!(w.overrides().is_empty());
+    assert_eq!(w.slack_calls("/api/chat.update").len(), 1);
+}

@@ -161,6 +161,8 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "codepipeline:ListActionExecutions",
             "codepipeline:ListPipelineExecutions",
             "codepipeline:GetPipeline",
+            // An entry condition in progress (tollgate_notify::stage_condition).
+            "codepipeline:GetPipelineState",
             "codedeploy:GetDeployment",
             "secretsmanager:GetSecretValue",
             "ssm:GetParameter",
@@ -235,6 +237,8 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "codepipeline:GetPipelineState",
             "codepipeline:ListActionExecutions",
             "codepipeline:PutApprovalResult",
+            // Stage condition overrides (tollgate_approvals::stage_condition).
+            "codepipeline:OverrideStageCondition",
             // ECS pause hooks (tollgate_approvals::ecs_hook).
             "ecs:DescribeServiceDeployments",
             "ecs:ContinueServiceDeployment",
@@ -249,6 +253,7 @@ const FUNCTIONS: &[FunctionSpec] = &[
             "shared/tollgate-approvals/src/ecs_hook.rs",
             // TOLLGATE_APPROVAL_ECS_SERVICES (shared with the notifier)
             "shared/tollgate-core/src/ecs_pause_request.rs",
+            "shared/tollgate-approvals/src/stage_condition.rs",
         ],
         env_not_in_template: &[
             (
@@ -471,6 +476,7 @@ const CONDITION_SCOPED: &[(&str, &str)] = &[("ecs:ListTasks", "ecs:cluster")];
 const RESOURCE_LEVEL: &[&str] = &[
     "codepipeline:GetPipelineState",
     "codepipeline:PutApprovalResult",
+    "codepipeline:OverrideStageCondition",
     "codepipeline:GetPipelineExecution",
     "codepipeline:GetPipeline",
     "codepipeline:ListActionExecutions",

@@ -652,3 +652,110 @@ async fn ecs_pauses_get_buttons_only_for_the_services_approvals_may_decide() {
     );
     assert_eq!(other[0]["reply_broadcast"], true, "shown in the channel");
 }
+
+/// A pipeline with stage condition overrides (TOLLGATE_NOTIFY_OVERRIDE_PIPELINES):
+/// after its execution starts and a stage succeeds (events the default
+/// rules keep quiet), the notifier reads GetPipelineState (the AWS
+/// stand-in), finds Production's entry condition in progress for this
+/// execution and the bot posts one Override request in the execution's
+/// thread, however many events find it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_entry_condition_in_progress_gets_one_override_request_in_the_thread() {
+    const EXEC: &str = "3137f7cb-7cf7-4a54-8e5b-1f2a3b4c5d6e";
+    let moto = Moto::shared();
+    let standin = AwsStandIn::start(Some(moto)).await;
+    let sdk = standin.sdk_config().await;
+    let n = SEQ.fetch_add(1, Ordering::SeqCst);
+    let tag = format!("{}-{n}", std::process::id());
+    let table = format!("tollgate-releases-{tag}");
+    tollgate_tests::seed::delivery_table(&sdk, &table)
+        .await
+        .expect("table in moto");
+    let param = format!("/tollgate/{tag}/slack-bot");
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name(&param)
+        .value(BOT_TOKEN)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .expect("seed the token");
+    standin.register_stage_condition(
+        "payments",
+        "Production",
+        "BEFORE_ENTRY",
+        EXEC,
+        "InProgress",
+        &[(
+            "NoOpenAlarms",
+            "InProgress",
+            "alarm pay-5xx is in ALARM <!channel>",
+        )],
+    );
+    let slack = slack_api().await;
+    let mut env = standin.lambda_env();
+    env.extend(
+        [
+            ("TOLLGATE_SLACK_BOT_TOKEN", format!("ssm:{param}")),
+            ("TOLLGATE_SLACK_CHANNEL_ID", CHANNEL.to_owned()),
+            ("TOLLGATE_SLACK_API_URL", slack.url("/api")),
+            ("TOLLGATE_NOTIFY_DEDUPE_TABLE", table.clone()),
+            ("TOLLGATE_NOTIFY_ENRICH_TIMEOUT_MS", "4000".to_owned()),
+            (
+                "TOLLGATE_NOTIFY_OVERRIDE_PIPELINES",
+                "arn:aws:codepipeline:eu-west-1:111122223333:payments".to_owned(),
+            ),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let mut f = LocalLambda::spawn(&paths::function_binary("notifier"), &env).await;
+    let with_exec = |mut e: Value| {
+        e["detail"]["execution-id"] = json!(EXEC);
+        e
+    };
+    for e in [
+        with_exec(event(
+            "o1",
+            "pipeline",
+            "STARTED",
+            None,
+            "2026-11-26T06:00:00Z",
+        )),
+        with_exec(event(
+            "o2",
+            "stage",
+            "SUCCEEDED",
+            Some("Staging"),
+            "2026-11-26T06:03:00Z",
+        )),
+    ] {
+        let answer = f.invoke(e, DEADLINE).await;
+        assert!(
+            matches!(answer, Invocation::Response(_)),
+            "{answer:?}\n{}",
+            f.logs()
+        );
+    }
+    let requests: Vec<Value> = slack
+        .requests_to("/api/chat.postMessage")
+        .iter()
+        .map(|r| r.json())
+        .filter(|m| m.to_string().contains("tollgate.stage_condition.override"))
+        .collect();
+    assert_eq!(requests.len(), 1, "one request: {requests:?}\n{}", f.logs());
+    let m = &requests[0];
+    assert!(m["thread_ts"].is_string(), "in the execution's thread: {m}");
+    let text = m.to_string();
+    assert!(
+        text.contains("*Production* is waiting for its entry condition"),
+        "{text}"
+    );
+    assert!(text.contains("NoOpenAlarms"), "{text}");
+    assert!(!text.contains("<!channel>"), "escaped: {text}");
+    let reads = standin
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "GetPipelineState")
+        .count();
+    assert_eq!(reads, 2, "one read per triggering event");
+}

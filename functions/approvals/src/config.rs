@@ -8,6 +8,9 @@
 //! - `TOLLGATE_APPROVAL_ECS_SERVICES`: the ECS services (`<cluster>/<service>`)
 //!   whose paused deployments may be continued or rolled back
 //!   (`tollgate_approvals::ecs_hook`); empty: none;
+//! - `TOLLGATE_APPROVAL_OVERRIDE_PIPELINES`: the pipelines (ARNs or names)
+//!   whose in-progress stage conditions may be overridden
+//!   (`tollgate_approvals::stage_condition`); empty: none;
 //! - `TOLLGATE_SLACK_API_URL` / `TOLLGATE_SLACK_RESPONSE_URL_PREFIX`: Slack's
 //!   Web API base and the prefix every `response_url` must have (defaults
 //!   `https://slack.com/api` and `https://hooks.slack.com/`; other values
@@ -21,6 +24,7 @@
 
 use crate::aws::codepipeline::CodePipelineApprovals;
 use crate::aws::ecs::EcsDeployments;
+use crate::aws::stage_conditions::CodePipelineConditions;
 use crate::slack::SlackWeb;
 use std::sync::Arc;
 use tollgate_approvals::app::{DEFAULT_RESPONSE_URL_PREFIX, Ready, init_failure, max_body};
@@ -86,6 +90,10 @@ pub async fn ready(sdk: &SdkConfig) -> Result<Ready<CodePipelineApprovals, Slack
     let policy = Policy::from_env(&env).map_err(config)?;
     let services = services_from_env(&env).map_err(config)?;
     check_approvers(&services, &policy).map_err(config)?;
+    let override_pipelines =
+        tollgate_approvals::stage_condition::pipelines_from_env(&env).map_err(config)?;
+    tollgate_approvals::stage_condition::check_approvers(&override_pipelines, &policy)
+        .map_err(config)?;
     let signing_ref = secrets_manager_ref(&env, SIGNING_SECRET_VAR).map_err(config)?;
     let token_ref = token_ref(&env).map_err(config)?;
     let api = base_url(&env, API_VAR, "https://slack.com/api").map_err(config)?;
@@ -131,11 +139,18 @@ pub async fn ready(sdk: &SdkConfig) -> Result<Ready<CodePipelineApprovals, Slack
     tracing::info!(
         pipelines_use_groups = policy.uses_groups(),
         ecs_services = services.len(),
+        override_pipelines = override_pipelines.len(),
         "approvals ready"
     );
     let ecs = (!services.is_empty()).then(|| EcsHooks {
         deployments: Arc::new(EcsDeployments::new(sdk)),
         services,
+    });
+    let overrides = (!override_pipelines.is_empty()).then(|| {
+        tollgate_approvals::stage_condition::StageOverrides {
+            conditions: Arc::new(CodePipelineConditions::new(sdk)),
+            pipelines: override_pipelines,
+        }
     });
     Ok(Ready {
         signing_secret: Secret::new(signing_secret.expose().trim()),
@@ -145,5 +160,6 @@ pub async fn ready(sdk: &SdkConfig) -> Result<Ready<CodePipelineApprovals, Slack
         response_url_prefix,
         max_body: max_body(&MemoryBudget::from_env(&env)),
         ecs,
+        overrides,
     })
 }

@@ -68,6 +68,8 @@ pub struct Ready<P, C> {
     pub max_body: usize,
     /// ECS pause hooks (Continue / Roll back), when services are configured.
     pub ecs: Option<crate::ecs_hook::EcsHooks>,
+    /// Stage condition overrides, when pipelines are enabled for them.
+    pub overrides: Option<crate::stage_condition::StageOverrides>,
 }
 
 /// The function: ready, or failed at init (every request is then answered
@@ -287,6 +289,9 @@ impl<P: Pipelines, C: Chat> Ready<P, C> {
         }
         if let Some(click) = crate::ecs_hook::parse(&body) {
             return self.serve_pause(click, request_id, deadline).await;
+        }
+        if let Some(click) = crate::stage_condition::parse(&body) {
+            return self.serve_override(click, request_id, deadline).await;
         }
         let interaction = match interaction::parse(&body) {
             Ok(i) => i,

@@ -195,6 +195,7 @@ fn app(ecs: Option<Arc<FakeEcs>>, services: &[&str], policy: &str) -> App {
             deployments: e,
             services: services.iter().map(|s| (*s).to_owned()).collect(),
         }),
+        overrides: None,
     }))
 }
 

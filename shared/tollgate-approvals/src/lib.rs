@@ -22,6 +22,10 @@
 //!   at a `PAUSE` lifecycle hook (`DescribeServiceDeployments`, then
 //!   `ContinueServiceDeployment`), with the same signature, allowlist and
 //!   idempotency rules;
+//! - [`stage_condition`]: Override of a stage's entry or on-success
+//!   condition still in progress (`GetPipelineState`, then
+//!   `OverrideStageCondition`), with the same signature, allowlist and
+//!   idempotency rules;
 //! - [`confirm`]: a decision `PutApprovalResult` did not confirm (timed
 //!   out, a server error) is read again, and shown as recorded, decided by
 //!   someone else, or "may have been recorded, check …", never as "not
@@ -42,10 +46,13 @@ pub mod policy;
 pub mod ports;
 pub mod render;
 pub mod signature;
+pub mod stage_condition;
 
 pub use app::{Approvals, Outcome, Ready};
 
 #[cfg(test)]
 mod ecs_hook_tests;
+#[cfg(test)]
+mod stage_condition_tests;
 #[cfg(test)]
 mod tests;

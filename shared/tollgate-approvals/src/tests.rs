@@ -184,6 +184,7 @@ pub(crate) fn app(
         response_url_prefix: "https://hooks.slack.com/".into(),
         max_body: 1 << 20,
         ecs: None,
+        overrides: None,
     }))
 }
 

@@ -12,7 +12,8 @@
 //! failure, which the gate writes and the notifier reads ([`gate_report`]),
 //! and the approval request's button contract between the notifier and the
 //! approvals function ([`approval_request`]), and the same for an ECS
-//! deployment paused at a lifecycle hook ([`ecs_pause_request`]).
+//! deployment paused at a lifecycle hook ([`ecs_pause_request`]), and for
+//! a stage condition Slack may override ([`stage_condition_request`]).
 //!
 //! Invariant: depends on no other Tollgate crate and on no AWS SDK crate.
 
@@ -26,6 +27,7 @@ pub mod memory;
 pub mod ports;
 pub mod secret;
 pub mod secret_ref;
+pub mod stage_condition_request;
 pub mod telemetry;
 pub mod text;
 pub mod tls;

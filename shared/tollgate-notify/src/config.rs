@@ -56,6 +56,9 @@ pub mod vars {
     pub const AMAZONQ_TOPIC_ARN: &str = crate::destinations::amazonq::VAR;
     /// Inline rules document.
     pub const RULES: &str = "TOLLGATE_NOTIFY_RULES";
+    /// Pipelines (ARNs or names, comma-separated) whose entry conditions in
+    /// progress get an Override request (`crate::stage_condition`).
+    pub const OVERRIDE_PIPELINES: &str = "TOLLGATE_NOTIFY_OVERRIDE_PIPELINES";
     /// SSM parameter with the rules document.
     pub const RULES_SSM: &str = "TOLLGATE_NOTIFY_RULES_SSM";
     /// Timeout of one delivery attempt (ms).
@@ -137,6 +140,9 @@ pub struct Settings {
     /// buttons are posted for these only
     /// (`tollgate_core::ecs_pause_request::SERVICES_VAR`).
     pub ecs_pause_services: Vec<String>,
+    /// Pipelines whose entry conditions in progress get an Override
+    /// request ([`vars::OVERRIDE_PIPELINES`]).
+    pub override_pipelines: Vec<String>,
 }
 
 /// A DynamoDB table name: 3–255 of `A-Za-z0-9_.-`.
@@ -224,6 +230,17 @@ pub fn settings(env: &impl Env) -> Result<Settings, ConfigError> {
         )?,
         dedupe_table: dedupe_table(env)?,
         ecs_pause_services: tollgate_core::ecs_pause_request::services_from_env(env)?,
+        override_pipelines: tollgate_core::stage_condition_request::pipeline_names(
+            &env.get(vars::OVERRIDE_PIPELINES).unwrap_or_default(),
+        )
+        .map_err(|bad| {
+            ConfigError::invalid(
+                vars::OVERRIDE_PIPELINES,
+                &bad,
+                "not a pipeline ARN or name",
+                "arn:aws:codepipeline:eu-west-1:111122223333:pay-prod (the template's ApprovalPipelineArns)",
+            )
+        })?,
     })
 }
 
@@ -247,6 +264,8 @@ pub struct NotifierConfig {
     /// ECS services whose pauses get Continue / Roll back buttons
     /// ([`Settings::ecs_pause_services`]).
     pub ecs_pause_services: Vec<String>,
+    /// Pipelines whose entry conditions in progress get an Override request.
+    pub override_pipelines: Vec<String>,
 }
 
 /// Init failed after the environment was read.
@@ -388,6 +407,7 @@ pub async fn resolve(
         hook_failure_prefix: settings.hook_failure_prefix.clone(),
         reserve: settings.reserve,
         ecs_pause_services: settings.ecs_pause_services.clone(),
+        override_pipelines: settings.override_pipelines.clone(),
     })
 }
 

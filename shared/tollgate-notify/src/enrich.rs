@@ -254,6 +254,19 @@ pub trait SourceReader: Send + Sync {
         std::future::ready(Ok(Vec::new()))
     }
 
+    /// CodePipeline `GetPipelineState`: each stage's entry and on-success
+    /// condition (`crate::stage_condition`). The default (a source without
+    /// it) has none.
+    fn stage_conditions(
+        &self,
+        region: &str,
+        pipeline: &str,
+    ) -> impl Future<Output = Result<Vec<crate::stage_condition::StageConditionInfo>, SourceError>> + Send
+    {
+        let _ = (region, pipeline);
+        std::future::ready(Ok(Vec::new()))
+    }
+
     /// SSM `GetParameter` of a deploy-hook failure record: the raw value,
     /// or `None` when there is no such parameter. The default (a source
     /// without SSM) never has one.
@@ -349,6 +362,9 @@ pub struct Enricher<S> {
     timeout: Duration,
     enabled: bool,
     hook_failure_prefix: Option<String>,
+    /// Pipelines whose entry conditions in progress get an Override request
+    /// (`crate::stage_condition`).
+    override_pipelines: Vec<String>,
     /// The Slack bot mode's reads: the pipeline's structure (the stage
     /// strip) and which execution started a build.
     reads: Option<std::sync::Arc<ReleaseReads>>,
@@ -378,8 +394,63 @@ impl<S: SourceReader> Enricher<S> {
             timeout,
             enabled,
             hook_failure_prefix: None,
+            override_pipelines: Vec::new(),
             reads: None,
         }
+    }
+
+    /// Reads `GetPipelineState` of `pipelines` when one of their stages
+    /// succeeds (or an execution starts), and keeps an entry condition in
+    /// progress for that execution in [`Notification::stage_condition`]
+    /// (the Slack bot posts its Override request). Empty: never read.
+    pub fn with_stage_overrides(mut self, pipelines: Vec<String>) -> Self {
+        self.override_pipelines = pipelines;
+        self
+    }
+
+    /// Whether `event` may find an entry condition waiting: a stage of an
+    /// override pipeline succeeded, or its execution started.
+    pub fn may_find_waiting_condition(&self, event: &Event) -> bool {
+        let (pipeline, state) = match &event.detail {
+            Detail::StageExecution(d) => (&d.pipeline, d.state.as_str()),
+            Detail::PipelineExecution(d) => (&d.pipeline, d.state.as_str()),
+            _ => return false,
+        };
+        let wanted = match &event.detail {
+            Detail::StageExecution(_) => state == "SUCCEEDED",
+            _ => state == "STARTED",
+        };
+        wanted && self.override_pipelines.iter().any(|p| p == pipeline)
+    }
+
+    /// The entry condition waiting for this execution, if any (one bounded
+    /// `GetPipelineState`).
+    async fn waiting_condition(
+        &self,
+        event: &Event,
+        n: &mut Notification,
+        region: &str,
+        deadline: Instant,
+        problems: &mut Vec<String>,
+    ) -> usize {
+        if !self.may_find_waiting_condition(event) {
+            return 0;
+        }
+        let (pipeline, execution) = match &event.detail {
+            Detail::StageExecution(d) => (&d.pipeline, d.execution_id.as_deref()),
+            Detail::PipelineExecution(d) => (&d.pipeline, d.execution_id.as_deref()),
+            _ => return 0,
+        };
+        let Some(execution) = execution else { return 0 };
+        let fut = self.source.stage_conditions(region, pipeline);
+        match bounded(deadline, "codepipeline:GetPipelineState", fut).await {
+            Ok(stages) => {
+                n.stage_condition =
+                    crate::stage_condition::waiting_entry(pipeline, execution, &stages);
+            }
+            Err(e) => problems.push(format!("{e}; no Override request is posted")),
+        }
+        1
     }
 
     /// Also reads each pipeline version's structure (`GetPipeline`, cached
@@ -554,7 +625,10 @@ impl<S: SourceReader> Enricher<S> {
         let plan = self.stage_plan(event, &region, deadline);
         let parent = self.build_parent(event, &region, thread.as_deref(), deadline);
         let lookups = self.lookups(event, n, &region, deadline, plain_success_notifies);
-        let (plan, parent, (problems, calls)) = tokio::join!(plan, parent, lookups);
+        let (plan, parent, (mut problems, mut calls)) = tokio::join!(plan, parent, lookups);
+        calls += self
+            .waiting_condition(event, n, &region, deadline, &mut problems)
+            .await;
         n.planned_stages = plan;
         if parent.is_some() {
             n.parent_run = parent;

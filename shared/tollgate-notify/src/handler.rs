@@ -169,7 +169,8 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher> Notifier<S, H, P, NoL
             names,
             enricher: Enricher::new(source, cfg.enrich_timeout, cfg.enrich)
                 .with_hook_failures(cfg.hook_failure_prefix)
-                .with_release_reads(plans),
+                .with_release_reads(plans)
+                .with_stage_overrides(cfg.override_pipelines),
             http,
             sns,
             policy: RetryPolicy {
@@ -262,7 +263,9 @@ impl<S: SourceReader, H: ChatTransport, P: TopicPublisher, L: DeliveryLedger> No
         if let events::Detail::Malformed { problem, .. } = &event.detail {
             tracing::warn!(event_id = %n.event_id, detail_type = %n.detail_type, problem = %problem, "event not understood; handling it as an unknown event");
         }
-        if !self.rules.could_notify(&n) {
+        // A stage success of an override pipeline is read for an entry
+        // condition waiting (crate::stage_condition) even when quiet.
+        if !self.rules.could_notify(&n) && !self.enricher.may_find_waiting_condition(&event) {
             return Ok(self.quiet(&n, "quiet by rules before lookups"));
         }
         // Enrichment never takes more than a third of the time left: delivery

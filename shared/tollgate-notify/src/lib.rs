@@ -65,5 +65,6 @@ pub mod release;
 pub mod render;
 pub mod rules;
 pub mod secret_ref;
+pub mod stage_condition;
 
 pub use handler::{Notifier, Outcome, Undelivered};

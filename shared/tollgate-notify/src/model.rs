@@ -552,6 +552,11 @@ pub struct Notification {
     /// handler from the configuration).
     #[serde(skip)]
     pub ecs_pause_decidable: bool,
+    /// A stage's entry condition in progress for this execution, found by
+    /// the enrichment (`GetPipelineState`): what the Slack bot's Override
+    /// button carries (`crate::stage_condition`).
+    #[serde(skip)]
+    pub stage_condition: Option<crate::stage_condition::ConditionRequest>,
 }
 
 /// Child runs remembered per event at most.
@@ -767,6 +772,7 @@ impl Notification {
             related_runs: Vec::new(),
             ecs_pause: None,
             ecs_pause_decidable: false,
+            stage_condition: None,
         };
         match &event.detail {
             Detail::PipelineExecution(d) => n.pipeline(d),

@@ -459,6 +459,11 @@ impl Rules {
         if crate::ecs_pause::pause_of(n).is_some() {
             global.insert(n.status);
         }
+        // So does an entry condition in progress found for this execution
+        // (the bot posts Override, crate::stage_condition).
+        if crate::stage_condition::request_of(n).is_some() {
+            global.insert(n.status);
+        }
         let mut out: Vec<String> = Vec::new();
         let mut matched = false;
         let mut quiet_routes = 0usize;

@@ -125,6 +125,7 @@ fn notifier(sink: &Stub, sns: FakeSns) -> Notifier<NoReads, ReqwestTransport, Fa
         enrich_timeout: Duration::from_millis(500),
         enrich: true,
         hook_failure_prefix: None,
+        override_pipelines: Vec::new(),
         reserve: Duration::from_millis(200),
         ecs_pause_services: Vec::new(),
     };

@@ -2,3 +2,4 @@
 
 pub mod codepipeline;
 pub mod ecs;
+pub mod stage_conditions;

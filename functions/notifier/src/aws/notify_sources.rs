@@ -1,6 +1,7 @@
 //! Read adapter for the notifier's enrichment: CodePipeline
 //! `GetPipelineExecution` / `ListActionExecutions` / `ListPipelineExecutions`
-//! / `GetPipeline` (the stage plan, Slack bot mode only)
+//! / `GetPipeline` (the stage plan, Slack bot mode only) / `GetPipelineState`
+//! (an entry condition in progress, pipelines with overrides only)
 //! and CodeDeploy `GetDeployment`, reduced to the domain types of
 //! [`tollgate_notify::enrich`]; SSM `GetParameter` for deploy-hook's
 //! hook-failure records.
@@ -18,10 +19,12 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::collections::BTreeMap;
 use tollgate_aws::SdkConfig;
+use tollgate_core::stage_condition_request::ConditionKind;
 use tollgate_notify::enrich::{
     ActionExecutionInfo, DeploymentInfo, ExecutionSummaryInfo, PipelineExecutionInfo, Revision,
     SourceError, SourceReader, TargetCounts,
 };
+use tollgate_notify::stage_condition::StageConditionInfo;
 
 /// The read clients.
 #[derive(Debug, Clone)]
@@ -212,6 +215,61 @@ impl SourceReader for NotifySources {
                     external_id: result.and_then(|r| r.external_execution_id.clone()),
                     execution_id: d.pipeline_execution_id.clone(),
                 }
+            })
+            .collect())
+    }
+
+    async fn stage_conditions(
+        &self,
+        region: &str,
+        pipeline: &str,
+    ) -> Result<Vec<StageConditionInfo>, SourceError> {
+        const ACTION: &str = "codepipeline:GetPipelineState";
+        let mut op = self
+            .pipeline
+            .get_pipeline_state()
+            .name(pipeline)
+            .customize();
+        if let Some(r) = self.other_region(region) {
+            op = op.config_override(aws_sdk_codepipeline::config::Builder::default().region(r));
+        }
+        let out = op.send().await.map_err(|e| source_error(ACTION, e))?;
+        Ok(out
+            .stage_states()
+            .iter()
+            .filter_map(|stage| {
+                // The entry condition's execution: the stage's inbound
+                // execution, else its latest (StageConditionState carries
+                // none; docs/approvals.md).
+                let state = stage.before_entry_condition_state()?;
+                let execution = stage
+                    .inbound_execution()
+                    .or_else(|| stage.latest_execution())
+                    .map(|e| e.pipeline_execution_id().to_owned());
+                Some(StageConditionInfo {
+                    stage: stage.stage_name().unwrap_or_default().to_owned(),
+                    kind: ConditionKind::BeforeEntry,
+                    execution,
+                    status: state
+                        .latest_execution()
+                        .and_then(|l| l.status())
+                        .map(|s| s.as_str().to_owned()),
+                    rules: state
+                        .condition_states()
+                        .iter()
+                        .flat_map(|c| c.rule_states())
+                        .map(|r| {
+                            let latest = r.latest_execution();
+                            (
+                                r.rule_name().unwrap_or_default().to_owned(),
+                                latest
+                                    .and_then(|e| e.status())
+                                    .map(|s| s.as_str().to_owned()),
+                                latest.and_then(|e| e.summary()).map(str::to_owned),
+                            )
+                        })
+                        .collect(),
+                })
             })
             .collect())
     }

@@ -1030,24 +1030,36 @@ async fn live<H: ChatTransport, P>(
     // So is an ECS deployment paused at a PAUSE hook (crate::ecs_pause).
     let approval = crate::approval_request::approval_of(n);
     let pause = crate::ecs_pause::pause_of(n);
+    // And an entry condition in progress (crate::stage_condition).
+    let condition = crate::stage_condition::request_of(n);
+    // The same waiting condition is found after several events of one
+    // execution (its start, a stage success): one request per condition.
+    let reply_key = match condition {
+        Some(c) if approval.is_none() && pause.is_none() => c.reply_key(),
+        _ => n.event_id.clone(),
+    };
     let current = store.load(key).await.map_err(store_error)?;
     if let Some(rec) = current.as_ref()
         && let Some(broadcast) = reply_kind(n, rec)
             .or(approval.as_ref().map(|_| true))
             .or(pause.map(|_| true))
-        && !rec.has_replied(&n.event_id)
+            .or(condition.map(|_| true))
+        && !rec.has_replied(&reply_key)
     {
         let body = match (&approval, pause) {
             (Some(a), _) => enforce_limits(crate::approval_request::render(n, a, &rec.channel, Some(&ts))),
             (None, Some(p)) => enforce_limits(crate::ecs_pause::render(n, p, &rec.channel, Some(&ts))),
-            (None, None) => render_reply(n, &rec.channel, &ts, broadcast),
+            (None, None) => match condition {
+                Some(c) => enforce_limits(crate::stage_condition::render(c, &rec.channel, Some(&ts))),
+                None => render_reply(n, &rec.channel, &ts, broadcast),
+            },
         };
         api.call("chat.postMessage", body).await?;
         for _ in 0..MAX_ROUNDS {
             let Some(mut cur) = store.load(key).await.map_err(store_error)? else {
                 break;
             };
-            cur.mark_replied(&n.event_id);
+            cur.mark_replied(&reply_key);
             if store.store(key, &cur).await.map_err(store_error)? {
                 break;
             }
