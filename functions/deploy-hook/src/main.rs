@@ -6,6 +6,7 @@
 
 mod aws;
 
+use aws::ecs_targets::EcsTargetReader;
 use aws::sqs_gate::SqsGateQueue;
 use aws::ssm_write::SsmParameterWriter;
 use aws::{
@@ -47,6 +48,7 @@ async fn init(init: Init) -> impl Function {
             Ok(app
                 .with_failure_records(SsmParameterWriter::new(&sdk))
                 .with_metrics(CloudWatchMetrics::new(&sdk))
+                .with_target_reader(EcsTargetReader::new(&sdk))
                 .with_gate_queue(queue))
         }
     };

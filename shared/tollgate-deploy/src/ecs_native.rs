@@ -1380,6 +1380,119 @@ gate:
             );
         }
 
+        /// A rig whose ECS / ELB reads find the target groups themselves.
+        fn rig_finding(
+            spec: &str,
+            weights: Option<Vec<(String, f64)>>,
+        ) -> (Rig, Arc<crate::ecs_targets::tests::FakeTargets>) {
+            use crate::ecs_targets::tests::{BLUE, FakeTargets, GREEN, OLD, revision};
+            let e = sample(PROD);
+            let green = e["executionDetails"]["targetServiceRevisionArn"]
+                .as_str()
+                .expect("arn")
+                .to_owned();
+            let targets = Arc::new(FakeTargets {
+                revisions: vec![
+                    revision(&green, Some(GREEN), (BLUE, GREEN)),
+                    revision(OLD, Some(BLUE), (BLUE, GREEN)),
+                ],
+                weights,
+                ..FakeTargets::default()
+            });
+            let rig = rig(spec);
+            let mut app = Arc::try_unwrap(rig.app).expect("sole");
+            app.gates.targets = targets.clone();
+            (
+                Rig {
+                    app: Arc::new(app),
+                    metrics: rig.metrics,
+                    now: rig.now,
+                },
+                targets,
+            )
+        }
+
+        const VS_BLUE: &str = "- {query: error_rate, max_vs_baseline: {plus: 0.5}}";
+
+        #[tokio::test]
+        async fn the_gate_finds_green_and_blue_once_per_execution_and_measures_both() {
+            let (rig, targets) = rig_finding(
+                &GATE.replace("- {query: error_rate, max: 1}", VS_BLUE),
+                // A linear step at 10 %: the rule has moved; only green in
+                // the recorded group fits.
+                Some(crate::ecs_targets::tests::weights(10.0, 90.0)),
+            );
+            let mut e = sample(PROD);
+            let green = e["executionDetails"]["targetServiceRevisionArn"]
+                .as_str()
+                .expect("arn")
+                .to_owned();
+            e["executionDetails"]["productionTrafficWeights"] =
+                serde_json::json!({green: 10, crate::ecs_targets::tests::OLD: 90});
+            for _ in 0..2 {
+                rig.metrics.push(FakeMetrics::answer(&[
+                    ("requests", 500.0),
+                    ("errors", 1.0),
+                    ("error_rate", 0.2),
+                ]));
+            }
+            let r = invoke(&rig, &mut e).await; // checks, then the bake starts
+            assert_eq!(r.hook_status, EcsHookStatus::InProgress, "{r:?}");
+            let carried = &r.hook_details.as_ref().expect("details")[CARRY_KEY];
+            assert_eq!(
+                carried["green"]["TARGET_GROUP"],
+                "targetgroup/web-green/2222222222222222"
+            );
+            let r = invoke(&rig, &mut e).await; // measurement 1
+            assert_eq!(r.hook_status, EcsHookStatus::InProgress, "{r:?}");
+            assert_eq!(
+                targets.calls.lock().expect("lock").len(),
+                2,
+                "DescribeServiceRevisions and DescribeRules once, not per measurement"
+            );
+            let calls = rig.metrics.calls();
+            let gets: Vec<&String> = calls
+                .iter()
+                .filter(|c| c.starts_with("GetMetricData"))
+                .collect();
+            assert_eq!(
+                gets,
+                [
+                    "GetMetricData TargetGroup=targetgroup/web-green/2222222222222222;TargetGroup=targetgroup/web-green/2222222222222222",
+                    "GetMetricData TargetGroup=targetgroup/web-blue/1111111111111111;TargetGroup=targetgroup/web-blue/1111111111111111"
+                ]
+            );
+        }
+
+        #[tokio::test]
+        async fn explicit_hook_variables_win_and_nothing_is_read() {
+            let (rig, targets) = rig_finding(
+                &GATE.replace("- {query: error_rate, max: 1}", VS_BLUE),
+                None,
+            );
+            let mut e = event(PROD);
+            let r = invoke(&rig, &mut e).await;
+            assert_eq!(r.hook_status, EcsHookStatus::InProgress, "{r:?}");
+            assert!(targets.calls.lock().expect("lock").is_empty());
+            assert!(
+                r.hook_details
+                    .as_ref()
+                    .is_some_and(|d| !d.contains_key(CARRY_KEY))
+            );
+        }
+
+        #[tokio::test]
+        async fn a_rule_read_refused_fails_the_hook_naming_the_fix() {
+            let (rig, _) = rig_finding(GATE, None);
+            let mut e = sample(PROD);
+            let r = invoke(&rig, &mut e).await;
+            assert_eq!(r.hook_status, EcsHookStatus::Failed, "{r:?}");
+            let reason = state(&r).reason.expect("reason");
+            assert!(reason.contains("DescribeRules was denied"), "{reason}");
+            assert!(reason.contains("set hookDetails.gateVariables"), "{reason}");
+            assert!(rig.metrics.calls().is_empty(), "nothing measured");
+        }
+
         #[tokio::test]
         async fn without_cloudwatch_the_gate_fails_never_passes() {
             let rig = rig(GATE);

@@ -642,4 +642,4 @@ pub async fn resolve<L: ListenerReader>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

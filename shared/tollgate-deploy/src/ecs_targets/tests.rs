@@ -4,11 +4,16 @@ use super::*;
 use crate::discovery::fakes::FakeElb;
 use std::sync::Mutex;
 
-const BLUE: &str =
+pub(crate) const BLUE: &str =
     "arn:aws:elasticloadbalancing:eu-west-1:111122223333:targetgroup/web-blue/1111111111111111";
-const GREEN: &str =
+pub(crate) const GREEN: &str =
     "arn:aws:elasticloadbalancing:eu-west-1:111122223333:targetgroup/web-green/2222222222222222";
-const RULE: &str = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:listener-rule/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee";
+pub(crate) const RULE: &str = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:listener-rule/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee";
+
+/// Rule weights: green's group, blue's.
+pub(crate) fn weights(green: f64, blue: f64) -> Vec<(String, f64)> {
+    w(green, blue)
+}
 
 fn w(green: f64, blue: f64) -> Vec<(String, f64)> {
     vec![(GREEN.to_owned(), green), (BLUE.to_owned(), blue)]
@@ -345,11 +350,13 @@ fn dimensions_come_from_the_arns() {
 
 // ---------------------------------------------------------------- resolve
 
+/// Answers the registered revisions and one rule's weights (`None`:
+/// denied); records the calls.
 #[derive(Debug, Default)]
-struct FakeTargets {
-    revisions: Vec<RevisionTargets>,
-    weights: Option<Vec<(String, f64)>>,
-    calls: Mutex<Vec<String>>,
+pub(crate) struct FakeTargets {
+    pub revisions: Vec<RevisionTargets>,
+    pub weights: Option<Vec<(String, f64)>>,
+    pub calls: Mutex<Vec<String>>,
 }
 
 impl TargetReader for FakeTargets {
@@ -390,7 +397,7 @@ impl TargetReader for FakeTargets {
 const SAMPLE: &str =
     include_str!("../../../../events/deploy-hook/ecs-post-production-traffic-shift.json");
 
-const OLD: &str =
+pub(crate) const OLD: &str =
     "arn:aws:ecs:eu-west-1:111122223333:service-revision/web-cluster/web/8823015467219033412";
 
 /// After every shift: green 100, blue 0.
@@ -401,7 +408,7 @@ fn event() -> EcsHookEvent {
     e
 }
 
-fn revision(arn: &str, resolved: Option<&str>, pair: (&str, &str)) -> RevisionTargets {
+pub(crate) fn revision(arn: &str, resolved: Option<&str>, pair: (&str, &str)) -> RevisionTargets {
     RevisionTargets {
         arn: arn.to_owned(),
         resolved: resolved
