@@ -6,12 +6,9 @@
 
 mod aws;
 
-use aws::ecs_targets::EcsTargetReader;
-use aws::sqs_gate::SqsGateQueue;
 use aws::ssm_write::SsmParameterWriter;
-use aws::{
-    codedeploy_read::CodeDeployReader, ecs_deployments::EcsServiceDeployments, elbv2::ElbReader,
-};
+use aws::{codedeploy_read::CodeDeployReader, ecs_deployments::EcsServiceDeployments};
+use aws::{ecs_targets::EcsTargetReader, elbv2::ElbReader, sqs_gate::SqsGateQueue};
 use tollgate_aws_cloudwatch::CloudWatchMetrics;
 use tollgate_aws_codedeploy::CodeDeployReporter;
 use tollgate_aws_secretsmanager::SecretsManagerSecrets;
