@@ -74,17 +74,21 @@ use LifecycleStage::{
     ProductionTrafficShift as Prod,
 };
 
+/// (case, candidates, stage, green's event weight, rule weights (green's
+/// group, blue's), want).
+type Row = (
+    &'static str,
+    Candidates,
+    LifecycleStage,
+    Option<f64>,
+    Option<(f64, f64)>,
+    Want,
+);
+
 #[test]
 fn decisions_by_stage_weights_and_rule() {
     // (case, candidates, stage, green's event weight, rule weights (green TG, blue TG), want)
-    let table: Vec<(
-        &str,
-        Candidates,
-        LifecycleStage,
-        Option<f64>,
-        Option<(f64, f64)>,
-        Want,
-    )> = vec![
+    let table: Vec<Row> = vec![
         // All at once.
         (
             "all-at-once, before the move",
