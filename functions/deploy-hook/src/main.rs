@@ -39,8 +39,7 @@ async fn init(init: Init) -> impl Function {
                 ecs,
             )
             .await?;
-            // Hook-failure records for the notifier (when the prefix is set),
-            // CloudWatch and the CodeDeploy gate queue for metric gates.
+            // Failure records (when configured); metric gates' reads and queue.
             let queue = (app.config.gate_queue_url.clone()).map(|u| SqsGateQueue::new(&sdk, u));
             Ok(app
                 .with_failure_records(SsmParameterWriter::new(&sdk))
