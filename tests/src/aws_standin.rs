@@ -160,6 +160,9 @@ struct State {
     /// Stage conditions by (pipeline, stage, `BEFORE_ENTRY` / `ON_SUCCESS`)
     /// (`register_stage_condition`); moto has no conditions.
     stage_conditions: HashMap<(String, String, String), StageCondition>,
+    /// ECS service revisions by ARN (`register_service_revision`); moto
+    /// has no `DescribeServiceRevisions`.
+    service_revisions: HashMap<String, Value>,
     faults: Vec<FaultRule>,
     scripts: HashMap<String, VecDeque<(u16, Value)>>,
     calls: Vec<Call>,
@@ -480,6 +483,16 @@ impl AwsStandIn {
             .stage_conditions
             .get(&(pipeline.to_owned(), stage.to_owned(), condition.to_owned()))
             .map(|c| c.status.clone())
+    }
+
+    /// Makes an ECS service revision known to `DescribeServiceRevisions`:
+    /// `revision` is its JSON as ECS answers it (`loadBalancers`,
+    /// `resolvedConfiguration`, …); its ARN is set from `arn`.
+    pub fn register_service_revision(&self, arn: &str, mut revision: Value) {
+        revision["serviceRevisionArn"] = json!(arn);
+        lock(&self.state)
+            .service_revisions
+            .insert(arn.to_owned(), revision);
     }
 
     /// Sets a registered ECS deployment's and hook's status (e.g.
@@ -1023,6 +1036,7 @@ fn own_answer(state: &Mutex<State>, operation: &str, req: &Value) -> Option<(u16
         "PutLifecycleEventHookExecutionStatus" => put_hook_status(&mut s, req),
         "PutApprovalResult" => put_approval(&mut s, req),
         "DescribeServiceDeployments" => describe_service_deployments(&s, req),
+        "DescribeServiceRevisions" => describe_service_revisions(&s, req),
         "ContinueServiceDeployment" => continue_service_deployment(&mut s, req),
         "OverrideStageCondition" => override_stage_condition(&mut s, req),
         // Not a pipeline with a registered approval (None): moto answers.
@@ -1726,4 +1740,29 @@ fn continue_service_deployment(s: &mut State, req: &Value) -> Result<Value, Reje
         action: action.to_owned(),
     });
     Ok(json!({"serviceDeploymentArn": arn}))
+}
+
+/// `DescribeServiceRevisions` (moto has none): the registered revisions;
+/// any other ARN is a `MISSING` failure, as ECS reports it.
+fn describe_service_revisions(s: &State, req: &Value) -> Result<Value, Rejection> {
+    let arns: Vec<&str> = req
+        .get("serviceRevisionArns")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if arns.is_empty() || arns.len() > 20 {
+        return Err((
+            "InvalidParameterException",
+            "serviceRevisionArns must hold 1 to 20 ARNs".into(),
+        ));
+    }
+    let mut found = Vec::new();
+    let mut failures = Vec::new();
+    for arn in arns {
+        match s.service_revisions.get(arn) {
+            Some(r) => found.push(r.clone()),
+            None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+        }
+    }
+    Ok(json!({"serviceRevisions": found, "failures": failures}))
 }

@@ -1408,22 +1408,52 @@ async fn a_secret_variable_is_sent_but_never_reported_or_logged() {
 
 // ------------------------------------------------------- metric gate (CodeDeploy)
 
-/// Blue and green target groups in moto's ELBv2 and their CloudWatch
-/// `TargetGroup` dimensions (`targetgroup/<name>/<id>`), with `errors`
-/// 5xx responses and 500 requests seeded for each.
+/// What [`seed_gate`] made: the target groups' ARNs, their CloudWatch
+/// dimensions, the load balancer's, and the production listener rule.
+struct GateSeed {
+    blue_arn: String,
+    green_arn: String,
+    blue: String,
+    green: String,
+    load_balancer: String,
+    rule: String,
+}
+
+/// Blue and green target groups in moto's ELBv2 behind one load balancer,
+/// whose production listener rule forwards to both with `weights` (green,
+/// blue) as ECS native blue/green sets it; CloudWatch datapoints for each
+/// with the `LoadBalancer` and `TargetGroup` dimensions ALB publishes
+/// target-group metrics with (`app/<name>/<id>`, `targetgroup/<name>/<id>`):
+/// `errors` 5xx responses and 500 requests.
 async fn seed_gate(
     standin: &AwsStandIn,
     name: &str,
     blue_errors: f64,
     green_errors: f64,
-) -> (String, String) {
+    weights: (i32, i32),
+) -> GateSeed {
     use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    use aws_sdk_elasticloadbalancingv2::types::{
+        ForwardActionConfig, RuleCondition, TargetGroupTuple,
+    };
     let sdk = standin.sdk_config().await;
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
     let vpc = tag_of_default_subnet("vpcId").await;
     let cw = aws_sdk_cloudwatch::Client::new(&sdk);
-    let mut dims = Vec::new();
-    for (color, errors) in [("blue", blue_errors), ("green", green_errors)] {
+    let lb_arn = elb
+        .create_load_balancer()
+        .name(format!("{name}-gate"))
+        .subnets(default_subnet().await)
+        .send()
+        .await
+        .expect("CreateLoadBalancer")
+        .load_balancers()[0]
+        .load_balancer_arn()
+        .expect("arn")
+        .to_owned();
+    let load_balancer = lb_arn[lb_arn.find(":loadbalancer/").expect("lb arn") + 14..].to_owned();
+    let mut arns = Vec::new();
+    for color in ["blue", "green"] {
         let tg = elb
             .create_target_group()
             .name(format!("{name}-{color}"))
@@ -1433,21 +1463,86 @@ async fn seed_gate(
             .send()
             .await
             .expect("CreateTargetGroup");
-        let arn = tg.target_groups()[0]
-            .target_group_arn()
-            .expect("arn")
-            .to_owned();
-        let dim = arn[arn.find(":targetgroup/").expect("tg arn") + 1..].to_owned();
-        let at = aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-            i64::try_from(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .expect("clock")
-                    .as_secs(),
-            )
-            .expect("epoch")
-                - 90,
+        arns.push(
+            tg.target_groups()[0]
+                .target_group_arn()
+                .expect("arn")
+                .to_owned(),
         );
+    }
+    let listener = elb
+        .create_listener()
+        .load_balancer_arn(&lb_arn)
+        .protocol(ProtocolEnum::Http)
+        .port(80)
+        .default_actions(
+            Action::builder()
+                .r#type(ActionTypeEnum::FixedResponse)
+                .fixed_response_config(
+                    FixedResponseActionConfig::builder()
+                        .status_code("404")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateListener")
+        .listeners()[0]
+        .listener_arn()
+        .expect("arn")
+        .to_owned();
+    let rule = elb
+        .create_rule()
+        .listener_arn(&listener)
+        .priority(1)
+        .conditions(
+            RuleCondition::builder()
+                .field("path-pattern")
+                .values("/*")
+                .build(),
+        )
+        .actions(
+            Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .forward_config(
+                    ForwardActionConfig::builder()
+                        .target_groups(
+                            TargetGroupTuple::builder()
+                                .target_group_arn(&arns[1])
+                                .weight(weights.0)
+                                .build(),
+                        )
+                        .target_groups(
+                            TargetGroupTuple::builder()
+                                .target_group_arn(&arns[0])
+                                .weight(weights.1)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateRule")
+        .rules()[0]
+        .rule_arn()
+        .expect("arn")
+        .to_owned();
+    let at = aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs(),
+        )
+        .expect("epoch")
+            - 90,
+    );
+    let mut dims = Vec::new();
+    for (arn, errors) in arns.iter().zip([blue_errors, green_errors]) {
+        let dim = arn[arn.find(":targetgroup/").expect("tg arn") + 1..].to_owned();
         for (metric, value) in [
             ("RequestCount", 500.0),
             ("HTTPCode_Target_5XX_Count", errors),
@@ -1457,6 +1552,12 @@ async fn seed_gate(
                 .metric_data(
                     MetricDatum::builder()
                         .metric_name(metric)
+                        .dimensions(
+                            Dimension::builder()
+                                .name("LoadBalancer")
+                                .value(&load_balancer)
+                                .build(),
+                        )
                         .dimensions(Dimension::builder().name("TargetGroup").value(&dim).build())
                         .timestamp(at)
                         .value(value)
@@ -1468,7 +1569,14 @@ async fn seed_gate(
         }
         dims.push(dim);
     }
-    (dims[0].clone(), dims[1].clone())
+    GateSeed {
+        blue_arn: arns[0].clone(),
+        green_arn: arns[1].clone(),
+        blue: dims[0].clone(),
+        green: dims[1].clone(),
+        load_balancer,
+        rule,
+    }
 }
 
 /// A spec with a metric gate: green's 5xx count at most blue's + 5, two
@@ -1485,8 +1593,8 @@ gate:
   window: 5m
   period: 5m
   queries:
-    - {id: requests, metric: {namespace: AWS/ApplicationELB, name: RequestCount, stat: Sum, dimensions: {TargetGroup: "${TARGET_GROUP}"}}}
-    - {id: errors, name: 5xx count, metric: {namespace: AWS/ApplicationELB, name: HTTPCode_Target_5XX_Count, stat: Sum, dimensions: {TargetGroup: "${TARGET_GROUP}"}}}
+    - {id: requests, metric: {namespace: AWS/ApplicationELB, name: RequestCount, stat: Sum, dimensions: {LoadBalancer: "${LOAD_BALANCER}", TargetGroup: "${TARGET_GROUP}"}}}
+    - {id: errors, name: 5xx count, metric: {namespace: AWS/ApplicationELB, name: HTTPCode_Target_5XX_Count, stat: Sum, dimensions: {LoadBalancer: "${LOAD_BALANCER}", TargetGroup: "${TARGET_GROUP}"}}}
   min_requests: {query: requests, at_least: 100}
   conditions:
     - {query: errors, max_vs_baseline: {plus: 5}}
@@ -1515,7 +1623,7 @@ async fn after_allow_traffic_gates_on_green_against_blue_through_the_queue() {
     let app = App::start(Mode::Healthy).await;
     let standin = AwsStandIn::start(Some(Moto::shared())).await;
     let seeded = seed(&standin, "gatecd", None, app.addr().port()).await;
-    let (blue, green) = seed_gate(&standin, "gatecd", 1.0, 60.0).await;
+    let gs = seed_gate(&standin, "gatecd", 1.0, 60.0, (0, 100)).await;
     script_target_groups(
         &standin,
         &seeded.deployment_id,
@@ -1591,12 +1699,155 @@ async fn after_allow_traffic_gates_on_green_against_blue_through_the_queue() {
         ),
         "{logs}"
     );
+    assert_reads_green_then_blue(&standin, &gs);
+}
+
+/// The gate read green's, then blue's, target group metrics, each with the
+/// load balancer's dimension.
+fn assert_reads_green_then_blue(standin: &AwsStandIn, gs: &GateSeed) {
     let reads = standin.calls_of("GetMetricData");
     assert_eq!(reads.len(), 2, "green, then blue");
-    let dimension = |i: usize| {
-        reads[i].request["MetricDataQueries"][0]["MetricStat"]["Metric"]["Dimensions"][0]["Value"]
-            .clone()
+    let dimensions = |i: usize| {
+        let mut d: Vec<(String, String)> =
+            reads[i].request["MetricDataQueries"][0]["MetricStat"]["Metric"]["Dimensions"]
+                .as_array()
+                .expect("dimensions")
+                .iter()
+                .map(|d| {
+                    (
+                        d["Name"].as_str().unwrap_or_default().to_owned(),
+                        d["Value"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+        d.sort();
+        d
     };
-    assert_eq!(dimension(0), json!(green));
-    assert_eq!(dimension(1), json!(blue));
+    for (i, tg) in [(0, &gs.green), (1, &gs.blue)] {
+        assert_eq!(
+            dimensions(i),
+            [
+                ("LoadBalancer".to_owned(), gs.load_balancer.clone()),
+                ("TargetGroup".to_owned(), tg.clone())
+            ],
+            "read {i}"
+        );
+    }
+}
+
+// ------------------------------------------------- metric gate (ECS native)
+
+#[tokio::test]
+async fn an_ecs_native_gate_finds_green_and_blue_target_groups_itself() {
+    let app = App::start(Mode::Healthy).await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    // After every shift: the rule sends everything to green.
+    let gs = seed_gate(&standin, "gateecs", 1.0, 60.0, (100, 0)).await;
+    let mut event = paths::event("deploy-hook", "ecs-post-production-traffic-shift");
+    let green_rev = event["executionDetails"]["targetServiceRevisionArn"]
+        .as_str()
+        .expect("arn")
+        .to_owned();
+    let blue_rev = green_rev.replace("4417902536558120771", "8823015467219033412");
+    event["executionDetails"]["productionTrafficWeights"] =
+        json!({green_rev.clone(): 100, blue_rev.clone(): 0});
+    event["hookDetails"] = json!({"targetUrl": app.url("")});
+    // A second deployment: green is in the service's primary target group
+    // (ECS alternates them), which only the revisions' resolved
+    // configuration says.
+    let revision = |serving: &str| {
+        json!({
+            "serviceArn": "arn:aws:ecs:eu-west-1:111122223333:service/web-cluster/web",
+            "loadBalancers": [{"targetGroupArn": gs.green_arn, "containerName": "web",
+                "containerPort": 8080, "advancedConfiguration": {
+                    "alternateTargetGroupArn": gs.blue_arn, "productionListenerRule": gs.rule,
+                    "roleArn": "arn:aws:iam::111122223333:role/ecs-elb"}}],
+            "resolvedConfiguration": {"loadBalancers": [
+                {"targetGroupArn": serving, "productionListenerRule": gs.rule}]}
+        })
+    };
+    standin.register_service_revision(&green_rev, revision(&gs.green_arn));
+    standin.register_service_revision(&blue_rev, revision(&gs.blue_arn));
+    let mut f = function(&standin, &[("TOLLGATE_CHECK_SPEC", GATE_SPEC.to_owned())]).await;
+
+    // 1. The smoke checks pass; the gate finds the target groups, checks
+    // them against the rule, and starts baking.
+    let first = f.invoke(event.clone(), DEADLINE).await;
+    let first = first.response().clone();
+    assert_eq!(first["hookStatus"], "IN_PROGRESS", "{}", f.logs());
+    assert_eq!(first["callBackDelay"], 1);
+    assert_eq!(
+        first["hookDetails"]["tollgateTargets"]["green"],
+        json!({"TARGET_GROUP": gs.green, "LOAD_BALANCER": gs.load_balancer})
+    );
+    assert_eq!(
+        first["hookDetails"]["tollgateTargets"]["blue"]["TARGET_GROUP"],
+        json!(gs.blue)
+    );
+
+    // 2. As ECS does: after callBackDelay, the answer's hookDetails merged
+    // into the configured ones. The carried names are used; nothing is
+    // read from ECS or ELB again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut details = event["hookDetails"].as_object().cloned().expect("object");
+    for (k, v) in first["hookDetails"].as_object().expect("details") {
+        details.insert(k.clone(), v.clone());
+    }
+    event["hookDetails"] = Value::Object(details);
+    let second = f.invoke(event, DEADLINE).await;
+    let second = second.response().clone();
+    assert_eq!(second["hookStatus"], "FAILED", "{}", f.logs());
+    let reason = second["hookDetails"]["tollgate"]["reason"]
+        .as_str()
+        .expect("reason");
+    assert!(
+        reason.contains("5xx count 60 > 6 (baseline 1 + 5)"),
+        "{reason}"
+    );
+    assert_eq!(standin.calls_of("DescribeServiceRevisions").len(), 1);
+    assert_eq!(standin.calls_of("DescribeRules").len(), 1);
+    assert_reads_green_then_blue(&standin, &gs);
+    assert!(
+        standin.reports().is_empty(),
+        "ECS hooks answer; they do not report"
+    );
+}
+
+#[tokio::test]
+async fn an_ecs_native_gate_fails_when_the_rule_contradicts_the_recorded_target_groups() {
+    let app = App::start(Mode::Healthy).await;
+    let standin = AwsStandIn::start(Some(Moto::shared())).await;
+    // After every shift the rule still sends everything to the group ECS
+    // records as blue's: measuring "green" there would measure blue.
+    let gs = seed_gate(&standin, "gatebad", 1.0, 1.0, (0, 100)).await;
+    let mut event = paths::event("deploy-hook", "ecs-post-production-traffic-shift");
+    let green_rev = event["executionDetails"]["targetServiceRevisionArn"]
+        .as_str()
+        .expect("arn")
+        .to_owned();
+    event["executionDetails"]["productionTrafficWeights"] = json!({green_rev.clone(): 100});
+    event["hookDetails"] = json!({"targetUrl": app.url("")});
+    standin.register_service_revision(
+        &green_rev,
+        json!({"loadBalancers": [{"targetGroupArn": gs.blue_arn, "advancedConfiguration": {
+                "alternateTargetGroupArn": gs.green_arn, "productionListenerRule": gs.rule}}],
+            "resolvedConfiguration": {"loadBalancers": [
+                {"targetGroupArn": gs.green_arn, "productionListenerRule": gs.rule}]}}),
+    );
+    let mut f = function(&standin, &[("TOLLGATE_CHECK_SPEC", GATE_SPEC.to_owned())]).await;
+    let out = f.invoke(event, DEADLINE).await;
+    let out = out.response().clone();
+    assert_eq!(out["hookStatus"], "FAILED", "{}", f.logs());
+    let reason = out["hookDetails"]["tollgate"]["reason"]
+        .as_str()
+        .expect("reason");
+    assert!(
+        reason.contains("sends 0 % to gatebad-green, which ECS records as the new revision's"),
+        "{reason}"
+    );
+    assert!(reason.contains("set hookDetails.gateVariables"), "{reason}");
+    assert!(
+        standin.calls_of("GetMetricData").is_empty(),
+        "nothing measured"
+    );
 }

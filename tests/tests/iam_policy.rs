@@ -132,6 +132,9 @@ const FUNCTIONS: &[FunctionSpec] = &[
             // the blue and green target groups' CloudWatch dimensions.
             "sqs:SendMessage",
             "elasticloadbalancing:DescribeTargetGroups",
+            // ECS native metric gates: green's and blue's target groups.
+            "ecs:DescribeServiceRevisions",
+            "elasticloadbalancing:DescribeRules",
         ],
         other_credentials: &[],
         config_sources: &[
@@ -461,6 +464,7 @@ const NO_RESOURCE_LEVEL: &[&str] = &[
     "elasticloadbalancing:DescribeListeners",
     "elasticloadbalancing:DescribeLoadBalancers",
     "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeRules",
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeSubnets",
     "cloudwatch:GetMetricData",
@@ -485,6 +489,7 @@ const RESOURCE_LEVEL: &[&str] = &[
     "codedeploy:GetDeploymentGroup",
     "ecs:DescribeServices",
     "ecs:DescribeServiceDeployments",
+    "ecs:DescribeServiceRevisions",
     "ecs:ContinueServiceDeployment",
     "ecs:UpdateService",
     "ecs:DescribeTasks",

@@ -6,11 +6,9 @@
 
 mod aws;
 
-use aws::sqs_gate::SqsGateQueue;
 use aws::ssm_write::SsmParameterWriter;
-use aws::{
-    codedeploy_read::CodeDeployReader, ecs_deployments::EcsServiceDeployments, elbv2::ElbReader,
-};
+use aws::{codedeploy_read::CodeDeployReader, ecs_deployments::EcsServiceDeployments};
+use aws::{ecs_targets::EcsTargetReader, elbv2::ElbReader, sqs_gate::SqsGateQueue};
 use tollgate_aws_cloudwatch::CloudWatchMetrics;
 use tollgate_aws_codedeploy::CodeDeployReporter;
 use tollgate_aws_secretsmanager::SecretsManagerSecrets;
@@ -42,12 +40,12 @@ async fn init(init: Init) -> impl Function {
                 ecs,
             )
             .await?;
-            // Reads kept across invocations: tollgate_deploy::reuse. Hook-failure records
-            // (when the prefix is set), CloudWatch and the gate queue for metric gates.
+            // Reads reused: tollgate_deploy::reuse. Failure records; metric gates' reads, queue.
             let queue = (app.config.gate_queue_url.clone()).map(|u| SqsGateQueue::new(&sdk, u));
             Ok(app
                 .with_failure_records(SsmParameterWriter::new(&sdk))
                 .with_metrics(CloudWatchMetrics::new(&sdk))
+                .with_target_reader(EcsTargetReader::new(&sdk))
                 .with_gate_queue(queue))
         }
     };

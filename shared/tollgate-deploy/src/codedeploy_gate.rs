@@ -536,6 +536,7 @@ gate:
                 metrics: metrics.clone(),
                 queue: has_queue.then(|| queue.clone() as Arc<dyn crate::gate_hook::GateQueue>),
                 clock: Arc::new(move || clock.load(Ordering::SeqCst)),
+                targets: Arc::new(crate::ecs_targets::NoTargets),
             },
         });
         Rig {

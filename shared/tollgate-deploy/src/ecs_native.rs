@@ -12,6 +12,7 @@ use super::DeployHook;
 use super::codedeploy_mode::CHECKS_MARGIN;
 use super::config::{parse_target_url, target_text};
 use super::discovery::{DeploymentReader, ListenerReader};
+use super::ecs_targets::{self, CARRY_KEY, Carried};
 use super::gate_hook::{
     BASELINE_KEY, ECS_BUDGET, HookGateState, VARS_KEY, advance, gate_vars, string_map,
 };
@@ -564,7 +565,7 @@ fn previous_round(event: &EcsHookEvent) -> Option<u32> {
 /// One invocation of the metric gate: start the bake (after the smoke
 /// checks passed) or take the measurement that is due, then `IN_PROGRESS`
 /// with `callBackDelay` until the next one, or the verdict.
-async fn gate_round<D, L, S, E>(
+async fn gate_round<D, L: ListenerReader, S, E>(
     app: &DeployHook<D, L, S, E>,
     event: &EcsHookEvent,
     gate: &GateSpec,
@@ -582,6 +583,20 @@ async fn gate_round<D, L, S, E>(
         Ok(v) => v,
         Err(e) => return EcsHookResponse::failed(e, Some(state)),
     };
+    // Green's and blue's target groups, found from ECS where the spec uses
+    // TARGET_GROUP / LOAD_BALANCER and the hook's configuration does not
+    // name them (explicit hookDetails variables win).
+    let targets = match auto_targets(app, event, gate, base, &extra, baseline.is_some()).await {
+        Ok(t) => t,
+        Err(e) => return EcsHookResponse::failed(e, Some(state)),
+    };
+    let mut base = base.clone();
+    if let Some(t) = &targets {
+        for (k, v) in t.green.pairs() {
+            base.insert(k, v);
+        }
+    }
+    let baseline = baseline.or_else(|| targets.as_ref().map(|t| t.blue.pairs()));
     if gate.needs_baseline() && baseline.is_none() {
         return EcsHookResponse::failed(
             format!(
@@ -592,7 +607,7 @@ async fn gate_round<D, L, S, E>(
             Some(state),
         );
     }
-    let (green, baseline) = gate_vars(base, &extra, baseline.as_deref());
+    let (green, baseline) = gate_vars(&base, &extra, baseline.as_deref());
     let advanced = match advance(
         gate,
         &app.gates,
@@ -624,6 +639,9 @@ async fn gate_round<D, L, S, E>(
             })
             .unwrap_or(serde_json::Value::Null),
         );
+        if let Some(carried) = targets.as_ref().and_then(|t| Carried::value(event, t)) {
+            details.insert(CARRY_KEY.to_owned(), carried);
+        }
         return EcsHookResponse {
             hook_status: EcsHookStatus::InProgress,
             call_back_delay: Some(advanced.next_in),
@@ -642,6 +660,56 @@ async fn gate_round<D, L, S, E>(
         format!("{stage}: {}", advanced.state.failure_message(gate)),
         Some(state),
     )
+}
+
+/// Whether the gate's templates need `TARGET_GROUP` or `LOAD_BALANCER`
+/// beyond what `vars` has: they fail without the two and pass with them.
+fn uses_target_vars(gate: &GateSpec, vars: &Vars) -> bool {
+    let mut without = Vars::new();
+    for name in vars.names() {
+        if name != "TARGET_GROUP" && name != "LOAD_BALANCER" {
+            without.insert(name, vars.get(name).unwrap_or_default());
+        }
+    }
+    let mut with = without.clone();
+    with.insert("TARGET_GROUP", "targetgroup/x/0");
+    with.insert("LOAD_BALANCER", "app/x/0");
+    gate.check_vars(&without).is_err() && gate.check_vars(&with).is_ok()
+}
+
+/// The target groups found automatically, when the gate needs them and the
+/// hook's `gateVariables` / `gateBaselineVariables` do not name them:
+/// carried from the previous invocation of this hook execution when they
+/// were verified, else read ([`ecs_targets::resolve`]). `Err` fails the
+/// hook (fail closed), naming what to set.
+async fn auto_targets<D, L: ListenerReader, S, E>(
+    app: &DeployHook<D, L, S, E>,
+    event: &EcsHookEvent,
+    gate: &GateSpec,
+    base: &Vars,
+    extra: &[(String, String)],
+    has_baseline: bool,
+) -> Result<Option<ecs_targets::Resolved>, String> {
+    let (explicit, _) = gate_vars(base, extra, None);
+    let green_missing = gate.check_vars(&explicit).is_err() && uses_target_vars(gate, &explicit);
+    let blue_missing = gate.needs_baseline() && !has_baseline && uses_target_vars(gate, &explicit);
+    if !green_missing && !blue_missing {
+        return Ok(None);
+    }
+    if let Some(carried) = Carried::read(event) {
+        return Ok(Some(carried));
+    }
+    let resolved = ecs_targets::resolve(app.gates.targets.as_ref(), &app.elb, event).await?;
+    tracing::info!(
+        stage = %event.lifecycle_stage,
+        green_target_group = %resolved.green.target_group,
+        blue_target_group = %resolved.blue.target_group,
+        load_balancer = resolved.green.load_balancer.as_deref(),
+        verified = resolved.verified,
+        note = %resolved.note,
+        "metric gate target groups found"
+    );
+    Ok(Some(resolved))
 }
 
 fn succeeded(note: String) -> EcsHookResponse {
@@ -1062,6 +1130,7 @@ gate:
                     metrics: metrics.clone(),
                     queue: None,
                     clock: Arc::new(move || clock.load(Ordering::SeqCst)),
+                    targets: Arc::new(crate::ecs_targets::NoTargets),
                 },
             });
             Rig { app, metrics, now }
@@ -1274,7 +1343,7 @@ gate:
             assert_eq!(r.hook_status, EcsHookStatus::Failed);
             let reason = state(&r).reason.expect("reason");
             assert!(
-                reason.contains("set hookDetails.gateBaselineVariables"),
+                reason.contains("hookDetails.gateBaselineVariables"),
                 "{reason}"
             );
         }
@@ -1309,6 +1378,119 @@ gate:
                 calls.iter().any(|c| c.contains("targetgroup/web-blue/2")),
                 "{calls:?}"
             );
+        }
+
+        /// A rig whose ECS / ELB reads find the target groups themselves.
+        fn rig_finding(
+            spec: &str,
+            weights: Option<Vec<(String, f64)>>,
+        ) -> (Rig, Arc<crate::ecs_targets::tests::FakeTargets>) {
+            use crate::ecs_targets::tests::{BLUE, FakeTargets, GREEN, OLD, revision};
+            let e = sample(PROD);
+            let green = e["executionDetails"]["targetServiceRevisionArn"]
+                .as_str()
+                .expect("arn")
+                .to_owned();
+            let targets = Arc::new(FakeTargets {
+                revisions: vec![
+                    revision(&green, Some(GREEN), (BLUE, GREEN)),
+                    revision(OLD, Some(BLUE), (BLUE, GREEN)),
+                ],
+                weights,
+                ..FakeTargets::default()
+            });
+            let rig = rig(spec);
+            let mut app = Arc::try_unwrap(rig.app).expect("sole");
+            app.gates.targets = targets.clone();
+            (
+                Rig {
+                    app: Arc::new(app),
+                    metrics: rig.metrics,
+                    now: rig.now,
+                },
+                targets,
+            )
+        }
+
+        const VS_BLUE: &str = "- {query: error_rate, max_vs_baseline: {plus: 0.5}}";
+
+        #[tokio::test]
+        async fn the_gate_finds_green_and_blue_once_per_execution_and_measures_both() {
+            let (rig, targets) = rig_finding(
+                &GATE.replace("- {query: error_rate, max: 1}", VS_BLUE),
+                // A linear step at 10 %: the rule has moved; only green in
+                // the recorded group fits.
+                Some(crate::ecs_targets::tests::weights(10.0, 90.0)),
+            );
+            let mut e = sample(PROD);
+            let green = e["executionDetails"]["targetServiceRevisionArn"]
+                .as_str()
+                .expect("arn")
+                .to_owned();
+            e["executionDetails"]["productionTrafficWeights"] =
+                serde_json::json!({green: 10, crate::ecs_targets::tests::OLD: 90});
+            for _ in 0..2 {
+                rig.metrics.push(FakeMetrics::answer(&[
+                    ("requests", 500.0),
+                    ("errors", 1.0),
+                    ("error_rate", 0.2),
+                ]));
+            }
+            let r = invoke(&rig, &mut e).await; // checks, then the bake starts
+            assert_eq!(r.hook_status, EcsHookStatus::InProgress, "{r:?}");
+            let carried = &r.hook_details.as_ref().expect("details")[CARRY_KEY];
+            assert_eq!(
+                carried["green"]["TARGET_GROUP"],
+                "targetgroup/web-green/2222222222222222"
+            );
+            let r = invoke(&rig, &mut e).await; // measurement 1
+            assert_eq!(r.hook_status, EcsHookStatus::InProgress, "{r:?}");
+            assert_eq!(
+                targets.calls.lock().expect("lock").len(),
+                2,
+                "DescribeServiceRevisions and DescribeRules once, not per measurement"
+            );
+            let calls = rig.metrics.calls();
+            let gets: Vec<&String> = calls
+                .iter()
+                .filter(|c| c.starts_with("GetMetricData"))
+                .collect();
+            assert_eq!(
+                gets,
+                [
+                    "GetMetricData TargetGroup=targetgroup/web-green/2222222222222222;TargetGroup=targetgroup/web-green/2222222222222222",
+                    "GetMetricData TargetGroup=targetgroup/web-blue/1111111111111111;TargetGroup=targetgroup/web-blue/1111111111111111"
+                ]
+            );
+        }
+
+        #[tokio::test]
+        async fn explicit_hook_variables_win_and_nothing_is_read() {
+            let (rig, targets) = rig_finding(
+                &GATE.replace("- {query: error_rate, max: 1}", VS_BLUE),
+                None,
+            );
+            let mut e = event(PROD);
+            let r = invoke(&rig, &mut e).await;
+            assert_eq!(r.hook_status, EcsHookStatus::InProgress, "{r:?}");
+            assert!(targets.calls.lock().expect("lock").is_empty());
+            assert!(
+                r.hook_details
+                    .as_ref()
+                    .is_some_and(|d| !d.contains_key(CARRY_KEY))
+            );
+        }
+
+        #[tokio::test]
+        async fn a_rule_read_refused_fails_the_hook_naming_the_fix() {
+            let (rig, _) = rig_finding(GATE, None);
+            let mut e = sample(PROD);
+            let r = invoke(&rig, &mut e).await;
+            assert_eq!(r.hook_status, EcsHookStatus::Failed, "{r:?}");
+            let reason = state(&r).reason.expect("reason");
+            assert!(reason.contains("DescribeRules was denied"), "{reason}");
+            assert!(reason.contains("set hookDetails.gateVariables"), "{reason}");
+            assert!(rig.metrics.calls().is_empty(), "nothing measured");
         }
 
         #[tokio::test]

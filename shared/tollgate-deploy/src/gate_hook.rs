@@ -89,6 +89,9 @@ pub struct Gates {
     pub queue: Option<Arc<dyn GateQueue>>,
     /// Epoch seconds now.
     pub clock: EpochClock,
+    /// ECS and ELB reads for an ECS native hook's target groups
+    /// ([`crate::ecs_targets`]); the default refuses.
+    pub targets: Arc<dyn crate::ecs_targets::TargetReader>,
 }
 
 impl fmt::Debug for Gates {
@@ -96,6 +99,7 @@ impl fmt::Debug for Gates {
         f.debug_struct("Gates")
             .field("metrics", &self.metrics)
             .field("queue", &self.queue)
+            .field("targets", &self.targets)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +118,7 @@ impl Gates {
             metrics: Arc::new(metrics),
             queue: None,
             clock: Arc::new(system_now),
+            targets: Arc::new(crate::ecs_targets::NoTargets),
         }
     }
 

@@ -32,6 +32,9 @@
 //!   with the running verdict in `hookDetails`; a CodeDeploy
 //!   `AfterAllowTraffic` hook carries its bake on an SQS queue and reports
 //!   the verdict ([`codedeploy_gate`]).
+//! - [`ecs_targets`]: an ECS native hook's green and blue target groups
+//!   for the gate (`DescribeServiceRevisions`, checked against the
+//!   production listener rule's weights), fail closed.
 //! - `tollgate_core::hook_failures`: a failed CodeDeploy hook's checks, left in SSM for
 //!   the notifier before the `Failed` report (when configured).
 //!
@@ -45,6 +48,7 @@ pub mod config;
 pub mod discovery;
 pub mod dispatch;
 pub mod ecs_native;
+pub mod ecs_targets;
 pub mod failure_records;
 pub mod gate_hook;
 pub mod green;
@@ -99,8 +103,17 @@ impl<D, L, S, E> DeployHook<D, L, S, E> {
     /// them, a gate fails with a configuration error, never passes).
     pub fn with_metrics(mut self, metrics: impl gate_hook::HookMetrics + 'static) -> Self {
         let queue = self.gates.queue.take();
+        let targets = self.gates.targets.clone();
         self.gates = gate_hook::Gates::new(metrics);
         self.gates.queue = queue;
+        self.gates.targets = targets;
+        self
+    }
+
+    /// Attaches the ECS and ELB reads that find an ECS native hook's green
+    /// and blue target groups for the metric gate ([`ecs_targets`]).
+    pub fn with_target_reader(mut self, reader: impl ecs_targets::TargetReader + 'static) -> Self {
+        self.gates.targets = Arc::new(reader);
         self
     }
 
