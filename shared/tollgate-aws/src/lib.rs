@@ -2,8 +2,9 @@
 //!
 //! What every AWS adapter shares, and no service client: the one
 //! [`SdkConfig`] loaded at init, the lazily built HTTPS client that trusts
-//! the process's one decoded CA bundle ([`http_client`]), and the mapping of
-//! SDK errors onto the report core's [`ReportError`] ([`classify`]).
+//! the process's one decoded CA bundle ([`http_client`]), service clients
+//! built on first use ([`Lazy`]), and the mapping of SDK errors onto the
+//! report core's [`ReportError`] ([`classify`]).
 //!
 //! The adapters themselves are one crate per service for the ports several
 //! functions share (`tollgate-aws-codepipeline`, `-codedeploy`, `-ssm`,
