@@ -10,7 +10,7 @@
 //! pipeline execution, `<action name or variable namespace>.<VARIABLE>`, e.g.
 //! `Build.COMMIT_AUTHOR_EMAIL` from a CodeBuild buildspec with
 //! `env: exported-variables: [COMMIT_AUTHOR_EMAIL]` and
-//! `export COMMIT_AUTHOR_EMAIL=$(git log -1 --format=%ae)`.
+//! `export COMMIT_AUTHOR_EMAIL=$(git log -1 --no-merges --format=%ae)`.
 //!
 //! Before an Approve is decided, the endpoint reads that variable with
 //! `ListActionExecutions` (filtered to the button's pipeline execution) and
@@ -26,9 +26,11 @@
 //! audit line identifies the clicker by Slack user ID).
 
 use crate::ports::{Chat, Pipelines, PortError};
+use crate::render::escape;
 use std::collections::BTreeMap;
 use tokio::time::Instant;
 use tollgate_core::approval_request::ApprovalRef;
+use tollgate_core::text::ellipsize;
 
 /// Where the author's e-mail is read: `<action>.<variable>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +149,7 @@ pub fn author_from(outputs: &[ActionOutput], source: &AuthorSource) -> Result<St
         .max_by_key(|(started, _)| *started);
     let Some((_, value)) = latest else {
         return Err(format!(
-            "the action {:?} exported no variable {:?} in this pipeline execution, so the commit's author is unknown: export it from the build (exported-variables, git log -1 --format=%ae)",
+            "the action {:?} exported no variable {:?} in this pipeline execution, so the commit's author is unknown: export it from the build (exported-variables, git log -1 --no-merges --format=%ae)",
             source.action, source.variable
         ));
     };
@@ -155,7 +157,7 @@ pub fn author_from(outputs: &[ActionOutput], source: &AuthorSource) -> Result<St
     if !is_email(value) {
         // Not quoted: whatever it holds stays out of chat and logs.
         return Err(format!(
-            "{source} does not hold an e-mail address, so the commit's author is unknown: export the author's e-mail (git log -1 --format=%ae)"
+            "{source} does not hold an e-mail address, so the commit's author is unknown: export the author's e-mail (git log -1 --no-merges --format=%ae)"
         ));
     }
     Ok(value.to_owned())
@@ -193,7 +195,8 @@ pub async fn check<P: Pipelines, C: Chat>(
     .map_err(|e| match e {
         PortError::Denied(e) | PortError::NotFound(e) | PortError::Failed(e) => {
             format!(
-                "The commit's author could not be read ({e}), so the author rule cannot be checked"
+                "The commit's author could not be read ({}), so the author rule cannot be checked",
+                escape(&ellipsize(&e, 200))
             )
         }
     })?;
@@ -214,7 +217,8 @@ pub async fn check<P: Pipelines, C: Chat>(
                 .to_owned(),
         ),
         Err(e) => Err(format!(
-            "Your e-mail could not be read from Slack ({e}), so the author rule cannot be checked"
+            "Your e-mail could not be read from Slack ({}), so the author rule cannot be checked",
+            escape(&ellipsize(&e.to_string(), 200))
         )),
     }
 }
@@ -298,7 +302,7 @@ mod tests {
         let e = author_from(&[out("Build", None, 1, &[("OTHER", "x")])], &src)
             .expect_err("not exported");
         assert!(e.contains("exported no variable \"AUTHOR\""), "{e}");
-        assert!(e.contains("git log -1 --format=%ae"), "{e}");
+        assert!(e.contains("git log -1 --no-merges --format=%ae"), "{e}");
         let e = author_from(&[out("Build", None, 1, &[("AUTHOR", "Ana Dev")])], &src)
             .expect_err("a name, not an address");
         assert!(e.contains("does not hold an e-mail address"), "{e}");

@@ -507,8 +507,21 @@ impl<P, C: Chat> Ready<P, C> {
                 c.condition.kind.words(),
                 escape(&c.condition.stage)
             ),
-            OverrideOutcome::AlreadyOverridden
-            | OverrideOutcome::AlreadyPassed
+            OverrideOutcome::AlreadyOverridden => {
+                // Another click (or the console) overrode it: the message
+                // shows, or is about to show, who did (CodePipeline does not
+                // record it). Answer the clicker alone, never overwrite it.
+                let text = recorded_text(&outcome, &view.unwrap_or_default(), &c.condition);
+                self.tell_override(
+                    &c,
+                    &format!("{text}. Nothing was changed."),
+                    request_id,
+                    deadline,
+                )
+                .await;
+                return answer(200, None);
+            }
+            OverrideOutcome::AlreadyPassed
             | OverrideOutcome::ConditionFailed
             | OverrideOutcome::OtherExecution
             | OverrideOutcome::NotWaiting(_) => {
@@ -602,7 +615,8 @@ impl<P, C: Chat> Ready<P, C> {
                 Ok(_) => {}
                 Err(e) => {
                     return Err(format!(
-                        "Your membership of the approver group could not be checked ({e})"
+                        "Your membership of the approver group could not be checked ({})",
+                        escape(&ellipsize(&e.to_string(), 200))
                     ));
                 }
             }

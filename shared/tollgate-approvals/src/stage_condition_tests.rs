@@ -268,9 +268,19 @@ async fn an_approver_overrides_a_waiting_entry_condition_once() {
         texts.iter().any(|t| t.contains("*overridden* by <@U0")),
         "{texts:?}"
     );
+    assert_eq!(
+        texts.len(),
+        1,
+        "only the click that overrode updates the message, so nothing overwrites who did: {texts:?}"
+    );
+    let told: Vec<String> = chat(&a)
+        .calls("respond")
+        .iter()
+        .map(Value::to_string)
+        .collect();
     assert!(
-        texts.iter().any(|t| t.contains("already *overridden*")),
-        "the second click shows the recorded state: {texts:?}"
+        told.iter().any(|t| t.contains("already *overridden*")),
+        "the second clicker is told the recorded state: {told:?}"
     );
     assert!(texts.iter().all(|t| !t.contains(OVERRIDE)), "button gone");
 }

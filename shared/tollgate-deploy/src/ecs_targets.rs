@@ -54,8 +54,12 @@
 //! one is green is unknown), naming `hookDetails.gateVariables` /
 //! `gateBaselineVariables`; a recorded mapping the rule cannot confirm is
 //! used (it is ECS's own record, not an assumption about swapping) and
-//! checked again at the next invocation, so a contradiction that shows
-//! later fails the hook then.
+//! checked again at the next invocation. For an all-at-once shift every
+//! invocation of PRODUCTION_TRAFFIC_SHIFT sees the same 0–100 % window, so
+//! there the mapping is never confirmed during that hook; the first check
+//! that can contradict it is POST_PRODUCTION_TRAFFIC_SHIFT's (exactly
+//! green's weight), whose gate then fails the deployment before it
+//! completes. Behind a Network Load Balancer it is never confirmed.
 
 use crate::discovery::{ListenerReader, load_balancer_dimension};
 use crate::gate_hook::BoxFuture;

@@ -71,16 +71,28 @@ fn port_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     }
 }
 
+/// The execution an entry condition is evaluated for: the stage's inbound
+/// execution, else its latest only while that one is in progress. A latest
+/// execution that has finished has long passed the entry, and taking it
+/// would let an old button override a newer execution's condition (the
+/// condition's state names no execution; docs/approvals.md).
+pub fn entry_execution(stage: &StageState) -> Option<&str> {
+    stage
+        .inbound_execution()
+        .or_else(|| {
+            stage.latest_execution().filter(|e| {
+                *e.status() == aws_sdk_codepipeline::types::StageExecutionStatus::InProgress
+            })
+        })
+        .map(|e| e.pipeline_execution_id())
+}
+
 /// The condition `c` names, from its stage's state.
 pub fn view_of(stage: &StageState, kind: ConditionKind) -> ConditionView {
     let (state, execution): (Option<&StageConditionState>, Option<&str>) = match kind {
-        ConditionKind::BeforeEntry => (
-            stage.before_entry_condition_state(),
-            stage
-                .inbound_execution()
-                .or_else(|| stage.latest_execution())
-                .map(|e| e.pipeline_execution_id()),
-        ),
+        ConditionKind::BeforeEntry => {
+            (stage.before_entry_condition_state(), entry_execution(stage))
+        }
         ConditionKind::OnSuccess => (
             stage.on_success_condition_state(),
             stage.latest_execution().map(|e| e.pipeline_execution_id()),
@@ -208,5 +220,43 @@ impl StageConditions for CodePipelineConditions {
         c: &'a ConditionRef,
     ) -> BoxFuture<'a, Result<OverrideAnswer, PortError>> {
         Box::pin(self.apply(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_codepipeline::types::{StageExecution, StageExecutionStatus};
+
+    fn execution(id: &str, status: StageExecutionStatus) -> StageExecution {
+        StageExecution::builder()
+            .pipeline_execution_id(id)
+            .status(status)
+            .build()
+            .expect("execution")
+    }
+
+    #[test]
+    fn an_entry_condition_belongs_to_the_inbound_execution_never_to_a_finished_one() {
+        let finished = StageState::builder()
+            .stage_name("Prod")
+            .latest_execution(execution("exec-A", StageExecutionStatus::Succeeded))
+            .build();
+        assert_eq!(
+            entry_execution(&finished),
+            None,
+            "a finished latest execution has passed the entry: an old button must find nothing waiting"
+        );
+        let inbound = StageState::builder()
+            .stage_name("Prod")
+            .latest_execution(execution("exec-A", StageExecutionStatus::Succeeded))
+            .inbound_execution(execution("exec-B", StageExecutionStatus::InProgress))
+            .build();
+        assert_eq!(entry_execution(&inbound), Some("exec-B"));
+        let running = StageState::builder()
+            .stage_name("Prod")
+            .latest_execution(execution("exec-B", StageExecutionStatus::InProgress))
+            .build();
+        assert_eq!(entry_execution(&running), Some("exec-B"));
     }
 }

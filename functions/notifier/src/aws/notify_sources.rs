@@ -239,12 +239,18 @@ impl SourceReader for NotifySources {
             .iter()
             .filter_map(|stage| {
                 // The entry condition's execution: the stage's inbound
-                // execution, else its latest (StageConditionState carries
-                // none; docs/approvals.md).
+                // execution, else its latest only while in progress (a
+                // finished one has passed the entry; StageConditionState
+                // carries none; docs/approvals.md).
                 let state = stage.before_entry_condition_state()?;
                 let execution = stage
                     .inbound_execution()
-                    .or_else(|| stage.latest_execution())
+                    .or_else(|| {
+                        stage.latest_execution().filter(|e| {
+                            *e.status()
+                                == aws_sdk_codepipeline::types::StageExecutionStatus::InProgress
+                        })
+                    })
                     .map(|e| e.pipeline_execution_id().to_owned());
                 Some(StageConditionInfo {
                     stage: stage.stage_name().unwrap_or_default().to_owned(),
