@@ -202,6 +202,67 @@ fn audit(
     );
 }
 
+/// What every button's handling shares (approval, ECS pause, stage
+/// condition): who may decide, and answering the clicker alone.
+impl<P, C: Chat> Ready<P, C> {
+    /// Whether `user` is one of `approvers`: named, or a member of one of
+    /// their user groups (`usergroups.users.list`). Every button's
+    /// authorisation asks this; a group that cannot be read refuses.
+    pub(crate) async fn is_approver(
+        &self,
+        approvers: &crate::policy::Approvers,
+        user: &str,
+        deadline: Instant,
+    ) -> Result<bool, String> {
+        if approvers.users.iter().any(|u| u == user) {
+            return Ok(true);
+        }
+        for group in &approvers.groups {
+            match within(
+                deadline,
+                "usergroups.users.list",
+                self.chat.group_members(group),
+            )
+            .await
+            {
+                Ok(members) if members.iter().any(|m| m == user) => return Ok(true),
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "Your membership of the approver group could not be checked ({})",
+                        escape(&tollgate_core::text::ellipsize(&e.to_string(), 200))
+                    ));
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Posts an ephemeral answer to a Slack response URL, if it is Slack's.
+    pub(crate) async fn tell(
+        &self,
+        response_url: Option<&str>,
+        text: &str,
+        request_id: &str,
+        deadline: Instant,
+    ) {
+        let Some(url) = response_url else { return };
+        if !url.starts_with(&self.response_url_prefix) {
+            tracing::warn!(request_id, "the response_url is not Slack's; not answered");
+            return;
+        }
+        if let Err(e) = within(
+            deadline,
+            "response_url",
+            self.chat.respond(url, render::ephemeral(text)),
+        )
+        .await
+        {
+            tracing::warn!(request_id, error = %e, "the clicker could not be answered");
+        }
+    }
+}
+
 /// Runs `f` within what is left before `deadline`.
 pub(crate) async fn within<T>(
     deadline: Instant,
@@ -495,30 +556,7 @@ impl<P: Pipelines, C: Chat> Ready<P, C> {
                 crate::policy::VAR
             ));
         };
-        let mut allowed = approvers.users.contains(&user.id);
-        if !allowed {
-            for group in &approvers.groups {
-                match within(
-                    deadline,
-                    "usergroups.users.list",
-                    self.chat.group_members(group),
-                )
-                .await
-                {
-                    Ok(members) if members.contains(&user.id) => {
-                        allowed = true;
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        return Err(format!(
-                            "Your membership of the approver group could not be checked ({e})"
-                        ));
-                    }
-                }
-            }
-        }
-        if !allowed {
+        if !self.is_approver(approvers, &user.id, deadline).await? {
             return Err(format!(
                 "You are not an approver of {}",
                 escape(&approval.pipeline)
@@ -625,30 +663,6 @@ impl<P: Pipelines, C: Chat> Ready<P, C> {
                 }
             }
             Err(e) => Outcome::Failed(e.to_string()),
-        }
-    }
-
-    /// Posts an ephemeral answer to a Slack response URL, if it is Slack's.
-    async fn tell(
-        &self,
-        response_url: Option<&str>,
-        text: &str,
-        request_id: &str,
-        deadline: Instant,
-    ) {
-        let Some(url) = response_url else { return };
-        if !url.starts_with(&self.response_url_prefix) {
-            tracing::warn!(request_id, "the response_url is not Slack's; not answered");
-            return;
-        }
-        if let Err(e) = within(
-            deadline,
-            "response_url",
-            self.chat.respond(url, render::ephemeral(text)),
-        )
-        .await
-        {
-            tracing::warn!(request_id, error = %e, "the clicker could not be answered");
         }
     }
 

@@ -5,12 +5,12 @@ use crate::app::{Approvals, Ready};
 use crate::ecs_hook::{EcsHooks, PauseState, ResumeAnswer, ServiceDeployments};
 use crate::interaction::tests::form;
 use crate::policy::Policy;
-use crate::ports::{ApprovalState, Chat, Pipelines, PortError, PutOutcome};
+use crate::ports::PortError;
 use crate::signature::sign;
+use crate::test_fakes::{FakeChat, NoPipelines};
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use tollgate_core::approval_request::ApprovalRef;
 use tollgate_core::ecs_pause_request::{BLOCK, CONTINUE, PauseRef, ROLLBACK};
 use tollgate_core::secret::Secret;
 use tollgate_report::lambda::{Function, Invocation};
@@ -108,79 +108,6 @@ impl ServiceDeployments for FakeEcs {
 }
 
 /// CodePipeline is never asked in these tests.
-#[derive(Debug)]
-struct NoPipelines;
-
-impl Pipelines for NoPipelines {
-    async fn approval_state(&self, _a: &ApprovalRef) -> Result<ApprovalState, PortError> {
-        panic!("an ECS click asked CodePipeline")
-    }
-    async fn put_result(
-        &self,
-        _a: &ApprovalRef,
-        _t: &Secret,
-        _approved: bool,
-        _s: &str,
-    ) -> Result<PutOutcome, PortError> {
-        panic!("an ECS click decided an approval")
-    }
-    async fn action_outputs(
-        &self,
-        _a: &ApprovalRef,
-        _action: &str,
-    ) -> Result<Vec<crate::author::ActionOutput>, PortError> {
-        panic!("the author rule does not apply to ECS")
-    }
-}
-
-#[derive(Debug, Default)]
-struct FakeChat {
-    calls: Mutex<Vec<(String, Value)>>,
-}
-
-impl FakeChat {
-    fn calls(&self, method: &str) -> Vec<Value> {
-        self.calls
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|(m, _)| m == method)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-    fn record(&self, m: &str, v: Value) {
-        self.calls.lock().expect("lock").push((m.into(), v));
-    }
-}
-
-impl Chat for FakeChat {
-    async fn update(&self, channel: &str, ts: &str, mut message: Value) -> Result<(), PortError> {
-        message["channel"] = json!(channel);
-        message["ts"] = json!(ts);
-        self.record("chat.update", message);
-        Ok(())
-    }
-    async fn respond(&self, url: &str, mut message: Value) -> Result<(), PortError> {
-        message["url"] = json!(url);
-        self.record("respond", message);
-        Ok(())
-    }
-    async fn open_view(&self, _trigger_id: &str, _view: Value) -> Result<(), PortError> {
-        panic!("an ECS click opened a view")
-    }
-    async fn group_members(&self, group: &str) -> Result<Vec<String>, PortError> {
-        self.record("usergroups.users.list", json!({"usergroup": group}));
-        Ok(if group == "S0APPROVERS" {
-            vec!["U0GROUPMEMBER".into()]
-        } else {
-            vec![]
-        })
-    }
-    async fn user_email(&self, _user: &str) -> Result<Option<String>, PortError> {
-        panic!("the author rule does not apply to ECS")
-    }
-}
-
 type App = Approvals<NoPipelines, FakeChat>;
 
 fn app(ecs: Option<Arc<FakeEcs>>, services: &[&str], policy: &str) -> App {

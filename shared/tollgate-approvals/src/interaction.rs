@@ -170,10 +170,46 @@ pub fn payload_field(body: &[u8]) -> Result<Value, PayloadError> {
     serde_json::from_str(&form_decode(raw)).map_err(|_| PayloadError::NotJson)
 }
 
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+/// A non-empty string at `pointer`.
+pub(crate) fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
+}
+
+/// What every button click carries besides its button's value: the
+/// clicker, the message, its blocks, where to answer and Slack's id. One
+/// reading for the approval, ECS pause and stage-condition buttons.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ButtonClick {
+    pub user: User,
+    pub message: MessageRef,
+    pub blocks: Vec<Value>,
+    pub response_url: Option<String>,
+    pub slack_id: String,
+}
+
+/// The [`ButtonClick`] of a `block_actions` payload `v` whose first action
+/// is `action`; a missing user id is the one field it cannot do without.
+pub(crate) fn button_click(v: &Value, action: &Value) -> Result<ButtonClick, PayloadError> {
+    Ok(ButtonClick {
+        user: user_of(v)?,
+        message: MessageRef {
+            channel: str_at(v, "/channel/id")
+                .or_else(|| str_at(v, "/container/channel_id"))
+                .map(str::to_owned),
+            ts: str_at(v, "/container/message_ts")
+                .or_else(|| str_at(v, "/message/ts"))
+                .map(str::to_owned),
+        },
+        blocks: v
+            .pointer("/message/blocks")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        response_url: str_at(v, "/response_url").map(str::to_owned),
+        slack_id: str_at(action, "/action_ts").unwrap_or_default().to_owned(),
+    })
 }
 
 fn user_of(v: &Value) -> Result<User, PayloadError> {
@@ -210,22 +246,14 @@ fn block_actions(v: &Value) -> Result<Interaction, PayloadError> {
     }
     let value = str_at(action, "/value").ok_or(PayloadError::Missing("the button value"))?;
     let approval = ApprovalRef::decode(value)?;
-    let message = MessageRef {
-        channel: str_at(v, "/channel/id")
-            .or_else(|| str_at(v, "/container/channel_id"))
-            .map(str::to_owned),
-        ts: str_at(v, "/container/message_ts")
-            .or_else(|| str_at(v, "/message/ts"))
-            .map(str::to_owned),
-    };
-    let response_url = str_at(v, "/response_url").map(str::to_owned);
-    let slack_id = str_at(action, "/action_ts").unwrap_or_default().to_owned();
+    let ButtonClick {
+        message,
+        blocks,
+        response_url,
+        slack_id,
+        ..
+    } = button_click(v, action)?;
     if action_id == APPROVE {
-        let blocks = v
-            .pointer("/message/blocks")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
         return Ok(Interaction::Approve {
             user,
             approval,

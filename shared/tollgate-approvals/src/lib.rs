@@ -55,4 +55,6 @@ mod ecs_hook_tests;
 #[cfg(test)]
 mod stage_condition_tests;
 #[cfg(test)]
+mod test_fakes;
+#[cfg(test)]
 mod tests;

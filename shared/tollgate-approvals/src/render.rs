@@ -64,6 +64,51 @@ pub fn decided(blocks: &[Value], approval: &ApprovalRef, outcome: &str) -> Value
     })
 }
 
+/// Whether `blocks` hold the block `block_id` (an outcome written before).
+pub fn has_block(blocks: &[Value], block_id: &str) -> bool {
+    blocks
+        .iter()
+        .any(|b| b.get("block_id").and_then(Value::as_str) == Some(block_id))
+}
+
+/// An ECS pause or stage-condition request message decided: its blocks
+/// kept (at most 48) without the buttons block and any earlier outcome
+/// (`(buttons, outcome_block)`), then `outcome` as the outcome block.
+/// `heading` (escaped mrkdwn) stands in for the blocks when Slack sent none;
+/// `name` (escaped) prefixes the notification text.
+pub fn with_outcome(
+    blocks: &[Value],
+    (buttons, outcome_block): (&str, &str),
+    heading: &str,
+    name: &str,
+    outcome: &str,
+) -> Value {
+    let mut kept: Vec<Value> = blocks
+        .iter()
+        .filter(|b| {
+            let id = b.get("block_id").and_then(Value::as_str);
+            id != Some(buttons) && id != Some(outcome_block)
+        })
+        .take(48)
+        .cloned()
+        .collect();
+    if kept.is_empty() {
+        kept.push(json!({
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": heading}
+        }));
+    }
+    kept.push(json!({
+        "type": "section",
+        "block_id": outcome_block,
+        "text": {"type": "mrkdwn", "text": ellipsize(outcome, 2900)}
+    }));
+    json!({
+        "text": ellipsize(&format!("{name}: {outcome}"), 300),
+        "blocks": kept,
+    })
+}
+
 /// An answer only the clicker sees, leaving the message as it is.
 pub fn ephemeral(text: &str) -> Value {
     json!({

@@ -38,8 +38,8 @@
 //! latest), the on-success condition's is the stage's latest execution
 //! (`StageConditionState` carries no execution id).
 
-use crate::app::{Ready, answer};
-use crate::interaction::{MessageRef, User, payload_field};
+use crate::app::{Ready, answer, within};
+use crate::interaction::{ButtonClick, MessageRef, User, button_click, payload_field, str_at};
 use crate::ports::{Chat, PortError};
 use crate::render::{escape, when};
 use serde_json::{Value, json};
@@ -196,12 +196,6 @@ pub enum ClickError {
     Value(#[from] ConditionValueError),
 }
 
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
 /// An Override click, if the (signed) body is one; `None` for anything
 /// else (the other parsers answer it).
 pub fn parse(body: &[u8]) -> Option<Result<Click, ClickError>> {
@@ -217,36 +211,22 @@ pub fn parse(body: &[u8]) -> Option<Result<Click, ClickError>> {
 }
 
 fn click(v: &Value, action: &Value) -> Result<Click, ClickError> {
-    let id = str_at(v, "/user/id").ok_or(ClickError::Missing("user.id"))?;
-    let user = User {
-        id: id.to_owned(),
-        name: str_at(v, "/user/username")
-            .or_else(|| str_at(v, "/user/name"))
-            .map(str::to_owned),
-        team: str_at(v, "/user/team_id")
-            .or_else(|| str_at(v, "/team/id"))
-            .map(str::to_owned),
-    };
+    let ButtonClick {
+        user,
+        message,
+        blocks,
+        response_url,
+        slack_id,
+    } = button_click(v, action).map_err(|_| ClickError::Missing("user.id"))?;
     let value = str_at(action, "/value").ok_or(ClickError::Missing("the button value"))?;
     let condition = ConditionRef::decode(value)?;
     Ok(Click {
         user,
         condition,
-        message: MessageRef {
-            channel: str_at(v, "/channel/id")
-                .or_else(|| str_at(v, "/container/channel_id"))
-                .map(str::to_owned),
-            ts: str_at(v, "/container/message_ts")
-                .or_else(|| str_at(v, "/message/ts"))
-                .map(str::to_owned),
-        },
-        blocks: v
-            .pointer("/message/blocks")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
-        response_url: str_at(v, "/response_url").map(str::to_owned),
-        slack_id: str_at(action, "/action_ts").unwrap_or_default().to_owned(),
+        message,
+        blocks,
+        response_url,
+        slack_id,
     })
 }
 
@@ -288,20 +268,6 @@ impl OverrideOutcome {
             Self::Failed(_) => "failed",
             Self::Unsure(_) => "unsure",
         }
-    }
-}
-
-async fn within<T>(
-    deadline: Instant,
-    what: &str,
-    f: impl Future<Output = Result<T, PortError>>,
-) -> Result<T, PortError> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    match tokio::time::timeout(left, f).await {
-        Ok(r) => r,
-        Err(_) => Err(PortError::Failed(format!(
-            "{what} did not answer within Slack's 3 seconds"
-        ))),
     }
 }
 
@@ -434,40 +400,19 @@ pub fn after_unsure(now: &ConditionView, c: &ConditionRef, why: &str) -> Overrid
 
 /// Whether the message already carries an outcome this module wrote.
 pub fn has_outcome(blocks: &[Value]) -> bool {
-    blocks
-        .iter()
-        .any(|b| b.get("block_id").and_then(Value::as_str) == Some(OUTCOME_BLOCK))
+    crate::render::has_block(blocks, OUTCOME_BLOCK)
 }
 
 /// The request message with its button replaced by `outcome`.
 pub fn decided(blocks: &[Value], c: &ConditionRef, outcome: &str) -> Value {
-    let mut kept: Vec<Value> = blocks
-        .iter()
-        .filter(|b| {
-            !matches!(
-                b.get("block_id").and_then(Value::as_str),
-                Some(BLOCK | OUTCOME_BLOCK)
-            )
-        })
-        .take(48)
-        .cloned()
-        .collect();
     let name = format!("{} › {}", escape(&c.pipeline), escape(&c.stage));
-    if kept.is_empty() {
-        kept.push(json!({
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": format!("*{name}*: {} in progress", c.kind.words())}
-        }));
-    }
-    kept.push(json!({
-        "type": "section",
-        "block_id": OUTCOME_BLOCK,
-        "text": {"type": "mrkdwn", "text": ellipsize(outcome, 2900)}
-    }));
-    json!({
-        "text": ellipsize(&format!("{name}: {outcome}"), 300),
-        "blocks": kept,
-    })
+    crate::render::with_outcome(
+        blocks,
+        (BLOCK, OUTCOME_BLOCK),
+        &format!("*{name}*: {} in progress", c.kind.words()),
+        &name,
+        outcome,
+    )
 }
 
 impl<P, C: Chat> Ready<P, C> {
@@ -600,26 +545,8 @@ impl<P, C: Chat> Ready<P, C> {
                 crate::policy::VAR
             ));
         };
-        if approvers.users.contains(&c.user.id) {
+        if self.is_approver(approvers, &c.user.id, deadline).await? {
             return Ok(());
-        }
-        for group in &approvers.groups {
-            match within(
-                deadline,
-                "usergroups.users.list",
-                self.chat.group_members(group),
-            )
-            .await
-            {
-                Ok(members) if members.contains(&c.user.id) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => {
-                    return Err(format!(
-                        "Your membership of the approver group could not be checked ({})",
-                        escape(&ellipsize(&e.to_string(), 200))
-                    ));
-                }
-            }
         }
         Err(format!("You are not an approver of {}", escape(pipeline)))
     }
@@ -690,21 +617,7 @@ impl<P, C: Chat> Ready<P, C> {
     }
 
     async fn tell_override(&self, c: &Click, text: &str, request_id: &str, deadline: Instant) {
-        let Some(url) = c.response_url.as_deref() else {
-            return;
-        };
-        if !url.starts_with(&self.response_url_prefix) {
-            tracing::warn!(request_id, "the response_url is not Slack's; not answered");
-            return;
-        }
-        if let Err(e) = within(
-            deadline,
-            "response_url",
-            self.chat.respond(url, crate::render::ephemeral(text)),
-        )
-        .await
-        {
-            tracing::warn!(request_id, error = %e, "the clicker could not be answered");
-        }
+        self.tell(c.response_url.as_deref(), text, request_id, deadline)
+            .await;
     }
 }
