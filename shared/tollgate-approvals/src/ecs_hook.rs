@@ -30,7 +30,7 @@
 //!    message shows who decided and when.
 
 use crate::app::{Ready, answer, within};
-use crate::interaction::{ButtonClick, MessageRef, User, button_click, payload_field, str_at};
+use crate::interaction::{ButtonClick, button_click, payload_field, str_at};
 use crate::ports::{Chat, PortError};
 use crate::render::{escape, when};
 use serde_json::{Value, json};
@@ -138,20 +138,12 @@ pub fn check_approvers(
 /// A click on Continue or Roll back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Click {
-    /// Who.
-    pub user: User,
+    /// Who clicked, on which message ([`ButtonClick`]).
+    pub button: ButtonClick,
     /// The paused deployment.
     pub pause: PauseRef,
     /// Roll back (else continue).
     pub rollback: bool,
-    /// The request message.
-    pub message: MessageRef,
-    /// Its blocks as Slack holds them.
-    pub blocks: Vec<Value>,
-    /// Where ephemeral answers go.
-    pub response_url: Option<String>,
-    /// Slack's id for the click (`action_ts`).
-    pub slack_id: String,
 }
 
 /// A click that is ours but malformed (HTTP 400; never quoting it).
@@ -182,23 +174,13 @@ pub fn parse(body: &[u8]) -> Option<Result<Click, ClickError>> {
 }
 
 fn click(v: &Value, action: &Value, rollback: bool) -> Result<Click, ClickError> {
-    let ButtonClick {
-        user,
-        message,
-        blocks,
-        response_url,
-        slack_id,
-    } = button_click(v, action).map_err(|_| ClickError::Missing("user.id"))?;
+    let button = button_click(v, action).map_err(|_| ClickError::Missing("user.id"))?;
     let value = str_at(action, "/value").ok_or(ClickError::Missing("the button value"))?;
     let pause = PauseRef::decode(value)?;
     Ok(Click {
-        user,
+        button,
         pause,
         rollback,
-        message,
-        blocks,
-        response_url,
-        slack_id,
     })
 }
 
@@ -256,9 +238,9 @@ fn audit(request_id: &str, c: &Click, outcome: &PauseOutcome) {
     };
     tracing::info!(
         audit = "ecs-pause",
-        who = %c.user.id,
-        who_name = c.user.name.as_deref().unwrap_or(""),
-        team = c.user.team.as_deref().unwrap_or(""),
+        who = %c.button.user.id,
+        who_name = c.button.user.name.as_deref().unwrap_or(""),
+        team = c.button.user.team.as_deref().unwrap_or(""),
         what = if c.rollback { "rollback" } else { "continue" },
         cluster = arn.as_ref().map(|a| a.cluster).unwrap_or(""),
         service = arn.as_ref().map(|a| a.service).unwrap_or(""),
@@ -266,7 +248,7 @@ fn audit(request_id: &str, c: &Click, outcome: &PauseOutcome) {
         hook = %c.pause.hook,
         result = outcome.audit_result(),
         detail,
-        slack_request = %c.slack_id,
+        slack_request = %c.button.slack_id,
         request_id,
         "ecs pause decision"
     );
@@ -410,7 +392,7 @@ impl<P, C: Chat> Ready<P, C> {
         }
         let (outcome, state) = self.decide_pause(&c, deadline).await;
         audit(request_id, &c, &outcome);
-        let who = escape(&c.user.id);
+        let who = escape(&c.button.user.id);
         let now = when(time::OffsetDateTime::now_utc().unix_timestamp());
         let text = match &outcome {
             PauseOutcome::Decided { rollback: false } => {
@@ -423,7 +405,7 @@ impl<P, C: Chat> Ready<P, C> {
             | PauseOutcome::TimedOut
             | PauseOutcome::NotWaiting(_) => {
                 let text = recorded_text(&outcome, &state.unwrap_or_default());
-                if has_outcome(&c.blocks) {
+                if has_outcome(&c.button.blocks) {
                     // The message already says what happened (possibly
                     // who decided, which ECS does not record): keep it,
                     // answer the clicker alone.
@@ -458,12 +440,14 @@ impl<P, C: Chat> Ready<P, C> {
                 return answer(200, None);
             }
         };
-        let (Some(channel), Some(ts)) = (c.message.channel.as_deref(), c.message.ts.as_deref())
-        else {
+        let (Some(channel), Some(ts)) = (
+            c.button.message.channel.as_deref(),
+            c.button.message.ts.as_deref(),
+        ) else {
             self.tell_pause(&c, &text, request_id, deadline).await;
             return answer(200, None);
         };
-        let body = decided(&c.blocks, &c, &text);
+        let body = decided(&c.button.blocks, &c, &text);
         if let Err(e) = within(deadline, "chat.update", self.chat.update(channel, ts, body)).await {
             tracing::warn!(request_id, error = %e, "the pause message could not be updated; the decision stands");
         }
@@ -490,7 +474,10 @@ impl<P, C: Chat> Ready<P, C> {
                 crate::policy::VAR
             ));
         };
-        if self.is_approver(approvers, &c.user.id, deadline).await? {
+        if self
+            .is_approver(approvers, &c.button.user.id, deadline)
+            .await?
+        {
             return Ok(());
         }
         Err(format!("You are not an approver of {}", escape(&key)))
@@ -561,7 +548,7 @@ impl<P, C: Chat> Ready<P, C> {
     }
 
     async fn tell_pause(&self, c: &Click, text: &str, request_id: &str, deadline: Instant) {
-        self.tell(c.response_url.as_deref(), text, request_id, deadline)
+        self.tell(c.button.response_url.as_deref(), text, request_id, deadline)
             .await;
     }
 }

@@ -181,11 +181,16 @@ pub(crate) fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
 /// clicker, the message, its blocks, where to answer and Slack's id. One
 /// reading for the approval, ECS pause and stage-condition buttons.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ButtonClick {
+pub struct ButtonClick {
+    /// Who.
     pub user: User,
+    /// The request message.
     pub message: MessageRef,
+    /// Its blocks as Slack holds them.
     pub blocks: Vec<Value>,
+    /// Where ephemeral answers go.
     pub response_url: Option<String>,
+    /// Slack's id for the click (`action_ts`).
     pub slack_id: String,
 }
 

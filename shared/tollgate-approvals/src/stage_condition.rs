@@ -39,7 +39,7 @@
 //! (`StageConditionState` carries no execution id).
 
 use crate::app::{Ready, answer, within};
-use crate::interaction::{ButtonClick, MessageRef, User, button_click, payload_field, str_at};
+use crate::interaction::{ButtonClick, button_click, payload_field, str_at};
 use crate::ports::{Chat, PortError};
 use crate::render::{escape, when};
 use serde_json::{Value, json};
@@ -171,18 +171,10 @@ pub fn check_approvers(
 /// A click on Override.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Click {
-    /// Who.
-    pub user: User,
+    /// Who clicked, on which message ([`ButtonClick`]).
+    pub button: ButtonClick,
     /// The condition.
     pub condition: ConditionRef,
-    /// The request message.
-    pub message: MessageRef,
-    /// Its blocks as Slack holds them.
-    pub blocks: Vec<Value>,
-    /// Where ephemeral answers go.
-    pub response_url: Option<String>,
-    /// Slack's id for the click (`action_ts`).
-    pub slack_id: String,
 }
 
 /// A click that is ours but malformed (HTTP 400; never quoting it).
@@ -211,23 +203,10 @@ pub fn parse(body: &[u8]) -> Option<Result<Click, ClickError>> {
 }
 
 fn click(v: &Value, action: &Value) -> Result<Click, ClickError> {
-    let ButtonClick {
-        user,
-        message,
-        blocks,
-        response_url,
-        slack_id,
-    } = button_click(v, action).map_err(|_| ClickError::Missing("user.id"))?;
+    let button = button_click(v, action).map_err(|_| ClickError::Missing("user.id"))?;
     let value = str_at(action, "/value").ok_or(ClickError::Missing("the button value"))?;
     let condition = ConditionRef::decode(value)?;
-    Ok(Click {
-        user,
-        condition,
-        message,
-        blocks,
-        response_url,
-        slack_id,
-    })
+    Ok(Click { button, condition })
 }
 
 /// What became of one click.
@@ -281,9 +260,9 @@ fn audit(request_id: &str, c: &Click, outcome: &OverrideOutcome) {
     };
     tracing::info!(
         audit = "stage-condition",
-        who = %c.user.id,
-        who_name = c.user.name.as_deref().unwrap_or(""),
-        team = c.user.team.as_deref().unwrap_or(""),
+        who = %c.button.user.id,
+        who_name = c.button.user.name.as_deref().unwrap_or(""),
+        team = c.button.user.team.as_deref().unwrap_or(""),
         what = "override",
         pipeline = %c.condition.pipeline,
         stage = %c.condition.stage,
@@ -291,7 +270,7 @@ fn audit(request_id: &str, c: &Click, outcome: &OverrideOutcome) {
         execution = %c.condition.execution,
         result = outcome.audit_result(),
         detail,
-        slack_request = %c.slack_id,
+        slack_request = %c.button.slack_id,
         request_id,
         "stage condition override"
     );
@@ -444,7 +423,7 @@ impl<P, C: Chat> Ready<P, C> {
         }
         let (outcome, view) = self.decide_override(&c, deadline).await;
         audit(request_id, &c, &outcome);
-        let who = escape(&c.user.id);
+        let who = escape(&c.button.user.id);
         let now = when(time::OffsetDateTime::now_utc().unix_timestamp());
         let text = match &outcome {
             OverrideOutcome::Overridden => format!(
@@ -471,7 +450,7 @@ impl<P, C: Chat> Ready<P, C> {
             | OverrideOutcome::OtherExecution
             | OverrideOutcome::NotWaiting(_) => {
                 let text = recorded_text(&outcome, &view.unwrap_or_default(), &c.condition);
-                if has_outcome(&c.blocks) {
+                if has_outcome(&c.button.blocks) {
                     // The message already says what happened (and who
                     // overrode, which CodePipeline does not record): keep
                     // it, answer the clicker alone.
@@ -513,12 +492,14 @@ impl<P, C: Chat> Ready<P, C> {
                 return answer(200, None);
             }
         };
-        let (Some(channel), Some(ts)) = (c.message.channel.as_deref(), c.message.ts.as_deref())
-        else {
+        let (Some(channel), Some(ts)) = (
+            c.button.message.channel.as_deref(),
+            c.button.message.ts.as_deref(),
+        ) else {
             self.tell_override(&c, &text, request_id, deadline).await;
             return answer(200, None);
         };
-        let body = decided(&c.blocks, &c.condition, &text);
+        let body = decided(&c.button.blocks, &c.condition, &text);
         if let Err(e) = within(deadline, "chat.update", self.chat.update(channel, ts, body)).await {
             tracing::warn!(request_id, error = %e, "the condition message could not be updated; the override stands");
         }
@@ -545,7 +526,10 @@ impl<P, C: Chat> Ready<P, C> {
                 crate::policy::VAR
             ));
         };
-        if self.is_approver(approvers, &c.user.id, deadline).await? {
+        if self
+            .is_approver(approvers, &c.button.user.id, deadline)
+            .await?
+        {
             return Ok(());
         }
         Err(format!("You are not an approver of {}", escape(pipeline)))
@@ -617,7 +601,7 @@ impl<P, C: Chat> Ready<P, C> {
     }
 
     async fn tell_override(&self, c: &Click, text: &str, request_id: &str, deadline: Instant) {
-        self.tell(c.response_url.as_deref(), text, request_id, deadline)
+        self.tell(c.button.response_url.as_deref(), text, request_id, deadline)
             .await;
     }
 }
