@@ -26,14 +26,14 @@ pub struct SlackWeb {
 impl SlackWeb {
     /// A client for the Web API at `api` with the bot `token`.
     pub fn new(api: String, token: &Secret) -> Result<Self, String> {
-        let client = tollgate_core::tls::build_verifying(|| {
+        let client = tollgate_core::tls::build_verifying(
             reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(1))
                 .timeout(Duration::from_millis(2500))
                 .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("tollgate-approvals/", env!("CARGO_PKG_VERSION")))
-        })
-        .map_err(|e| format!("could not build the HTTP client: {}", e.without_url()))?;
+                .user_agent(concat!("tollgate-approvals/", env!("CARGO_PKG_VERSION"))),
+        )
+        .map_err(|e| format!("could not build the HTTP client: {e}"))?;
         Ok(Self {
             api: api.trim_end_matches('/').to_owned(),
             auth: Secret::new(format!("Bearer {}", token.expose().trim())),

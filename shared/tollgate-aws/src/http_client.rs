@@ -1,130 +1,180 @@
-//! The HTTP client behind every SDK client: built on the first request, not
-//! at init, and trusting the system CA bundle that [`tollgate_core::tls`] decodes
-//! once for the whole process.
+//! The HTTP client behind every SDK client: the SDK's requests sent through
+//! reqwest, with the process's one TLS configuration
+//! ([`tollgate_core::tls`]: Mozilla's roots compiled in, plus
+//! `SSL_CERT_FILE`'s).
 //!
-//! The SDK's default HTTPS client builds its TLS configuration, and with it
-//! the system trust store, as soon as the first SDK client is constructed
-//! (`validate_base_client_config`), even one that never sends a request:
-//! the web-identity credentials provider of the default chain builds an STS
-//! client while `aws_config` loads. Under callgrind that was most of every
-//! function's init. [`LazyHttpsClient`] postpones that to the first request
-//! and hands the SDK the one bundle's certificates (checked by rustls,
-//! re-encoded as canonical PEM) instead of the file plus the whole
-//! certificate directory. Without a usable bundle it falls back to the SDK's
-//! own loading of the system store, as before.
+//! Why not the SDK's own client: it builds its trust store from PEM only
+//! (`TrustStore::with_pem_certificate`, or the system store, file and
+//! directory), which it decodes with a constant-time base64 decoder made for
+//! private keys, and its connector cannot be given a TLS configuration
+//! (`wrap_connector` is crate-private). That decoding was most of every
+//! function's first SDK call: 6 M instructions for the SDK's decoding plus
+//! 5 M for reading the bundle to hand it (BENCHMARKS.md, "What each change
+//! bought", 4 and 5). reqwest (already in every function for the checks and
+//! webhooks) takes a prepared rustls configuration, so the SDK's calls use
+//! the same compiled-in roots and the same HTTP stack (hyper, rustls with
+//! aws-lc) as before, and the TLS configuration is built once.
+//!
+//! What this adapter must keep of the SDK's client, and does:
+//! - no redirects followed (the SDK reads S3's 301 itself) and no proxy
+//!   (the SDK's default has none);
+//! - the connect timeout of the SDK's settings (reqwest's, per client), and
+//!   its read timeout as the SDK applies it: until the response head;
+//! - errors classified as the SDK's retry strategy expects: timeouts as
+//!   timeouts, connection, TLS and transport failures as I/O (transient,
+//!   retried), anything else as "other". Their text never carries the URL.
 
-use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
 };
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use std::sync::{Arc, OnceLock};
+use aws_smithy_types::body::SdkBody;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-/// An SDK HTTP client whose real client (hyper + rustls, the SDK's own) is
-/// built when the first connector is asked for. Clones share it.
-#[derive(Debug, Default, Clone)]
-pub struct LazyHttpsClient {
-    inner: Arc<OnceLock<SharedHttpClient>>,
+/// An SDK HTTP client over reqwest: one reqwest client per connect timeout
+/// the SDK asks for (one in practice), built on first use. Clones share
+/// them.
+#[derive(Clone)]
+pub struct ReqwestHttpClient {
+    tls: Arc<TlsSource>,
+    clients: Arc<Mutex<Vec<(Option<Duration>, reqwest::Client)>>>,
 }
 
-impl LazyHttpsClient {
-    /// A client that builds nothing until its first request.
+type TlsSource = dyn Fn() -> Result<rustls::ClientConfig, String> + Send + Sync;
+
+impl std::fmt::Debug for ReqwestHttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReqwestHttpClient")
+            .field("built", &self.built())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ReqwestHttpClient {
+    fn default() -> Self {
+        Self::with_tls(|| tollgate_core::tls::process_config().map_err(|e| e.to_string()))
+    }
+}
+
+impl ReqwestHttpClient {
+    /// A client with the process's TLS configuration.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Whether the real client has been built yet.
-    pub fn is_built(&self) -> bool {
-        self.inner.get().is_some()
-    }
-
-    fn inner(&self) -> &SharedHttpClient {
-        self.inner.get_or_init(build)
-    }
-}
-
-fn provider() -> tls::Provider {
-    tls::Provider::Rustls(CryptoMode::AwsLc)
-}
-
-fn build() -> SharedHttpClient {
-    let native = || {
-        aws_smithy_http_client::Builder::new()
-            .tls_provider(provider())
-            .build_https()
-    };
-    let Some(bundle) = tollgate_core::tls::bundle() else {
-        return native();
-    };
-    // Taken, not copied: the SDK keeps the PEM in its trust store (one
-    // client per process, see `shared`; a second one loads the system store).
-    let Some(pem) = bundle.take_pem() else {
-        return native();
-    };
-    let store = TrustStore::empty()
-        .with_native_roots(false)
-        .with_pem_certificate(pem);
-    match TlsContext::builder().with_trust_store(store).build() {
-        Ok(ctx) => aws_smithy_http_client::Builder::new()
-            .tls_provider(provider())
-            .tls_context(ctx)
-            .build_https(),
-        Err(e) => {
-            tracing::warn!(path = %bundle.path.display(), error = %e, "the SDK rejects the CA bundle; it loads the system store itself");
-            native()
+    /// A client with another TLS configuration (tests: a private CA).
+    pub fn with_tls(
+        tls: impl Fn() -> Result<rustls::ClientConfig, String> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            tls: Arc::new(tls),
+            clients: Arc::default(),
         }
     }
+
+    /// How many reqwest clients have been built (one per connect timeout).
+    pub fn built(&self) -> usize {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn client(&self, connect_timeout: Option<Duration>) -> Result<reqwest::Client, String> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, client)) = clients.iter().find(|(t, _)| *t == connect_timeout) {
+            return Ok(client.clone());
+        }
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .tcp_nodelay(true)
+            .tls_backend_preconfigured((self.tls)()?);
+        if let Some(timeout) = connect_timeout {
+            builder = builder.connect_timeout(timeout);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| format!("the HTTP client cannot be built ({})", e.without_url()))?;
+        clients.push((connect_timeout, client.clone()));
+        Ok(client)
+    }
 }
 
-impl HttpClient for LazyHttpsClient {
+impl HttpClient for ReqwestHttpClient {
     fn http_connector(
         &self,
         settings: &HttpConnectorSettings,
-        components: &RuntimeComponents,
+        _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        self.inner().http_connector(settings, components)
+        SharedHttpConnector::new(Connector {
+            client: self.client(settings.connect_timeout()),
+            read_timeout: settings.read_timeout(),
+        })
     }
-    // `validate_base_client_config` keeps its default (accept): validating
-    // would build the client, which is what this type postpones.
+    // `validate_base_client_config` keeps its default (accept): building a
+    // client reads nothing and checks nothing a request would not.
+}
+
+/// One SDK request through reqwest.
+#[derive(Debug)]
+struct Connector {
+    /// The client, or why it could not be built (each request fails with it).
+    client: Result<reqwest::Client, String>,
+    read_timeout: Option<Duration>,
+}
+
+impl HttpConnector for Connector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let client = self.client.clone();
+        let read_timeout = self.read_timeout;
+        HttpConnectorFuture::new(async move {
+            let client = client.map_err(|e| ConnectorError::other(e.into(), None))?;
+            let request = request
+                .try_into_http1x()
+                .map_err(|e| ConnectorError::user(e.into()))?
+                .map(reqwest::Body::wrap);
+            let request = reqwest::Request::try_from(request)
+                .map_err(|e| ConnectorError::user(e.without_url().into()))?;
+            let sent = client.execute(request);
+            let response = match read_timeout {
+                None => sent.await,
+                Some(limit) => tokio::time::timeout(limit, sent).await.map_err(|_| {
+                    ConnectorError::timeout(
+                        format!("no response within the read timeout of {limit:?}").into(),
+                    )
+                })?,
+            }
+            .map_err(classify)?;
+            let response = http::Response::from(response).map(SdkBody::from_body_1_x);
+            HttpResponse::try_from(response).map_err(|e| ConnectorError::other(e.into(), None))
+        })
+    }
+}
+
+/// reqwest's error as the SDK's retry strategy reads connector errors.
+fn classify(error: reqwest::Error) -> ConnectorError {
+    let timeout = error.is_timeout();
+    let transport = error.is_connect() || error.is_request() || error.is_body();
+    let error = Box::new(error.without_url());
+    if timeout {
+        ConnectorError::timeout(error)
+    } else if transport {
+        ConnectorError::io(error)
+    } else {
+        ConnectorError::other(error, None)
+    }
 }
 
 /// The client for [`super::load_sdk_config`]: one per process, shared by
-/// every SDK client (so connectors and their pools are shared too).
+/// every SDK client (so connections and their pools are shared too).
 pub fn shared() -> SharedHttpClient {
     static CLIENT: OnceLock<SharedHttpClient> = OnceLock::new();
     CLIENT
-        .get_or_init(|| SharedHttpClient::new(LazyHttpsClient::new()))
+        .get_or_init(|| SharedHttpClient::new(ReqwestHttpClient::new()))
         .clone()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_sdk_ssm::config::{Credentials, Region};
-
-    #[tokio::test]
-    async fn sdk_clients_build_it_only_when_they_send() {
-        let lazy = LazyHttpsClient::new();
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(SharedHttpClient::new(lazy.clone()))
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKIDLAZY", "lazy", None, None, "test"))
-            // Port 9 (discard): nothing listens, the connection is refused.
-            .endpoint_url("http://127.0.0.1:9")
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .load()
-            .await;
-        let client = aws_sdk_ssm::Client::new(&sdk);
-        assert!(
-            !lazy.is_built(),
-            "constructing clients builds no HTTP client"
-        );
-        let sent = client.get_parameter().name("x").send().await;
-        assert!(sent.is_err(), "nothing listens on port 9");
-        assert!(lazy.is_built(), "the first request built it");
-        let built = |l: &LazyHttpsClient| l.inner.get().map(|c| c as *const SharedHttpClient);
-        let first = built(&lazy);
-        let _ = client.get_parameter().name("y").send().await;
-        assert_eq!(first, built(&lazy), "built once, then reused");
-    }
-}
+mod tests;

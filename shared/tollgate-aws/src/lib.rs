@@ -1,8 +1,9 @@
 //! # tollgate-aws
 //!
 //! What every AWS adapter shares, and no service client: the one
-//! [`SdkConfig`] loaded at init, the lazily built HTTPS client that trusts
-//! the process's one decoded CA bundle ([`http_client`]), service clients
+//! [`SdkConfig`] loaded at init, the HTTP client every SDK request goes
+//! through (reqwest with the process's one TLS configuration,
+//! [`http_client`]), service clients
 //! built on first use ([`Lazy`]), and the mapping of SDK errors onto the
 //! report core's [`ReportError`] ([`classify`]).
 //!
@@ -35,8 +36,8 @@ use tollgate_report::ReportError;
 /// a role), the default chain as before.
 pub async fn load_sdk_config() -> SdkConfig {
     let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        // Built on the first request, with the process's one decoded CA
-        // bundle: see [`http_client`].
+        // reqwest, built on the first request, with the process's one TLS
+        // configuration: see [`http_client`].
         .http_client(http_client::shared());
     let loader = if env_has_credentials(|name| std::env::var_os(name)) {
         loader.credentials_provider(

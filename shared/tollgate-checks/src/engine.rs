@@ -115,12 +115,14 @@ fn client(config: &EngineConfig, verify: bool) -> Result<Client, EngineError> {
             .tls_danger_accept_invalid_certs(!verify)
             .tls_danger_accept_invalid_hostnames(!verify)
     };
-    let built = if verify {
-        tollgate_core::tls::build_verifying(builder)
+    if verify {
+        tollgate_core::tls::build_verifying(builder())
+            .map_err(|e| EngineError::Client(e.to_string()))
     } else {
-        builder().build()
-    };
-    built.map_err(|e| EngineError::Client(e.to_string()))
+        builder()
+            .build()
+            .map_err(|e| EngineError::Client(e.without_url().to_string()))
+    }
 }
 
 /// Where one check's run stands; read after the run, finished or not.

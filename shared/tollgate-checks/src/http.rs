@@ -261,7 +261,7 @@ pub(crate) fn describe_error(e: &reqwest::Error, url: &Url, redactor: &Redactor)
         )
     } else if url.scheme() == "https" && e.is_connect() {
         format!(
-            "TLS handshake with {target} failed: {inner} (for a self-signed staging certificate set tls_verify: false)"
+            "TLS handshake with {target} failed: {inner} (a private CA: name its certificate in the function's SSL_CERT_FILE; a self-signed staging certificate: set tls_verify: false)"
         )
     } else if e.is_connect() {
         format!("could not connect to {target}: {inner}")

@@ -4,7 +4,7 @@
 //! that never prints, typed configuration from the environment
 //! ([`config`]), memory budgets derived from the function's memory
 //! ([`memory`]), document error text that never quotes the document
-//! ([`doc_error`]), text helpers ([`text`]), the CA bundle ([`tls`]),
+//! ([`doc_error`]), text helpers ([`text`]), the TLS configuration and its roots ([`tls`]),
 //! logging ([`telemetry`]), the ports more than one function uses
 //! ([`ports`]), secret references and their resolution ([`secret_ref`]),
 //! the hook-failure record deploy-hook writes and the

@@ -1,240 +1,143 @@
-//! Trust roots for every HTTPS client in the process: the smoke checks' and
-//! webhooks' reqwest clients, and the AWS SDK's client
-//! (`tollgate_aws::http_client`). The system CA bundle is read and decoded
-//! once per process, and only when a client first needs it.
+//! Trust roots and TLS configuration for every HTTPS client in the process:
+//! the smoke checks' and webhooks' reqwest clients, Slack's, and the AWS
+//! SDK's (`tollgate_aws::http_client`, which sends the SDK's requests
+//! through reqwest with this configuration). One [`rustls::ClientConfig`],
+//! built once per process when a client first needs it.
 //!
-//! Why this module exists: both HTTP stacks would otherwise load the system
-//! store themselves, through rustls-native-certs / rustls-platform-verifier.
-//! On Debian and Amazon Linux that reads the CA bundle file *and* every file
-//! of the certificate directory (the same ~140 roots two or three times
-//! over), each PEM-decoded with a constant-time base64 decoder that is slow
-//! by design (it exists for private keys). Under callgrind that was ~19 M
-//! instructions per reqwest client and the bulk of the SDK's, paid at init
-//! by the SDK (BENCHMARKS.md, "what each change bought"). Here the bundle
-//! file alone is read, decoded with an ordinary base64 decoder (certificates
-//! are public), and every certificate is checked once to be usable as a
-//! trust anchor.
+//! Which roots:
+//! - **Mozilla's, built in** (`webpki-roots`, maintained by the rustls
+//!   project). They are compiled in as trust anchors already parsed, so
+//!   nothing is read, decoded or checked at start. Reading the system CA
+//!   bundle instead (about 140 certificates, PEM) cost 5 to 11 M
+//!   instructions per process, most of every cold start's init (issue 21,
+//!   BENCHMARKS.md, "What each change bought", 5). Every AWS endpoint and
+//!   every public web server chains to one of them, as they do to the
+//!   distribution's bundle, which is built from the same Mozilla list.
+//! - **plus `SSL_CERT_FILE`'s certificates when it is set** (the usual way to
+//!   add a private CA on Lambda), read with `rustls-pki-types`' PEM reader.
+//!   A file that cannot be read or holds no usable certificate is logged
+//!   (its path and what is wrong, never its content) and the built-in roots
+//!   are used alone: reports to AWS still go out, and a check against a
+//!   private endpoint then fails on its certificate, which names the cause.
 //!
-//! Which file: `SSL_CERT_FILE` when set (the usual way to add a private CA
-//! on Lambda), else the first of the distribution bundles in [`BUNDLES`] that
-//! exists. When `SSL_CERT_DIR` is set, no bundle is found, the bundle cannot
-//! be decoded, or it holds a certificate rustls would reject, the callers
-//! fall back to their stack's own loading of the system store.
+//! `SSL_CERT_DIR` and the system's certificate directory are not read.
 
-use base64::Engine as _;
-use std::sync::OnceLock;
+use rustls::RootCertStore;
+use rustls::pki_types::{CertificateDer, pem::PemObject};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
-/// System CA bundles, most likely first: Amazon Linux 2023 (Lambda's
-/// `provided.al2023`) and RHEL/Fedora; Debian/Ubuntu/Alpine; openSUSE;
-/// BSDs and macOS.
-pub const BUNDLES: &[&str] = &[
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
+/// The largest `SSL_CERT_FILE` that is read (a full system bundle is about
+/// 220 KB). A larger file is refused with a warning rather than held in
+/// memory.
+pub const MAX_EXTRA_ROOTS_FILE: u64 = 4 << 20;
 
-/// The system CA bundle, read and decoded once.
-#[derive(Debug)]
-pub struct Bundle {
-    /// Where it was read from.
-    pub path: std::path::PathBuf,
-    /// The checked certificates written out again as canonical PEM
-    /// ([`encode_pem_certificates`]), until the AWS SDK's client takes it
-    /// ([`Bundle::take_pem`]). Not the file's own text: the SDK's PEM reader
-    /// is stricter than [`decode_pem_certificates`] and panics on what it
-    /// cannot read, so it gets exactly the certificates rustls accepted, in
-    /// the form every reader accepts. Taken, not copied: the SDK keeps its
-    /// own, so this one is not held for the life of the process.
-    pem: std::sync::Mutex<Option<Vec<u8>>>,
-    /// Every certificate of the file, in order, for reqwest.
-    certificates: Vec<reqwest::Certificate>,
-}
-
-impl Bundle {
-    /// The certificates as reqwest roots.
-    pub fn certificates(&self) -> &[reqwest::Certificate] {
-        &self.certificates
-    }
-
-    /// The bundle's PEM text, for the one SDK client of the process. `None`
-    /// once taken.
-    pub fn take_pem(&self) -> Option<Vec<u8>> {
-        self.pem.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-}
-
-/// Why a bundle is not used (the fallback is the stack's own loading).
+/// Why `SSL_CERT_FILE` adds nothing (the built-in roots are used alone).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum BundleError {
-    /// A `BEGIN CERTIFICATE` block without its `END` line.
-    #[error("certificate {index} has no END CERTIFICATE line; fix or replace the bundle")]
-    Unterminated {
-        /// 1-based position in the file.
+pub enum ExtraRootsError {
+    /// Not readable.
+    #[error("cannot read it ({0}); fix the path or unset SSL_CERT_FILE")]
+    Unreadable(String),
+    /// Over [`MAX_EXTRA_ROOTS_FILE`].
+    #[error("it is {0} bytes, over the 4 MiB limit; point SSL_CERT_FILE at the private CA certificates only")]
+    TooLarge(u64),
+    /// A PEM block that does not decode.
+    #[error("certificate {index} is not valid PEM; fix or replace the file")]
+    Pem {
+        /// 1-based position among the file's certificates.
         index: usize,
     },
-    /// Not base64.
-    #[error("certificate {index} is not valid base64; fix or replace the bundle")]
-    Base64 {
-        /// 1-based position in the file.
-        index: usize,
+    /// No certificate rustls accepts as a trust anchor.
+    #[error("it holds no usable certificate ({found} found, {rejected} rejected); it must hold PEM `CERTIFICATE` blocks")]
+    NoneUsable {
+        /// Certificates found in the file.
+        found: usize,
+        /// Of those, how many rustls rejected.
+        rejected: usize,
     },
-    /// Decodes, but rustls cannot use it as a trust anchor.
-    #[error("certificate {index} cannot be a trust anchor ({detail}); remove it from the bundle")]
-    Unusable {
-        /// 1-based position in the file.
-        index: usize,
-        /// What rustls said.
-        detail: String,
-    },
-    /// No certificate at all.
-    #[error("the bundle holds no certificate")]
-    Empty,
 }
 
-static BUNDLE: OnceLock<Option<Bundle>> = OnceLock::new();
-
-/// The system CA bundle, decoded once per process. `None` when the stacks
-/// should load the system store themselves (see the module docs).
-pub fn bundle() -> Option<&'static Bundle> {
-    BUNDLE.get_or_init(load_bundle).as_ref()
+/// Why a client cannot be built. Not expected outside a broken build.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The crypto provider refused the protocol versions.
+    #[error("the TLS configuration cannot be built ({0}); this is a defect of the build, report it")]
+    Config(String),
+    /// reqwest refused the builder.
+    #[error("the HTTP client cannot be built ({0})")]
+    Client(String),
 }
 
-/// The certificates of the system CA bundle, decoded once per process.
-/// `None` when the platform verifier should decide (see the module docs).
-pub fn system_roots() -> Option<&'static [reqwest::Certificate]> {
-    bundle().map(Bundle::certificates)
+/// The trust store: Mozilla's roots, plus those of `extra` when given.
+/// Returns the store and, when `extra` adds nothing, why.
+pub fn roots(extra: Option<&Path>) -> (RootCertStore, Option<ExtraRootsError>) {
+    let mut store = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let problem = extra.and_then(|path| add_file(&mut store, path).err());
+    (store, problem)
 }
 
-fn load_bundle() -> Option<Bundle> {
-    if std::env::var_os("SSL_CERT_DIR").is_some() {
-        return None;
+/// Adds the certificates of one PEM file; how many were added.
+fn add_file(store: &mut RootCertStore, path: &Path) -> Result<usize, ExtraRootsError> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| ExtraRootsError::Unreadable(e.kind().to_string()))?
+        .len();
+    if size > MAX_EXTRA_ROOTS_FILE {
+        return Err(ExtraRootsError::TooLarge(size));
     }
-    let path = match std::env::var_os("SSL_CERT_FILE") {
-        Some(p) => std::path::PathBuf::from(p),
-        None => BUNDLES
-            .iter()
-            .map(std::path::PathBuf::from)
-            .find(|p| p.is_file())?,
-    };
-    let pem = match std::fs::read(&path) {
-        Ok(pem) => pem,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot read the CA bundle; using the system store loader");
-            return None;
-        }
-    };
-    let checked = decode_pem_certificates(&pem).and_then(|ders| {
-        check_trust_anchors(&ders)?;
-        Ok(ders)
-    });
-    let ders = match checked {
-        Ok(ders) => ders,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "the CA bundle is not usable as it is; using the system store loader");
-            return None;
-        }
-    };
-    let canonical = encode_pem_certificates(&ders);
-    let mut certificates = Vec::with_capacity(ders.len());
-    for der in ders {
-        match reqwest::Certificate::from_der(&der) {
-            Ok(c) => certificates.push(c),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "reqwest rejects a CA bundle certificate; using the system store loader");
-                return None;
+    let pem = std::fs::read(path).map_err(|e| ExtraRootsError::Unreadable(e.kind().to_string()))?;
+    let mut certificates = Vec::new();
+    for (i, cert) in CertificateDer::pem_slice_iter(&pem).enumerate() {
+        // The reader's error can quote the file; only the position is kept.
+        certificates.push(cert.map_err(|_| ExtraRootsError::Pem { index: i + 1 })?);
+    }
+    let found = certificates.len();
+    let (added, rejected) = store.add_parsable_certificates(certificates);
+    if added == 0 {
+        return Err(ExtraRootsError::NoneUsable { found, rejected });
+    }
+    Ok(added)
+}
+
+/// A client configuration trusting `roots`, with the process's crypto
+/// provider (aws-lc, as the SDK's own client uses) and ALPN offering HTTP/2
+/// and HTTP/1.1, as reqwest and the SDK do.
+pub fn client_config(roots: RootCertStore) -> Result<rustls::ClientConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The process's configuration: built on first use from the built-in roots
+/// and `SSL_CERT_FILE`, then shared (clones share its trust store).
+pub fn process_config() -> Result<rustls::ClientConfig, TlsError> {
+    static CONFIG: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let extra = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
+            let (store, problem) = roots(extra.as_deref());
+            if let (Some(path), Some(problem)) = (&extra, problem) {
+                tracing::warn!(path = %path.display(), error = %problem, "SSL_CERT_FILE adds no trust root; using the built-in roots alone");
             }
-        }
-    }
-    Some(Bundle {
-        path,
-        pem: std::sync::Mutex::new(Some(canonical)),
-        certificates,
-    })
+            client_config(store).map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(TlsError::Config)
 }
 
-/// The DER bytes of every `CERTIFICATE` block of a PEM file, in order.
-/// Other blocks (e.g. `TRUSTED CERTIFICATE`) and text between blocks are
-/// skipped, as the SDK's and reqwest's own PEM readers do.
-pub fn decode_pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, BundleError> {
-    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
-    const END: &[u8] = b"-----END CERTIFICATE-----";
-    let mut ders = Vec::new();
-    let mut body: Option<Vec<u8>> = None;
-    for raw in pem.split(|&b| b == b'\n') {
-        let line = raw.trim_ascii();
-        match &mut body {
-            None if line == BEGIN => body = Some(Vec::with_capacity(2048)),
-            None => {}
-            Some(b64) if line == END => {
-                let index = ders.len() + 1;
-                let der = base64::engine::general_purpose::STANDARD
-                    .decode(&*b64)
-                    .map_err(|_| BundleError::Base64 { index })?;
-                ders.push(der);
-                body = None;
-            }
-            Some(b64) => b64.extend_from_slice(line),
-        }
-    }
-    if body.is_some() {
-        return Err(BundleError::Unterminated {
-            index: ders.len() + 1,
-        });
-    }
-    if ders.is_empty() {
-        return Err(BundleError::Empty);
-    }
-    Ok(ders)
-}
-
-/// Certificates as PEM in the canonical form (RFC 7468 strict: standard
-/// base64, 64-character lines, `\n` endings).
-pub fn encode_pem_certificates(ders: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ders.iter().map(|d| d.len() * 4 / 3 + 80).sum());
-    for der in ders {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        out.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            out.extend_from_slice(line);
-            out.push(b'\n');
-        }
-        out.extend_from_slice(b"-----END CERTIFICATE-----\n");
-    }
-    out
-}
-
-/// Checks that rustls accepts every certificate as a trust anchor (the AWS
-/// SDK treats a rejected one in a custom trust store as a bug and panics).
-pub fn check_trust_anchors(ders: &[Vec<u8>]) -> Result<(), BundleError> {
-    let mut store = rustls::RootCertStore::empty();
-    for (i, der) in ders.iter().enumerate() {
-        store
-            .add(rustls::pki_types::CertificateDer::from(der.as_slice()))
-            .map_err(|e| BundleError::Unusable {
-                index: i + 1,
-                detail: e.to_string(),
-            })?;
-    }
-    Ok(())
-}
-
-/// Builds a client that verifies servers against the system CA bundle
-/// ([`system_roots`]). `make` returns the configured builder; it is called
-/// a second time for the fallback to the platform verifier.
-pub fn build_verifying(
-    make: impl Fn() -> reqwest::ClientBuilder,
-) -> Result<reqwest::Client, reqwest::Error> {
-    if let Some(roots) = system_roots() {
-        match make().tls_certs_only(roots.iter().cloned()).build() {
-            Ok(client) => return Ok(client),
-            Err(e) => tracing::warn!(
-                error = %e,
-                "cannot use the system CA bundle directly; using the platform verifier"
-            ),
-        }
-    }
-    make().build()
+/// Builds `builder` into a client that verifies servers against the
+/// process's roots ([`process_config`]).
+pub fn build_verifying(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, TlsError> {
+    builder
+        .tls_backend_preconfigured(process_config()?)
+        .build()
+        .map_err(|e| TlsError::Client(e.without_url().to_string()))
 }
 
 #[cfg(test)]
@@ -243,94 +146,105 @@ mod tests {
 
     #[test]
     fn a_verifying_client_builds_here() {
-        let client = build_verifying(reqwest::Client::builder);
+        let client = build_verifying(reqwest::Client::builder());
         assert!(client.is_ok(), "{client:?}");
     }
 
     #[test]
-    fn the_system_bundle_decodes_like_the_reference_reader() {
-        // The fast decoder must find exactly what rustls-pki-types' own
-        // (constant-time) PEM reader finds, byte for byte, and rustls must
-        // accept every certificate. (Read directly: `bundle()` honours
-        // SSL_CERT_DIR, which some shells set.)
-        use rustls::pki_types::{CertificateDer, pem::PemObject};
-        let path = BUNDLES
-            .iter()
-            .find(|p| std::path::Path::new(p).is_file())
-            .expect("this machine has a system CA bundle in BUNDLES");
-        let pem = std::fs::read(path).expect("readable bundle");
-        let ders = decode_pem_certificates(&pem).expect("decodes");
-        let reference: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&pem)
-            .map(|c| c.map(|c| c.to_vec()))
-            .collect::<Result<_, _>>()
-            .expect("the reference reader parses the system bundle");
-        assert!(reference.len() > 50, "{} certificates", reference.len());
-        assert_eq!(ders, reference);
-        check_trust_anchors(&ders).expect("every system root is usable");
-        // What the SDK is handed reads back, with the reference reader, as
-        // exactly the checked certificates.
-        let canonical = encode_pem_certificates(&ders);
-        let again: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&canonical)
-            .map(|c| c.map(|c| c.to_vec()))
-            .collect::<Result<_, _>>()
-            .expect("the reference reader parses the canonical PEM");
-        assert_eq!(again, ders);
+    fn the_built_in_roots_hold_the_amazon_roots_aws_endpoints_chain_to() {
+        let (store, problem) = roots(None);
+        assert_eq!(problem, None);
+        assert!(store.len() > 100, "{} roots", store.len());
+        // Subjects are DER; the common names are enough to find them.
+        let has = |name: &str| {
+            store
+                .roots
+                .iter()
+                .any(|a| a.subject.as_ref().windows(name.len()).any(|w| w == name.as_bytes()))
+        };
+        for name in [
+            "Amazon Root CA 1",
+            "Amazon Root CA 2",
+            "Amazon Root CA 3",
+            "Amazon Root CA 4",
+            "Starfield Services Root Certificate Authority - G2",
+        ] {
+            assert!(has(name), "{name} is built in");
+        }
+    }
+
+    fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("tollgate-tls-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).expect("temp file");
+        path
     }
 
     #[test]
-    fn pem_decoding_skips_other_blocks_and_reports_damage() {
-        let cert = "MIIBszCCAVmgAwIBAgIU"; // not a certificate, only base64
-        let pem = format!(
-            "junk\r\n-----BEGIN TRUSTED CERTIFICATE-----\nAAAA\n-----END TRUSTED CERTIFICATE-----\n\
-             -----BEGIN CERTIFICATE-----\r\n{cert}\r\n  AA==  \n-----END CERTIFICATE-----\n"
-        );
-        let ders = decode_pem_certificates(pem.as_bytes()).expect("decodes");
-        assert_eq!(ders.len(), 1);
-        // The lenient input (CRLF, padded line) comes out canonical, which
-        // the strict reference reader takes.
-        use rustls::pki_types::{CertificateDer, pem::PemObject};
-        let canonical = encode_pem_certificates(&ders);
-        let again: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&canonical)
-            .map(|c| c.map(|c| c.to_vec()))
-            .collect::<Result<_, _>>()
-            .expect("canonical PEM reads back");
-        assert_eq!(again, ders);
-        let mut expected = format!("{cert}AA==");
-        expected.retain(|c| !c.is_whitespace());
-        assert_eq!(
-            ders[0],
-            base64::engine::general_purpose::STANDARD
-                .decode(expected)
-                .expect("b64")
-        );
+    fn ssl_cert_file_adds_its_certificates() {
+        // The machine's own bundle: many certificates, most of them already
+        // built in; the store grows by what the file holds.
+        let bundle = [
+            "/etc/pki/tls/certs/ca-bundle.crt",
+            "/etc/ssl/certs/ca-certificates.crt",
+        ]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .expect("this machine has a system CA bundle");
+        let (base, _) = roots(None);
+        let (store, problem) = roots(Some(bundle));
+        assert_eq!(problem, None);
+        assert!(store.len() > base.len() + 50, "{} > {}", store.len(), base.len());
+    }
+
+    #[test]
+    fn a_bad_ssl_cert_file_adds_nothing_and_says_why_without_quoting_it() {
+        let secretish = "-----BEGIN CERTIFICATE-----\nnot base64 TOKEN-abc123!!\n-----END CERTIFICATE-----\n";
+        let cases: [(&str, &[u8], fn(&ExtraRootsError) -> bool); 3] = [
+            ("garbage", secretish.as_bytes(), |e| {
+                matches!(e, ExtraRootsError::Pem { index: 1 })
+            }),
+            ("empty", b"no certificates here TOKEN-abc123", |e| {
+                matches!(e, ExtraRootsError::NoneUsable { found: 0, rejected: 0 })
+            }),
+            (
+                "not-a-cert",
+                b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                |e| matches!(e, ExtraRootsError::NoneUsable { found: 1, rejected: 1 }),
+            ),
+        ];
+        let (base, _) = roots(None);
+        for (name, contents, expected) in cases {
+            let path = temp_file(name, contents);
+            let (store, problem) = roots(Some(&path));
+            let _ = std::fs::remove_file(&path);
+            let problem = problem.unwrap_or_else(|| panic!("{name}: a problem"));
+            assert!(expected(&problem), "{name}: {problem:?}");
+            assert!(!problem.to_string().contains("TOKEN"), "{problem}");
+            assert_eq!(store.len(), base.len(), "{name}: built-in roots alone");
+        }
+        let missing = std::env::temp_dir().join("tollgate-tls-does-not-exist.pem");
+        let (_, problem) = roots(Some(&missing));
         assert!(
-            matches!(
-                check_trust_anchors(&ders),
-                Err(BundleError::Unusable { index: 1, .. })
-            ),
-            "{:?}",
-            check_trust_anchors(&ders)
-        );
-        assert_eq!(
-            decode_pem_certificates(b"-----BEGIN CERTIFICATE-----\nAAAA\n"),
-            Err(BundleError::Unterminated { index: 1 })
-        );
-        assert_eq!(
-            decode_pem_certificates(
-                b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n"
-            ),
-            Err(BundleError::Base64 { index: 1 })
-        );
-        assert_eq!(
-            decode_pem_certificates(b"nothing here"),
-            Err(BundleError::Empty)
+            matches!(problem, Some(ExtraRootsError::Unreadable(_))),
+            "{problem:?}"
         );
     }
 
     #[test]
-    fn the_bundle_is_read_once() {
-        let first = system_roots().map(<[_]>::as_ptr);
-        let second = system_roots().map(<[_]>::as_ptr);
-        assert_eq!(first, second);
+    fn an_oversized_ssl_cert_file_is_not_read() {
+        let path = temp_file("huge", &vec![b'A'; (MAX_EXTRA_ROOTS_FILE + 1) as usize]);
+        let (_, problem) = roots(Some(&path));
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            problem,
+            Some(ExtraRootsError::TooLarge(MAX_EXTRA_ROOTS_FILE + 1))
+        );
+    }
+
+    #[test]
+    fn the_configuration_offers_http2_and_http1() {
+        let config = client_config(roots(None).0).expect("builds");
+        assert_eq!(config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
     }
 }

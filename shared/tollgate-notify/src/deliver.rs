@@ -211,15 +211,15 @@ impl ReqwestTransport {
     async fn client(&self) -> Result<&reqwest::Client, DeliveryError> {
         self.client
             .get_or_try_init(|| async {
-                tollgate_core::tls::build_verifying(|| {
+                tollgate_core::tls::build_verifying(
                     reqwest::Client::builder()
                         .connect_timeout(self.connect_timeout)
                         .redirect(reqwest::redirect::Policy::none())
-                        .user_agent(concat!("tollgate-notifier/", env!("CARGO_PKG_VERSION")))
-                })
+                        .user_agent(concat!("tollgate-notifier/", env!("CARGO_PKG_VERSION"))),
+                )
                 .map_err(|e| DeliveryError::Permanent {
                     status: None,
-                    detail: format!("could not build the HTTP client: {}", e.without_url()),
+                    detail: format!("could not build the HTTP client: {e}"),
                 })
             })
             .await

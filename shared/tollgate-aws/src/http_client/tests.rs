@@ -1,0 +1,257 @@
+//! The SDK's requests through [`ReqwestHttpClient`], against local servers:
+//! plain HTTP (as every integration test runs), HTTPS with a private CA,
+//! and the behaviours the SDK's own client had (no redirects, its read
+//! timeout, retryable transport errors).
+
+use super::*;
+use aws_sdk_ssm::config::{Credentials, Region};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const PARAMETER: &str =
+    r#"{"Parameter":{"Name":"x","Type":"String","Value":"from the stand-in","Version":1}}"#;
+
+/// What the stand-in answers: status, extra header, delay before the head.
+#[derive(Clone, Copy)]
+struct Answer {
+    status: u16,
+    location: Option<&'static str>,
+    delay: Duration,
+}
+
+const OK: Answer = Answer {
+    status: 200,
+    location: None,
+    delay: Duration::ZERO,
+};
+
+/// Serves `answer` on 127.0.0.1, over TLS when `tls` is given; counts
+/// requests.
+async fn serve(
+    answer: Answer,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let hits = counted.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_req| {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        tokio::time::sleep(answer.delay).await;
+                        let mut response = hyper::Response::builder()
+                            .status(answer.status)
+                            .header("content-type", "application/x-amz-json-1.1");
+                        if let Some(location) = answer.location {
+                            response = response.header("location", location);
+                        }
+                        response.body(Full::new(Bytes::from_static(PARAMETER.as_bytes())))
+                    }
+                });
+                let http = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    None => {
+                        let _ = http
+                            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                            .await;
+                    }
+                    Some(config) => {
+                        let Ok(stream) = tokio_rustls::TlsAcceptor::from(config).accept(tcp).await
+                        else {
+                            return;
+                        };
+                        let _ = http
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    (port, hits)
+}
+
+async fn ssm(endpoint: String, http: ReqwestHttpClient, read_timeout: Option<Duration>) -> aws_sdk_ssm::Client {
+    let mut timeouts = aws_config::timeout::TimeoutConfig::builder();
+    if let Some(limit) = read_timeout {
+        timeouts = timeouts.read_timeout(limit);
+    }
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(SharedHttpClient::new(http))
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("AKIDTEST", "test", None, None, "test"))
+        .endpoint_url(endpoint)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(timeouts.build())
+        .load()
+        .await;
+    aws_sdk_ssm::Client::new(&sdk)
+}
+
+fn dispatch_failure<E>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, HttpResponse>,
+) -> Option<&ConnectorError> {
+    match err {
+        aws_smithy_runtime_api::client::result::SdkError::DispatchFailure(f) => f.as_connector_error(),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn sdk_requests_go_through_reqwest_and_build_it_on_first_use() {
+    let (port, hits) = serve(OK, None).await;
+    let http = ReqwestHttpClient::new();
+    let client = ssm(format!("http://127.0.0.1:{port}"), http.clone(), None).await;
+    assert_eq!(http.built(), 0, "constructing clients builds no HTTP client");
+    let got = client.get_parameter().name("x").send().await.expect("answered");
+    assert_eq!(
+        got.parameter().and_then(|p| p.value()),
+        Some("from the stand-in")
+    );
+    let _ = client.get_parameter().name("x").send().await.expect("again");
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    assert_eq!(http.built(), 1, "one client, reused");
+}
+
+#[tokio::test]
+async fn redirects_are_the_sdks_to_read_not_followed() {
+    let (port, hits) = serve(
+        Answer {
+            status: 301,
+            location: Some("http://127.0.0.1:9/elsewhere"),
+            ..OK
+        },
+        None,
+    )
+    .await;
+    let client = ssm(format!("http://127.0.0.1:{port}"), ReqwestHttpClient::new(), None).await;
+    let err = client.get_parameter().name("x").send().await.expect_err("a 301");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(301));
+}
+
+#[tokio::test]
+async fn the_read_timeout_is_a_timeout_and_a_refused_connection_is_io() {
+    let (port, _) = serve(
+        Answer {
+            delay: Duration::from_secs(5),
+            ..OK
+        },
+        None,
+    )
+    .await;
+    let client = ssm(
+        format!("http://127.0.0.1:{port}"),
+        ReqwestHttpClient::new(),
+        Some(Duration::from_millis(200)),
+    )
+    .await;
+    let err = client.get_parameter().name("x").send().await.expect_err("too slow");
+    let failure = dispatch_failure(&err).expect("a dispatch failure");
+    assert!(failure.is_timeout(), "{}", DisplayErrorContext(&err));
+
+    // Port 9 (discard): nothing listens, the connection is refused. The
+    // retry strategy treats I/O errors as transient.
+    let client = ssm("http://127.0.0.1:9".into(), ReqwestHttpClient::new(), None).await;
+    let err = client.get_parameter().name("x").send().await.expect_err("refused");
+    let failure = dispatch_failure(&err).expect("a dispatch failure");
+    assert!(failure.is_io(), "{}", DisplayErrorContext(&err));
+    assert!(
+        !DisplayErrorContext(&err).to_string().contains("http://"),
+        "no URL in the error: {}",
+        DisplayErrorContext(&err)
+    );
+}
+
+/// A private CA and a `localhost` certificate it signed.
+fn private_ca() -> (rustls::RootCertStore, Arc<rustls::ServerConfig>) {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Tollgate test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().expect("key");
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).expect("anchor");
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).expect("key der");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .expect("server config");
+    (roots, Arc::new(server))
+}
+
+#[tokio::test]
+async fn https_verifies_against_the_configured_roots() {
+    let (ca, server) = private_ca();
+    let (port, hits) = serve(OK, Some(server)).await;
+    let endpoint = format!("https://localhost:{port}");
+
+    // Trusting the private CA (as SSL_CERT_FILE adds it): answered.
+    let trusting = ReqwestHttpClient::with_tls(move || {
+        let (mut store, _) = tollgate_core::tls::roots(None);
+        store.roots.extend(ca.roots.iter().cloned());
+        tollgate_core::tls::client_config(store).map_err(|e| e.to_string())
+    });
+    let got = ssm(endpoint.clone(), trusting, None)
+        .await
+        .get_parameter()
+        .name("x")
+        .send()
+        .await
+        .expect("verified");
+    assert!(got.parameter().is_some());
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    // The built-in roots alone: the handshake fails, nothing is sent.
+    let err = ssm(endpoint, ReqwestHttpClient::new(), None)
+        .await
+        .get_parameter()
+        .name("x")
+        .send()
+        .await
+        .expect_err("unknown issuer");
+    let text = DisplayErrorContext(&err).to_string();
+    assert!(dispatch_failure(&err).is_some_and(|f| f.is_io()), "{text}");
+    assert!(text.contains("certificate"), "{text}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_client_that_cannot_be_built_fails_each_request_with_why() {
+    let broken = ReqwestHttpClient::with_tls(|| Err("no provider".to_owned()));
+    let err = ssm("http://127.0.0.1:9".into(), broken, None)
+        .await
+        .get_parameter()
+        .name("x")
+        .send()
+        .await
+        .expect_err("no client");
+    assert!(
+        DisplayErrorContext(&err).to_string().contains("no provider"),
+        "{}",
+        DisplayErrorContext(&err)
+    );
+}
