@@ -41,8 +41,11 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct ReqwestHttpClient {
     tls: Arc<TlsSource>,
-    clients: Arc<Mutex<Vec<(Option<Duration>, reqwest::Client)>>>,
+    clients: Arc<Mutex<Vec<ClientFor>>>,
 }
+
+/// A reqwest client and the connect timeout it was built with.
+type ClientFor = (Option<Duration>, reqwest::Client);
 
 type TlsSource = dyn Fn() -> Result<rustls::ClientConfig, String> + Send + Sync;
 

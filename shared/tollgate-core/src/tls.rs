@@ -39,7 +39,9 @@ pub enum ExtraRootsError {
     #[error("cannot read it ({0}); fix the path or unset SSL_CERT_FILE")]
     Unreadable(String),
     /// Over [`MAX_EXTRA_ROOTS_FILE`].
-    #[error("it is {0} bytes, over the 4 MiB limit; point SSL_CERT_FILE at the private CA certificates only")]
+    #[error(
+        "it is {0} bytes, over the 4 MiB limit; point SSL_CERT_FILE at the private CA certificates only"
+    )]
     TooLarge(u64),
     /// A PEM block that does not decode.
     #[error("certificate {index} is not valid PEM; fix or replace the file")]
@@ -48,7 +50,9 @@ pub enum ExtraRootsError {
         index: usize,
     },
     /// No certificate rustls accepts as a trust anchor.
-    #[error("it holds no usable certificate ({found} found, {rejected} rejected); it must hold PEM `CERTIFICATE` blocks")]
+    #[error(
+        "it holds no usable certificate ({found} found, {rejected} rejected); it must hold PEM `CERTIFICATE` blocks"
+    )]
     NoneUsable {
         /// Certificates found in the file.
         found: usize,
@@ -61,7 +65,9 @@ pub enum ExtraRootsError {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// The crypto provider refused the protocol versions.
-    #[error("the TLS configuration cannot be built ({0}); this is a defect of the build, report it")]
+    #[error(
+        "the TLS configuration cannot be built ({0}); this is a defect of the build, report it"
+    )]
     Config(String),
     /// reqwest refused the builder.
     #[error("the HTTP client cannot be built ({0})")]
@@ -157,10 +163,12 @@ mod tests {
         assert!(store.len() > 100, "{} roots", store.len());
         // Subjects are DER; the common names are enough to find them.
         let has = |name: &str| {
-            store
-                .roots
-                .iter()
-                .any(|a| a.subject.as_ref().windows(name.len()).any(|w| w == name.as_bytes()))
+            store.roots.iter().any(|a| {
+                a.subject
+                    .as_ref()
+                    .windows(name.len())
+                    .any(|w| w == name.as_bytes())
+            })
         };
         for name in [
             "Amazon Root CA 1",
@@ -194,23 +202,39 @@ mod tests {
         let (base, _) = roots(None);
         let (store, problem) = roots(Some(bundle));
         assert_eq!(problem, None);
-        assert!(store.len() > base.len() + 50, "{} > {}", store.len(), base.len());
+        assert!(
+            store.len() > base.len() + 50,
+            "{} > {}",
+            store.len(),
+            base.len()
+        );
     }
 
     #[test]
     fn a_bad_ssl_cert_file_adds_nothing_and_says_why_without_quoting_it() {
-        let secretish = "-----BEGIN CERTIFICATE-----\nnot base64 TOKEN-abc123!!\n-----END CERTIFICATE-----\n";
-        let cases: [(&str, &[u8], fn(&ExtraRootsError) -> bool); 3] = [
-            ("garbage", secretish.as_bytes(), |e| {
-                matches!(e, ExtraRootsError::Pem { index: 1 })
-            }),
-            ("empty", b"no certificates here TOKEN-abc123", |e| {
-                matches!(e, ExtraRootsError::NoneUsable { found: 0, rejected: 0 })
-            }),
+        let secretish =
+            "-----BEGIN CERTIFICATE-----\nnot base64 TOKEN-abc123!!\n-----END CERTIFICATE-----\n";
+        let cases: [(&str, &[u8], ExtraRootsError); 3] = [
+            (
+                "garbage",
+                secretish.as_bytes(),
+                ExtraRootsError::Pem { index: 1 },
+            ),
+            (
+                "empty",
+                b"no certificates here TOKEN-abc123",
+                ExtraRootsError::NoneUsable {
+                    found: 0,
+                    rejected: 0,
+                },
+            ),
             (
                 "not-a-cert",
                 b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-                |e| matches!(e, ExtraRootsError::NoneUsable { found: 1, rejected: 1 }),
+                ExtraRootsError::NoneUsable {
+                    found: 1,
+                    rejected: 1,
+                },
             ),
         ];
         let (base, _) = roots(None);
@@ -219,7 +243,7 @@ mod tests {
             let (store, problem) = roots(Some(&path));
             let _ = std::fs::remove_file(&path);
             let problem = problem.unwrap_or_else(|| panic!("{name}: a problem"));
-            assert!(expected(&problem), "{name}: {problem:?}");
+            assert_eq!(problem, expected, "{name}");
             assert!(!problem.to_string().contains("TOKEN"), "{problem}");
             assert_eq!(store.len(), base.len(), "{name}: built-in roots alone");
         }
@@ -245,6 +269,9 @@ mod tests {
     #[test]
     fn the_configuration_offers_http2_and_http1() {
         let config = client_config(roots(None).0).expect("builds");
-        assert_eq!(config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert_eq!(
+            config.alpn_protocols,
+            [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
     }
 }

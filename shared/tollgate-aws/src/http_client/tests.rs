@@ -29,10 +29,7 @@ const OK: Answer = Answer {
 
 /// Serves `answer` on 127.0.0.1, over TLS when `tls` is given; counts
 /// requests.
-async fn serve(
-    answer: Answer,
-    tls: Option<Arc<rustls::ServerConfig>>,
-) -> (u16, Arc<AtomicUsize>) {
+async fn serve(answer: Answer, tls: Option<Arc<rustls::ServerConfig>>) -> (u16, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -83,7 +80,11 @@ async fn serve(
     (port, hits)
 }
 
-async fn ssm(endpoint: String, http: ReqwestHttpClient, read_timeout: Option<Duration>) -> aws_sdk_ssm::Client {
+async fn ssm(
+    endpoint: String,
+    http: ReqwestHttpClient,
+    read_timeout: Option<Duration>,
+) -> aws_sdk_ssm::Client {
     let mut timeouts = aws_config::timeout::TimeoutConfig::builder();
     if let Some(limit) = read_timeout {
         timeouts = timeouts.read_timeout(limit);
@@ -104,7 +105,9 @@ fn dispatch_failure<E>(
     err: &aws_smithy_runtime_api::client::result::SdkError<E, HttpResponse>,
 ) -> Option<&ConnectorError> {
     match err {
-        aws_smithy_runtime_api::client::result::SdkError::DispatchFailure(f) => f.as_connector_error(),
+        aws_smithy_runtime_api::client::result::SdkError::DispatchFailure(f) => {
+            f.as_connector_error()
+        }
         _ => None,
     }
 }
@@ -114,13 +117,27 @@ async fn sdk_requests_go_through_reqwest_and_build_it_on_first_use() {
     let (port, hits) = serve(OK, None).await;
     let http = ReqwestHttpClient::new();
     let client = ssm(format!("http://127.0.0.1:{port}"), http.clone(), None).await;
-    assert_eq!(http.built(), 0, "constructing clients builds no HTTP client");
-    let got = client.get_parameter().name("x").send().await.expect("answered");
+    assert_eq!(
+        http.built(),
+        0,
+        "constructing clients builds no HTTP client"
+    );
+    let got = client
+        .get_parameter()
+        .name("x")
+        .send()
+        .await
+        .expect("answered");
     assert_eq!(
         got.parameter().and_then(|p| p.value()),
         Some("from the stand-in")
     );
-    let _ = client.get_parameter().name("x").send().await.expect("again");
+    let _ = client
+        .get_parameter()
+        .name("x")
+        .send()
+        .await
+        .expect("again");
     assert_eq!(hits.load(Ordering::SeqCst), 2);
     assert_eq!(http.built(), 1, "one client, reused");
 }
@@ -136,8 +153,18 @@ async fn redirects_are_the_sdks_to_read_not_followed() {
         None,
     )
     .await;
-    let client = ssm(format!("http://127.0.0.1:{port}"), ReqwestHttpClient::new(), None).await;
-    let err = client.get_parameter().name("x").send().await.expect_err("a 301");
+    let client = ssm(
+        format!("http://127.0.0.1:{port}"),
+        ReqwestHttpClient::new(),
+        None,
+    )
+    .await;
+    let err = client
+        .get_parameter()
+        .name("x")
+        .send()
+        .await
+        .expect_err("a 301");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(301));
 }
@@ -158,14 +185,24 @@ async fn the_read_timeout_is_a_timeout_and_a_refused_connection_is_io() {
         Some(Duration::from_millis(200)),
     )
     .await;
-    let err = client.get_parameter().name("x").send().await.expect_err("too slow");
+    let err = client
+        .get_parameter()
+        .name("x")
+        .send()
+        .await
+        .expect_err("too slow");
     let failure = dispatch_failure(&err).expect("a dispatch failure");
     assert!(failure.is_timeout(), "{}", DisplayErrorContext(&err));
 
     // Port 9 (discard): nothing listens, the connection is refused. The
     // retry strategy treats I/O errors as transient.
     let client = ssm("http://127.0.0.1:9".into(), ReqwestHttpClient::new(), None).await;
-    let err = client.get_parameter().name("x").send().await.expect_err("refused");
+    let err = client
+        .get_parameter()
+        .name("x")
+        .send()
+        .await
+        .expect_err("refused");
     let failure = dispatch_failure(&err).expect("a dispatch failure");
     assert!(failure.is_io(), "{}", DisplayErrorContext(&err));
     assert!(
@@ -192,7 +229,8 @@ fn private_ca() -> (rustls::RootCertStore, Arc<rustls::ServerConfig>) {
         .expect("leaf");
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca_cert.der().clone()).expect("anchor");
-    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).expect("key der");
+    let key =
+        rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).expect("key der");
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let server = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -250,7 +288,9 @@ async fn a_client_that_cannot_be_built_fails_each_request_with_why() {
         .await
         .expect_err("no client");
     assert!(
-        DisplayErrorContext(&err).to_string().contains("no provider"),
+        DisplayErrorContext(&err)
+            .to_string()
+            .contains("no provider"),
         "{}",
         DisplayErrorContext(&err)
     );
