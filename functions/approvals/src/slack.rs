@@ -1,7 +1,8 @@
 //! [`Chat`] over Slack's Web API and response URLs, with reqwest (rustls,
-//! the process's CA bundle, no redirects). The client is built at init:
-//! every request this function serves talks to Slack, and Slack's
-//! 3-second budget leaves no room for building trust roots on a click.
+//! the process's TLS configuration from `tollgate_core::tls`, no
+//! redirects). The client is built at init: every request this function
+//! serves talks to Slack, and a bad `SSL_CERT_FILE` is then logged before
+//! the first click.
 //!
 //! Answers are read up to [`ANSWER_MAX`] bytes; `ok: false` errors become a
 //! [`PortError`] with Slack's error code (reduced to its identifier

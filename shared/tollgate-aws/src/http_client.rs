@@ -15,15 +15,29 @@
 //! the same compiled-in roots and the same HTTP stack (hyper, rustls with
 //! aws-lc) as before, and the TLS configuration is built once.
 //!
-//! What this adapter must keep of the SDK's client, and does:
-//! - no redirects followed (the SDK reads S3's 301 itself) and no proxy
-//!   (the SDK's default has none);
+//! What this adapter keeps of the SDK's client:
+//! - no redirects followed (the SDK reads S3's 301 itself);
+//! - proxies from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`),
+//!   which is what the SDK's client does at this behaviour version;
 //! - the connect timeout of the SDK's settings (reqwest's, per client), and
 //!   its read timeout as the SDK applies it: until the response head;
-//! - errors classified as the SDK's retry strategy expects: timeouts as
-//!   timeouts, connection, TLS and transport failures as I/O (transient,
-//!   retried), anything else as "other". Their text never carries the URL.
+//! - one fallback of ours: a server certificate that chains to none of the
+//!   built-in roots switches the process to them plus the system CA bundle
+//!   (`tollgate_core::tls::widened_config`) and fails that attempt as I/O,
+//!   so the SDK's retry (and the report core's) connects with the wider set;
+//! - connection poisoning: after a transient error the SDK marks the
+//!   connection not to be reused; here that drops the reqwest client whose
+//!   pool holds it, so the retry connects afresh;
+//! - the request path exactly as signed: reqwest's URL parser would resolve
+//!   `.` and `..` segments (an S3 key can hold them), so a path it would
+//!   change is refused with a clear error instead of sent unsigned-alike;
+//! - errors classified for the SDK's retry strategy: timeouts as timeouts;
+//!   connection, TLS and transport failures as I/O (transient, retried);
+//!   anything else as "other". reqwest does not tell a request-body error
+//!   from a connection's, so a few errors the SDK's client calls "user"
+//!   (not retried) are retried here. Their text never carries the URL.
 
+use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -32,6 +46,7 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -41,6 +56,10 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct ReqwestHttpClient {
     tls: Arc<TlsSource>,
+    /// The configuration to switch to when a server's certificate chains to
+    /// no root of `tls` (the system CA bundle added), and whether it has.
+    fallback: Option<Arc<TlsSource>>,
+    widened: Arc<AtomicBool>,
     clients: Arc<Mutex<Vec<ClientFor>>>,
 }
 
@@ -60,6 +79,7 @@ impl std::fmt::Debug for ReqwestHttpClient {
 impl Default for ReqwestHttpClient {
     fn default() -> Self {
         Self::with_tls(|| tollgate_core::tls::process_config().map_err(|e| e.to_string()))
+            .with_fallback(|| tollgate_core::tls::widened_config().map_err(|e| e.to_string()))
     }
 }
 
@@ -75,8 +95,25 @@ impl ReqwestHttpClient {
     ) -> Self {
         Self {
             tls: Arc::new(tls),
+            fallback: None,
+            widened: Arc::default(),
             clients: Arc::default(),
         }
+    }
+
+    /// The configuration to use from the first certificate that chains to
+    /// no root of the first one on (see `tollgate_core::tls`).
+    pub fn with_fallback(
+        mut self,
+        fallback: impl Fn() -> Result<rustls::ClientConfig, String> + Send + Sync + 'static,
+    ) -> Self {
+        self.fallback = Some(Arc::new(fallback));
+        self
+    }
+
+    /// Whether it has switched to the fallback configuration.
+    pub fn widened(&self) -> bool {
+        self.widened.load(Ordering::SeqCst)
     }
 
     /// How many reqwest clients have been built (one per connect timeout).
@@ -89,11 +126,14 @@ impl ReqwestHttpClient {
         if let Some((_, client)) = clients.iter().find(|(t, _)| *t == connect_timeout) {
             return Ok(client.clone());
         }
+        let tls = match &self.fallback {
+            Some(fallback) if self.widened() => fallback(),
+            _ => (self.tls)(),
+        }?;
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
             .tcp_nodelay(true)
-            .tls_backend_preconfigured((self.tls)()?);
+            .tls_backend_preconfigured(tls);
         if let Some(timeout) = connect_timeout {
             builder = builder.connect_timeout(timeout);
         }
@@ -111,9 +151,29 @@ impl HttpClient for ReqwestHttpClient {
         settings: &HttpConnectorSettings,
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
+        let connect_timeout = settings.connect_timeout();
+        let clients = self.clients.clone();
+        let widen = self.fallback.is_some().then(|| {
+            let (widened, clients) = (self.widened.clone(), self.clients.clone());
+            Arc::new(move || {
+                // Every client built from now on uses the fallback.
+                let first = !widened.swap(true, Ordering::SeqCst);
+                if first {
+                    clients.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                }
+                first
+            }) as Arc<dyn Fn() -> bool + Send + Sync>
+        });
         SharedHttpConnector::new(Connector {
-            client: self.client(settings.connect_timeout()),
+            client: self.client(connect_timeout),
             read_timeout: settings.read_timeout(),
+            poison: Arc::new(move || {
+                clients
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|(t, _)| *t != connect_timeout);
+            }),
+            widen,
         })
     }
     // `validate_base_client_config` keeps its default (accept): building a
@@ -121,25 +181,48 @@ impl HttpClient for ReqwestHttpClient {
 }
 
 /// One SDK request through reqwest.
-#[derive(Debug)]
 struct Connector {
     /// The client, or why it could not be built (each request fails with it).
     client: Result<reqwest::Client, String>,
     read_timeout: Option<Duration>,
+    /// Drops `client` from the cache: its connections are not reused.
+    poison: Arc<dyn Fn() + Send + Sync>,
+    /// Switches the client to its fallback roots; whether this call did.
+    widen: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("client", &self.client)
+            .field("read_timeout", &self.read_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let client = self.client.clone();
         let read_timeout = self.read_timeout;
+        let widen = self.widen.clone();
+        if let Some(capture) = request.extension::<CaptureSmithyConnection>() {
+            let poison = self.poison.clone();
+            capture.set_connection_retriever(move || {
+                let poison = poison.clone();
+                Some(
+                    ConnectionMetadata::builder()
+                        .proxied(false)
+                        .poison_fn(move || poison())
+                        .build(),
+                )
+            });
+        }
         HttpConnectorFuture::new(async move {
             let client = client.map_err(|e| ConnectorError::other(e.into(), None))?;
             let request = request
                 .try_into_http1x()
-                .map_err(|e| ConnectorError::user(e.into()))?
-                .map(reqwest::Body::wrap);
-            let request = reqwest::Request::try_from(request)
-                .map_err(|e| ConnectorError::user(e.without_url().into()))?;
+                .map_err(|e| ConnectorError::user(e.into()))
+                .and_then(sendable)?;
             let sent = client.execute(request);
             let response = match read_timeout {
                 None => sent.await,
@@ -149,11 +232,36 @@ impl HttpConnector for Connector {
                     )
                 })?,
             }
-            .map_err(classify)?;
+            .map_err(|e| {
+                if let Some(widen) = &widen
+                    && tollgate_core::tls::is_unknown_issuer(&e)
+                    && widen()
+                {
+                    tracing::warn!("an AWS endpoint's certificate chains to no built-in root; retrying with the system CA bundle added");
+                }
+                // An I/O error: the SDK retries it, with the widened roots.
+                classify(e)
+            })?;
             let response = http::Response::from(response).map(SdkBody::from_body_1_x);
             HttpResponse::try_from(response).map_err(|e| ConnectorError::other(e.into(), None))
         })
     }
+}
+
+/// The SDK's request as reqwest's, refused when reqwest's URL parser would
+/// send another path than the one signed (it resolves `.` and `..`).
+fn sendable(request: http::Request<SdkBody>) -> Result<reqwest::Request, ConnectorError> {
+    let signed_path = request.uri().path().to_owned();
+    let request = reqwest::Request::try_from(request.map(reqwest::Body::wrap))
+        .map_err(|e| ConnectorError::user(e.without_url().into()))?;
+    if request.url().path() != signed_path {
+        return Err(ConnectorError::user(
+            "the request path holds `.` or `..` segments or characters the URL parser \
+             rewrites, so it cannot be sent as signed; rename the object or resource"
+                .into(),
+        ));
+    }
+    Ok(request)
 }
 
 /// reqwest's error as the SDK's retry strategy reads connector errors.

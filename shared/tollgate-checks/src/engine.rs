@@ -88,9 +88,8 @@ pub struct RunOptions {
 /// Runs specs. Build it once at init and share it (`Clone` is cheap): it
 /// holds one HTTP client (rustls, redirects off, connection pool), plus a
 /// second one without certificate verification. Both are built the first
-/// time a check needs them: loading trust roots is most of a cold start's
-/// CPU, and an invocation that runs no check should not pay for it
-/// ([`tollgate_core::tls`]).
+/// time a check needs them, so an invocation that runs no check builds
+/// neither ([`tollgate_core::tls`] holds the TLS configuration they share).
 #[derive(Debug, Clone)]
 pub struct Engine {
     inner: Arc<Inner>,

@@ -8,31 +8,57 @@
 //! - **Mozilla's, built in** (`webpki-roots`, maintained by the rustls
 //!   project). They are compiled in as trust anchors already parsed, so
 //!   nothing is read, decoded or checked at start. Reading the system CA
-//!   bundle instead (about 140 certificates, PEM) cost 5 to 11 M
-//!   instructions per process, most of every cold start's init (issue 21,
-//!   BENCHMARKS.md, "What each change bought", 5). Every AWS endpoint and
-//!   every public web server chains to one of them, as they do to the
-//!   distribution's bundle, which is built from the same Mozilla list.
-//! - **plus `SSL_CERT_FILE`'s certificates when it is set** (the usual way to
-//!   add a private CA on Lambda), read with `rustls-pki-types`' PEM reader.
-//!   A file that cannot be read or holds no usable certificate is logged
-//!   (its path and what is wrong, never its content) and the built-in roots
-//!   are used alone: reports to AWS still go out, and a check against a
-//!   private endpoint then fails on its certificate, which names the cause.
+//!   bundle instead (about 140 certificates, PEM) cost about 11 M
+//!   instructions per process, most of every cold start's CPU (issue 21,
+//!   BENCHMARKS.md, "What each change bought", 5). It is Mozilla's current
+//!   list: roots Mozilla has retired (older DigiCert, Entrust, GlobalSign
+//!   and Go Daddy roots, among others) are not in it, though a
+//!   distribution's bundle may still carry them. AWS's public endpoints
+//!   chain to Amazon Trust Services' roots, which are in it.
+//! - **plus `SSL_CERT_FILE`'s certificates when it is set**: a private CA,
+//!   a TLS-inspecting proxy's CA, or the system bundle itself
+//!   (`/etc/pki/tls/certs/ca-bundle.crt` on Lambda) for a server that chains
+//!   to a retired root or an AWS partition with its own CAs. Read with
+//!   `rustls-pki-types`' PEM reader, at most [`MAX_EXTRA_ROOTS_FILE`] bytes.
+//!   A file that cannot be read, or of which a certificate is rejected, is
+//!   logged as a configuration error (its path and what is wrong, never its
+//!   content; [`extra_roots_problem`] gives the text to the checks' TLS
+//!   errors), and whatever it adds is still used: reports to AWS go out,
+//!   and a check against a private endpoint fails on its certificate,
+//!   naming the cause.
 //!
-//! `SSL_CERT_DIR` and the system's certificate directory are not read.
+//! `SSL_CERT_DIR` and the system's certificate directory are not read; a
+//! set `SSL_CERT_DIR` is logged as such.
+//!
+//! One fallback, for AWS's endpoints only (`tollgate_aws::http_client`): if
+//! an SDK request fails because its server's certificate chains to no
+//! known root, the process adds the system CA bundle ([`widened_config`],
+//! the first of [`BUNDLES`]) and the SDK's retry connects with it, so a
+//! report is never lost to a root Mozilla has retired. That costs the
+//! bundle's decoding once, then, and is logged.
 
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, pem::PemObject};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+/// System CA bundles, most likely first: Amazon Linux 2023 (Lambda's
+/// `provided.al2023`) and RHEL/Fedora; Debian/Ubuntu/Alpine; openSUSE;
+/// BSDs and macOS.
+pub const BUNDLES: &[&str] = &[
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
 /// The largest `SSL_CERT_FILE` that is read (a full system bundle is about
 /// 220 KB). A larger file is refused with a warning rather than held in
 /// memory.
 pub const MAX_EXTRA_ROOTS_FILE: u64 = 4 << 20;
 
-/// Why `SSL_CERT_FILE` adds nothing (the built-in roots are used alone).
+/// What is wrong with `SSL_CERT_FILE`. All but [`ExtraRootsError::PartlyRejected`]
+/// mean it adds nothing (the built-in roots are used alone).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ExtraRootsError {
     /// Not readable.
@@ -54,6 +80,16 @@ pub enum ExtraRootsError {
         "it holds no usable certificate ({found} found, {rejected} rejected); it must hold PEM `CERTIFICATE` blocks"
     )]
     NoneUsable {
+        /// Certificates found in the file.
+        found: usize,
+        /// Of those, how many rustls rejected.
+        rejected: usize,
+    },
+    /// Some certificates were added, others rejected.
+    #[error(
+        "{rejected} of its {found} certificates cannot be trust anchors and were left out; remove or replace them"
+    )]
+    PartlyRejected {
         /// Certificates found in the file.
         found: usize,
         /// Of those, how many rustls rejected.
@@ -86,13 +122,25 @@ pub fn roots(extra: Option<&Path>) -> (RootCertStore, Option<ExtraRootsError>) {
 
 /// Adds the certificates of one PEM file; how many were added.
 fn add_file(store: &mut RootCertStore, path: &Path) -> Result<usize, ExtraRootsError> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| ExtraRootsError::Unreadable(e.kind().to_string()))?
-        .len();
-    if size > MAX_EXTRA_ROOTS_FILE {
-        return Err(ExtraRootsError::TooLarge(size));
+    use std::io::Read as _;
+    let unreadable = |e: std::io::Error| ExtraRootsError::Unreadable(e.kind().to_string());
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    if !meta.is_file() {
+        // A FIFO or /dev/zero would block or never end.
+        return Err(ExtraRootsError::Unreadable("not a regular file".into()));
     }
-    let pem = std::fs::read(path).map_err(|e| ExtraRootsError::Unreadable(e.kind().to_string()))?;
+    if meta.len() > MAX_EXTRA_ROOTS_FILE {
+        return Err(ExtraRootsError::TooLarge(meta.len()));
+    }
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .map_err(unreadable)?
+        .take(MAX_EXTRA_ROOTS_FILE + 1)
+        .read_to_end(&mut pem)
+        .map_err(unreadable)?;
+    if pem.len() as u64 > MAX_EXTRA_ROOTS_FILE {
+        return Err(ExtraRootsError::TooLarge(pem.len() as u64));
+    }
     let mut certificates = Vec::new();
     for (i, cert) in CertificateDer::pem_slice_iter(&pem).enumerate() {
         // The reader's error can quote the file; only the position is kept.
@@ -100,10 +148,11 @@ fn add_file(store: &mut RootCertStore, path: &Path) -> Result<usize, ExtraRootsE
     }
     let found = certificates.len();
     let (added, rejected) = store.add_parsable_certificates(certificates);
-    if added == 0 {
-        return Err(ExtraRootsError::NoneUsable { found, rejected });
+    match (added, rejected) {
+        (0, _) => Err(ExtraRootsError::NoneUsable { found, rejected }),
+        (_, 0) => Ok(added),
+        _ => Err(ExtraRootsError::PartlyRejected { found, rejected }),
     }
-    Ok(added)
 }
 
 /// A client configuration trusting `roots`, with the process's crypto
@@ -123,18 +172,101 @@ pub fn client_config(roots: RootCertStore) -> Result<rustls::ClientConfig, TlsEr
 /// The process's configuration: built on first use from the built-in roots
 /// and `SSL_CERT_FILE`, then shared (clones share its trust store).
 pub fn process_config() -> Result<rustls::ClientConfig, TlsError> {
-    static CONFIG: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
-    CONFIG
+    process().config.clone().map_err(TlsError::Config)
+}
+
+/// What is wrong with `SSL_CERT_FILE` (or that `SSL_CERT_DIR` is set and
+/// not read), for error texts: `None` when nothing is. Reads the
+/// environment on first use, like [`process_config`].
+pub fn extra_roots_problem() -> Option<&'static str> {
+    process().problem.as_deref()
+}
+
+/// The process's TLS set-up and what was wrong building it.
+#[derive(Debug)]
+struct Process {
+    config: Result<rustls::ClientConfig, String>,
+    problem: Option<String>,
+}
+
+fn process() -> &'static Process {
+    static PROCESS: OnceLock<Process> = OnceLock::new();
+    PROCESS.get_or_init(|| {
+        let process = from_environment(|name| std::env::var_os(name));
+        if let Some(problem) = &process.problem {
+            // Counted and alarmed on like every configuration error
+            // (tollgate_report::lambda::CONFIGURATION_ERROR_ALERT).
+            tracing::error!(alert = "ConfigurationError", "{problem}");
+        }
+        process
+    })
+}
+
+/// The set-up the environment `var` asks for.
+fn from_environment(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Process {
+    let extra = var("SSL_CERT_FILE").map(std::path::PathBuf::from);
+    let (store, problem) = roots(extra.as_deref());
+    let mut problems = Vec::new();
+    if let (Some(path), Some(problem)) = (&extra, problem) {
+        problems.push(format!("SSL_CERT_FILE {}: {problem}", path.display()));
+    }
+    if var("SSL_CERT_DIR").is_some() {
+        problems.push(
+            "SSL_CERT_DIR is set but not read: put the certificates in one PEM file and name it in SSL_CERT_FILE".to_owned(),
+        );
+    }
+    Process {
+        config: client_config(store).map_err(|e| e.to_string()),
+        problem: (!problems.is_empty()).then(|| problems.join("; ")),
+    }
+}
+
+/// The process's configuration with the system CA bundle added: built once,
+/// the first time an AWS endpoint's certificate chains to none of the
+/// process's roots (see the module doc).
+pub fn widened_config() -> Result<rustls::ClientConfig, TlsError> {
+    static WIDENED: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
+    WIDENED
         .get_or_init(|| {
             let extra = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
-            let (store, problem) = roots(extra.as_deref());
-            if let (Some(path), Some(problem)) = (&extra, problem) {
-                tracing::warn!(path = %path.display(), error = %problem, "SSL_CERT_FILE adds no trust root; using the built-in roots alone");
+            let (mut store, _) = roots(extra.as_deref());
+            match BUNDLES.iter().map(Path::new).find(|p| p.is_file()) {
+                Some(bundle) => match add_file(&mut store, bundle) {
+                    Ok(added) => tracing::warn!(path = %bundle.display(), added, "an AWS endpoint's certificate chains to no built-in root; the system CA bundle is added for this process"),
+                    Err(e) => tracing::warn!(path = %bundle.display(), error = %e, "an AWS endpoint's certificate chains to no built-in root, and the system CA bundle adds nothing"),
+                },
+                None => tracing::warn!("an AWS endpoint's certificate chains to no built-in root, and there is no system CA bundle to add; set SSL_CERT_FILE"),
             }
             client_config(store).map_err(|e| e.to_string())
         })
         .clone()
         .map_err(TlsError::Config)
+}
+
+/// Whether `error` (or one of its sources) is a certificate that chains to
+/// no trusted root.
+pub fn is_unknown_issuer(error: &(dyn std::error::Error + 'static)) -> bool {
+    // `io::Error::source` skips the error it wraps (it returns that error's
+    // source), and TLS errors arrive as io errors wrapped in io errors: so
+    // each step also looks inside an io error.
+    fn next<'a>(
+        e: &'a (dyn std::error::Error + 'static),
+    ) -> Option<&'a (dyn std::error::Error + 'static)> {
+        match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        }
+    }
+    std::iter::successors(Some(error), |&e| next(e)).any(|e| {
+        matches!(
+            e.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+            ))
+        )
+    })
 }
 
 /// Builds `builder` into a client that verifies servers against the
@@ -187,26 +319,84 @@ mod tests {
         path
     }
 
+    /// A private CA's certificate, PEM.
+    fn private_ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Tollgate test CA");
+        params.self_signed(&key).expect("ca").pem()
+    }
+
     #[test]
     fn ssl_cert_file_adds_its_certificates() {
-        // The machine's own bundle: many certificates, most of them already
-        // built in; the store grows by what the file holds.
-        let bundle = [
-            "/etc/pki/tls/certs/ca-bundle.crt",
-            "/etc/ssl/certs/ca-certificates.crt",
-        ]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-        .expect("this machine has a system CA bundle");
+        let path = temp_file("private-ca", private_ca_pem().as_bytes());
         let (base, _) = roots(None);
-        let (store, problem) = roots(Some(bundle));
+        let (store, problem) = roots(Some(&path));
+        let _ = std::fs::remove_file(&path);
         assert_eq!(problem, None);
+        assert_eq!(store.len(), base.len() + 1);
+    }
+
+    #[test]
+    fn a_rejected_certificate_beside_good_ones_is_reported_and_the_good_ones_kept() {
+        let pem = format!(
+            "{}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            private_ca_pem()
+        );
+        let path = temp_file("partly", pem.as_bytes());
+        let (base, _) = roots(None);
+        let (store, problem) = roots(Some(&path));
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            problem,
+            Some(ExtraRootsError::PartlyRejected {
+                found: 2,
+                rejected: 1
+            })
+        );
+        assert_eq!(store.len(), base.len() + 1);
+    }
+
+    #[test]
+    fn the_environment_decides_and_every_problem_is_named() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let plain = from_environment(env(&[]));
+        assert!(plain.config.is_ok());
+        assert_eq!(plain.problem, None);
+
+        let missing = from_environment(env(&[("SSL_CERT_FILE", "/nonexistent/ca.pem")]));
+        assert!(missing.config.is_ok(), "the built-in roots still serve");
+        let text = missing.problem.expect("named");
         assert!(
-            store.len() > base.len() + 50,
-            "{} > {}",
-            store.len(),
-            base.len()
+            text.starts_with("SSL_CERT_FILE /nonexistent/ca.pem: cannot read it"),
+            "{text}"
+        );
+
+        let dir = from_environment(env(&[("SSL_CERT_DIR", "/etc/ssl/certs")]));
+        assert!(dir.config.is_ok());
+        assert!(
+            dir.problem
+                .expect("named")
+                .contains("SSL_CERT_DIR is set but not read"),
+        );
+
+        let special = from_environment(env(&[("SSL_CERT_FILE", "/dev/zero")]));
+        assert!(
+            special
+                .problem
+                .expect("named")
+                .contains("not a regular file"),
+            "a device is never read"
         );
     }
 
@@ -264,6 +454,23 @@ mod tests {
             problem,
             Some(ExtraRootsError::TooLarge(MAX_EXTRA_ROOTS_FILE + 1))
         );
+    }
+
+    #[test]
+    fn an_unknown_issuer_is_found_through_io_wrapping() {
+        let rustls_error =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_error);
+        assert!(is_unknown_issuer(&io));
+        // As hyper-util hands it over: an io error around that io error.
+        let wrapped = std::io::Error::other(io);
+        assert!(is_unknown_issuer(&wrapped));
+        let expired = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
+        );
+        assert!(!is_unknown_issuer(&expired));
+        assert!(!is_unknown_issuer(&std::io::Error::other("UnknownIssuer")));
     }
 
     #[test]

@@ -189,10 +189,10 @@ impl BoundedBody {
     }
 }
 
-/// [`ChatTransport`] over reqwest (rustls). Created at init; its client is
-/// built on the first webhook delivery (trust roots are most of a cold
-/// start's CPU, and an SNS-only configuration never needs them; see
-/// [`tollgate_core::tls`]), then reused.
+/// [`ChatTransport`] over reqwest (rustls, the process's TLS configuration
+/// from [`tollgate_core::tls`]). Created at init; its client is built on
+/// the first webhook delivery (an SNS-only configuration never needs one),
+/// then reused.
 #[derive(Debug, Clone)]
 pub struct ReqwestTransport {
     connect_timeout: Duration,

@@ -30,22 +30,37 @@ const OK: Answer = Answer {
 /// Serves `answer` on 127.0.0.1, over TLS when `tls` is given; counts
 /// requests.
 async fn serve(answer: Answer, tls: Option<Arc<rustls::ServerConfig>>) -> (u16, Arc<AtomicUsize>) {
+    let (port, hits, _) = serve_each(vec![answer], tls).await;
+    (port, hits)
+}
+
+/// Serves the n-th request the n-th answer (the last one from then on);
+/// counts requests and accepted connections.
+async fn serve_each(
+    answers: Vec<Answer>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let hits = Arc::new(AtomicUsize::new(0));
-    let counted = hits.clone();
+    let accepts = Arc::new(AtomicUsize::new(0));
+    let (counted, accepted) = (hits.clone(), accepts.clone());
+    let answers = Arc::new(answers);
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
+            accepted.fetch_add(1, Ordering::SeqCst);
             let hits = counted.clone();
             let tls = tls.clone();
+            let answers = answers.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |_req| {
-                    hits.fetch_add(1, Ordering::SeqCst);
+                    let n = hits.fetch_add(1, Ordering::SeqCst);
+                    let answer = answers[n.min(answers.len() - 1)];
                     async move {
                         tokio::time::sleep(answer.delay).await;
                         let mut response = hyper::Response::builder()
@@ -77,13 +92,28 @@ async fn serve(answer: Answer, tls: Option<Arc<rustls::ServerConfig>>) -> (u16, 
             });
         }
     });
-    (port, hits)
+    (port, hits, accepts)
 }
 
 async fn ssm(
     endpoint: String,
     http: ReqwestHttpClient,
     read_timeout: Option<Duration>,
+) -> aws_sdk_ssm::Client {
+    ssm_retrying(
+        endpoint,
+        http,
+        read_timeout,
+        aws_config::retry::RetryConfig::disabled(),
+    )
+    .await
+}
+
+async fn ssm_retrying(
+    endpoint: String,
+    http: ReqwestHttpClient,
+    read_timeout: Option<Duration>,
+    retry: aws_config::retry::RetryConfig,
 ) -> aws_sdk_ssm::Client {
     let mut timeouts = aws_config::timeout::TimeoutConfig::builder();
     if let Some(limit) = read_timeout {
@@ -94,7 +124,7 @@ async fn ssm(
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("AKIDTEST", "test", None, None, "test"))
         .endpoint_url(endpoint)
-        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .retry_config(retry)
         .timeout_config(timeouts.build())
         .load()
         .await;
@@ -212,8 +242,9 @@ async fn the_read_timeout_is_a_timeout_and_a_refused_connection_is_io() {
     );
 }
 
-/// A private CA and a `localhost` certificate it signed.
-fn private_ca() -> (rustls::RootCertStore, Arc<rustls::ServerConfig>) {
+/// A private CA (its certificate as PEM) and a server with a `localhost`
+/// certificate it signed.
+fn private_ca() -> (String, Arc<rustls::ServerConfig>) {
     let ca_key = rcgen::KeyPair::generate().expect("key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -227,8 +258,6 @@ fn private_ca() -> (rustls::RootCertStore, Arc<rustls::ServerConfig>) {
         .expect("params")
         .signed_by(&leaf_key, &issuer)
         .expect("leaf");
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca_cert.der().clone()).expect("anchor");
     let key =
         rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).expect("key der");
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -238,7 +267,7 @@ fn private_ca() -> (rustls::RootCertStore, Arc<rustls::ServerConfig>) {
         .with_no_client_auth()
         .with_single_cert(vec![leaf.der().clone()], key)
         .expect("server config");
-    (roots, Arc::new(server))
+    (ca_cert.pem(), Arc::new(server))
 }
 
 #[tokio::test]
@@ -247,12 +276,15 @@ async fn https_verifies_against_the_configured_roots() {
     let (port, hits) = serve(OK, Some(server)).await;
     let endpoint = format!("https://localhost:{port}");
 
-    // Trusting the private CA (as SSL_CERT_FILE adds it): answered.
-    let trusting = ReqwestHttpClient::with_tls(move || {
-        let (mut store, _) = tollgate_core::tls::roots(None);
-        store.roots.extend(ca.roots.iter().cloned());
-        tollgate_core::tls::client_config(store).map_err(|e| e.to_string())
-    });
+    // Trusting the private CA from a PEM file, as SSL_CERT_FILE adds it:
+    // answered.
+    let file = std::env::temp_dir().join(format!("tollgate-private-ca-{}.pem", std::process::id()));
+    std::fs::write(&file, ca).expect("ca file");
+    let (store, problem) = tollgate_core::tls::roots(Some(&file));
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(problem, None);
+    let config = tollgate_core::tls::client_config(store).expect("config");
+    let trusting = ReqwestHttpClient::with_tls(move || Ok(config.clone()));
     let got = ssm(endpoint.clone(), trusting, None)
         .await
         .get_parameter()
@@ -264,7 +296,11 @@ async fn https_verifies_against_the_configured_roots() {
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 
     // The built-in roots alone: the handshake fails, nothing is sent.
-    let err = ssm(endpoint, ReqwestHttpClient::new(), None)
+    let built_in = || {
+        tollgate_core::tls::client_config(tollgate_core::tls::roots(None).0)
+            .map_err(|e| e.to_string())
+    };
+    let err = ssm(endpoint, ReqwestHttpClient::with_tls(built_in), None)
         .await
         .get_parameter()
         .name("x")
@@ -294,4 +330,123 @@ async fn a_client_that_cannot_be_built_fails_each_request_with_why() {
         "{}",
         DisplayErrorContext(&err)
     );
+}
+
+#[tokio::test]
+async fn a_transient_error_poisons_the_connection_and_the_retry_connects_afresh() {
+    let (port, hits, accepts) = serve_each(vec![Answer { status: 503, ..OK }, OK], None).await;
+    let retry = aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(2)
+        .with_initial_backoff(Duration::from_millis(10));
+    let http = ReqwestHttpClient::new();
+    let client = ssm_retrying(
+        format!("http://127.0.0.1:{port}"),
+        http.clone(),
+        None,
+        retry,
+    )
+    .await;
+    client
+        .get_parameter()
+        .name("x")
+        .send()
+        .await
+        .expect("the retry is answered");
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        accepts.load(Ordering::SeqCst),
+        2,
+        "the 503's connection was not reused"
+    );
+
+    // Without a transient error the connection is kept.
+    let (port, _, accepts) = serve_each(vec![OK], None).await;
+    let client = ssm(
+        format!("http://127.0.0.1:{port}"),
+        ReqwestHttpClient::new(),
+        None,
+    )
+    .await;
+    for _ in 0..2 {
+        client
+            .get_parameter()
+            .name("x")
+            .send()
+            .await
+            .expect("answered");
+    }
+    assert_eq!(
+        accepts.load(Ordering::SeqCst),
+        1,
+        "one keep-alive connection"
+    );
+}
+
+#[test]
+fn a_path_the_url_parser_would_rewrite_is_refused_not_sent() {
+    let request = |uri: &str| {
+        http::Request::builder()
+            .uri(uri)
+            .body(SdkBody::empty())
+            .expect("request")
+    };
+    assert!(sendable(request("http://127.0.0.1:1/bucket/key%2Fwith/escapes")).is_ok());
+    for uri in [
+        "http://127.0.0.1:1/bucket/a/../b",
+        "http://127.0.0.1:1/bucket/./b",
+    ] {
+        let err = sendable(request(uri)).expect_err(uri);
+        assert!(err.is_user(), "{uri}: {err:?}");
+        assert!(
+            format!("{err:?}").contains("cannot be sent as signed"),
+            "{err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_of_no_built_in_root_switches_to_the_fallback_and_the_retry_succeeds() {
+    let (ca, server) = private_ca();
+    let (port, hits) = serve(OK, Some(server)).await;
+    let file =
+        std::env::temp_dir().join(format!("tollgate-fallback-ca-{}.pem", std::process::id()));
+    std::fs::write(&file, ca).expect("ca file");
+    let (wide, _) = tollgate_core::tls::roots(Some(&file));
+    let _ = std::fs::remove_file(&file);
+    let wide = tollgate_core::tls::client_config(wide).expect("config");
+    let built_in = || {
+        tollgate_core::tls::client_config(tollgate_core::tls::roots(None).0)
+            .map_err(|e| e.to_string())
+    };
+    let http = ReqwestHttpClient::with_tls(built_in).with_fallback(move || Ok(wide.clone()));
+    let retry = aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(2)
+        .with_initial_backoff(Duration::from_millis(10));
+    let client = ssm_retrying(
+        format!("https://localhost:{port}"),
+        http.clone(),
+        None,
+        retry,
+    )
+    .await;
+    assert!(!http.widened());
+    let got = client
+        .get_parameter()
+        .name("x")
+        .send()
+        .await
+        .expect("the retry verifies");
+    assert!(got.parameter().is_some());
+    assert!(http.widened(), "switched once, for the process");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "the first attempt sent nothing"
+    );
+    client
+        .get_parameter()
+        .name("x")
+        .send()
+        .await
+        .expect("stays switched");
 }
