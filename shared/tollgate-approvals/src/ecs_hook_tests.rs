@@ -1,121 +1,33 @@
-//! Continue / Roll back clicks against in-module fakes of ECS's service
-//! deployments and Slack, through the whole endpoint (signature first).
+//! Continue / Roll back clicks against the fakes of ECS's service
+//! deployments and Slack ([`crate::test_fakes`]), through the whole
+//! endpoint (signature first).
 
 use crate::app::{Approvals, Ready};
-use crate::ecs_hook::{EcsHooks, PauseState, ResumeAnswer, ServiceDeployments};
+use crate::ecs_hook::{EcsHooks, PauseState};
 use crate::interaction::tests::form;
 use crate::policy::Policy;
-use crate::ports::PortError;
 use crate::signature::sign;
-use crate::test_fakes::{FakeChat, NoPipelines};
+use crate::test_fakes::{ECS_ARN as ARN, ECS_HOOK as HOOK, FakeChat, FakeEcs, FakePipeline};
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tollgate_core::ecs_pause_request::{BLOCK, CONTINUE, PauseRef, ROLLBACK};
 use tollgate_core::secret::Secret;
 use tollgate_report::lambda::{Function, Invocation};
 
 const SECRET: &str = "test-signing-secret";
-const ARN: &str =
-    "arn:aws:ecs:eu-west-1:111122223333:service-deployment/prod/checkout-web/r9i43YFjvgF";
-const HOOK: &str = "ecs-pause-e7tK9G_WRJqNF";
 const POLICY: &str =
     r#"{"services": {"prod/checkout-web": {"users": ["U0APPROVER"], "groups": ["S0APPROVERS"]}}}"#;
 
-/// ECS: one deployment with one pause hook; ContinueServiceDeployment
-/// succeeds once, while the hook waits.
-#[derive(Debug)]
-struct FakeEcs {
-    state: Mutex<(String, String)>,
-    resumes: Mutex<Vec<bool>>,
-    /// `Some(applied)`: ContinueServiceDeployment answers Unsure, having
-    /// applied the decision or not.
-    lose_answer: Mutex<Option<bool>>,
-}
-
-impl FakeEcs {
-    fn paused() -> Arc<Self> {
-        Self::with("IN_PROGRESS", "AWAITING_ACTION")
-    }
-    fn with(deployment: &str, hook: &str) -> Arc<Self> {
-        Arc::new(Self {
-            state: Mutex::new((deployment.into(), hook.into())),
-            resumes: Mutex::new(Vec::new()),
-            lose_answer: Mutex::new(None),
-        })
-    }
-    fn losing_answer(applied: bool) -> Arc<Self> {
-        let ecs = Self::paused();
-        *ecs.lose_answer.lock().expect("lock") = Some(applied);
-        ecs
-    }
-    fn resumes(&self) -> Vec<bool> {
-        self.resumes.lock().expect("lock").clone()
-    }
-}
-
-impl ServiceDeployments for FakeEcs {
-    fn pause_state<'a>(
-        &'a self,
-        deployment: &'a str,
-        hook: &'a str,
-    ) -> crate::ecs_hook::BoxFuture<'a, Result<PauseState, PortError>> {
-        Box::pin(async move {
-            tokio::task::yield_now().await;
-            if deployment != ARN {
-                return Ok(PauseState::default());
-            }
-            let s = self.state.lock().expect("lock").clone();
-            Ok(PauseState {
-                deployment_status: Some(s.0),
-                hook_status: (hook == HOOK).then_some(s.1),
-                expires_at: Some(1_700_003_600),
-                timeout_action: Some("ROLLBACK".into()),
-                updated_at: Some(1_700_000_000),
-            })
-        })
-    }
-
-    fn resume<'a>(
-        &'a self,
-        _deployment: &'a str,
-        hook: &'a str,
-        rollback: bool,
-    ) -> crate::ecs_hook::BoxFuture<'a, Result<ResumeAnswer, PortError>> {
-        Box::pin(async move {
-            tokio::task::yield_now().await;
-            let mut s = self.state.lock().expect("lock");
-            if let Some(applied) = *self.lose_answer.lock().expect("lock") {
-                if applied {
-                    s.1 = if rollback { "FAILED" } else { "SUCCEEDED" }.into();
-                    self.resumes.lock().expect("lock").push(rollback);
-                }
-                return Ok(ResumeAnswer::Unsure(
-                    "ContinueServiceDeployment: the connection failed while sending".into(),
-                ));
-            }
-            if hook != HOOK || s.1 != "AWAITING_ACTION" || s.0 != "IN_PROGRESS" {
-                return Ok(ResumeAnswer::NotPaused("ClientException".into()));
-            }
-            s.1 = if rollback { "FAILED" } else { "SUCCEEDED" }.into();
-            if rollback {
-                s.0 = "ROLLBACK_REQUESTED".into();
-            }
-            self.resumes.lock().expect("lock").push(rollback);
-            Ok(ResumeAnswer::Accepted)
-        })
-    }
-}
-
 /// CodePipeline is never asked in these tests.
-type App = Approvals<NoPipelines, FakeChat>;
+type App = Approvals<FakePipeline, FakeChat>;
 
 fn app(ecs: Option<Arc<FakeEcs>>, services: &[&str], policy: &str) -> App {
     Approvals::new(Ok(Ready {
         signing_secret: Secret::new(SECRET),
         policy: Policy::parse(policy).expect("policy"),
-        pipelines: NoPipelines,
-        chat: FakeChat::default(),
+        pipelines: FakePipeline::untouched(),
+        chat: FakeChat::default().forbidding_approval_calls(),
         response_url_prefix: "https://hooks.slack.com/".into(),
         max_body: 1 << 20,
         ecs: ecs.map(|e| EcsHooks {

@@ -1,19 +1,16 @@
-//! Override clicks against in-module fakes of CodePipeline's stage
-//! conditions and Slack, through the whole endpoint (signature first).
+//! Override clicks against the fakes of CodePipeline's stage conditions and
+//! Slack ([`crate::test_fakes`]), through the whole endpoint (signature
+//! first).
 
 use crate::app::{Approvals, Ready};
 use crate::interaction::tests::form;
 use crate::policy::Policy;
-use crate::ports::PortError;
 use crate::signature::sign;
-use crate::stage_condition::{
-    ConditionView, OverrideAnswer, RuleView, StageConditions, StageOverrides, pipelines_from_env,
-    rules_text,
-};
-use crate::test_fakes::{FakeChat, NoPipelines};
+use crate::stage_condition::{RuleView, StageOverrides, pipelines_from_env, rules_text};
+use crate::test_fakes::{FakeChat, FakeConditions, FakePipeline};
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tollgate_core::secret::Secret;
 use tollgate_core::stage_condition_request::{BLOCK, ConditionKind, ConditionRef, OVERRIDE};
 use tollgate_report::lambda::{Function, Invocation};
@@ -23,90 +20,14 @@ const EXEC: &str = "3137f7cb-7cf7-4a54-8e5b-1f2a3b4c5d6e";
 const POLICY: &str =
     r#"{"pipelines": {"pay": {"users": ["U0APPROVER"], "groups": ["S0APPROVERS"]}}}"#;
 
-/// CodePipeline: the Production stage's entry condition, for `EXEC`.
-#[derive(Debug)]
-struct FakeConditions {
-    /// (execution, status)
-    state: Mutex<(String, String)>,
-    overrides: Mutex<u32>,
-    /// `Some(applied)`: OverrideStageCondition answers Unsure.
-    lose_answer: Mutex<Option<bool>>,
-}
-
-impl FakeConditions {
-    fn with(execution: &str, status: &str) -> Arc<Self> {
-        Arc::new(Self {
-            state: Mutex::new((execution.into(), status.into())),
-            overrides: Mutex::new(0),
-            lose_answer: Mutex::new(None),
-        })
-    }
-    fn overrides(&self) -> u32 {
-        *self.overrides.lock().expect("lock")
-    }
-}
-
-impl StageConditions for FakeConditions {
-    fn condition<'a>(
-        &'a self,
-        c: &'a ConditionRef,
-    ) -> crate::stage_condition::BoxFuture<'a, Result<ConditionView, PortError>> {
-        Box::pin(async move {
-            tokio::task::yield_now().await;
-            if c.stage != "Production" || c.kind != ConditionKind::BeforeEntry {
-                return Ok(ConditionView::default());
-            }
-            let s = self.state.lock().expect("lock").clone();
-            Ok(ConditionView {
-                execution: Some(s.0),
-                status: Some(s.1),
-                summary: None,
-                changed_at: Some(1_700_000_000),
-                rules: vec![RuleView {
-                    name: "NoAlarms<!here>".into(),
-                    status: Some("InProgress".into()),
-                    summary: Some("alarm *pay-5xx* in ALARM".into()),
-                }],
-            })
-        })
-    }
-
-    fn override_condition<'a>(
-        &'a self,
-        c: &'a ConditionRef,
-    ) -> crate::stage_condition::BoxFuture<'a, Result<OverrideAnswer, PortError>> {
-        Box::pin(async move {
-            tokio::task::yield_now().await;
-            let mut s = self.state.lock().expect("lock");
-            if let Some(applied) = *self.lose_answer.lock().expect("lock") {
-                if applied {
-                    s.1 = "Overridden".into();
-                    *self.overrides.lock().expect("lock") += 1;
-                }
-                return Ok(OverrideAnswer::Unsure(
-                    "OverrideStageCondition: timed out".into(),
-                ));
-            }
-            if s.0 != c.execution || s.1 != "InProgress" {
-                return Ok(OverrideAnswer::NotOverridable(
-                    "ConditionNotOverridableException".into(),
-                ));
-            }
-            s.1 = "Overridden".into();
-            *self.overrides.lock().expect("lock") += 1;
-            Ok(OverrideAnswer::Accepted)
-        })
-    }
-}
-
-type App = Approvals<NoPipelines, FakeChat>;
+type App = Approvals<FakePipeline, FakeChat>;
 
 fn app(port: Option<Arc<FakeConditions>>, pipelines: &[&str]) -> App {
     Approvals::new(Ok(Ready {
         signing_secret: Secret::new(SECRET),
         policy: Policy::parse(POLICY).expect("policy"),
-        pipelines: NoPipelines,
-        chat: FakeChat::default(),
+        pipelines: FakePipeline::untouched(),
+        chat: FakeChat::default().forbidding_approval_calls(),
         response_url_prefix: "https://hooks.slack.com/".into(),
         max_body: 1 << 20,
         ecs: None,
@@ -294,7 +215,7 @@ async fn an_answerless_override_is_read_again() {
         *port.lose_answer.lock().expect("lock") = Some(applied);
         let a = app(Some(port.clone()), &["pay"]);
         send(&a, &click("U0APPROVER", &value("pay", EXEC), false)).await;
-        let all = chat(&a).calls.lock().expect("lock").clone();
+        let all = chat(&a).all_calls();
         let text = format!("{all:?}");
         assert!(text.contains(says), "{applied}: {text}");
         assert!(!text.contains("Not overridden"), "never 'not done': {text}");

@@ -1,175 +1,19 @@
-//! The endpoint against in-crate fakes of its ports: CodePipeline's
-//! approval state machine and Slack's Web API.
+//! The endpoint against in-crate fakes of its ports ([`crate::test_fakes`]):
+//! CodePipeline's approval state machine and Slack's Web API.
 
 use crate::app::{Approvals, Ready};
 use crate::interaction::tests::{click, form};
 use crate::policy::Policy;
-use crate::ports::{ApprovalState, Chat, Pipelines, PortError, PutOutcome};
+use crate::ports::{Chat, Pipelines, PortError};
 use crate::signature::sign;
+pub(crate) use crate::test_fakes::{FakeChat, FakePipeline};
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use serde_json::{Value, json};
-use std::sync::Mutex;
 use tollgate_core::approval_request::{APPROVE, ApprovalRef, REASON_INPUT, REJECT, REJECT_VIEW};
 use tollgate_core::secret::Secret;
 use tollgate_report::lambda::{Function, Invocation};
 
 pub(crate) const SECRET: &str = "test-signing-secret";
-
-/// CodePipeline's manual approval: a token while `InProgress`, one result.
-#[derive(Debug)]
-pub(crate) struct FakePipeline {
-    state: Mutex<(String, String, Option<String>, Option<String>)>,
-    pub(crate) puts: Mutex<Vec<(bool, String)>>,
-    /// `PutApprovalResult` never answers; `Some(true)`: after recording.
-    pub(crate) hang: Mutex<Option<bool>>,
-    /// What `ListActionExecutions` shows (the commit-author rule).
-    pub(crate) outputs: Mutex<Result<Vec<crate::author::ActionOutput>, PortError>>,
-    /// The actions `ListActionExecutions` was asked about.
-    pub(crate) listed: Mutex<Vec<String>>,
-}
-
-impl FakePipeline {
-    pub(crate) fn waiting(execution: &str) -> Self {
-        Self {
-            state: Mutex::new((execution.into(), "InProgress".into(), None, None)),
-            puts: Mutex::new(Vec::new()),
-            hang: Mutex::new(None),
-            outputs: Mutex::new(Ok(Vec::new())),
-            listed: Mutex::new(Vec::new()),
-        }
-    }
-    /// Records a decision as CodePipeline does; `Some` when refused.
-    fn record(&self, token: &Secret, approved: bool, summary: &str) -> Option<PutOutcome> {
-        let mut s = self.state.lock().expect("lock");
-        if token.expose() != format!("token-{}", s.0) {
-            return Some(PutOutcome::InvalidToken);
-        }
-        match s.1.as_str() {
-            "InProgress" => {}
-            "Failed" if s.3.is_some() => return Some(PutOutcome::InvalidToken),
-            _ => return Some(PutOutcome::AlreadyCompleted),
-        }
-        s.1 = if approved { "Succeeded" } else { "Failed" }.into();
-        s.2 = Some(summary.to_owned());
-        self.puts
-            .lock()
-            .expect("lock")
-            .push((approved, summary.to_owned()));
-        None
-    }
-
-    fn set(&self, status: &str, error: Option<&str>) {
-        let mut s = self.state.lock().expect("lock");
-        s.1 = status.into();
-        s.3 = error.map(str::to_owned);
-    }
-}
-
-impl Pipelines for FakePipeline {
-    async fn approval_state(&self, a: &ApprovalRef) -> Result<ApprovalState, PortError> {
-        tokio::task::yield_now().await;
-        if a.pipeline != "pay" {
-            return Err(PortError::NotFound(format!(
-                "pipeline {} does not exist",
-                a.pipeline
-            )));
-        }
-        let s = self.state.lock().expect("lock").clone();
-        Ok(ApprovalState {
-            execution: Some(s.0.clone()),
-            token: (s.1 == "InProgress").then(|| Secret::new(format!("token-{}", s.0))),
-            status: Some(s.1),
-            changed_at: Some(1_700_000_000),
-            summary: s.2,
-            updated_by: None,
-            error: s.3,
-        })
-    }
-
-    async fn put_result(
-        &self,
-        _a: &ApprovalRef,
-        token: &Secret,
-        approved: bool,
-        summary: &str,
-    ) -> Result<PutOutcome, PortError> {
-        tokio::task::yield_now().await;
-        let hang = *self.hang.lock().expect("lock");
-        if hang == Some(false) {
-            std::future::pending::<()>().await;
-        }
-        if let Some(early) = self.record(token, approved, summary) {
-            return Ok(early);
-        }
-        if hang == Some(true) {
-            std::future::pending::<()>().await;
-        }
-        Ok(PutOutcome::Recorded)
-    }
-
-    async fn action_outputs(
-        &self,
-        _a: &ApprovalRef,
-        action: &str,
-    ) -> Result<Vec<crate::author::ActionOutput>, PortError> {
-        self.listed.lock().expect("lock").push(action.to_owned());
-        self.outputs.lock().expect("lock").clone()
-    }
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct FakeChat {
-    calls: Mutex<Vec<(String, Value)>>,
-    email: Option<String>,
-}
-
-impl FakeChat {
-    pub(crate) fn calls(&self, method: &str) -> Vec<Value> {
-        self.calls
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|(m, _)| m == method)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-    fn record(&self, m: &str, v: Value) {
-        self.calls.lock().expect("lock").push((m.into(), v));
-    }
-}
-
-impl Chat for FakeChat {
-    async fn update(&self, channel: &str, ts: &str, mut message: Value) -> Result<(), PortError> {
-        message["channel"] = json!(channel);
-        message["ts"] = json!(ts);
-        self.record("chat.update", message);
-        Ok(())
-    }
-    async fn respond(&self, url: &str, mut message: Value) -> Result<(), PortError> {
-        message["url"] = json!(url);
-        self.record("respond", message);
-        Ok(())
-    }
-    async fn open_view(&self, trigger_id: &str, view: Value) -> Result<(), PortError> {
-        self.record(
-            "views.open",
-            json!({"trigger_id": trigger_id, "view": view}),
-        );
-        Ok(())
-    }
-    async fn group_members(&self, group: &str) -> Result<Vec<String>, PortError> {
-        self.record("usergroups.users.list", json!({"usergroup": group}));
-        Ok(if group == "S0APPROVERS" {
-            vec!["U0GROUPMEMBER".into()]
-        } else {
-            vec![]
-        })
-    }
-    async fn user_email(&self, user: &str) -> Result<Option<String>, PortError> {
-        self.record("users.info", json!({"user": user}));
-        Ok(self.email.clone())
-    }
-}
 
 pub(crate) fn app(
     pipeline: FakePipeline,
@@ -381,10 +225,7 @@ fn built_by(author: &str) -> FakePipeline {
 }
 
 fn clicker_email(email: Option<&str>) -> FakeChat {
-    FakeChat {
-        email: email.map(str::to_owned),
-        ..FakeChat::default()
-    }
+    FakeChat::default().with_email(email)
 }
 
 fn said(a: &Approvals<FakePipeline, FakeChat>) -> Vec<String> {
@@ -566,7 +407,7 @@ async fn unsigned_stale_tampered_and_malformed_requests_change_nothing() {
     );
     let s = state(&a);
     assert!(s.pipelines.puts.lock().expect("lock").is_empty());
-    assert!(s.chat.calls.lock().expect("lock").is_empty());
+    assert!(s.chat.all_calls().is_empty());
 }
 
 #[tokio::test]

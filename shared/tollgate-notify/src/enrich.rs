@@ -1482,7 +1482,7 @@ mod tests {
     mod hook_failures {
         use super::super::*;
         use crate::events;
-        use std::sync::Mutex;
+        use crate::test_fakes::FakeSource;
 
         const FAILED: &str =
             include_str!("../../../events/notifier/codedeploy-deployment-failed-rollback.json");
@@ -1490,70 +1490,17 @@ mod tests {
             include_str!("../../../events/notifier/codedeploy-deployment-succeeded.json");
         const PREFIX: &str = "/tollgate/s/hook-failures";
 
-        struct Src {
-            deployment: DeploymentInfo,
-            record: Result<Option<String>, SourceError>,
-            reads: Mutex<Vec<String>>,
-        }
-
-        impl Src {
-            fn new(record: Result<Option<String>, SourceError>) -> Self {
-                Self {
-                    deployment: DeploymentInfo {
-                        status: Some("Failed".into()),
-                        error_code: Some("HOOK_EXECUTION_FAILURE".into()),
-                        error_message: Some("Lifecycle event AfterAllowTestTraffic failed".into()),
-                        ..DeploymentInfo::default()
-                    },
-                    record,
-                    reads: Mutex::default(),
-                }
-            }
-        }
-
-        fn none<T>() -> Result<T, SourceError> {
-            Err(SourceError::NotFound {
-                action: "x",
-                detail: "unused".into(),
-            })
-        }
-
-        impl SourceReader for Src {
-            async fn pipeline_execution(
-                &self,
-                _: &str,
-                _: &str,
-                _: &str,
-            ) -> Result<PipelineExecutionInfo, SourceError> {
-                none()
-            }
-            async fn action_executions(
-                &self,
-                _: &str,
-                _: &str,
-                _: &str,
-            ) -> Result<Vec<ActionExecutionInfo>, SourceError> {
-                none()
-            }
-            async fn pipeline_executions(
-                &self,
-                _: &str,
-                _: &str,
-                _: i32,
-            ) -> Result<Vec<ExecutionSummaryInfo>, SourceError> {
-                none()
-            }
-            async fn deployment(&self, _: &str, _: &str) -> Result<DeploymentInfo, SourceError> {
-                Ok(self.deployment.clone())
-            }
-            async fn hook_failure_record(
-                &self,
-                _: &str,
-                name: &str,
-            ) -> Result<Option<String>, SourceError> {
-                self.reads.lock().expect("lock").push(name.to_owned());
-                self.record.clone()
-            }
+        /// A failed deployment's `GetDeployment`, and `record` as the hook
+        /// failure record; the pipeline reads are not expected.
+        fn src(record: Result<Option<String>, SourceError>) -> FakeSource {
+            FakeSource::unanswered()
+                .deployment(Ok(DeploymentInfo {
+                    status: Some("Failed".into()),
+                    error_code: Some("HOOK_EXECUTION_FAILURE".into()),
+                    error_message: Some("Lifecycle event AfterAllowTestTraffic failed".into()),
+                    ..DeploymentInfo::default()
+                }))
+                .hook_failure_record(record)
         }
 
         fn record(deployment_id: &str) -> String {
@@ -1566,25 +1513,24 @@ mod tests {
             .encode()
         }
 
-        async fn run(text: &str, src: Src, prefix: Option<&str>) -> (Notification, Vec<String>) {
+        async fn run(
+            text: &str,
+            src: FakeSource,
+            prefix: Option<&str>,
+        ) -> (Notification, Vec<String>) {
             let event = events::parse_str(text);
             let mut n = Notification::from_event(&event);
             let e = Enricher::new(src, Duration::from_secs(2), true)
                 .with_hook_failures(prefix.map(str::to_owned));
             e.enrich(&event, &mut n, Instant::now() + Duration::from_secs(5))
                 .await;
-            let reads = e.source().reads.lock().expect("lock").clone();
+            let reads = e.source().hook_failure_reads();
             (n, reads)
         }
 
         #[tokio::test]
         async fn a_matching_record_becomes_the_failed_checks() {
-            let (n, reads) = run(
-                FAILED,
-                Src::new(Ok(Some(record("d-7QXQ4LJ2B")))),
-                Some(PREFIX),
-            )
-            .await;
+            let (n, reads) = run(FAILED, src(Ok(Some(record("d-7QXQ4LJ2B")))), Some(PREFIX)).await;
             assert_eq!(reads, ["/tollgate/s/hook-failures/payments-api/prod"]);
             let f = n.failed_checks.expect("shown");
             assert_eq!(f.hook.as_deref(), Some("AfterAllowTestTraffic"));
@@ -1605,12 +1551,7 @@ mod tests {
 
         #[tokio::test]
         async fn a_record_of_another_deployment_is_left_out() {
-            let (n, reads) = run(
-                FAILED,
-                Src::new(Ok(Some(record("d-OLDER0001")))),
-                Some(PREFIX),
-            )
-            .await;
+            let (n, reads) = run(FAILED, src(Ok(Some(record("d-OLDER0001")))), Some(PREFIX)).await;
             assert_eq!(reads.len(), 1);
             assert!(n.failed_checks.is_none());
             assert_eq!(n.enrichment.state, EnrichmentState::Complete);
@@ -1618,10 +1559,10 @@ mod tests {
 
         #[tokio::test]
         async fn a_missing_or_foreign_value_is_left_out_quietly() {
-            let (n, _) = run(FAILED, Src::new(Ok(None)), Some(PREFIX)).await;
+            let (n, _) = run(FAILED, src(Ok(None)), Some(PREFIX)).await;
             assert!(n.failed_checks.is_none());
             assert_eq!(n.enrichment.state, EnrichmentState::Complete);
-            let (n, _) = run(FAILED, Src::new(Ok(Some("not json".into()))), Some(PREFIX)).await;
+            let (n, _) = run(FAILED, src(Ok(Some("not json".into()))), Some(PREFIX)).await;
             assert!(n.failed_checks.is_none());
         }
 
@@ -1631,7 +1572,7 @@ mod tests {
                 action: "ssm:GetParameter",
                 detail: "AccessDeniedException".into(),
             };
-            let (n, _) = run(FAILED, Src::new(Err(denied)), Some(PREFIX)).await;
+            let (n, _) = run(FAILED, src(Err(denied)), Some(PREFIX)).await;
             assert!(n.failed_checks.is_none());
             assert_eq!(n.enrichment.state, EnrichmentState::Partial);
             assert!(n.enrichment.problems[0].contains("grant ssm:GetParameter"));
@@ -1640,15 +1581,14 @@ mod tests {
 
         #[tokio::test]
         async fn without_a_prefix_or_for_a_success_nothing_is_read() {
-            let (n, reads) = run(FAILED, Src::new(Ok(Some(record("d-7QXQ4LJ2B")))), None).await;
+            let (n, reads) = run(FAILED, src(Ok(Some(record("d-7QXQ4LJ2B")))), None).await;
             assert!(reads.is_empty());
             assert!(n.failed_checks.is_none());
-            let mut src = Src::new(Ok(Some(record("d-7QXQ4LJ2B"))));
-            src.deployment = DeploymentInfo {
+            let succeeded = src(Ok(Some(record("d-7QXQ4LJ2B")))).deployment(Ok(DeploymentInfo {
                 status: Some("Succeeded".into()),
                 ..DeploymentInfo::default()
-            };
-            let (n, reads) = run(SUCCEEDED, src, Some(PREFIX)).await;
+            }));
+            let (n, reads) = run(SUCCEEDED, succeeded, Some(PREFIX)).await;
             assert!(reads.is_empty());
             assert!(n.failed_checks.is_none());
         }
@@ -1660,13 +1600,12 @@ mod tests {
                 panic!("a deployment event");
             };
             let undone = "d-UNDONE001";
-            let mut src = Src::new(Ok(Some(record(undone))));
-            src.deployment = DeploymentInfo {
+            let rollback = src(Ok(Some(record(undone)))).deployment(Ok(DeploymentInfo {
                 status: Some("Succeeded".into()),
                 rollback_triggering_deployment_id: Some(undone.into()),
                 ..DeploymentInfo::default()
-            };
-            let (n, reads) = run(SUCCEEDED, src, Some(PREFIX)).await;
+            }));
+            let (n, reads) = run(SUCCEEDED, rollback, Some(PREFIX)).await;
             assert_eq!(
                 reads,
                 [parameter_name(
@@ -1682,90 +1621,28 @@ mod tests {
     mod release_reads {
         use super::super::*;
         use crate::events::parse;
+        use crate::test_fakes::FakeSource;
         use serde_json::json;
-        use std::sync::Mutex;
 
-        /// GetPipeline and the unfiltered ListActionExecutions, counted.
-        #[derive(Debug, Default)]
-        struct Src {
-            plan_reads: Mutex<Vec<(String, i32)>>,
-            recent_reads: Mutex<u32>,
-            fail_plan: bool,
-        }
-
-        fn none<T>() -> Result<T, SourceError> {
-            Err(SourceError::NotFound {
-                action: "x",
-                detail: "unused".into(),
-            })
-        }
-
-        impl SourceReader for Src {
-            async fn pipeline_execution(
-                &self,
-                _: &str,
-                _: &str,
-                _: &str,
-            ) -> Result<PipelineExecutionInfo, SourceError> {
-                Ok(PipelineExecutionInfo::default())
-            }
-            async fn action_executions(
-                &self,
-                _: &str,
-                _: &str,
-                _: &str,
-            ) -> Result<Vec<ActionExecutionInfo>, SourceError> {
-                Ok(vec![ActionExecutionInfo {
+        /// GetPipeline and the unfiltered ListActionExecutions (counted by
+        /// the fake), one deploy action of the execution.
+        fn src() -> FakeSource {
+            FakeSource::unanswered()
+                .pipeline_execution(Ok(PipelineExecutionInfo::default()))
+                .action_executions(Ok(vec![ActionExecutionInfo {
                     stage: "Deploy".into(),
                     action: "Blue".into(),
                     provider: Some("CodeDeployToECS".into()),
                     external_id: Some("d-ABC123".into()),
                     ..ActionExecutionInfo::default()
-                }])
-            }
-            async fn pipeline_executions(
-                &self,
-                _: &str,
-                _: &str,
-                _: i32,
-            ) -> Result<Vec<ExecutionSummaryInfo>, SourceError> {
-                none()
-            }
-            async fn deployment(&self, _: &str, _: &str) -> Result<DeploymentInfo, SourceError> {
-                none()
-            }
-            async fn pipeline_stages(
-                &self,
-                _: &str,
-                pipeline: &str,
-                version: i32,
-            ) -> Result<Vec<String>, SourceError> {
-                self.plan_reads
-                    .lock()
-                    .expect("lock")
-                    .push((pipeline.to_owned(), version));
-                if self.fail_plan {
-                    return Err(SourceError::Denied {
-                        action: "codepipeline:GetPipeline",
-                        detail: "AccessDenied".into(),
-                    });
-                }
-                Ok(vec!["Source".into(), "Build".into(), "Prod".into()])
-            }
-            async fn recent_action_executions(
-                &self,
-                _: &str,
-                _: &str,
-                _: i32,
-            ) -> Result<Vec<ActionExecutionInfo>, SourceError> {
-                *self.recent_reads.lock().expect("lock") += 1;
-                Ok(vec![ActionExecutionInfo {
+                }]))
+                .pipeline_stages(Ok(vec!["Source".into(), "Build".into(), "Prod".into()]))
+                .recent_action_executions(Ok(vec![ActionExecutionInfo {
                     provider: Some("CodeBuild".into()),
                     external_id: Some("pay-build:1e6c4b9a-2d7f-4a3e-8c5b-0f9d2a7e4c61".into()),
                     execution_id: Some("x1".into()),
                     ..ActionExecutionInfo::default()
-                }])
-            }
+                }]))
         }
 
         fn stage_event(version: serde_json::Value) -> Event {
@@ -1777,7 +1654,7 @@ mod tests {
             }))
         }
 
-        async fn enrich(e: &Enricher<Src>, event: &Event) -> Notification {
+        async fn enrich(e: &Enricher<FakeSource>, event: &Event) -> Notification {
             let mut n = Notification::from_event(event);
             e.enrich(event, &mut n, Instant::now() + Duration::from_secs(2))
                 .await;
@@ -1786,8 +1663,7 @@ mod tests {
 
         #[tokio::test]
         async fn the_stage_plan_is_read_once_per_pipeline_version() {
-            let e = Enricher::new(Src::default(), Duration::from_secs(2), true)
-                .with_release_reads(true);
+            let e = Enricher::new(src(), Duration::from_secs(2), true).with_release_reads(true);
             for v in [json!(3), json!("3"), json!(3.0)] {
                 let n = enrich(&e, &stage_event(v)).await;
                 assert_eq!(n.planned_stages, vec!["Source", "Build", "Prod"]);
@@ -1797,7 +1673,7 @@ mod tests {
             let n = enrich(&e, &stage_event(json!(4))).await;
             assert_eq!(n.planned_stages.len(), 3);
             assert_eq!(
-                *e.source().plan_reads.lock().expect("lock"),
+                e.source().plan_reads(),
                 vec![("pay".to_owned(), 3), ("pay".to_owned(), 4)]
             );
             // The cache is bounded.
@@ -1818,10 +1694,10 @@ mod tests {
 
         #[tokio::test]
         async fn a_failed_structure_read_leaves_the_seen_stages_and_is_no_problem() {
-            let src = Src {
-                fail_plan: true,
-                ..Src::default()
-            };
+            let src = src().pipeline_stages(Err(SourceError::Denied {
+                action: "codepipeline:GetPipeline",
+                detail: "AccessDenied".into(),
+            }));
             let e = Enricher::new(src, Duration::from_secs(2), true).with_release_reads(true);
             let n = enrich(&e, &stage_event(json!(3))).await;
             assert!(n.planned_stages.is_empty());
@@ -1833,15 +1709,15 @@ mod tests {
             );
             // Not asked again for every event.
             enrich(&e, &stage_event(json!(3))).await;
-            assert_eq!(e.source().plan_reads.lock().expect("lock").len(), 1);
+            assert_eq!(e.source().plan_reads().len(), 1);
         }
 
         #[tokio::test]
         async fn without_a_bot_destination_nothing_more_is_read() {
-            let e = Enricher::new(Src::default(), Duration::from_secs(2), true);
+            let e = Enricher::new(src(), Duration::from_secs(2), true);
             let n = enrich(&e, &stage_event(json!(3))).await;
             assert!(n.planned_stages.is_empty());
-            assert!(e.source().plan_reads.lock().expect("lock").is_empty());
+            assert!(e.source().plan_reads().is_empty());
         }
 
         fn build_event(initiator: &str) -> Event {
@@ -1857,21 +1733,16 @@ mod tests {
 
         #[tokio::test]
         async fn a_build_a_pipeline_started_is_tied_to_its_execution_once() {
-            let e = Enricher::new(Src::default(), Duration::from_secs(2), true)
-                .with_release_reads(true);
+            let e = Enricher::new(src(), Duration::from_secs(2), true).with_release_reads(true);
             for _ in 0..3 {
                 let n = enrich(&e, &build_event("codepipeline/pay")).await;
                 assert_eq!(n.parent_run.as_deref(), Some("codepipeline/pay/x1"));
             }
-            assert_eq!(
-                *e.source().recent_reads.lock().expect("lock"),
-                1,
-                "remembered"
-            );
+            assert_eq!(e.source().recent_reads(), 1, "remembered");
             // Started by someone else: no lookup, its own message.
             let n = enrich(&e, &build_event("GitHub-Hookshot/4c1e9a2")).await;
             assert!(n.parent_run.is_none());
-            assert_eq!(*e.source().recent_reads.lock().expect("lock"), 1);
+            assert_eq!(e.source().recent_reads(), 1);
         }
     }
 }

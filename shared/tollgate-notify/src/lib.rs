@@ -66,5 +66,7 @@ pub mod render;
 pub mod rules;
 pub mod secret_ref;
 pub mod stage_condition;
+#[cfg(test)]
+pub(crate) mod test_fakes;
 
 pub use handler::{Notifier, Outcome, Undelivered};

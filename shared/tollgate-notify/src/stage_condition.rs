@@ -227,65 +227,23 @@ mod tests {
 #[cfg(test)]
 mod enrich_tests {
     use super::*;
-    use crate::enrich::{
-        ActionExecutionInfo, DeploymentInfo, Enricher, ExecutionSummaryInfo, PipelineExecutionInfo,
-        SourceError, SourceReader,
-    };
+    use crate::enrich::Enricher;
     use crate::events::parse_str;
-    use std::sync::Mutex;
+    use crate::test_fakes::FakeSource;
     use std::time::Duration;
     use tokio::time::Instant;
 
     const EXEC: &str = "6a7c1e52-0d4b-4f8e-9a3c-2b1d0e9f8a71";
 
     /// GetPipelineState: Production's entry condition in progress for EXEC.
-    #[derive(Default)]
-    struct Src {
-        reads: Mutex<u32>,
-    }
-
-    impl SourceReader for Src {
-        async fn pipeline_execution(
-            &self,
-            _: &str,
-            _: &str,
-            _: &str,
-        ) -> Result<PipelineExecutionInfo, SourceError> {
-            Ok(PipelineExecutionInfo::default())
-        }
-        async fn action_executions(
-            &self,
-            _: &str,
-            _: &str,
-            _: &str,
-        ) -> Result<Vec<ActionExecutionInfo>, SourceError> {
-            Ok(Vec::new())
-        }
-        async fn pipeline_executions(
-            &self,
-            _: &str,
-            _: &str,
-            _: i32,
-        ) -> Result<Vec<ExecutionSummaryInfo>, SourceError> {
-            Ok(Vec::new())
-        }
-        async fn deployment(&self, _: &str, _: &str) -> Result<DeploymentInfo, SourceError> {
-            Ok(DeploymentInfo::default())
-        }
-        async fn stage_conditions(
-            &self,
-            _: &str,
-            _: &str,
-        ) -> Result<Vec<StageConditionInfo>, SourceError> {
-            *self.reads.lock().expect("lock") += 1;
-            Ok(vec![StageConditionInfo {
-                stage: "Production".into(),
-                kind: ConditionKind::BeforeEntry,
-                execution: Some(EXEC.into()),
-                status: Some("InProgress".into()),
-                rules: vec![("NoAlarms".into(), Some("InProgress".into()), None)],
-            }])
-        }
+    fn src() -> FakeSource {
+        FakeSource::new().stage_conditions(Ok(vec![StageConditionInfo {
+            stage: "Production".into(),
+            kind: ConditionKind::BeforeEntry,
+            execution: Some(EXEC.into()),
+            status: Some("InProgress".into()),
+            rules: vec![("NoAlarms".into(), Some("InProgress".into()), None)],
+        }]))
     }
 
     fn event(state: &str) -> crate::events::Event {
@@ -299,7 +257,7 @@ mod enrich_tests {
 
     #[tokio::test]
     async fn a_stage_success_of_an_override_pipeline_finds_the_next_entry_condition() {
-        let e = Enricher::new(Src::default(), Duration::from_secs(2), true)
+        let e = Enricher::new(src(), Duration::from_secs(2), true)
             .with_stage_overrides(vec!["payments-api".into()]);
         let ev = event("SUCCEEDED");
         assert!(e.may_find_waiting_condition(&ev));
@@ -309,14 +267,14 @@ mod enrich_tests {
         let r = request_of(&n).expect("a request");
         assert_eq!(r.condition.stage, "Production");
         assert_eq!(r.condition.execution, EXEC);
-        assert_eq!(*e.source().reads.lock().expect("lock"), 1);
+        assert_eq!(e.source().stage_condition_reads(), 1);
         // A failure, or a pipeline without overrides: not read.
         assert!(!e.may_find_waiting_condition(&event("FAILED")));
-        let off = Enricher::new(Src::default(), Duration::from_secs(2), true);
+        let off = Enricher::new(src(), Duration::from_secs(2), true);
         let mut n = Notification::from_event(&ev);
         off.enrich(&ev, &mut n, Instant::now() + Duration::from_secs(5))
             .await;
         assert!(request_of(&n).is_none());
-        assert_eq!(*off.source().reads.lock().expect("lock"), 0);
+        assert_eq!(off.source().stage_condition_reads(), 0);
     }
 }

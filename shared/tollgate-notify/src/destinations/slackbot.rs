@@ -1085,6 +1085,7 @@ async fn live<H: ChatTransport, P>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_fakes::FakeSlack;
 
     fn answer(status: u16, body: &str, retry: Option<u64>) -> HttpAnswer {
         HttpAnswer {
@@ -1173,22 +1174,6 @@ mod tests {
         assert!(!text.contains("<!channel>"), "{text}");
     }
 
-    /// Answers every call with one scripted answer (or a transport error).
-    #[derive(Debug)]
-    struct Scripted(Result<HttpAnswer, DeliveryError>);
-
-    impl ChatTransport for Scripted {
-        async fn post_json(
-            &self,
-            _url: &Secret,
-            _headers: &[(&'static str, Secret)],
-            _body: Vec<u8>,
-            _timeout: Duration,
-        ) -> Result<HttpAnswer, DeliveryError> {
-            self.0.clone()
-        }
-    }
-
     fn bot(name: &str) -> super::super::Destination {
         super::super::Destination {
             name: name.into(),
@@ -1204,7 +1189,7 @@ mod tests {
     async fn auth_test_at_init_refuses_a_revoked_token_or_a_missing_scope() {
         let t = Duration::from_secs(1);
         let ok = |scopes: Option<&str>| {
-            Scripted(Ok(HttpAnswer {
+            FakeSlack::answering(Ok(HttpAnswer {
                 scopes: scopes.map(str::to_owned),
                 ..answer(200, r#"{"ok":true,"team_id":"T1","user_id":"U1"}"#, None)
             }))
@@ -1219,7 +1204,7 @@ mod tests {
         assert!(e.detail.contains("missing_scope") && e.detail.contains("chat:write"), "{e}");
         assert!(e.detail.contains("channels:read, users:read"), "{e}");
         for code in ["invalid_auth", "token_revoked", "account_inactive"] {
-            let s = Scripted(Ok(answer(
+            let s = FakeSlack::answering(Ok(answer(
                 200,
                 &format!(r#"{{"ok":false,"error":"{code}"}}"#),
                 None,
@@ -1232,9 +1217,9 @@ mod tests {
             assert!(!text.contains("SECRET"), "{text}");
         }
         // Slack down or unreachable is no verdict on the token.
-        let down = Scripted(Ok(answer(503, "", None)));
+        let down = FakeSlack::answering(Ok(answer(503, "", None)));
         assert!(check_tokens(&dests, &down, t).await.is_ok());
-        let unreachable = Scripted(Err(DeliveryError::Retryable {
+        let unreachable = FakeSlack::answering(Err(DeliveryError::Retryable {
             status: None,
             retry_after: None,
             detail: "connection refused".into(),
@@ -1244,59 +1229,10 @@ mod tests {
         assert!(check_tokens(&[], &down, t).await.is_ok());
     }
 
-    /// A Slack Web API in memory: answers like Slack, records every call.
-    #[derive(Debug, Default)]
-    struct FakeSlack {
-        calls: Mutex<Vec<(String, Value)>>,
-        next_ts: std::sync::atomic::AtomicU64,
-        /// Messages deleted in Slack (`chat.update` answers message_not_found).
-        gone: Mutex<Vec<String>>,
-    }
-
-    impl ChatTransport for FakeSlack {
-        async fn post_json(
-            &self,
-            _url: &Secret,
-            _headers: &[(&'static str, Secret)],
-            _body: Vec<u8>,
-            _timeout: Duration,
-        ) -> Result<HttpAnswer, DeliveryError> {
-            unreachable!("the bot mode uses post_api")
-        }
-
-        async fn post_api(
-            &self,
-            url: &Secret,
-            headers: &[(&'static str, Secret)],
-            body: Vec<u8>,
-            _timeout: Duration,
-        ) -> Result<HttpAnswer, DeliveryError> {
-            tokio::task::yield_now().await;
-            assert_eq!(headers[0].1.expose(), "Bearer xoxb-test");
-            let method = url.expose().rsplit('/').next().unwrap_or_default().to_owned();
-            let v: Value = serde_json::from_slice(&body).expect("json");
-            let ts = format!(
-                "1700000000.{:06}",
-                self.next_ts.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            );
-            let deleted = method == "chat.update"
-                && v["ts"]
-                    .as_str()
-                    .is_some_and(|t| self.gone.lock().expect("lock").iter().any(|g| g == t));
-            let answer = if deleted {
-                json!({"ok": false, "error": "message_not_found"})
-            } else {
-                json!({"ok": true, "channel": v["channel"], "ts": v.get("ts").cloned().unwrap_or(json!(ts))})
-            };
-            self.calls.lock().expect("lock").push((method, v));
-            tokio::task::yield_now().await;
-            Ok(HttpAnswer {
-                status: 200,
-                retry_after: None,
-                body: answer.to_string(),
-                scopes: None,
-            })
-        }
+    /// A Slack Web API in memory, checking the bot token of [`Target`]s
+    /// made by these tests.
+    fn fake_slack() -> FakeSlack {
+        FakeSlack::default().expecting_auth("Bearer xoxb-test")
     }
 
     /// The memory store, yielding before each call so writers interleave.
@@ -1327,7 +1263,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_out_of_order_events_end_in_one_message_and_one_thread() {
-        let slack = FakeSlack::default();
+        let slack = fake_slack();
         let store = Interleaving::default();
         let policy = crate::deliver::RetryPolicy::default();
         let via = Via {
@@ -1354,7 +1290,7 @@ mod tests {
         for n in &evs {
             assert!(deliver(&t, "bot", n, deadline, &via).await.result.is_ok());
         }
-        let calls = slack.calls.lock().expect("lock").clone();
+        let calls = slack.calls();
         let parents: Vec<_> = calls
             .iter()
             .filter(|(m, v)| m == "chat.postMessage" && v.get("thread_ts").is_none())
@@ -1394,9 +1330,7 @@ mod tests {
 
     fn parents(slack: &FakeSlack) -> Vec<Value> {
         slack
-            .calls
-            .lock()
-            .expect("lock")
+            .calls()
             .iter()
             .filter(|(m, v)| m == "chat.postMessage" && v.get("thread_ts").is_none())
             .map(|(_, v)| v.clone())
@@ -1405,7 +1339,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_deleted_live_message_is_posted_again_and_the_run_goes_on() {
-        let slack = FakeSlack::default();
+        let slack = fake_slack();
         let store = Interleaving::default();
         let policy = crate::deliver::RetryPolicy::default();
         let via = Via { http: &slack, sns: &(), policy: &policy, releases: &store };
@@ -1418,7 +1352,7 @@ mod tests {
         assert_eq!(parents(&slack).len(), 1);
         let key = release::key(evs[0].thread.as_deref().expect("run"), "bot");
         let ts = store.0.load(&key).await.expect("load").expect("rec").ts.expect("ts");
-        slack.gone.lock().expect("lock").push(ts.clone());
+        slack.delete(&ts);
         for n in &evs[3..] {
             let out = deliver(&t, "bot", n, deadline, &via).await;
             assert!(out.result.is_ok(), "{out:?}");
@@ -1427,7 +1361,7 @@ mod tests {
         let rec = store.0.load(&key).await.expect("load").expect("rec");
         let new_ts = rec.ts.expect("new ts");
         assert_ne!(new_ts, ts);
-        let calls = slack.calls.lock().expect("lock").clone();
+        let calls = slack.calls();
         let last = calls.iter().rev().find(|(m, v)| m == "chat.update" && v["ts"] == new_ts.as_str());
         let text = last.expect("the new message is updated").1.to_string();
         assert!(text.contains("failed at Build"), "{text}");
@@ -1467,7 +1401,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_store_error_after_the_post_is_retried_so_no_second_message_is_posted() {
-        let slack = FakeSlack::default();
+        let slack = fake_slack();
         let store = FailTsOnce::default();
         let policy = crate::deliver::RetryPolicy::default();
         let via = Via { http: &slack, sns: &(), policy: &policy, releases: &store };
@@ -1495,7 +1429,7 @@ mod tests {
     #[tokio::test]
     async fn a_deployment_the_execution_started_lands_in_its_thread() {
         use crate::events::parse;
-        let slack = FakeSlack::default();
+        let slack = fake_slack();
         let store = Interleaving::default();
         let policy = crate::deliver::RetryPolicy::default();
         let via = Via { http: &slack, sns: &(), policy: &policy, releases: &store };
@@ -1537,7 +1471,7 @@ mod tests {
         failed.qualifier = Some("rolled back".into());
         assert!(deliver(&t, "bot", &failed, deadline, &via).await.result.is_ok());
         assert_eq!(parents(&slack).len(), 2, "no message of its own");
-        let calls = slack.calls.lock().expect("lock").clone();
+        let calls = slack.calls();
         let reply = calls
             .iter()
             .find(|(m, v)| m == "chat.postMessage" && v.to_string().contains("the deployment failed"))
@@ -1548,7 +1482,7 @@ mod tests {
         // The run's message shows the rollback once the pipeline ends.
         let end = crate::release::tests::ev("p9", "pipeline", "FAILED", None, "2026-11-26T06:01:05Z");
         assert!(deliver(&t, "bot", &end, deadline, &via).await.result.is_ok());
-        let calls = slack.calls.lock().expect("lock").clone();
+        let calls = slack.calls();
         let last = calls.iter().rev().find(|(m, _)| m == "chat.update").expect("update");
         let text = last.1.to_string();
         assert!(text.contains("rolled back"), "{text}");
@@ -1563,7 +1497,7 @@ mod tests {
     #[tokio::test]
     async fn a_deployment_is_tied_through_its_group_while_the_execution_deploys_there() {
         use crate::events::parse;
-        let slack = FakeSlack::default();
+        let slack = fake_slack();
         let store = Interleaving::default();
         let policy = crate::deliver::RetryPolicy::default();
         let via = Via { http: &slack, sns: &(), policy: &policy, releases: &store };
@@ -1587,9 +1521,7 @@ mod tests {
         assert_eq!(parents(&slack).len(), 1, "told in the execution's thread");
         let replies = || {
             slack
-                .calls
-                .lock()
-                .expect("lock")
+                .calls()
                 .iter()
                 .filter(|(m, v)| m == "chat.postMessage" && v.get("thread_ts").is_some())
                 .count()
@@ -1621,7 +1553,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_starting_manual_approval_posts_its_request_once_in_the_thread() {
-        let slack = FakeSlack::default();
+        let slack = fake_slack();
         let store = Interleaving::default();
         let policy = crate::deliver::RetryPolicy::default();
         let via = Via {
@@ -1652,7 +1584,7 @@ mod tests {
         for _ in 0..2 {
             assert!(deliver(&t, "bot", &n, deadline, &via).await.result.is_ok());
         }
-        let calls = slack.calls.lock().expect("lock").clone();
+        let calls = slack.calls();
         let requests: Vec<_> = calls
             .iter()
             .filter(|(m, v)| m == "chat.postMessage" && v.get("thread_ts").is_some())
