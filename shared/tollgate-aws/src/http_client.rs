@@ -249,15 +249,19 @@ impl HttpConnector for Connector {
 }
 
 /// The SDK's request as reqwest's, refused when reqwest's URL parser would
-/// send another path than the one signed (it resolves `.` and `..`).
+/// send another path or query than the one signed (it resolves `.` and
+/// `..`, and re-encodes some characters).
 fn sendable(request: http::Request<SdkBody>) -> Result<reqwest::Request, ConnectorError> {
-    let signed_path = request.uri().path().to_owned();
+    let signed = (
+        request.uri().path().to_owned(),
+        request.uri().query().map(str::to_owned),
+    );
     let request = reqwest::Request::try_from(request.map(reqwest::Body::wrap))
         .map_err(|e| ConnectorError::user(e.without_url().into()))?;
-    if request.url().path() != signed_path {
+    if (request.url().path(), request.url().query()) != (signed.0.as_str(), signed.1.as_deref()) {
         return Err(ConnectorError::user(
-            "the request path holds `.` or `..` segments or characters the URL parser \
-             rewrites, so it cannot be sent as signed; rename the object or resource"
+            "the request path or query holds `.` or `..` segments or characters the URL \
+             parser rewrites, so it cannot be sent as signed; rename the object or resource"
                 .into(),
         ));
     }

@@ -187,14 +187,7 @@ mod tests {
 
     #[test]
     fn environment_credentials_need_both_keys_non_empty() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| std::ffi::OsString::from(v))
-            }
-        };
+        let env = tollgate_test_support::fake_env;
         assert!(env_has_credentials(env(&[
             ("AWS_ACCESS_KEY_ID", "AKID"),
             ("AWS_SECRET_ACCESS_KEY", "secret")

@@ -362,14 +362,7 @@ mod tests {
 
     #[test]
     fn the_environment_decides_and_every_problem_is_named() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| std::ffi::OsString::from(v))
-            }
-        };
+        let env = tollgate_test_support::fake_env;
         let plain = from_environment(env(&[]));
         assert!(plain.config.is_ok());
         assert_eq!(plain.problem, None);

@@ -12,3 +12,16 @@ pub mod http;
 pub mod parameters;
 pub mod reporters;
 pub mod slack;
+
+/// A fake environment for code that reads variables through a function
+/// (`var(name)`), from `(name, value)` pairs.
+pub fn fake_env(
+    pairs: &'static [(&'static str, &'static str)],
+) -> impl Fn(&str) -> Option<std::ffi::OsString> {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| std::ffi::OsString::from(v))
+    }
+}

@@ -51,8 +51,9 @@ use tollgate_tests::{AwsStandIn, Invocation, LocalLambda, Report, paths};
 /// The functions benchmarked, in report order.
 const FUNCTIONS: [&str; 4] = ["pipeline-action", "deploy-hook", "notifier", "approvals"];
 
-/// Targets from issue 8 (this 2-core machine).
-const TARGET_COLD_INIT_MS: f64 = 8.0;
+/// Targets from issue 8 (this 2-core machine); cold init from issue 21
+/// (8 ms before it).
+const TARGET_COLD_INIT_MS: f64 = 5.0;
 const TARGET_FIRST_REPORT_MS: f64 = 25.0;
 const TARGET_WARM_MS: f64 = 0.5;
 const TARGET_RSS_KIB: u64 = 16 * 1024;

@@ -131,6 +131,19 @@ async fn ssm_retrying(
     aws_sdk_ssm::Client::new(&sdk)
 }
 
+/// The one request every test sends.
+async fn get(
+    client: &aws_sdk_ssm::Client,
+) -> Result<
+    aws_sdk_ssm::operation::get_parameter::GetParameterOutput,
+    aws_smithy_runtime_api::client::result::SdkError<
+        aws_sdk_ssm::operation::get_parameter::GetParameterError,
+        HttpResponse,
+    >,
+> {
+    client.get_parameter().name("x").send().await
+}
+
 fn dispatch_failure<E>(
     err: &aws_smithy_runtime_api::client::result::SdkError<E, HttpResponse>,
 ) -> Option<&ConnectorError> {
@@ -152,22 +165,12 @@ async fn sdk_requests_go_through_reqwest_and_build_it_on_first_use() {
         0,
         "constructing clients builds no HTTP client"
     );
-    let got = client
-        .get_parameter()
-        .name("x")
-        .send()
-        .await
-        .expect("answered");
+    let got = get(&client).await.expect("answered");
     assert_eq!(
         got.parameter().and_then(|p| p.value()),
         Some("from the stand-in")
     );
-    let _ = client
-        .get_parameter()
-        .name("x")
-        .send()
-        .await
-        .expect("again");
+    let _ = get(&client).await.expect("again");
     assert_eq!(hits.load(Ordering::SeqCst), 2);
     assert_eq!(http.built(), 1, "one client, reused");
 }
@@ -189,12 +192,7 @@ async fn redirects_are_the_sdks_to_read_not_followed() {
         None,
     )
     .await;
-    let err = client
-        .get_parameter()
-        .name("x")
-        .send()
-        .await
-        .expect_err("a 301");
+    let err = get(&client).await.expect_err("a 301");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(301));
 }
@@ -215,24 +213,14 @@ async fn the_read_timeout_is_a_timeout_and_a_refused_connection_is_io() {
         Some(Duration::from_millis(200)),
     )
     .await;
-    let err = client
-        .get_parameter()
-        .name("x")
-        .send()
-        .await
-        .expect_err("too slow");
+    let err = get(&client).await.expect_err("too slow");
     let failure = dispatch_failure(&err).expect("a dispatch failure");
     assert!(failure.is_timeout(), "{}", DisplayErrorContext(&err));
 
     // Port 9 (discard): nothing listens, the connection is refused. The
     // retry strategy treats I/O errors as transient.
     let client = ssm("http://127.0.0.1:9".into(), ReqwestHttpClient::new(), None).await;
-    let err = client
-        .get_parameter()
-        .name("x")
-        .send()
-        .await
-        .expect_err("refused");
+    let err = get(&client).await.expect_err("refused");
     let failure = dispatch_failure(&err).expect("a dispatch failure");
     assert!(failure.is_io(), "{}", DisplayErrorContext(&err));
     assert!(
@@ -285,11 +273,7 @@ async fn https_verifies_against_the_configured_roots() {
     assert_eq!(problem, None);
     let config = tollgate_core::tls::client_config(store).expect("config");
     let trusting = ReqwestHttpClient::with_tls(move || Ok(config.clone()));
-    let got = ssm(endpoint.clone(), trusting, None)
-        .await
-        .get_parameter()
-        .name("x")
-        .send()
+    let got = get(&ssm(endpoint.clone(), trusting, None).await)
         .await
         .expect("verified");
     assert!(got.parameter().is_some());
@@ -300,11 +284,7 @@ async fn https_verifies_against_the_configured_roots() {
         tollgate_core::tls::client_config(tollgate_core::tls::roots(None).0)
             .map_err(|e| e.to_string())
     };
-    let err = ssm(endpoint, ReqwestHttpClient::with_tls(built_in), None)
-        .await
-        .get_parameter()
-        .name("x")
-        .send()
+    let err = get(&ssm(endpoint, ReqwestHttpClient::with_tls(built_in), None).await)
         .await
         .expect_err("unknown issuer");
     let text = DisplayErrorContext(&err).to_string();
@@ -316,11 +296,7 @@ async fn https_verifies_against_the_configured_roots() {
 #[tokio::test]
 async fn a_client_that_cannot_be_built_fails_each_request_with_why() {
     let broken = ReqwestHttpClient::with_tls(|| Err("no provider".to_owned()));
-    let err = ssm("http://127.0.0.1:9".into(), broken, None)
-        .await
-        .get_parameter()
-        .name("x")
-        .send()
+    let err = get(&ssm("http://127.0.0.1:9".into(), broken, None).await)
         .await
         .expect_err("no client");
     assert!(
@@ -346,12 +322,7 @@ async fn a_transient_error_poisons_the_connection_and_the_retry_connects_afresh(
         retry,
     )
     .await;
-    client
-        .get_parameter()
-        .name("x")
-        .send()
-        .await
-        .expect("the retry is answered");
+    get(&client).await.expect("the retry is answered");
     assert_eq!(hits.load(Ordering::SeqCst), 2);
     assert_eq!(
         accepts.load(Ordering::SeqCst),
@@ -368,12 +339,7 @@ async fn a_transient_error_poisons_the_connection_and_the_retry_connects_afresh(
     )
     .await;
     for _ in 0..2 {
-        client
-            .get_parameter()
-            .name("x")
-            .send()
-            .await
-            .expect("answered");
+        get(&client).await.expect("answered");
     }
     assert_eq!(
         accepts.load(Ordering::SeqCst),
@@ -390,10 +356,17 @@ fn a_path_the_url_parser_would_rewrite_is_refused_not_sent() {
             .body(SdkBody::empty())
             .expect("request")
     };
-    assert!(sendable(request("http://127.0.0.1:1/bucket/key%2Fwith/escapes")).is_ok());
+    assert!(
+        sendable(request(
+            "http://127.0.0.1:1/bucket/key%2Fwith/escapes?list-type=2&prefix=a%2Fb"
+        ))
+        .is_ok()
+    );
     for uri in [
         "http://127.0.0.1:1/bucket/a/../b",
         "http://127.0.0.1:1/bucket/./b",
+        // The URL parser percent-encodes `'` in the query of http(s) URLs.
+        "http://127.0.0.1:1/bucket?prefix=it's",
     ] {
         let err = sendable(request(uri)).expect_err(uri);
         assert!(err.is_user(), "{uri}: {err:?}");
@@ -430,12 +403,7 @@ async fn a_certificate_of_no_built_in_root_switches_to_the_fallback_and_the_retr
     )
     .await;
     assert!(!http.widened());
-    let got = client
-        .get_parameter()
-        .name("x")
-        .send()
-        .await
-        .expect("the retry verifies");
+    let got = get(&client).await.expect("the retry verifies");
     assert!(got.parameter().is_some());
     assert!(http.widened(), "switched once, for the process");
     assert_eq!(
@@ -443,10 +411,5 @@ async fn a_certificate_of_no_built_in_root_switches_to_the_fallback_and_the_retr
         1,
         "the first attempt sent nothing"
     );
-    client
-        .get_parameter()
-        .name("x")
-        .send()
-        .await
-        .expect("stays switched");
+    get(&client).await.expect("stays switched");
 }
