@@ -25,9 +25,11 @@
 //!   built-in roots switches the process to them plus the system CA bundle
 //!   (`tollgate_core::tls::widened_config`) and fails that attempt as I/O,
 //!   so the SDK's retry (and the report core's) connects with the wider set;
-//! - connection poisoning: after a transient error the SDK marks the
-//!   connection not to be reused; here that drops the reqwest client whose
-//!   pool holds it, so the retry connects afresh;
+//! - connection poisoning: after a server or transport error the SDK marks
+//!   the connection not to be reused; reqwest cannot close one pooled
+//!   connection, so this drops the reqwest client whose pool holds it: the
+//!   retry connects afresh, and so do the process's other idle connections
+//!   of that pool (one more TLS handshake each, after an error only);
 //! - the request path exactly as signed: reqwest's URL parser would resolve
 //!   `.` and `..` segments (an S3 key can hold them), so a path it would
 //!   change is refused with a clear error instead of sent unsigned-alike;
@@ -63,8 +65,12 @@ pub struct ReqwestHttpClient {
     clients: Arc<Mutex<Vec<ClientFor>>>,
 }
 
-/// A reqwest client and the connect timeout it was built with.
-type ClientFor = (Option<Duration>, reqwest::Client);
+/// A reqwest client, the connect timeout it was built with, and a number
+/// no other client of the process has (poisoning removes that one only).
+type ClientFor = (Option<Duration>, u64, reqwest::Client);
+
+/// The next [`ClientFor`] number.
+static BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 type TlsSource = dyn Fn() -> Result<rustls::ClientConfig, String> + Send + Sync;
 
@@ -116,15 +122,30 @@ impl ReqwestHttpClient {
         self.widened.load(Ordering::SeqCst)
     }
 
+    /// Drops client `number` from the cache, if it is still there: only the
+    /// client a request used, never one another request built since (after
+    /// an earlier poisoning).
+    fn poison_fn(&self, number: Option<u64>) -> Arc<dyn Fn() + Send + Sync> {
+        let clients = self.clients.clone();
+        Arc::new(move || {
+            clients
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|(_, n, _)| Some(*n) != number);
+        })
+    }
+
     /// How many reqwest clients have been built (one per connect timeout).
     pub fn built(&self) -> usize {
         self.clients.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    fn client(&self, connect_timeout: Option<Duration>) -> Result<reqwest::Client, String> {
+    /// The client for `connect_timeout`, built if there is none, and its
+    /// number.
+    fn client(&self, connect_timeout: Option<Duration>) -> Result<(reqwest::Client, u64), String> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, client)) = clients.iter().find(|(t, _)| *t == connect_timeout) {
-            return Ok(client.clone());
+        if let Some((_, n, client)) = clients.iter().find(|(t, _, _)| *t == connect_timeout) {
+            return Ok((client.clone(), *n));
         }
         let tls = match &self.fallback {
             Some(fallback) if self.widened() => fallback(),
@@ -140,8 +161,9 @@ impl ReqwestHttpClient {
         let client = builder
             .build()
             .map_err(|e| format!("the HTTP client cannot be built ({})", e.without_url()))?;
-        clients.push((connect_timeout, client.clone()));
-        Ok(client)
+        let n = BUILT.fetch_add(1, Ordering::Relaxed);
+        clients.push((connect_timeout, n, client.clone()));
+        Ok((client, n))
     }
 }
 
@@ -152,7 +174,6 @@ impl HttpClient for ReqwestHttpClient {
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
         let connect_timeout = settings.connect_timeout();
-        let clients = self.clients.clone();
         let widen = self.fallback.is_some().then(|| {
             let (widened, clients) = (self.widened.clone(), self.clients.clone());
             Arc::new(move || {
@@ -164,15 +185,12 @@ impl HttpClient for ReqwestHttpClient {
                 first
             }) as Arc<dyn Fn() -> bool + Send + Sync>
         });
+        let built = self.client(connect_timeout);
+        let number = built.as_ref().ok().map(|(_, n)| *n);
         SharedHttpConnector::new(Connector {
-            client: self.client(connect_timeout),
+            client: built.map(|(client, _)| client),
             read_timeout: settings.read_timeout(),
-            poison: Arc::new(move || {
-                clients
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .retain(|(t, _)| *t != connect_timeout);
-            }),
+            poison: self.poison_fn(number),
             widen,
         })
     }
@@ -211,6 +229,8 @@ impl HttpConnector for Connector {
                 let poison = poison.clone();
                 Some(
                     ConnectionMetadata::builder()
+                        // Required by the builder; nothing reads it. (Not
+                        // known here: reqwest picks the proxy per request.)
                         .proxied(false)
                         .poison_fn(move || poison())
                         .build(),

@@ -261,17 +261,18 @@ pub(crate) fn describe_error(e: &reqwest::Error, url: &Url, redactor: &Redactor)
         )
     } else if url.scheme() == "https" && e.is_connect() && tollgate_core::tls::is_unknown_issuer(e)
     {
-        let private_ca = match tollgate_core::tls::extra_roots_problem() {
+        let roots = match tollgate_core::tls::extra_roots_problem() {
             Some(problem) => format!("the function's trust roots are not as configured: {problem}"),
-            None => "a private CA: name its certificate in the function's SSL_CERT_FILE".to_owned(),
+            None => "a private CA: name its certificate in the function's SSL_CERT_FILE; \
+                     a public certificate of a root Mozilla has retired: set SSL_CERT_FILE to \
+                     /etc/pki/tls/certs/ca-bundle.crt"
+                .to_owned(),
         };
         format!(
-            "TLS handshake with {target} failed: {inner} ({private_ca}; a self-signed staging certificate: set tls_verify: false)"
+            "TLS handshake with {target} failed: {inner} ({roots}; a self-signed staging certificate: set tls_verify: false)"
         )
     } else if url.scheme() == "https" && e.is_connect() {
-        format!(
-            "TLS handshake with {target} failed: {inner} (for a self-signed staging certificate set tls_verify: false)"
-        )
+        format!("TLS handshake with {target} failed: {inner}")
     } else if e.is_connect() {
         format!("could not connect to {target}: {inner}")
     } else {

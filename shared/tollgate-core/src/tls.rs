@@ -21,9 +21,9 @@
 //!   to a retired root or an AWS partition with its own CAs. Read with
 //!   `rustls-pki-types`' PEM reader, at most [`MAX_EXTRA_ROOTS_FILE`] bytes.
 //!   A file that cannot be read, or of which a certificate is rejected, is
-//!   logged as a configuration error (its path and what is wrong, never its
-//!   content; [`extra_roots_problem`] gives the text to the checks' TLS
-//!   errors), and whatever it adds is still used: reports to AWS go out,
+//!   logged as a warning (its path and what is wrong, never its content;
+//!   [`extra_roots_problem`] gives the text to the checks' TLS errors), and
+//!   whatever it adds is still used: reports to AWS go out,
 //!   and a check against a private endpoint fails on its certificate,
 //!   naming the cause.
 //!
@@ -132,6 +132,8 @@ fn add_file(store: &mut RootCertStore, path: &Path) -> Result<usize, ExtraRootsE
     if meta.len() > MAX_EXTRA_ROOTS_FILE {
         return Err(ExtraRootsError::TooLarge(meta.len()));
     }
+    // Read at most one byte over the limit: a file that grew since is
+    // refused (with the size it had) rather than read whole.
     let mut pem = Vec::new();
     std::fs::File::open(path)
         .map_err(unreadable)?
@@ -194,17 +196,27 @@ fn process() -> &'static Process {
     PROCESS.get_or_init(|| {
         let process = from_environment(|name| std::env::var_os(name));
         if let Some(problem) = &process.problem {
-            // Counted and alarmed on like every configuration error
-            // (tollgate_report::lambda::CONFIGURATION_ERROR_ALERT).
-            tracing::error!(alert = "ConfigurationError", "{problem}");
+            // A warning, not the ConfigurationError alert: the function
+            // still runs and reports (its alarm says otherwise); a check
+            // that fails on an unknown issuer names the problem.
+            tracing::warn!("{problem}");
         }
         process
     })
 }
 
+/// `SSL_CERT_FILE`, unless unset or empty (an empty template parameter).
+fn extra_roots_file(
+    var: &impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<std::path::PathBuf> {
+    var("SSL_CERT_FILE")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
 /// The set-up the environment `var` asks for.
 fn from_environment(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Process {
-    let extra = var("SSL_CERT_FILE").map(std::path::PathBuf::from);
+    let extra = extra_roots_file(&var);
     let (store, problem) = roots(extra.as_deref());
     let mut problems = Vec::new();
     if let (Some(path), Some(problem)) = (&extra, problem) {
@@ -228,9 +240,12 @@ pub fn widened_config() -> Result<rustls::ClientConfig, TlsError> {
     static WIDENED: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
     WIDENED
         .get_or_init(|| {
-            let extra = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
+            let extra = extra_roots_file(&|name| std::env::var_os(name));
             let (mut store, _) = roots(extra.as_deref());
-            match BUNDLES.iter().map(Path::new).find(|p| p.is_file()) {
+            let bundle = BUNDLES.iter().map(Path::new).find(|p| p.is_file());
+            // Already added when SSL_CERT_FILE names it.
+            let bundle = bundle.filter(|b| extra.as_deref() != Some(*b));
+            match bundle {
                 Some(bundle) => match add_file(&mut store, bundle) {
                     Ok(added) => tracing::warn!(path = %bundle.display(), added, "an AWS endpoint's certificate chains to no built-in root; the system CA bundle is added for this process"),
                     Err(e) => tracing::warn!(path = %bundle.display(), error = %e, "an AWS endpoint's certificate chains to no built-in root, and the system CA bundle adds nothing"),
@@ -374,6 +389,9 @@ mod tests {
             text.starts_with("SSL_CERT_FILE /nonexistent/ca.pem: cannot read it"),
             "{text}"
         );
+
+        let empty = from_environment(env(&[("SSL_CERT_FILE", "")]));
+        assert_eq!(empty.problem, None, "an empty SSL_CERT_FILE is unset");
 
         let dir = from_environment(env(&[("SSL_CERT_DIR", "/etc/ssl/certs")]));
         assert!(dir.config.is_ok());

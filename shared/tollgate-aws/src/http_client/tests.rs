@@ -413,3 +413,22 @@ async fn a_certificate_of_no_built_in_root_switches_to_the_fallback_and_the_retr
     );
     get(&client).await.expect("stays switched");
 }
+
+#[test]
+fn poisoning_drops_only_the_client_the_request_used() {
+    let http = ReqwestHttpClient::new();
+    let timeout = Some(Duration::from_secs(3));
+    let (_, first) = http.client(timeout).expect("built");
+    let (_, again) = http.client(timeout).expect("cached");
+    assert_eq!(first, again, "one client per connect timeout");
+    let poison_first = http.poison_fn(Some(first));
+    poison_first();
+    assert_eq!(http.built(), 0);
+    let (_, second) = http.client(timeout).expect("built again");
+    assert_ne!(first, second);
+    // A late poisoning by a request that used the first client.
+    poison_first();
+    assert_eq!(http.built(), 1, "the second client stays");
+    http.poison_fn(Some(second))();
+    assert_eq!(http.built(), 0);
+}
